@@ -1,0 +1,681 @@
+"""
+MariaDB Galera: node state, positions, and the safe bootstrap decision.
+
+Used by the orchestrations (orch/galera/bootstrap.sls, orch/galera_recover.sls,
+orch/galera_rolling_restart.sls) and by the thin states in _states/galera.py.
+
+The one decision that can lose data -- which node may start a new cluster
+(``galera_new_cluster``) -- is the pure function ``choose_bootstrap_node``:
+it takes every data node's position and either names one node or refuses
+with the reason.  It never guesses: a node whose state cannot be read, or
+nodes that belong to different clusters, stop the recovery for a human.
+
+SQL goes through the ``mariadb`` client on the local unix socket as root
+(unix_socket authentication, the Debian default); statements are passed on
+stdin, never on the command line, and passwords only as hashes.
+
+CLI examples::
+
+    salt db1 galera.status
+    salt db1 galera.position
+    salt db1 galera.wait_synced timeout=600
+"""
+
+import hashlib
+import logging
+import os
+import re
+import time
+
+try:
+    from salt.exceptions import CommandExecutionError
+except ImportError:  # the unit tests import this file without salt installed
+
+    class CommandExecutionError(Exception):
+        pass
+
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "galera"
+
+DATADIR = "/var/lib/mysql"
+SERVICE = "mariadb"
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+SYNCED = 4  # wsrep_local_state: 1 joining, 2 donor, 3 joined, 4 synced
+UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# "WSREP: Recovered position: <uuid>:<seqno>" (mariadbd --wsrep-recover) or
+# "--wsrep_start_position=<uuid>:<seqno>" (Debian's galera_recovery); newer
+# servers may append ",<gtid>".
+RECOVERED_RE = re.compile(
+    r"(?:Recovered position:\s*|--wsrep[-_]start[-_]position=)(" + UUID_RE + r"):(-?\d+)"
+)
+IDENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9_.%:/-]{1,255}$")
+
+
+class UnsafeBootstrap(ValueError):
+    """No node can safely start the cluster; the message says why."""
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# -- pure functions (unit-tested) -------------------------------------------
+
+
+def parse_grastate(text):
+    """Parse the text of grastate.dat into {uuid, seqno, safe_to_bootstrap}.
+
+    Raises ValueError when the file lacks a uuid or seqno or they are bad."""
+    fields = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    uuid = fields.get("uuid", "")
+    if not re.fullmatch(UUID_RE, uuid):
+        raise ValueError(f"grastate.dat has no valid uuid (got {uuid!r})")
+    try:
+        seqno = int(fields.get("seqno", ""))
+    except ValueError:
+        raise ValueError(f"grastate.dat has no valid seqno (got {fields.get('seqno')!r})")
+    safe = fields.get("safe_to_bootstrap", "0")
+    return {
+        "uuid": uuid.lower(),
+        "seqno": seqno,
+        "safe_to_bootstrap": 1 if safe == "1" else 0,
+    }
+
+
+def read_grastate(path):
+    """Read and parse a grastate.dat file (raises OSError / ValueError)."""
+    with open(path, encoding="utf-8") as handle:
+        return parse_grastate(handle.read())
+
+
+def parse_recovered_position(text):
+    """(uuid, seqno) from the output of a wsrep recovery run, or None."""
+    found = RECOVERED_RE.findall(text or "")
+    if not found:
+        return None
+    uuid, seqno = found[-1]
+    return uuid.lower(), int(seqno)
+
+
+def parse_status(text):
+    """Turn ``mariadb -N -B`` output of name<TAB>value rows into a dict with
+    lower-case names."""
+    values = {}
+    for line in (text or "").splitlines():
+        if "\t" in line:
+            name, _, value = line.partition("\t")
+            values[name.strip().lower()] = value.strip()
+    return values
+
+
+def has_cluster_data(position):
+    """True when a position belongs to a node that has been part of a cluster."""
+    return bool(position) and position.get("uuid") not in (None, "", ZERO_UUID)
+
+
+def choose_bootstrap_node(positions):
+    """Name the node that must bootstrap the cluster after an outage.
+
+    ``positions`` maps node name -> position dict as returned by
+    ``position()``: {uuid, seqno, safe_to_bootstrap} (seqno already recovered
+    with --wsrep-recover when the node crashed), or a dict with an ``error``
+    key, or anything else when the node could not be asked.
+
+    Rules, in order:
+
+    * every node must have answered with a readable position, else refuse:
+      the missing node may hold the latest transactions;
+    * nodes with no cluster data (zero uuid) are not candidates (they will
+      get a full state transfer); if no node has data, refuse: that is a
+      fresh deploy, not a recovery;
+    * all nodes with data must share one cluster uuid, else refuse;
+    * no candidate may have an unknown seqno (-1 after recovery);
+    * exactly one node marked safe_to_bootstrap=1 wins, unless another node
+      has a higher seqno (contradiction: refuse);
+    * otherwise the highest seqno wins; ties go to the first name in sort
+      order, so that every run picks the same node.
+    """
+    if not positions:
+        raise UnsafeBootstrap("no node positions were given: cannot choose a bootstrap node")
+    problems = []
+    candidates = {}
+    for name in sorted(positions):
+        pos = positions[name]
+        if not isinstance(pos, dict):
+            problems.append(f"{name}: no usable answer ({pos!r})")
+            continue
+        if pos.get("error"):
+            problems.append(f"{name}: {pos['error']}")
+            continue
+        if pos.get("running"):
+            problems.append(f"{name}: mariadb is still running; stop it before choosing")
+            continue
+        uuid = pos.get("uuid")
+        seqno = pos.get("seqno")
+        if uuid is None or not isinstance(seqno, int) or isinstance(seqno, bool):
+            problems.append(f"{name}: position incomplete (uuid={uuid!r}, seqno={seqno!r})")
+            continue
+        if not has_cluster_data(pos):
+            continue  # empty node: will receive an SST, never a candidate
+        if seqno < 0:
+            problems.append(
+                f"{name}: seqno is {seqno} for cluster {uuid} and could not be recovered"
+            )
+            continue
+        candidates[name] = pos
+    if problems:
+        raise UnsafeBootstrap(
+            "refusing to choose a bootstrap node, the state of some nodes is unknown: "
+            + "; ".join(problems)
+        )
+    if not candidates:
+        raise UnsafeBootstrap(
+            "no node has cluster data (all uuids are zero): this is a fresh cluster, "
+            "bootstrap it with orch.galera.bootstrap"
+        )
+    uuids = {pos["uuid"].lower() for pos in candidates.values()}
+    if len(uuids) > 1:
+        detail = ", ".join(f"{n}={p['uuid']}" for n, p in sorted(candidates.items()))
+        raise UnsafeBootstrap(
+            f"refusing to bootstrap: nodes belong to different clusters ({detail}); "
+            "decide by hand which data to keep"
+        )
+    best_seqno = max(pos["seqno"] for pos in candidates.values())
+    safe = sorted(n for n, p in candidates.items() if p.get("safe_to_bootstrap") == 1)
+    if len(safe) == 1:
+        name = safe[0]
+        if candidates[name]["seqno"] < best_seqno:
+            ahead = sorted(n for n, p in candidates.items() if p["seqno"] == best_seqno)
+            raise UnsafeBootstrap(
+                f"refusing to bootstrap: {name} is marked safe_to_bootstrap with seqno "
+                f"{candidates[name]['seqno']} but {', '.join(ahead)} has seqno {best_seqno}; "
+                "inspect the nodes by hand"
+            )
+        return name
+    best = sorted(n for n, p in candidates.items() if p["seqno"] == best_seqno)
+    return best[0]
+
+
+def mysql_native_hash(password):
+    """The mysql_native_password hash of a password ('*' + SHA1(SHA1(pw)))."""
+    inner = hashlib.sha1(password.encode("utf-8")).digest()
+    return "*" + hashlib.sha1(inner).hexdigest().upper()
+
+
+def parse_grants(lines):
+    """SHOW GRANTS rows -> {object: set(privileges)}; object without quotes,
+    e.g. '*.*' or 'app.*'; USAGE counts as no privilege."""
+    grants = {}
+    for line in lines:
+        match = re.match(r"^GRANT (.+?) ON (\S+) TO ", line)
+        if not match:
+            continue
+        privs = {p.strip().upper() for p in match.group(1).split(",")}
+        privs.discard("USAGE")
+        obj = match.group(2).replace("`", "")
+        grants.setdefault(obj, set()).update(privs)
+    return grants
+
+
+def _sql_string(value):
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ident(value):
+    value = str(value)
+    if not IDENT_RE.match(value):
+        raise CommandExecutionError(f"refusing unusual SQL identifier {value!r}")
+    return "`" + value + "`"
+
+
+def _account(user, host):
+    _ident(user)
+    if not HOST_RE.match(str(host)):
+        raise CommandExecutionError(f"refusing unusual host pattern {host!r}")
+    return f"{_sql_string(user)}@{_sql_string(host)}"
+
+
+def _object(obj):
+    """'app.*' -> '`app`.*'; '*.*' stays."""
+    db, _, table = str(obj).partition(".")
+    db = "*" if db == "*" else _ident(db)
+    table = "*" if table in ("*", "") else _ident(table)
+    return f"{db}.{table}"
+
+
+# -- local node -------------------------------------------------------------
+
+
+def _run(cmd, **kwargs):
+    kwargs.setdefault("python_shell", False)
+    kwargs.setdefault("ignore_retcode", True)
+    return __salt__["cmd.run_all"](cmd, **kwargs)  # noqa: F821
+
+
+def query(sql, timeout=30):
+    """Run SQL on the local server as root over the unix socket; return rows
+    as lists of strings. Raises CommandExecutionError on failure.
+
+    CLI Example::
+
+        salt db1 galera.query 'SELECT 1'
+    """
+    res = _run(
+        ["mariadb", "--batch", "--skip-column-names", "--connect-timeout=5"],
+        stdin=sql,
+        timeout=timeout,
+        output_loglevel="quiet",
+    )
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"mariadb failed: {res.get('stderr', '').strip()}")
+    return [line.split("\t") for line in res["stdout"].splitlines() if line != ""]
+
+
+def service_state():
+    """systemd's ActiveState of the mariadb service (active, inactive, ...)."""
+    res = _run(["systemctl", "is-active", SERVICE])
+    return (res.get("stdout") or "unknown").strip()
+
+
+def status():
+    """wsrep status of the local node.
+
+    Returns {running, wsrep_on, cluster_status, local_state, ready,
+    cluster_size, cluster_state_uuid, last_committed, read_only, desync,
+    service, grastate}. ``running`` is False when the server does not answer.
+
+    CLI Example::
+
+        salt db1 galera.status
+    """
+    result = {
+        "running": False,
+        "service": service_state(),
+        "wsrep_on": False,
+        "cluster_status": None,
+        "local_state": None,
+        "ready": False,
+        "cluster_size": 0,
+        "cluster_state_uuid": None,
+        "last_committed": None,
+        "read_only": None,
+        "desync": None,
+    }
+    try:
+        rows = query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state',"
+            " 'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_ready',"
+            " 'wsrep_cluster_state_uuid', 'wsrep_last_committed');"
+            " SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_on', 'read_only',"
+            " 'wsrep_desync');",
+            timeout=15,
+        )
+    except CommandExecutionError as exc:
+        result["error"] = str(exc)
+    else:
+        values = {r[0].lower(): (r[1] if len(r) > 1 else "") for r in rows}
+
+        def as_int(name):
+            try:
+                return int(values.get(name, ""))
+            except ValueError:
+                return None
+
+        result.update(
+            running=True,
+            wsrep_on=values.get("wsrep_on") == "ON",
+            cluster_status=values.get("wsrep_cluster_status"),
+            local_state=as_int("wsrep_local_state"),
+            ready=values.get("wsrep_ready") == "ON",
+            cluster_size=as_int("wsrep_cluster_size") or 0,
+            cluster_state_uuid=values.get("wsrep_cluster_state_uuid") or None,
+            last_committed=as_int("wsrep_last_committed"),
+            read_only=values.get("read_only"),
+            desync=values.get("wsrep_desync"),
+        )
+    try:
+        result["grastate"] = read_grastate(os.path.join(DATADIR, "grastate.dat"))
+    except FileNotFoundError:
+        result["grastate"] = None
+    except (OSError, ValueError) as exc:
+        result["grastate"] = {"error": str(exc)}
+    return result
+
+
+def is_primary(st=None):
+    st = st if st is not None else status()
+    return bool(st["running"] and st["wsrep_on"] and st["cluster_status"] == "Primary")
+
+
+def is_synced(st=None):
+    st = st if st is not None else status()
+    return is_primary(st) and st["ready"] and st["local_state"] == SYNCED
+
+
+def cluster_running():
+    """True when the local node is part of a Primary component.
+
+    CLI Example::
+
+        salt -C 'G@roles:db' galera.cluster_running
+    """
+    return is_primary()
+
+
+def _recover_position():
+    """Run the server's crash recovery to learn the last committed position."""
+    if os.path.exists("/usr/bin/galera_recovery"):
+        # Debian's wrapper, the same one mariadb.service runs before start.
+        res = _run(["/usr/bin/galera_recovery"], timeout=900)
+    else:
+        res = _run(
+            ["mariadbd", "--user=mysql", "--wsrep-recover", "--disable-log-error"],
+            timeout=900,
+        )
+    found = parse_recovered_position((res.get("stdout") or "") + "\n" + (res.get("stderr") or ""))
+    if not found:
+        raise CommandExecutionError(
+            "wsrep recovery gave no position: " + (res.get("stderr") or res.get("stdout") or "")[-500:]
+        )
+    return found
+
+
+def position(recover=True):
+    """The node's last committed position, for choosing a bootstrap node.
+
+    Reads grastate.dat; when the seqno is -1 (crash, or still running) and
+    mariadb is stopped, runs the server's wsrep recovery to get the real
+    position. Returns {uuid, seqno, safe_to_bootstrap, source} or
+    {error: why}. A running node reports its live position with running=True.
+
+    CLI Example::
+
+        salt db1 galera.position
+    """
+    path = os.path.join(DATADIR, "grastate.dat")
+    state = service_state()
+    if state in ("active", "activating", "reloading", "deactivating"):
+        st = status()
+        if st["running"] and st["wsrep_on"]:
+            return {
+                "uuid": st["cluster_state_uuid"],
+                "seqno": st["last_committed"],
+                "safe_to_bootstrap": 0,
+                "source": "running",
+                "running": True,
+                "cluster_status": st["cluster_status"],
+            }
+        return {"error": f"mariadb is {state} but not a wsrep node; stop it first", "running": True}
+    try:
+        pos = read_grastate(path)
+    except FileNotFoundError:
+        return {"error": f"{path} does not exist (no Galera state on this node)"}
+    except (OSError, ValueError) as exc:
+        return {"error": f"cannot read {path}: {exc}"}
+    pos["source"] = "grastate"
+    if pos["seqno"] == -1 and has_cluster_data(pos) and recover:
+        try:
+            uuid, seqno = _recover_position()
+        except CommandExecutionError as exc:
+            return {"error": str(exc), "uuid": pos["uuid"], "seqno": -1}
+        if uuid != pos["uuid"]:
+            return {
+                "error": f"wsrep recovery found cluster {uuid} but grastate.dat says {pos['uuid']}",
+            }
+        pos.update(seqno=seqno, source="wsrep-recover")
+    return pos
+
+
+def choose(positions):
+    """Wrapper of choose_bootstrap_node for the orchestrations: returns the
+    node name, or fails with the reason.
+
+    CLI Example::
+
+        salt db1 galera.choose '{"db1": {...}, "db2": {...}}'
+    """
+    try:
+        return choose_bootstrap_node(positions)
+    except UnsafeBootstrap as exc:
+        raise CommandExecutionError(str(exc))
+
+
+def mark_safe_to_bootstrap():
+    """Set safe_to_bootstrap: 1 in grastate.dat (only with mariadb stopped).
+
+    Only for the node that choose_bootstrap_node picked after a crash.
+
+    CLI Example::
+
+        salt db1 galera.mark_safe_to_bootstrap
+    """
+    if service_state() in ("active", "activating"):
+        raise CommandExecutionError("mariadb is running: refusing to edit grastate.dat")
+    path = os.path.join(DATADIR, "grastate.dat")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    parse_grastate(text)  # refuse to edit a file we do not understand
+    if re.search(r"^safe_to_bootstrap:\s*1\s*$", text, re.M):
+        return False
+    if re.search(r"^safe_to_bootstrap:", text, re.M):
+        text = re.sub(r"^safe_to_bootstrap:.*$", "safe_to_bootstrap: 1", text, flags=re.M)
+    else:
+        text = text.rstrip("\n") + "\nsafe_to_bootstrap: 1\n"
+    tmp = path + ".salt-tmp"
+    stat = os.stat(path)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chown(tmp, stat.st_uid, stat.st_gid)
+    os.chmod(tmp, stat.st_mode & 0o777)
+    os.replace(tmp, path)
+    return True
+
+
+def _systemctl(action):
+    res = _run(["systemctl", action, SERVICE], timeout=3600)
+    if res["retcode"] != 0:
+        journal = _run(["journalctl", "-u", SERVICE, "-n", "30", "--no-pager"]).get("stdout", "")
+        raise CommandExecutionError(
+            f"systemctl {action} {SERVICE} failed: {res.get('stderr', '').strip()}\n{journal}"
+        )
+
+
+def stop():
+    """Stop the local server (a wsrep node leaves the cluster cleanly)."""
+    if service_state() in ("inactive", "failed"):
+        return False
+    _systemctl("stop")
+    return True
+
+
+def bootstrap(timeout=600):
+    """Start a NEW cluster from this node (galera_new_cluster).
+
+    Only the orchestrations call this, after checking that no Primary
+    component exists anywhere. Refuses when this node already runs as a
+    wsrep node; a standalone server (first install) is stopped first.
+
+    CLI Example::
+
+        salt db1 galera.bootstrap
+    """
+    st = status()
+    if is_primary(st):
+        return {"changed": False, "comment": "already part of a Primary component"}
+    if st["running"] and st["wsrep_on"]:
+        raise CommandExecutionError(
+            f"refusing to bootstrap: mariadb runs as a wsrep node ({st['cluster_status']}); "
+            "stop it first"
+        )
+    if st["running"] or service_state() in ("active", "activating"):
+        _systemctl("stop")
+    grastate = st.get("grastate")
+    if isinstance(grastate, dict) and grastate.get("error"):
+        raise CommandExecutionError(f"refusing to bootstrap: {grastate['error']}")
+    if grastate and has_cluster_data(grastate) and grastate.get("safe_to_bootstrap") != 1:
+        raise CommandExecutionError(
+            "refusing to bootstrap: grastate.dat says safe_to_bootstrap: 0; choose the node "
+            "with orch.galera_recover (it marks the chosen node)"
+        )
+    res = _run(["galera_new_cluster"], timeout=3600)
+    if res["retcode"] != 0:
+        journal = _run(["journalctl", "-u", SERVICE, "-n", "30", "--no-pager"]).get("stdout", "")
+        raise CommandExecutionError(f"galera_new_cluster failed: {res.get('stderr', '')}\n{journal}")
+    wait_synced(timeout=timeout)
+    return {"changed": True, "comment": "new cluster bootstrapped from this node"}
+
+
+def join(timeout=1800):
+    """Start the local server so that it joins the running cluster (IST or
+    SST), and wait until it is Synced. A standalone server (first install,
+    no wsrep) is stopped first; a node already in a Primary component is left
+    alone.
+
+    CLI Example::
+
+        salt db2 galera.join
+    """
+    st = status()
+    if is_primary(st):
+        wait_synced(timeout=timeout)
+        return {"changed": False, "comment": "already part of a Primary component"}
+    changed = False
+    if st["running"] and not st["wsrep_on"]:
+        _systemctl("stop")
+    if not (st["running"] and st["wsrep_on"]):
+        _systemctl("start")
+        changed = True
+    wait_synced(timeout=timeout)
+    return {"changed": changed, "comment": "joined and Synced"}
+
+
+def restart(timeout=1800):
+    """Restart the local node and wait until it is Synced again (rolling
+    restart step). Refuses when the node is not Synced to begin with: the
+    rolling restart stops at the first node that did not come back."""
+    st = status()
+    if not is_synced(st):
+        raise CommandExecutionError(f"refusing to restart a node that is not Synced: {_summary(st)}")
+    _systemctl("restart")
+    wait_synced(timeout=timeout)
+    return {"changed": True, "comment": "restarted and Synced"}
+
+
+def _summary(st):
+    return (
+        f"running={st.get('running')} wsrep_on={st.get('wsrep_on')} "
+        f"cluster_status={st.get('cluster_status')} local_state={st.get('local_state')} "
+        f"ready={st.get('ready')} cluster_size={st.get('cluster_size')}"
+    )
+
+
+def wait_synced(timeout=600, interval=2, min_cluster_size=1):
+    """Wait until the local node is Synced in a Primary component with at
+    least ``min_cluster_size`` members; fail after ``timeout`` seconds.
+
+    CLI Example::
+
+        salt db1 galera.wait_synced timeout=300 min_cluster_size=3
+    """
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        st = status()
+        if is_synced(st) and st["cluster_size"] >= int(min_cluster_size):
+            return {"synced": True, "cluster_size": st["cluster_size"]}
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"not Synced with cluster size >= {min_cluster_size} after {timeout}s: {_summary(st)}"
+            )
+        time.sleep(float(interval))
+
+
+# -- accounts and databases (used by _states/galera.py) ----------------------
+
+
+def database_exists(name):
+    rows = query(f"SHOW DATABASES LIKE {_sql_string(name)}")
+    return any(r and r[0] == name for r in rows)
+
+
+def database_create(name, charset="utf8mb4", collate="utf8mb4_unicode_ci"):
+    query(
+        f"CREATE DATABASE IF NOT EXISTS {_ident(name)} CHARACTER SET {_ident(charset)} "
+        f"COLLATE {_ident(collate)}"
+    )
+    return True
+
+
+def user_info(user, host):
+    """{plugin, authentication_string} of an account, or None."""
+    rows = query(
+        "SELECT plugin, authentication_string FROM mysql.user WHERE "
+        f"User = {_sql_string(user)} AND Host = {_sql_string(host)}"
+    )
+    if not rows:
+        return None
+    row = rows[0] + ["", ""]
+    return {"plugin": row[0], "authentication_string": row[1]}
+
+
+def user_grants(user, host):
+    rows = query(f"SHOW GRANTS FOR {_account(user, host)}")
+    return parse_grants(r[0] for r in rows if r)
+
+
+def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=False):
+    """Make an account match: authentication (password hash or unix_socket)
+    and exactly the given grants ({object: [privileges]}); privileges on other
+    objects are revoked. Returns a list of what changed (or would)."""
+    account = _account(user, host)
+    if unix_socket:
+        auth = "IDENTIFIED VIA unix_socket"
+    elif password:
+        auth = f"IDENTIFIED BY PASSWORD {_sql_string(mysql_native_hash(password))}"
+    else:
+        raise CommandExecutionError(f"{user}@{host}: a password or unix_socket is required")
+    changes = []
+    statements = []
+    info = user_info(user, host)
+    if info is None:
+        changes.append("created")
+        statements.append(f"CREATE USER IF NOT EXISTS {account} {auth}")
+        current = {}
+    else:
+        if unix_socket:
+            in_sync = info["plugin"] == "unix_socket"
+        else:
+            in_sync = (
+                info["plugin"] in ("mysql_native_password", "")
+                and info["authentication_string"] == mysql_native_hash(password)
+            )
+        if not in_sync:
+            changes.append("authentication updated")
+            statements.append(f"ALTER USER {account} {auth}")
+        current = user_grants(user, host)
+    wanted = {
+        _object(obj).replace("`", ""): {p.strip().upper() for p in privs}
+        for obj, privs in (grants or {}).items()
+    }
+    for obj in sorted(set(current) | set(wanted)):
+        have = current.get(obj, set())
+        want = wanted.get(obj, set())
+        if have == want:
+            continue
+        if have - want:
+            statements.append(f"REVOKE ALL PRIVILEGES ON {_object(obj)} FROM {account}")
+            have = set()
+        if want - have:
+            statements.append(f"GRANT {', '.join(sorted(want))} ON {_object(obj)} TO {account}")
+        changes.append(f"grants on {obj}: {sorted(current.get(obj, set()))} -> {sorted(want)}")
+    if statements and not test:
+        query(";\n".join(statements) + ";")
+    return changes

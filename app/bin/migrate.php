@@ -1,0 +1,37 @@
+<?php
+// Create or update the sample app's schema; safe to run again and from two
+// machines at once (every step is idempotent, applied steps are recorded).
+//   php bin/migrate.php     (in the release directory)
+declare(strict_types=1);
+require dirname(__DIR__) . '/src/bootstrap.php';
+
+$steps = [
+    '001-create-items' => 'CREATE TABLE IF NOT EXISTS items (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        note VARCHAR(255) NOT NULL,
+        node VARCHAR(64) NOT NULL,
+        version VARCHAR(64) NOT NULL,
+        created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+];
+
+try {
+    $db = app_db();
+    $db->exec('CREATE TABLE IF NOT EXISTS schema_migrations (
+        step VARCHAR(128) NOT NULL PRIMARY KEY,
+        applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+    ) ENGINE=InnoDB');
+    $done = $db->query('SELECT step FROM schema_migrations')->fetchAll(PDO::FETCH_COLUMN);
+    foreach ($steps as $name => $sql) {
+        if (in_array($name, $done, true)) {
+            echo "migration $name: already applied\n";
+            continue;
+        }
+        $db->exec($sql);
+        $db->prepare('INSERT IGNORE INTO schema_migrations (step) VALUES (?)')->execute([$name]);
+        echo "migration $name: applied\n";
+    }
+} catch (Throwable $e) {
+    fwrite(STDERR, 'migration failed: ' . $e->getMessage() . "\n");
+    exit(1);
+}

@@ -1,0 +1,21 @@
+{#- Non-secret settings of the load balancers (role lb). #}
+haproxy:
+  lookup:
+    stats_port: 8404
+    web:
+      backend: web
+      check: {inter: 1s, fall: 2, rise: 2}
+      retries: 3
+    galera:
+      enabled: True
+      check_port: 9200
+    redis:
+      enabled: True
+
+keepalived:
+  lookup:
+    virtual_router_id: 77
+    advert_int: 0.1
+    priority_top: 150
+    priority_step: 50
+    check: {interval: 1, fall: 2, rise: 2, weight: -60}

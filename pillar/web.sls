@@ -1,0 +1,28 @@
+{#- Non-secret settings of the web tier (role web). #}
+{%- import_yaml 'topology.yaml' as topology %}
+# The load balancers build their backends from this mine entry
+# (salt/haproxy/config.sls): the node's address on the lab subnet.
+mine_functions:
+  web_address:
+    mine_function: network.ip_addrs
+    cidr: {{ topology.network.subnet }}
+
+phpfpm:
+  lookup:
+    pool:
+      pm: dynamic
+      max_children: 16
+      start_servers: 4
+      min_spare_servers: 2
+      max_spare_servers: 6
+      max_requests: 1000
+    opcache:
+      memory_consumption: 128
+
+nginx:
+  lookup:
+    client_max_body_size: 20m
+
+glusterfs:
+  lookup:
+    mount_point: /srv/www-uploads

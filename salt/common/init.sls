@@ -1,0 +1,3 @@
+include:
+  - common.package
+  - common.hosts

@@ -1,0 +1,89 @@
+{#- Server and wsrep configuration, TLS files for replication and SST.
+
+    No `watch` restart here, on purpose: restarting a Galera node on every
+    config change would restart all nodes at once when the highstate runs on
+    the tier (the cluster would lose quorum) and a node restart can trigger a
+    full SST. Config changes are applied one node at a time by
+    orch.galera_rolling_restart, which waits for Synced between nodes. So a
+    highstate writes the files and never restarts MariaDB. #}
+{%- from 'galera/map.jinja' import galera with context %}
+
+include:
+  - galera.package
+{%- set missing = [] %}
+{%- if not galera.sst_password %}{% do missing.append('galera:sst_password') %}{% endif %}
+{%- for key in ('ca_cert', 'cert', 'key') %}
+{%-   if not galera.tls[key] %}{% do missing.append('tls:' ~ key) %}{% endif %}
+{%- endfor %}
+{%- set cnf = galera.copy() %}
+{%- do cnf.pop('tls') %}
+{%- do cnf.pop('app_database') %}
+{%- if not galera.address %}{% do missing.append('topology:machines:' ~ grains['id'] ~ ':address') %}{% endif %}
+{%- if missing %}
+{%- for key in missing %}
+
+galera-config-refused-pillar-{{ key | replace(':', '-') }}-missing:
+  test.fail_without_changes:
+    - name: "pillar key {{ key }} is missing for {{ grains['id'] }}: the Galera configuration is not written without it (see salt/galera/pillar.example)"
+{%- endfor %}
+{%- else %}
+
+galera-ssl-directory-present:
+  file.directory:
+    - name: {{ galera.ssl_dir }}
+    - user: root
+    - group: mysql
+    - mode: '0750'
+    - require:
+      - pkg: galera-packages-installed
+
+galera-ssl-ca-cert-managed:
+  file.managed:
+    - name: {{ galera.ssl_dir }}/ca.pem
+    - contents_pillar: tls:ca_cert
+    - user: root
+    - group: mysql
+    - mode: '0644'
+    - require:
+      - file: galera-ssl-directory-present
+
+galera-ssl-node-cert-managed:
+  file.managed:
+    - name: {{ galera.ssl_dir }}/server-cert.pem
+    - contents_pillar: tls:cert
+    - user: root
+    - group: mysql
+    - mode: '0644'
+    - require:
+      - file: galera-ssl-directory-present
+
+galera-ssl-node-key-managed:
+  file.managed:
+    - name: {{ galera.ssl_dir }}/server-key.pem
+    - contents_pillar: tls:key
+    - user: root
+    - group: mysql
+    - mode: '0640'
+    - show_changes: False
+    - require:
+      - file: galera-ssl-directory-present
+
+galera-config-file-managed:
+  file.managed:
+    - name: {{ galera.config_file }}
+    - source: salt://galera/files/galera.cnf.jinja
+    - template: jinja
+    - user: root
+    - group: mysql
+    # holds the SST password
+    - mode: '0640'
+    - show_changes: False
+    - context:
+        galera: {{ cnf | json }}
+        node_name: {{ grains['id'] }}
+    - require:
+      - pkg: galera-packages-installed
+      - file: galera-ssl-ca-cert-managed
+      - file: galera-ssl-node-cert-managed
+      - file: galera-ssl-node-key-managed
+{%- endif %}

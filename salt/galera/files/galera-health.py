@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""galera-health: tells a load balancer whether this Galera node may take
+writes.
+
+HTTP 200 only when the node is Synced (wsrep_local_state 4) in a Primary
+component, wsrep_ready is ON, the server is not read_only and not desynced
+(wsrep_desync OFF); 503 otherwise, including when MariaDB does not answer
+within the timeout. Any path, GET or HEAD. The body says why, for humans.
+
+Runs as an unprivileged system user that MariaDB authenticates by unix_socket
+(the account has no privilege beyond USAGE). Stdlib only: the mariadb client
+is called with a timeout; answers are cached for a second so that many
+checkers cannot overload the server.
+"""
+
+import argparse
+import http.server
+import subprocess
+import sys
+import threading
+import time
+
+QUERY = (
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state', 'wsrep_ready',"
+    " 'wsrep_cluster_status');"
+    " SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'wsrep_desync', 'wsrep_on');"
+)
+
+
+def evaluate(values):
+    """(healthy, reason) from lower-cased status/variable values."""
+    checks = [
+        ("wsrep_on", "ON"),
+        ("wsrep_cluster_status", "Primary"),
+        ("wsrep_local_state", "4"),
+        ("wsrep_ready", "ON"),
+        ("read_only", "OFF"),
+        ("wsrep_desync", "OFF"),
+    ]
+    for name, wanted in checks:
+        if values.get(name) != wanted:
+            return False, f"{name} is {values.get(name)!r}, needs {wanted!r}"
+    return True, "synced"
+
+
+class Checker:
+    def __init__(self, client, timeout, cache_seconds=1.0):
+        self.client = client
+        self.timeout = timeout
+        self.cache_seconds = cache_seconds
+        self.lock = threading.Lock()
+        self.last = (0.0, False, "not checked yet")
+
+    def check(self):
+        with self.lock:
+            at, healthy, reason = self.last
+            if time.monotonic() - at < self.cache_seconds:
+                return healthy, reason
+            healthy, reason = self._query()
+            self.last = (time.monotonic(), healthy, reason)
+            return healthy, reason
+
+    def _query(self):
+        cmd = [self.client, "--batch", "--skip-column-names",
+               f"--connect-timeout={max(1, int(self.timeout))}", "-e", QUERY]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            return False, f"MariaDB did not answer within {self.timeout}s"
+        except OSError as exc:
+            return False, f"cannot run {self.client}: {exc}"
+        if res.returncode != 0:
+            return False, "MariaDB query failed: " + res.stderr.strip()[-200:]
+        values = {}
+        for line in res.stdout.splitlines():
+            name, _, value = line.partition("\t")
+            values[name.strip().lower()] = value.strip()
+        return evaluate(values)
+
+
+def make_handler(checker):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "galera-health/1"
+        timeout = 5  # a stalled client does not hold a thread
+
+        def _answer(self, body=True):
+            healthy, reason = checker.check()
+            payload = (("OK " if healthy else "DOWN ") + reason + "\n").encode()
+            self.send_response(200 if healthy else 503)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if body:
+                self.wfile.write(payload)
+
+        def do_GET(self):  # noqa: N802
+            self._answer()
+
+        def do_OPTIONS(self):  # noqa: N802  (HAProxy's default httpchk method)
+            self._answer()
+
+        def do_HEAD(self):  # noqa: N802
+            self._answer(body=False)
+
+        def log_message(self, fmt, *args):
+            pass  # one line per check would flood the journal
+
+    return Handler
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bind", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--client", default="/usr/bin/mariadb")
+    args = parser.parse_args(argv)
+    checker = Checker(args.client, args.timeout)
+    server = http.server.ThreadingHTTPServer((args.bind, args.port), make_handler(checker))
+    server.daemon_threads = True
+    print(f"galera-health listening on {args.bind}:{args.port}", file=sys.stderr, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+{#- Cluster accounts: the SST user (mariabackup on the donor) and the health
+    check user. Galera replicates accounts, so they are created on whichever
+    node is Synced; on a node that is not, the states skip (see
+    _states/galera.py) and the orchestration applies this again. #}
+{%- from 'galera/map.jinja' import galera with context %}
+
+include:
+  - galera.package
+{%- if galera.sst_password %}
+
+galera-sst-user-present:
+  galera.user_present:
+    - name: {{ galera.sst.user }}
+    - host: localhost
+    - password: {{ galera.sst_password | json }}
+    - grants:
+        '*.*': {{ galera.sst.privileges | json }}
+    - require:
+      - pkg: galera-packages-installed
+{%- else %}
+
+galera-sst-user-refused-pillar-galera-sst_password-missing:
+  test.fail_without_changes:
+    - name: "pillar key galera:sst_password is missing for {{ grains['id'] }}: the SST user is not created"
+{%- endif %}
+
+{#- Authenticated by unix_socket as the OS user of the same name; reading
+    SHOW STATUS / VARIABLES needs no privilege beyond USAGE. #}
+galera-healthcheck-db-user-present:
+  galera.user_present:
+    - name: {{ galera.healthcheck.user }}
+    - host: localhost
+    - unix_socket: True
+    - grants: {}
+    - require:
+      - pkg: galera-packages-installed

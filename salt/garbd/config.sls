@@ -1,0 +1,84 @@
+{%- from 'garbd/map.jinja' import garbd with context %}
+{%- from 'galera/map.jinja' import galera with context %}
+{%- set missing = [] %}
+{%- for key in ('ca_cert', 'cert', 'key') %}
+{%-   if not galera.tls[key] %}{% do missing.append('tls:' ~ key) %}{% endif %}
+{%- endfor %}
+
+include:
+  - garbd.package
+
+garbd-system-user-present:
+  user.present:
+    - name: {{ garbd.user }}
+    - system: True
+    - usergroup: True
+    - home: /nonexistent
+    - createhome: False
+    - shell: /usr/sbin/nologin
+{%- if missing %}
+{%- for key in missing %}
+
+garbd-config-refused-pillar-{{ key | replace(':', '-') }}-missing:
+  test.fail_without_changes:
+    - name: "pillar key {{ key }} is missing for {{ grains['id'] }}: garbd is not configured without it"
+{%- endfor %}
+{%- else %}
+
+garbd-ssl-directory-present:
+  file.directory:
+    - name: {{ garbd.ssl_dir }}
+    - user: root
+    - group: {{ garbd.user }}
+    - mode: '0750'
+    - makedirs: True
+    - require:
+      - user: garbd-system-user-present
+
+{%- for name, key, mode in [('ca.pem', 'tls:ca_cert', '0644'), ('cert.pem', 'tls:cert', '0644'), ('key.pem', 'tls:key', '0640')] %}
+
+garbd-ssl-{{ name | replace('.pem', '') }}-managed:
+  file.managed:
+    - name: {{ garbd.ssl_dir }}/{{ name }}
+    - contents_pillar: {{ key }}
+    - user: root
+    - group: {{ garbd.user }}
+    - mode: '{{ mode }}'
+    - show_changes: {{ name != 'key.pem' }}
+    - require:
+      - file: garbd-ssl-directory-present
+{%- endfor %}
+
+garbd-config-file-managed:
+  file.managed:
+    - name: {{ garbd.config_file }}
+    - source: salt://garbd/files/garb.jinja
+    - template: jinja
+    - context:
+        garbd: {{ garbd | json }}
+        nodes: {{ galera.data_nodes | map(attribute='address') | list | json }}
+        cluster_name: {{ galera.cluster_name | json }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - pkg: garbd-package-installed
+
+garbd-systemd-dropin-managed:
+  file.managed:
+    - name: /etc/systemd/system/{{ garbd.service }}.service.d/lemp-ha.conf
+    - makedirs: True
+    - contents: |
+        # Managed by Salt (salt/garbd/config.sls).
+        [Service]
+        # our own user, who alone can read the TLS key (Debian: nobody)
+        User={{ garbd.user }}
+        Group={{ garbd.user }}
+        # garbd exits when it cannot reach a Primary component (cluster not
+        # up yet, full outage): keep trying so that it rejoins by itself.
+        Restart=on-failure
+        RestartSec=5
+    - user: root
+    - group: root
+    - mode: '0644'
+{%- endif %}

@@ -1,0 +1,6 @@
+{%- from 'glusterfs/map.jinja' import glusterfs with context %}
+
+glusterfs-volume-unmounted:
+  mount.unmounted:
+    - name: {{ glusterfs.mount_point }}
+    - persist: True

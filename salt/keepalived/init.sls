@@ -1,0 +1,55 @@
+{#- The VIP on one of the load balancers (VRRPv3, unicast between them),
+    moved away from one whose haproxy is not running. #}
+{%- from 'keepalived/map.jinja' import keepalived with context %}
+{%- set topology = salt['pillar.get']('topology') or raise('keepalived: pillar topology is missing') %}
+{%- set lbs = [] %}
+{%- for name, machine in topology.machines | dictsort if 'lb' in machine.roles %}
+{%-   do lbs.append({'name': name, 'address': machine.address}) %}
+{%- endfor %}
+{%- set me = lbs | selectattr('name', 'equalto', grains['id']) | list %}
+{%- if not me %}
+{{-   raise('keepalived: ' ~ grains['id'] ~ ' has no role lb in the topology') }}
+{%- endif %}
+{%- set index = lbs.index(me[0]) %}
+{%- set ns = namespace(iface=keepalived.interface) %}
+{%- if not ns.iface %}
+{%-   for iface, addrs in grains.get('ip4_interfaces', {}) | dictsort if me[0].address in addrs %}{% set ns.iface = iface %}{% endfor %}
+{%- endif %}
+{%- if not ns.iface %}
+{{-   raise('keepalived: no interface holds ' ~ me[0].address ~ ' on ' ~ grains['id'] ~ '; set keepalived:lookup:interface') }}
+{%- endif %}
+{%- do keepalived.update({'interface': ns.iface}) %}
+{%- set priority = keepalived.priority_top - index * keepalived.priority_step %}
+{%- if priority < 1 or keepalived.priority_top + keepalived.check.weight >= keepalived.priority_top - keepalived.priority_step and lbs | length > 1 %}
+{{-   raise('keepalived: priorities from priority_top/priority_step/check:weight cannot move the VIP (need top + weight < top - step, all > 0)') }}
+{%- endif %}
+
+keepalived-package-installed:
+  pkg.installed:
+    - pkgs:
+      - {{ keepalived.package }}
+      - psmisc
+
+keepalived-config-file-managed:
+  file.managed:
+    - name: {{ keepalived.config }}
+    - source: salt://keepalived/files/keepalived.conf.j2
+    - template: jinja
+    - mode: '0640'
+    - context:
+        k: {{ keepalived | json }}
+        me: {{ me[0] | json }}
+        peers: {{ lbs | rejectattr('name', 'equalto', grains['id']) | list | json }}
+        priority: {{ priority }}
+        vip: {{ topology.network.vip }}
+        prefixlen: {{ topology.network.subnet.split('/')[1] }}
+    - require:
+      - pkg: keepalived-package-installed
+
+keepalived-service-running:
+  service.running:
+    - name: {{ keepalived.service }}
+    - enable: True
+    - reload: True
+    - watch:
+      - file: keepalived-config-file-managed

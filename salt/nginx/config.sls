@@ -1,0 +1,87 @@
+{#- The site: HTTPS with this machine's certificate (the load balancers
+    re-encrypt to it), the app's current release, /healthz, status pages. #}
+{%- from 'nginx/map.jinja' import nginx with context %}
+{%- from 'webapp/map.jinja' import app, app_dir, db_host with context %}
+{%- from 'phpfpm/map.jinja' import phpfpm with context %}
+{%- set cert = salt['pillar.get']('tls:cert') or raise('nginx: missing secret pillar key tls:cert') %}
+{%- set key = salt['pillar.get']('tls:key') or raise('nginx: missing secret pillar key tls:key') %}
+{%- set password = salt['pillar.get']('app:database:password') or raise('nginx /healthz: missing secret pillar key app:database:password') %}
+{%- set lbs = [] %}
+{%- for name, machine in salt['pillar.get']('topology:machines', {}) | dictsort if 'lb' in machine.roles %}
+{%-   do lbs.append(machine.address) %}
+{%- endfor %}
+include:
+  - nginx.package
+
+nginx-tls-directory-present:
+  file.directory:
+    - name: {{ nginx.tls_dir }}
+    - user: root
+    - group: root
+    - mode: '0700'
+    - require:
+      - pkg: nginx-packages-installed
+
+nginx-tls-certificate-file-managed:
+  file.managed:
+    - name: {{ nginx.tls_dir }}/cert.pem
+    - contents: {{ cert | json }}
+    - mode: '0644'
+    - require:
+      - file: nginx-tls-directory-present
+
+nginx-tls-key-file-managed:
+  file.managed:
+    - name: {{ nginx.tls_dir }}/key.pem
+    - contents: {{ key | json }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - file: nginx-tls-directory-present
+
+nginx-default-site-absent:
+  file.absent:
+    - name: /etc/nginx/sites-enabled/default
+
+nginx-healthz-script-file-managed:
+  file.managed:
+    - name: {{ nginx.health.script_dir }}/healthz.php
+    - source: salt://nginx/files/healthz.php
+    - makedirs: True
+    - mode: '0644'
+
+nginx-healthz-settings-file-managed:
+  file.serialize:
+    - name: /etc/lemp-ha/healthz.json
+    - makedirs: True
+    - user: root
+    - group: {{ phpfpm.pool.group }}
+    - mode: '0640'
+    - show_changes: False
+    - serializer: json
+    - dataset:
+        db_host: {{ db_host | json }}
+        db_port: {{ app.database.port | int }}
+        db_name: {{ app.database.name | json }}
+        db_user: {{ app.database.user | json }}
+        db_password: {{ password | json }}
+        db_timeout: {{ nginx.health.db_timeout | int }}
+        app_dir: {{ app_dir | json }}
+
+nginx-app-site-file-managed:
+  file.managed:
+    - name: /etc/nginx/sites-enabled/{{ app.name }}.conf
+    - source: salt://nginx/files/site.conf.j2
+    - template: jinja
+    - context:
+        nginx: {{ nginx | json }}
+        app_dir: {{ app_dir | json }}
+        docroot: {{ app.docroot | json }}
+        fpm_socket: {{ phpfpm.pool.socket | json }}
+        lb_addresses: {{ lbs | json }}
+    - require:
+      - pkg: nginx-packages-installed
+      - file: nginx-tls-certificate-file-managed
+      - file: nginx-tls-key-file-managed
+      - file: nginx-healthz-script-file-managed
+      - file: nginx-healthz-settings-file-managed

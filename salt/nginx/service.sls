@@ -1,0 +1,31 @@
+{%- from 'nginx/map.jinja' import nginx with context %}
+include:
+  - nginx.config
+
+nginx-configuration-is-valid:
+  cmd.run:
+    - name: nginx -t
+    - onchanges:
+      - file: nginx-app-site-file-managed
+      - file: nginx-tls-certificate-file-managed
+      - file: nginx-tls-key-file-managed
+      - file: nginx-default-site-absent
+
+nginx-service-running:
+  service.running:
+    - name: {{ nginx.service }}
+    - enable: True
+    - reload: True
+    - require:
+      - cmd: nginx-configuration-is-valid
+    - watch:
+      - file: nginx-app-site-file-managed
+      - file: nginx-tls-certificate-file-managed
+      - file: nginx-tls-key-file-managed
+      - file: nginx-default-site-absent
+
+nginx-web-address-published-in-mine:
+  module.run:
+    - mine.update: []
+    - require:
+      - service: nginx-service-running

@@ -1,0 +1,21 @@
+{%- from 'phpfpm/map.jinja' import phpfpm with context %}
+
+phpfpm-service-dead:
+  service.dead:
+    - name: {{ phpfpm.service }}
+    - enable: False
+
+phpfpm-packages-removed:
+  pkg.removed:
+    - pkgs: {{ phpfpm.packages | json }}
+    - require:
+      - service: phpfpm-service-dead
+
+phpfpm-lemp-ha-files-absent:
+  file.absent:
+    - names:
+      - /etc/php/{{ phpfpm.version }}/fpm/pool.d/{{ phpfpm.pool.name }}.conf
+      - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-opcache.ini
+      - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-sessions.ini
+    - require:
+      - pkg: phpfpm-packages-removed

@@ -1,0 +1,61 @@
+{%- from 'phpfpm/map.jinja' import phpfpm with context %}
+{%- set etc = '/etc/php/' ~ phpfpm.version ~ '/fpm' %}
+{%- if phpfpm.sessions.enabled %}
+{%-   set redis_password = salt['pillar.get']('sessions:redis_password') or raise('phpfpm: missing secret pillar key sessions:redis_password (PHP sessions in Redis)') %}
+{%- endif %}
+include:
+  - phpfpm.package
+
+phpfpm-default-www-pool-absent:
+  file.absent:
+    - name: {{ etc }}/pool.d/www.conf
+    - require:
+      - pkg: phpfpm-packages-installed
+
+phpfpm-{{ phpfpm.pool.name }}-pool-file-managed:
+  file.managed:
+    - name: {{ etc }}/pool.d/{{ phpfpm.pool.name }}.conf
+    - source: salt://phpfpm/files/pool.conf.j2
+    - template: jinja
+    - context:
+        pool: {{ phpfpm.pool | json }}
+    - require:
+      - pkg: phpfpm-packages-installed
+
+phpfpm-opcache-settings-file-managed:
+  file.managed:
+    - name: {{ etc }}/conf.d/90-lemp-ha-opcache.ini
+    - contents: |
+        ; Written by Salt (salt/phpfpm).
+        opcache.enable=1
+        opcache.memory_consumption={{ phpfpm.opcache.memory_consumption | int }}
+        opcache.max_accelerated_files={{ phpfpm.opcache.max_accelerated_files | int }}
+        opcache.validate_timestamps={{ phpfpm.opcache.validate_timestamps | int }}
+        opcache.revalidate_freq={{ phpfpm.opcache.revalidate_freq | int }}
+        expose_php=Off
+    - require:
+      - pkg: phpfpm-packages-installed
+
+phpfpm-session-settings-file-managed:
+{%- if phpfpm.sessions.enabled %}
+  file.managed:
+    - name: {{ etc }}/conf.d/90-lemp-ha-sessions.ini
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: False
+    - contents: |
+        ; Written by Salt (salt/phpfpm). Sessions in Redis via the VIP: docs/sessions.md
+        session.save_handler=redis
+        session.save_path="tcp://{{ salt['pillar.get']('topology:network:vip') }}:{{ phpfpm.sessions.port | int }}?auth={{ redis_password | urlencode }}&timeout={{ phpfpm.sessions.timeout }}&read_timeout={{ phpfpm.sessions.timeout }}&prefix=PHPREDIS_SESSION:"
+        session.cookie_secure=1
+        session.cookie_httponly=1
+        session.cookie_samesite=Lax
+        session.use_strict_mode=1
+        session.gc_maxlifetime=3600
+{%- else %}
+  file.absent:
+    - name: {{ etc }}/conf.d/90-lemp-ha-sessions.ini
+{%- endif %}
+    - require:
+      - pkg: phpfpm-packages-installed

@@ -1,0 +1,4 @@
+include:
+  - phpfpm.package
+  - phpfpm.config
+  - phpfpm.service

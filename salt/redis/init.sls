@@ -1,0 +1,69 @@
+{#- Redis server holding the PHP sessions. Replication is Sentinel's business
+    after the first start: redis.conf is written once (Sentinel rewrites the
+    replicaof line on failover); our settings live in an included file. #}
+{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password with context %}
+{%- set first = redis_nodes[0] %}
+
+redis-server-package-installed:
+  pkg.installed:
+    - name: redis-server
+
+redis-lemp-ha-settings-file-managed:
+  file.managed:
+    - name: /etc/redis/lemp-ha.conf
+    - user: redis
+    - group: redis
+    - mode: '0640'
+    - show_changes: False
+    - contents: |
+        # Written by Salt (salt/redis).
+        bind {{ my_address }} 127.0.0.1
+        port {{ redis.port }}
+        protected-mode yes
+        requirepass {{ password }}
+        masterauth {{ password }}
+        maxmemory {{ redis.maxmemory }}
+        maxmemory-policy volatile-lru
+        appendonly yes
+        replica-read-only yes
+        min-replicas-to-write 0
+    - require:
+      - pkg: redis-server-package-installed
+
+redis-server-config-file-written-once:
+  file.managed:
+    - name: /etc/redis/redis.conf
+    - user: redis
+    - group: redis
+    - mode: '0640'
+    - replace: False
+    - contents: |
+        # Written once by Salt (salt/redis); Sentinel may rewrite replicaof.
+        include /etc/redis/lemp-ha.conf
+        dir /var/lib/redis
+        logfile /var/log/redis/redis-server.log
+        daemonize no
+        supervised systemd
+{%- if grains['id'] != first.name %}
+        replicaof {{ first.address }} {{ redis.port }}
+{%- endif %}
+    - require:
+      - pkg: redis-server-package-installed
+
+{#- The Debian package ships its own redis.conf: replace it the first time. #}
+redis-server-debian-config-replaced-once:
+  cmd.run:
+    - name: rm -f /etc/redis/redis.conf
+    - onlyif: grep -q '^# Redis configuration file example' /etc/redis/redis.conf
+    - require:
+      - pkg: redis-server-package-installed
+    - require_in:
+      - file: redis-server-config-file-written-once
+
+redis-server-service-running:
+  service.running:
+    - name: redis-server
+    - enable: True
+    - watch:
+      - file: redis-lemp-ha-settings-file-managed
+      - file: redis-server-config-file-written-once

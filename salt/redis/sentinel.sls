@@ -1,0 +1,46 @@
+{#- Redis Sentinel: watches the session Redis, promotes a replica when the
+    master fails. On web and lb nodes so that a quorum survives one loss. #}
+{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password with context %}
+{%- set first = redis_nodes[0] %}
+
+redis-sentinel-package-installed:
+  pkg.installed:
+    - name: redis-sentinel
+
+{#- Sentinel rewrites its file (epochs, known replicas): written once. #}
+redis-sentinel-debian-config-replaced-once:
+  cmd.run:
+    - name: rm -f /etc/redis/sentinel.conf
+    - onlyif: grep -q '^# Example sentinel.conf' /etc/redis/sentinel.conf
+    - require:
+      - pkg: redis-sentinel-package-installed
+
+redis-sentinel-config-file-written-once:
+  file.managed:
+    - name: /etc/redis/sentinel.conf
+    - user: redis
+    - group: redis
+    - mode: '0640'
+    - replace: False
+    - show_changes: False
+    - contents: |
+        # Written once by Salt (salt/redis); Sentinel rewrites it.
+        bind {{ my_address }} 127.0.0.1
+        port {{ redis.sentinel_port }}
+        daemonize no
+        supervised systemd
+        logfile /var/log/redis/redis-sentinel.log
+        sentinel monitor {{ redis.master_name }} {{ first.address }} {{ redis.port }} {{ redis.quorum }}
+        sentinel auth-pass {{ redis.master_name }} {{ password }}
+        sentinel down-after-milliseconds {{ redis.master_name }} {{ redis.down_after_ms }}
+        sentinel failover-timeout {{ redis.master_name }} {{ redis.failover_timeout_ms }}
+        sentinel parallel-syncs {{ redis.master_name }} 1
+    - require:
+      - cmd: redis-sentinel-debian-config-replaced-once
+
+redis-sentinel-service-running:
+  service.running:
+    - name: redis-sentinel
+    - enable: True
+    - watch:
+      - file: redis-sentinel-config-file-written-once

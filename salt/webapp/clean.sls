@@ -1,0 +1,6 @@
+{#- Remove the deployed application (all releases). Uploads are kept. #}
+{%- from 'webapp/map.jinja' import app, app_dir with context %}
+
+webapp-{{ app.name }}-all-releases-absent:
+  file.absent:
+    - name: {{ app_dir }}

@@ -1,0 +1,23 @@
+{#- Switch `current` to release app:rollback_to (orch.rollback finds it: the
+    `previous` link of the first web node). Idempotent; refuses a release
+    that is missing or incomplete on this node, leaving `current` as it is. #}
+{%- from 'webapp/map.jinja' import app, app_dir with context %}
+{%- set target = salt['pillar.get']('app:rollback_to', '') | string %}
+{%- if not (target | regex_match('^([0-9A-Za-z][0-9A-Za-z._+-]{0,63})$')) or '..' in target %}
+{{-   raise('app:rollback_to ' ~ (target | tojson) ~ ' is missing or invalid: the release to switch back to') }}
+{%- endif %}
+
+webapp-{{ app.name }}-release-{{ target }}-is-current-again:
+  cmd.run:
+    - name: |
+        set -eu
+        cd {{ app_dir }}
+        if [ ! -e "releases/{{ target }}/.lemp-ha-release" ]; then
+          echo "rollback: release {{ target }} is missing or incomplete in {{ app_dir }}/releases; current unchanged" >&2
+          exit 1
+        fi
+        old=$(readlink current || true)
+        ln -sfn "releases/{{ target }}" .current.tmp && mv -T .current.tmp current
+        if [ -n "$old" ]; then ln -sfn "$old" .previous.tmp && mv -T .previous.tmp previous; fi
+        echo "current -> releases/{{ target }} (was: ${old:-nothing})"
+    - unless: test "$(readlink {{ app_dir }}/current)" = "releases/{{ target }}"

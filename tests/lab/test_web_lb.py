@@ -1,0 +1,204 @@
+"""Acceptance of the web tier and the load balancers (issue 4), on the lab.
+
+Needs the lab up with the web, lb and db tiers applied. Fixtures (tests/lab/
+conftest.py): lab.run / stop / start / salt / salt_run, lab.topology,
+lab.vip, lab.ca_cert_path, lab.http. Every wait polls a condition with a
+deadline (web_helpers.wait_until); load loops are bounded in count and time.
+Tests that break something put it back in `finally`.
+"""
+
+import time
+import uuid
+
+import pytest
+
+from web_helpers import (
+    LoadLoop,
+    get_json,
+    lb_names,
+    new_session,
+    nodes_and_versions,
+    orchestrate,
+    wait_app_answers,
+    wait_single_vip_holder,
+    wait_until,
+    wait_web_up_on_all_lbs,
+    web_names,
+)
+
+APP_DIR = "/srv/www/app"
+
+
+def current_release(lab, web):
+    out = lab.run(web, f"readlink {APP_DIR}/current")
+    text = out if isinstance(out, str) else getattr(out, "stdout", str(out))
+    return text.strip()
+
+
+def all_current(lab):
+    return {web: current_release(lab, web) for web in web_names(lab)}
+
+
+@pytest.fixture(autouse=True)
+def lab_is_whole(lab):
+    """Each test starts with one VIP holder, the app answering, every web node
+    UP on every lb."""
+    wait_single_vip_holder(lab, timeout=60)
+    wait_app_answers(lab)
+    for web in web_names(lab):
+        wait_web_up_on_all_lbs(lab, web)
+
+
+def test_app_answers_over_https_through_the_vip(lab):
+    session = new_session(lab)
+    resp = session.get(f"https://{lab.vip}/?format=json", timeout=5)
+    assert resp.status_code == 200
+    info = resp.json()
+    assert info["node"] in web_names(lab)
+    assert info["version"]
+    plain = session.get(f"http://{lab.vip}/", timeout=5, allow_redirects=False)
+    assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
+
+
+def test_row_written_in_one_request_is_read_back_in_another(lab):
+    note = f"row-{uuid.uuid4()}"
+    writer, reader = new_session(lab), new_session(lab)
+    created = writer.post(f"https://{lab.vip}/api/items", json={"note": note}, timeout=5)
+    assert created.status_code == 201, created.text
+    item_id = created.json()["id"]
+    readers = set()
+    for _ in range(6):  # fresh connections: round robin reaches every node
+        row = new_session(lab).get(f"https://{lab.vip}/api/items/{item_id}", timeout=5)
+        assert row.status_code == 200, row.text
+        assert row.json()["note"] == note
+        readers.add(row.json()["read_by"])
+    assert reader.get(f"https://{lab.vip}/api/items/{item_id}", timeout=5).json()["note"] == note
+    assert readers == set(web_names(lab)), f"only {readers} read the row back"
+
+
+def test_bad_request_body_is_refused_clearly(lab):
+    resp = new_session(lab).post(f"https://{lab.vip}/api/items", json={"nope": 1}, timeout=5)
+    assert resp.status_code == 400
+    assert "note" in resp.json()["error"]
+
+
+def test_stopping_the_lb_holding_the_vip_moves_it_and_service_resumes(lab):
+    holder = wait_single_vip_holder(lab)
+    try:
+        with LoadLoop(lab, max_seconds=180) as load:
+            lab.stop(holder)
+            new_holder = wait_single_vip_holder(lab, timeout=20, not_on=holder)
+            assert new_holder != holder
+            load.wait_for_requests(50, timeout=60)
+        # the VIP moved: a short gap is allowed, then requests succeed again
+        assert load.ok > 50, load.report()
+        assert len(load.failures) < 50, "outage too long: " + load.report()
+    finally:
+        lab.start(holder)
+    for web in web_names(lab):  # both lbs answer again, every web node UP on each
+        wait_web_up_on_all_lbs(lab, web, timeout=180)
+    wait_single_vip_holder(lab, timeout=60)
+    wait_app_answers(lab)
+
+
+def test_killing_haproxy_on_the_active_lb_moves_the_vip(lab):
+    holder = wait_single_vip_holder(lab)
+    try:
+        with LoadLoop(lab, max_seconds=180) as load:
+            lab.run(holder, "systemctl kill -s KILL haproxy")
+            wait_single_vip_holder(lab, timeout=20, not_on=holder)
+            load.wait_for_requests(50, timeout=60)
+        assert load.ok > 50, load.report()
+    finally:
+        lab.run(holder, "systemctl restart haproxy")
+    wait_until(lambda: lab.run(holder, "killall -0 haproxy && echo up", check=False), 60, f"haproxy back on {holder}")
+    wait_single_vip_holder(lab, timeout=60)
+    wait_app_answers(lab)
+
+
+def test_stopping_a_web_node_fails_no_request(lab):
+    victim = web_names(lab)[-1]
+    try:
+        with LoadLoop(lab, max_seconds=180) as load:
+            load.wait_for_requests(20)
+            lab.stop(victim)
+            load.wait_for_requests(200, timeout=120)
+        assert load.failures == [], load.report()
+        assert load.ok >= 200
+    finally:
+        lab.start(victim)
+    wait_web_up_on_all_lbs(lab, victim, timeout=180)
+
+
+def test_session_counter_survives_loss_of_the_node_that_served_it(lab):
+    session = new_session(lab)
+    first = get_json(lab, "/api/info", session=session)
+    assert first["session_ok"] is True, first
+    counter, served_by = first["session_counter"], first["node"]
+    for _ in range(3):
+        info = get_json(lab, "/api/info", session=session)
+        counter += 1
+        assert info["session_counter"] == counter
+    served_by = info["node"]
+    try:
+        lab.stop(served_by)
+        # The session store may fail over too (its master may have been on
+        # that node): wait until a throwaway session works again.
+        wait_until(lambda: get_json(lab, "/api/info", session=new_session(lab))["session_ok"], 60,
+                   "sessions to work again after losing " + served_by)
+        after = get_json(lab, "/api/info", session=session)
+        assert after["node"] != served_by
+        assert after["session_ok"] is True
+        assert after["session_counter"] == counter + 1, after
+    finally:
+        lab.start(served_by)
+    wait_web_up_on_all_lbs(lab, served_by, timeout=180)
+
+
+def test_rolling_deploy_fails_no_request_and_ends_on_the_new_version(lab):
+    before = all_current(lab)
+    assert len(set(before.values())) == 1, before
+    version = f"9.{int(time.time())}"
+    with LoadLoop(lab, max_seconds=600) as load:
+        ok, detail = orchestrate(lab, "orch.deploy", {"app": {"version": version}})
+        load.wait_for_requests(20)
+    assert ok, detail
+    assert load.failures == [], load.report()
+    assert all_current(lab) == {web: f"releases/{version}" for web in web_names(lab)}
+    seen = nodes_and_versions(lab)
+    assert set(seen) == set(web_names(lab)) and set(seen.values()) == {version}, seen
+
+
+def test_rollback_fails_no_request_and_ends_on_the_previous_version(lab):
+    now = all_current(lab)
+    with LoadLoop(lab, max_seconds=600) as load:
+        ok, detail = orchestrate(lab, "orch.rollback")
+        load.wait_for_requests(20)
+    assert ok, detail
+    assert load.failures == [], load.report()
+    back = all_current(lab)
+    assert len(set(back.values())) == 1 and back != now, (now, back)
+    version = next(iter(back.values())).split("/", 1)[1]
+    seen = nodes_and_versions(lab)
+    assert set(seen.values()) == {version}, seen
+
+
+@pytest.mark.parametrize(
+    "pillar, message",
+    [
+        ({"app": {"version": "../../etc"}}, "app:version"),
+        ({"app": {"version": "bad version"}}, "app:version"),
+        ({"app": {"version": "9.9.9", "source": {"path": "salt://no-such-app"}}}, "salt://no-such-app"),
+    ],
+    ids=["path-in-version", "space-in-version", "missing-source"],
+)
+def test_bad_deploy_input_is_refused_and_changes_nothing(lab, pillar, message):
+    before = all_current(lab)
+    served = nodes_and_versions(lab, 6)
+    ok, detail = orchestrate(lab, "orch.deploy", pillar)
+    assert not ok, "a bad deploy must fail"
+    assert message in detail, detail[:2000]
+    assert all_current(lab) == before
+    for web in web_names(lab):
+        wait_web_up_on_all_lbs(lab, web, timeout=10)  # nothing left drained
+    assert set(nodes_and_versions(lab, 6).values()) == set(served.values())

@@ -1,0 +1,204 @@
+"""Helpers for tests/lab/test_web_lb.py: polling with deadlines (never a
+bare sleep as a wait), a bounded load loop that logs every failure, and
+readers of the lab's state (who holds the VIP, what each node serves)."""
+
+import json
+import threading
+import time
+
+import requests
+
+REQUEST_TIMEOUT = 5
+
+
+def wait_until(predicate, timeout, what, interval=0.2):
+    """Poll ``predicate`` until it returns a truthy value; return it, or fail
+    after ``timeout`` seconds naming ``what`` and the last value/error."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # noqa: BLE001 - reported on timeout
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def base_url(lab):
+    return f"https://{lab.vip}"
+
+
+def get_json(lab, path, session=None, timeout=REQUEST_TIMEOUT):
+    http = session or lab.http
+    resp = http.get(base_url(lab) + path, timeout=timeout, verify=lab.ca_cert_path)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def new_session(lab):
+    """A fresh client (own cookies) that trusts the lab CA."""
+    session = requests.Session()
+    session.verify = lab.ca_cert_path
+    return session
+
+
+def vip_holders(lab):
+    """Names of the lb machines that have the VIP on an interface."""
+    holders = []
+    for name in lb_names(lab):
+        out = lab.run(name, "ip -4 -o addr show", check=False)
+        text = out if isinstance(out, str) else getattr(out, "stdout", str(out))
+        if f" {lab.vip}/" in text:
+            holders.append(name)
+    return holders
+
+
+def lb_names(lab):
+    return [n for n, m in lab.topology["machines"].items() if "lb" in m["roles"]]
+
+
+def web_names(lab):
+    return [n for n, m in lab.topology["machines"].items() if "web" in m["roles"]]
+
+
+def wait_single_vip_holder(lab, timeout=30, not_on=None):
+    def one():
+        holders = vip_holders(lab)
+        if len(holders) == 1 and holders[0] != not_on:
+            return holders[0]
+        return None
+
+    return wait_until(one, timeout, f"exactly one lb holding {lab.vip}" + (f", not {not_on}" if not_on else ""))
+
+
+def wait_app_answers(lab, timeout=60):
+    return wait_until(lambda: get_json(lab, "/api/info", session=new_session(lab)), timeout, "the app to answer via the VIP")
+
+
+def nodes_and_versions(lab, requests_count=20):
+    """{node: version} seen over ``requests_count`` fresh requests."""
+    seen = {}
+    for _ in range(requests_count):
+        info = get_json(lab, "/?format=json", session=new_session(lab))
+        seen[info["node"]] = info["version"]
+    return seen
+
+
+def salt_ret(result, minion):
+    """The return of ``minion`` from lab.salt's JSON, whatever the wrapping."""
+    if isinstance(result, dict) and minion in result:
+        result = result[minion]
+        if isinstance(result, dict) and "ret" in result:
+            result = result["ret"]
+    return result
+
+
+def haproxy_state(lab, lb, server, backend="web"):
+    return salt_ret(lab.salt(lb, "haproxy_runtime.state", backend, server), lb)
+
+
+def wait_web_up_on_all_lbs(lab, server, timeout=90):
+    def up():
+        for lb in lb_names(lab):
+            st = haproxy_state(lab, lb, server)
+            if not (isinstance(st, dict) and st.get("admin") == "ready" and str(st.get("status", "")).startswith("UP")):
+                return False
+        return True
+
+    wait_until(up, timeout, f"{server} ready and UP on every lb", interval=1)
+
+
+def failed_states(result):
+    """Every state/step in a Salt JSON result whose result is False."""
+    failures = []
+
+    def walk(node, key=""):
+        if isinstance(node, dict):
+            if node.get("result") is False:
+                failures.append(f"{key}: {node.get('comment', '')}"[:500])
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+
+    walk(result)
+    return failures
+
+
+def orchestrate(lab, sls, pillar=None):
+    """Run an orchestration; return (ok, detail). A render error (bad input)
+    shows as a failed run, never as an exception here."""
+    args = ["state.orchestrate", sls]
+    if pillar is not None:
+        args.append("pillar=" + json.dumps(pillar))
+    try:
+        result = lab.salt_run(*args)
+    except Exception as exc:  # noqa: BLE001 - a refused run is data for the test
+        return False, str(exc)
+    text = json.dumps(result)
+    failures = failed_states(result)
+    retcode = result.get("retcode", 0) if isinstance(result, dict) else 0
+    if failures or retcode or "Rendering SLS" in text or "TemplateError" in text:
+        return False, "\n".join(failures) or text[:2000]
+    return True, text
+
+
+class LoadLoop:
+    """Steady HTTPS load through the VIP in a background thread, bounded in
+    requests and seconds; every failure is logged with its time and reason.
+
+        with LoadLoop(lab) as load:
+            ...  # break something
+        assert load.failures == []
+    """
+
+    def __init__(self, lab, path="/api/info", max_requests=20000, max_seconds=600, pause=0.02):
+        self.lab, self.path = lab, path
+        self.max_requests, self.max_seconds, self.pause = max_requests, max_seconds, pause
+        self.ok = 0
+        self.failures = []
+        self.nodes = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        session = new_session(self.lab)
+        started = time.monotonic()
+        for _ in range(self.max_requests):
+            if self._stop.is_set() or time.monotonic() - started > self.max_seconds:
+                break
+            at = time.monotonic() - started
+            try:
+                resp = session.get(base_url(self.lab) + self.path, timeout=REQUEST_TIMEOUT)
+                if resp.status_code != 200:
+                    self.failures.append((round(at, 2), f"HTTP {resp.status_code}: {resp.text[:200]}"))
+                else:
+                    self.ok += 1
+                    node = resp.json().get("node")
+                    self.nodes[node] = self.nodes.get(node, 0) + 1
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                self.failures.append((round(at, 2), repr(exc)[:300]))
+                session = new_session(self.lab)
+            self._stop.wait(self.pause)
+
+    def wait_for_requests(self, count, timeout=60):
+        target = self.ok + count
+        wait_until(lambda: self.ok >= target, timeout, f"{count} more successful requests under load")
+
+    def __enter__(self):
+        self._thread.start()
+        self.wait_for_requests(5)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(REQUEST_TIMEOUT + 5)
+        return False
+
+    def report(self):
+        return f"{self.ok} ok, {len(self.failures)} failed: {self.failures[:20]}"

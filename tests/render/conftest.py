@@ -1,0 +1,85 @@
+"""A real Salt master and minions (pytest-salt-factories) serving this repo.
+
+The master serves salt/ and the folders the lab master exposes, and the
+pillar with lab-like secrets in plain YAML (no GPG: rendering is what is
+tested here). One minion stands in for each distinct set of roles, named
+after the first machine with that set, so the pillar top matches it.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools" / "lab"))
+
+import lab_secrets  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def representatives(topology):
+    seen, names = set(), []
+    for name, machine in topology["machines"].items():
+        key = tuple(sorted(machine["roles"]))
+        if key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
+
+
+@pytest.fixture(scope="session")
+def salt_roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp("roots")
+    extras = root / "extras"
+    extras.mkdir()
+    for folder in ("orch", "reactor", "_modules", "_states", "app"):
+        if (REPO / folder).exists():
+            (extras / folder).symlink_to(REPO / folder)
+    state = root / "state"
+    folder = lab_secrets.generate(state, REPO / "pillar" / "topology.yaml", REPO / "pillar" / "secrets.spec.yaml")
+    secrets = root / "secrets" / "minions"
+    secrets.mkdir(parents=True)
+    for item in (folder / "minions").glob("*.yaml"):
+        (secrets / f"{item.stem}.sls").write_text(item.read_text())
+    return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")]}
+
+
+@pytest.fixture(scope="session")
+def salt_master(salt_factories, salt_roots):
+    overrides = {
+        "file_roots": {"base": salt_roots["file"]},
+        "pillar_roots": {"base": salt_roots["pillar"]},
+        "enable_fqdns_grains": False,
+    }
+    master = salt_factories.salt_master_daemon("render-master", overrides=overrides)
+    with master.started():
+        yield master
+
+
+@pytest.fixture(scope="session")
+def salt_minions(salt_master, representatives):
+    minions = {}
+    started = []
+    for name in representatives:
+        minion = salt_master.salt_minion_daemon(name, overrides={"enable_fqdns_grains": False})
+        ctx = minion.started()
+        ctx.__enter__()
+        started.append(ctx)
+        minions[name] = minion
+    cli = salt_master.salt_cli(timeout=120)
+    ret = cli.run("saltutil.sync_all", minion_tgt="*")
+    assert ret.returncode == 0, ret
+    yield minions
+    for ctx in reversed(started):
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def salt_cli(salt_master, salt_minions):
+    return salt_master.salt_cli(timeout=120)
+
+
+@pytest.fixture(scope="session")
+def salt_run_cli(salt_master, salt_minions):
+    return salt_master.salt_run_cli(timeout=120)

@@ -1,0 +1,83 @@
+"""Every state, orchestration, reactor and pillar file renders with the lab pillar."""
+
+import pathlib
+
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def sls_name(path, root):
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "init":
+        parts.pop()
+    return ".".join(parts)
+
+
+def state_files():
+    return sorted(p for p in (REPO / "salt").rglob("*.sls") if p.name != "top.sls")
+
+
+def roles_applying(component):
+    roles = yaml.safe_load((REPO / "salt" / "roles.yaml").read_text())
+    return [role for role, states in roles.items()
+            if any(s == component or s.startswith(component + ".") for s in (states or []))]
+
+
+def minion_for(sls, topology, representatives):
+    """The representative minion whose roles apply this component."""
+    component = sls.split(".")[0]
+    if component == "common":
+        return representatives[0]
+    for role in roles_applying(component):
+        for name in representatives:
+            if role in topology["machines"][name]["roles"]:
+                return name
+    return None
+
+
+def render_errors(ret):
+    data = ret.data
+    if isinstance(data, list):
+        return data
+    if isinstance(data, str):
+        return [data]
+    if ret.returncode != 0:
+        return [ret.stdout or ret.stderr]
+    return []
+
+
+def test_pillar_renders_for_every_kind_of_machine(salt_cli, salt_minions):
+    for name in salt_minions:
+        ret = salt_cli.run("pillar.items", minion_tgt=name)
+        assert ret.returncode == 0, ret
+        assert "_errors" not in ret.data, (name, ret.data.get("_errors"))
+        assert "topology" in ret.data
+
+
+def test_highstate_renders_for_every_kind_of_machine(salt_cli, salt_minions):
+    for name in salt_minions:
+        ret = salt_cli.run("state.show_highstate", minion_tgt=name)
+        assert not render_errors(ret), (name, render_errors(ret))
+
+
+@pytest.mark.parametrize("path", state_files(), ids=lambda p: str(p.relative_to(REPO / "salt")))
+def test_state_file_renders(path, salt_cli, topology, representatives):
+    sls = sls_name(path, REPO / "salt")
+    minion = minion_for(sls, topology, representatives)
+    assert minion, f"{sls}: no role in salt/roles.yaml applies it; wire it or remove it"
+    ret = salt_cli.run("state.show_sls", sls, minion_tgt=minion)
+    assert not render_errors(ret), (sls, minion, render_errors(ret))
+
+
+def orchestrations():
+    return sorted(p for p in (REPO / "orch").glob("*.sls"))
+
+
+@pytest.mark.parametrize("path", orchestrations(), ids=lambda p: p.name)
+def test_orchestration_renders(path, salt_run_cli):
+    ret = salt_run_cli.run("state.orchestrate_show_sls", f"orch.{path.stem}")
+    assert ret.returncode == 0, ret
+    assert not isinstance(ret.data, list), ret.data

@@ -1,0 +1,92 @@
+"""The topology validator: the lab, the pillar and the tests all trust it."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+
+import lemp_topology
+from lemp_topology import TopologyError
+
+
+@pytest.fixture
+def raw(repo):
+    import yaml
+
+    return yaml.safe_load((repo / "pillar" / "topology.yaml").read_text())
+
+
+def test_the_lab_topology_is_valid_and_has_one_master(topology):
+    assert topology["master"] == "salt1"
+    assert lemp_topology.with_role(topology, "web") == ["web1", "web2"]
+    assert topology["machines"]["web1"]["mac"] == "02:4c:48:4d:00:15"
+
+
+def test_every_role_of_the_brief_is_filled(topology):
+    for role in ("master", "lb", "web", "db", "arbitrator", "monitor"):
+        assert lemp_topology.with_role(topology, role), role
+
+
+def test_macs_are_unique_and_stable(topology):
+    macs = [m["mac"] for m in topology["machines"].values()]
+    assert len(set(macs)) == len(macs)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t["machines"]["web2"].update(address="10.77.0.21"),
+         "web2 address 10.77.0.21 is already used by web1"),
+        (lambda t: t["machines"]["web2"].update(address="10.77.0.100"),
+         "web2 address 10.77.0.100 is already used by network.vip"),
+        (lambda t: t["machines"]["web2"].update(roles=["web", "cache"]),
+         "web2 has unknown role 'cache'"),
+        (lambda t: t["machines"].setdefault("web3", {"address": "10.77.1.23", "roles": ["web"]}),
+         "web3 address 10.77.1.23 is outside 10.77.0.0/24"),
+        (lambda t: t["machines"]["db1"].update(address="10.77.0.300"),
+         "db1 address '10.77.0.300' is not an IPv4 address"),
+        (lambda t: t["machines"]["lb1"].pop("roles"),
+         "lb1 needs a non-empty list of roles"),
+        (lambda t: t["machines"]["lb1"].update(roles=["master"]),
+         "exactly one machine must have role 'master', found 2 (salt1, lb1)"),
+        (lambda t: t["machines"].setdefault("Web_3", {"address": "10.77.0.23", "roles": ["web"]}),
+         "machine name 'Web_3' is not a valid host name"),
+        (lambda t: t["network"].update(vip="10.78.0.100"),
+         "network.vip address 10.78.0.100 is outside 10.77.0.0/24"),
+        (lambda t: t["network"].pop("subnet"), "network.subnet is missing"),
+    ],
+    ids=["duplicate", "vip-clash", "unknown-role", "outside-subnet", "bad-address",
+         "no-roles", "two-masters", "bad-name", "vip-outside", "no-subnet"],
+)
+def test_bad_topology_is_refused_naming_the_entry(raw, change, message):
+    bad = copy.deepcopy(raw)
+    change(bad)
+    with pytest.raises(TopologyError) as err:
+        lemp_topology.validate(bad)
+    assert message in str(err.value)
+
+
+def test_command_line_prints_the_error_and_fails(tmp_path, raw):
+    raw["machines"]["web2"]["address"] = "10.77.0.21"
+    import yaml
+
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    script = lemp_topology.__file__
+    proc = subprocess.run([sys.executable, script, "json", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "web2 address 10.77.0.21 is already used by web1" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_command_line_exports_json_with_derived_fields(repo):
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, lemp_topology.__file__, "json", str(repo / "pillar" / "topology.yaml")],
+        capture_output=True, text=True, check=True,
+    )
+    data = json.loads(proc.stdout)
+    assert data["machines"]["lb1"]["mac"].startswith("02:")
+    assert data["network"]["prefixlen"] == 24

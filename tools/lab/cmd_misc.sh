@@ -1,0 +1,37 @@
+# ./lab down, status, ssh. Sourced by ./lab.
+# shellcheck shell=bash
+
+lab_down() {
+  need_root
+  step "destroying the lab machines"
+  vagrant destroy -f --parallel >/dev/null 2>&1 || true
+  # Anything vagrant lost track of (a half-created lab) goes too.
+  local name
+  for name in $(lxc-ls 2>/dev/null | tr ' ' '\n' | grep '^lemp-ha-' || true); do
+    info "removing leftover container $name"
+    lxc-stop -k -n "$name" >/dev/null 2>&1 || true
+    lxc-destroy -n "$name" >/dev/null 2>&1 || true
+  done
+  rm -rf "$LAB_REPO/.vagrant/machines"
+  apt_proxy_down
+  bridge_down
+  step "the lab is down (caches kept in $LAB_CACHE; lab secrets kept in $LAB_STATE)"
+}
+
+lab_status() {
+  local name state addr
+  printf '  %-8s %-15s %-10s %s\n' MACHINE ADDRESS STATE ROLES >&2
+  while read -r name; do
+    addr=$(lab_address "$name")
+    state=$(lxc-info -s -H -n "lemp-ha-$name" 2>/dev/null || echo absent)
+    printf '  %-8s %-15s %-10s %s\n' "$name" "$addr" "${state,,}" \
+      "$(topo_get "','.join(t['machines']['$name']['roles'])")" >&2
+  done < <(lab_machines)
+}
+
+lab_ssh() {
+  [ -n "${1:-}" ] || die "usage: ./lab ssh NAME" "NAME is one of: $(lab_machines | tr '\n' ' ')"
+  lab_machines | grep -x "$1" >/dev/null || die "no machine '$1' in the topology" "one of: $(lab_machines | tr '\n' ' ')"
+  shift_name=$1; shift
+  exec vagrant ssh "$shift_name" "$@"
+}

@@ -1,0 +1,106 @@
+# ./lab up: everything from a bare Debian 12 host to a configured platform.
+# shellcheck shell=bash
+
+lab_up() {
+  need_root
+  local t0=$SECONDS
+
+
+  bridge_up
+  apt_proxy_up
+  ensure_secrets
+  ensure_box
+  vagrant_up
+  install_secrets
+  wait_for_minions
+  run_orch site
+  print_summary "$t0"
+}
+
+# Lab secrets live in $LAB_STATE, never in the repo; generated once per lab
+# and kept, so a re-run never rotates a password under a running cluster.
+ensure_secrets() {
+  install -d -m 0700 "$LAB_STATE"
+  if [ ! -s "$LAB_STATE/autosign_key" ]; then
+    step "generating the lab's minion-enrolment secret in $LAB_STATE"
+    (umask 077; head -c 32 /dev/urandom | sha256sum | cut -c1-48 >"$LAB_STATE/autosign_key")
+  fi
+  step "generating lab passwords and certificates (kept in $LAB_STATE/secrets)"
+  "$HOST_PYTHON" "$LAB_REPO/tools/lab/lab_secrets.py" generate "$LAB_STATE" "$LAB_TOPOLOGY" \
+    "$LAB_REPO/pillar/secrets.spec.yaml" >/dev/null || die "generating the lab secrets failed" "see the message above"
+}
+
+# The master gets each machine's secrets GPG-encrypted to its own key.
+install_secrets() {
+  step "installing the encrypted secrets pillar on $(lab_master)"
+  tar -C "$LAB_STATE/secrets/minions" -cf - . \
+    | lab_exec "$(lab_master)" /opt/salt/bin/python /srv/lemp-ha/tools/lab/provision/encrypt-secrets.py >&2 \
+    || die "encrypting the secrets on the master failed" "see the message above"
+}
+
+vagrant_up() {
+  step "booting the lab machines in parallel: $(lab_machines | tr '\n' ' ')"
+  local log=$LAB_STATE/vagrant-up.log
+  # One progress line per machine and phase; the whole output goes to $log.
+  vagrant up --parallel --provider=lxc 2>&1 | tee "$log" \
+    | grep --line-buffered -E '^==> [a-z0-9-]+: (Importing|Starting|Machine booted|Running provisioner|Setting hostname)' >&2 || true
+  # vagrant up provisions only the machines it creates: repair the others.
+  local name
+  for name in $(lab_machines); do
+    if ! lab_exec "$name" systemctl is-active -q salt-minion 2>/dev/null; then
+      info "provisioning $name again (its minion is not running)"
+      vagrant provision "$name" >>"$log" 2>&1 || echo "An error occurred while provisioning $name" >>"$log"
+    fi
+  done
+  local bad
+  bad=$(vagrant status --machine-readable 2>/dev/null | awk -F, '$3=="state" && $4!="running" {print $2}')
+  if [ -n "$bad" ] || grep -q 'VM, not the ones that failed\|An error occurred\|did not complete successfully' "$log"; then
+    grep -E 'ERROR|error|failed' "$log" | tail -n 15 >&2
+    die "machine(s) did not come up: ${bad:-see above}" "full log: $log; run ./lab up again to repair, or ./lab down && ./lab up"
+  fi
+}
+
+# Minions enrol with the master by themselves (autosign_grains); wait until
+# every machine of the topology answers.
+wait_for_minions() {
+  local master expected missing i
+  master=$(lab_master)
+  expected=$(lab_machines | sort | tr '\n' ' ')
+  step "waiting for every minion to answer the master"
+  for i in $(seq 120); do
+    missing=$(comm -23 <(lab_machines | sort) <(salt_on_master "salt --out=txt --timeout=5 '*' test.ping 2>/dev/null" | awk -F: '$2 ~ /True/ {print $1}' | sort))
+    [ -z "$missing" ] && { info "all answer: $expected"; return 0; }
+    [ $((i % 10)) = 0 ] && info "still waiting for: $(echo $missing)"
+    sleep 1
+  done
+  die "minion(s) never answered: $(echo $missing)" "./lab ssh $master, then: salt-key -L; journalctl -u salt-minion on the missing machine"
+}
+
+salt_on_master() {
+  lab_exec "$(lab_master)" bash -c "$1"
+}
+
+# Runs an orchestration and names every failed state with its minion.
+run_orch() {
+  local name=$1 out rc
+  step "running salt-run state.orchestrate orch.$name (progress below, one line per step)"
+  out=$LAB_STATE/orch-$name.json
+  rc=0
+  lab_exec "$(lab_master)" salt-run --out=json --state-verbose=False state.orchestrate "orch.$name" >"$out" 2>"$out.err" || rc=$?
+  "$HOST_PYTHON" "$LAB_REPO/tools/lab/orch_report.py" "$out" || rc=1
+  [ $rc = 0 ] || die "orch.$name failed (details above; full output in $out)" "fix the state named above, then run ./lab up again"
+}
+
+print_summary() {
+  local t0=$1 vip
+  vip=$(topo_get "t['network']['vip']")
+  step "the lab is up ($((SECONDS - t0)) s)"
+  lab_status
+  cat >&2 <<MSG
+
+  Lab VIP:             $vip (web tier arrives with the web/LB issue)
+  Salt master:         ./lab ssh $(lab_master)   then  sudo salt '*' test.ping
+  Credentials:         $LAB_STATE (root only; generated for this lab, never in the repo)
+  Tear down:           ./lab down
+MSG
+}
