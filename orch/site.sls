@@ -1,25 +1,53 @@
 {#- orch.site: bring the whole platform to its declared state.
     Run on the master:  salt-run state.orchestrate orch.site
-    Safe to re-run: a second run changes nothing.
+    Safe to re-run: a second run changes nothing and restarts nothing.
 
     The runbook, in order:
-      1. refuse a bad topology before touching any machine;
-      2. give every minion our custom modules and fresh pillar;
-      3. apply each tier's highstate in dependency order: master, then the
-         database tier, then web, then the load balancers, then monitoring,
-         and stop at the first tier that fails. #}
+      1. give every minion our custom modules and fresh pillar;
+      2. refuse a bad topology before touching any machine;
+      3. configure the master;
+      4. the database tier: packages and config, then form (or join) the
+         Galera cluster one node at a time; never bootstrap a second cluster;
+      5. the web tier, then publish the web nodes in the mine;
+      6. the load balancers, whose backends come from that mine, then the
+         app's schema migration, once, through the database endpoint they serve;
+      7. monitoring.
+    Each tier requires the one before: the run stops at the first failure. #}
 {%- set topology = salt['pillar.get']('topology') %}
-{%- set ns = namespace(master=None, previous='validate-topology-before-touching-any-machine') %}
-{%- for name, machine in topology.machines | dictsort if 'master' in machine.roles %}
+{%- set ns = namespace(master=None) %}
+{%- for name, machine in topology.machines | dictsort if 'master' in machine.get('roles', []) %}
 {%-   set ns.master = name %}
 {%- endfor %}
-{%- set tiers = [
-      ('master', ['master']),
-      ('database', ['db', 'arbitrator', 'backup']),
-      ('web', ['web']),
-      ('load-balancers', ['lb']),
-      ('monitoring', ['monitor']),
-    ] %}
+
+{%- macro members(roles) -%}
+{%- set found = [] %}
+{%- for name, machine in topology.machines | dictsort %}
+{%-   if machine.get('roles', []) | select('in', roles) | list %}{% do found.append(name) %}{% endif %}
+{%- endfor %}
+{{- found | join(',') -}}
+{%- endmacro %}
+
+{%- macro tier(name, roles, after) %}
+{%- if members(roles) %}
+
+apply-highstate-on-{{ name }}-tier:
+  salt.state:
+    - tgt: {{ members(roles) }}
+    - tgt_type: list
+    - highstate: True
+    - require:
+      - {{ after }}
+{%- else %}
+
+apply-highstate-on-{{ name }}-tier:
+  test.nop:
+    - require:
+      - {{ after }}
+{%- endif %}
+{%- endmacro %}
+
+include:
+  - orch.galera.site
 
 sync-custom-modules-and-pillar-everywhere:
   salt.function:
@@ -32,22 +60,29 @@ validate-topology-before-touching-any-machine:
     - tgt: {{ ns.master }}
     - require:
       - salt: sync-custom-modules-and-pillar-everywhere
-{%- for tier, roles in tiers %}
-{%- set members = [] %}
-{%- for name, machine in topology.machines | dictsort %}
-{%-   if machine.roles | select('in', roles) | list and name not in members %}
-{%-     do members.append(name) %}
-{%-   endif %}
-{%- endfor %}
-{%- if members %}
+{{ tier('master', ['master'], 'salt: validate-topology-before-touching-any-machine') }}
+{{ tier('database', ['db', 'arbitrator', 'backup'], 'apply-highstate-on-master-tier') }}
+{#- orch.galera.site (included above) forms the cluster after the database
+    tier and ends with `galera-cluster-ready`. #}
+{{ tier('web', ['web'], 'galera-cluster-ready') }}
 
-apply-highstate-on-{{ tier }}-tier:
-  salt.state:
-    - tgt: {{ members | join(',') }}
+publish-web-nodes-in-the-mine:
+  salt.function:
+    - name: mine.update
+    - tgt: {{ members(['web']) or ns.master }}
     - tgt_type: list
-    - highstate: True
     - require:
-      - salt: {{ ns.previous }}
-{%- set ns.previous = 'apply-highstate-on-' ~ tier ~ '-tier' %}
+      - apply-highstate-on-web-tier
+{{ tier('load-balancers', ['lb'], 'salt: publish-web-nodes-in-the-mine') }}
+{%- set web = members(['web']).split(',') %}
+{%- if web[0] %}
+
+{#- Once per release, on one node: the schema is shared by all of them. #}
+migrate-app-schema-once-on-{{ web[0] }}:
+  salt.state:
+    - tgt: {{ web[0] }}
+    - sls: webapp.migrate
+    - require:
+      - apply-highstate-on-load-balancers-tier
 {%- endif %}
-{%- endfor %}
+{{ tier('monitoring', ['monitor'], 'apply-highstate-on-load-balancers-tier') }}

@@ -81,4 +81,11 @@ garbd-systemd-dropin-managed:
     - user: root
     - group: root
     - mode: '0644'
+
+{#- systemd does not notice a new drop-in directory by itself. #}
+garbd-systemd-units-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: garbd-systemd-dropin-managed
 {%- endif %}

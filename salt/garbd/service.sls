@@ -23,6 +23,7 @@ garbd-service-running:
     - require:
       - service: garbd-service-enabled-at-boot
       - file: garbd-systemd-dropin-managed
+      - cmd: garbd-systemd-units-reloaded
       - file: garbd-ssl-key-managed
     - watch:
       - file: garbd-config-file-managed

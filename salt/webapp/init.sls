@@ -1,9 +1,7 @@
-{#- The application on a web node: release app:version unpacked, migrated
-    (first web node only), and current. #}
-{%- from 'webapp/map.jinja' import first_web with context %}
+{#- The application on a web node: release app:version unpacked and made
+    current. Its migration needs the database endpoint on the VIP, so it
+    runs from the orchestrations once the load balancers are up
+    (orch.site, orch.deploy), once per release, on the first web node. #}
 include:
   - webapp.release
-{%- if grains['id'] == first_web %}
-  - webapp.migrate
-{%- endif %}
   - webapp.switch

@@ -18,6 +18,7 @@ GPG-encrypted (tools/lab/provision/encrypt-secrets.py).
 import os
 import pathlib
 import secrets as random_source  # noqa: I001
+import string
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,8 @@ import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_modules"))
 import lemp_topology  # noqa: E402
+
+ALPHABET = string.ascii_letters + string.digits
 
 
 def _nest(tree, path, value):
@@ -88,7 +91,9 @@ def generate(state_dir, topology_path, spec_path):
     passwords = yaml.safe_load(pw_file.read_text()) if pw_file.exists() else {}
     passwords = passwords or {}
     for name in spec.get("passwords", {}):
-        passwords.setdefault(name, random_source.token_urlsafe(24))
+        # Letters and digits only: some passwords end up in config lines
+        # (haproxy tcp-check) where quoting rules differ.
+        passwords.setdefault(name, "".join(random_source.choice(ALPHABET) for _ in range(32)))
     _write_private(pw_file, yaml.safe_dump(passwords, default_flow_style=False))
 
     ca_key, ca_cert = ensure_ca(folder)

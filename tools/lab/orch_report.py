@@ -21,7 +21,13 @@ def _state_failures(minion, ret):
     for key, item in ret.items():
         if isinstance(item, dict) and item.get("result") is False:
             state_id = item.get("__id__") or key.split("_|-")[1]
-            failed.append((minion, state_id, str(item.get("comment", "")).strip()))
+            comment = str(item.get("comment", "")).strip()
+            output = (item.get("changes") or {})
+            # A failed command says why on its stderr, not in the comment.
+            tail = (output.get("stderr") or output.get("stdout") or "").strip().splitlines()[-3:]
+            if tail:
+                comment += " | " + " / ".join(tail)
+            failed.append((minion, state_id, comment))
     return failed
 
 
