@@ -464,8 +464,9 @@ def mark_safe_to_bootstrap():
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     parse_grastate(text)  # refuse to edit a file we do not understand
+    # Orchestration steps fail on a falsy return: answer with a dict.
     if re.search(r"^safe_to_bootstrap:\s*1\s*$", text, re.M):
-        return False
+        return {"changed": False, "comment": "safe_to_bootstrap is already 1"}
     if re.search(r"^safe_to_bootstrap:", text, re.M):
         text = re.sub(r"^safe_to_bootstrap:.*$", "safe_to_bootstrap: 1", text, flags=re.M)
     else:
@@ -477,7 +478,7 @@ def mark_safe_to_bootstrap():
     os.chown(tmp, stat.st_uid, stat.st_gid)
     os.chmod(tmp, stat.st_mode & 0o777)
     os.replace(tmp, path)
-    return True
+    return {"changed": True, "comment": "safe_to_bootstrap set to 1"}
 
 
 def _systemctl(action):
@@ -492,9 +493,9 @@ def _systemctl(action):
 def stop():
     """Stop the local server (a wsrep node leaves the cluster cleanly)."""
     if service_state() in ("inactive", "failed"):
-        return False
+        return {"changed": False, "comment": "mariadb was not running"}
     _systemctl("stop")
-    return True
+    return {"changed": True, "comment": "mariadb stopped"}
 
 
 def bootstrap(timeout=600):

@@ -24,8 +24,6 @@ nginx-service-running:
       - file: nginx-tls-key-file-managed
       - file: nginx-default-site-absent
 
-nginx-web-address-published-in-mine:
-  module.run:
-    - mine.update: []
-    - require:
-      - service: nginx-service-running
+{#- The mine entry (pillar mine_functions) is published by the orchestrations
+    (orch.site, the enrolment reactor) once the node serves, not here: a
+    mine.update state would report a change on every run. #}

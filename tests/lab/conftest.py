@@ -51,10 +51,23 @@ class Lab:
         self.machines = topology["machines"]
         self.state_dir = STATE
         self.ca_cert_path = STATE / "secrets" / "ca.pem"
+        # The app's database endpoint: HAProxy on the VIP, single writer.
+        self.db_endpoint = (self.vip, 3306)
+        self._http = None
 
     @property
     def secrets(self):
         return {"passwords": yaml.safe_load((STATE / "secrets" / "passwords.yaml").read_text())}
+
+    @property
+    def http(self):
+        """HTTPS to the lab, trusting the lab CA (route already checked)."""
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
+            self._http.verify = str(self.ca_cert_path)
+        return self._http
 
     def with_role(self, role):
         return [n for n, m in self.machines.items() if role in m["roles"]]
@@ -103,8 +116,10 @@ class Lab:
 
     def start(self, machine):
         subprocess.run(["lxc-start", "-n", f"lemp-ha-{machine}"], check=True)
-        wait_for(lambda: self.run(machine, "systemctl is-system-running --wait", check=False).stdout.strip()
-                 in ("running", "degraded"), 120, f"{machine} to boot")
+        # Not `systemctl is-system-running --wait`: after a full outage a
+        # Galera node's start job waits for peers, and boot never "ends".
+        wait_for(lambda: self.run(machine, "systemctl is-active salt-minion", check=False, timeout=20)
+                 .stdout.strip() == "active", 120, f"{machine} to boot")
         wait_for(lambda: self.salt("--timeout=5", machine, "test.ping").get(machine) is True, 120,
                  f"{machine}'s minion to answer")
 

@@ -186,10 +186,10 @@ def test_choose_wraps_refusals_as_command_errors():
 
 def test_mark_safe_to_bootstrap_rewrites_only_that_line(node, tmp_path):
     node("crashed.dat")
-    assert galera.mark_safe_to_bootstrap() is True
+    assert galera.mark_safe_to_bootstrap()["changed"] is True
     text = (tmp_path / "grastate.dat").read_text()
     assert "safe_to_bootstrap: 1" in text and "seqno:   -1" in text and UUID in text
-    assert galera.mark_safe_to_bootstrap() is False  # already marked
+    assert galera.mark_safe_to_bootstrap()["changed"] is False  # already marked
 
 
 def test_mark_safe_to_bootstrap_refuses_while_running(node):
