@@ -190,7 +190,7 @@ def markdown_table(headers, rows):
     def cell(v):
         return fmt(v).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -321,3 +321,23 @@ class SuccessClock:
 
     def first_success_after(self, t):
         return next((x for x in self.times if x > t), None)
+
+
+# -- orchestrations ---------------------------------------------------------------
+
+def orchestrate(lab, sls, pillar=None, timeout=1800):
+    """`salt-run state.orchestrate SLS [pillar=JSON]` on the master through
+    Lab.salt_run (which returns (returncode, parsed JSON)); returns
+    (ok, detail). Failed steps are found with web_helpers.failed_states."""
+    import json
+
+    import web_helpers as wh
+
+    args = ["state.orchestrate", sls] + (["pillar=" + json.dumps(pillar)] if pillar is not None else [])
+    rc, data = lab.salt_run(*args, timeout=timeout)
+    text = json.dumps(data)
+    failures = wh.failed_states(data)
+    retcode = data.get("retcode", 0) if isinstance(data, dict) else 0
+    if not isinstance(data, dict) or rc != 0 or retcode or failures or "unparsed" in data or "Rendering SLS" in text:
+        return False, "\n".join(failures) or f"exit {rc}: {text[:2000]}"
+    return True, text

@@ -150,9 +150,9 @@ def full_outage(lab, tier, args):
         acked = set(writer.acked())
         log("[full-outage] salt-run state.orchestrate orch.galera_recover")
         t_orch = time.monotonic()
-        result = gh.salt_run_json(lab, tier["master"], "state.orchestrate orch.galera_recover")
+        ok, failed = common.orchestrate(lab, "orch.galera_recover")
         row["orch_s"] = time.monotonic() - t_orch
-        ok, failed = gh.orch_ok(result)
+        failed = failed[:500] if not ok else ""
         row["orch_ok"] = "ok" if ok else f"FAILED: {failed}"
         log(f"[full-outage] orch.galera_recover {'ok' if ok else 'FAILED'} in {row['orch_s']:.1f}s")
         common.wait_db_healthy(lab, tier, timeout=600)
@@ -174,7 +174,8 @@ def full_outage(lab, tier, args):
             healthy = all(gh.synced(lab, n, tier["size"]) for n in tier["dbs"])
             if not healthy:
                 log("restoring: salt-run state.orchestrate orch.galera_recover")
-                gh.salt_run_json(lab, tier["master"], "state.orchestrate orch.galera_recover")
+                ok, detail = common.orchestrate(lab, "orch.galera_recover")
+                log(f"restoring: orch.galera_recover {'ok' if ok else 'FAILED: ' + detail[:1000]}")
         common.wait_db_healthy(lab, tier, timeout=600)
         drop_table(lab, tier, table, writer)
 

@@ -143,6 +143,9 @@ def main():
     notes = [f"One client loop through https://{topology['network']['vip']}{args.path}, request timeout "
              f"{args.timeout}s, pause {args.pause}s; bounded to {args.duration}s / {args.max_requests} requests per run.",
              "lb-kill: `lxc-stop -k` of the lb holding the VIP; haproxy-kill: `killall -9 haproxy` on it.",
+             "First failure → first success: from the start of the first failed request to the first "
+             "success after the last failed one; longest gap: the longest time between two successful "
+             "responses (sampled every 10 ms).",
              "Failback: the stopped part is started again under load; its failed requests are counted separately."]
     notes += [f"{r['scenario']} failures, e.g.: {r['examples'][:300]}" for r in results if r.get("examples")]
     common.report(args, "lb_failover", "Load-balancer failover under load", headers, rows, notes)

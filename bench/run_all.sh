@@ -23,7 +23,7 @@ for arg in "$@"; do
     --cold) cold+=(--cold) ;;
     --no-cache) cold+=(--cold --no-cache) ;;
     --quick) quick=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done

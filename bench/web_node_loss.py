@@ -78,7 +78,7 @@ def orch_under_load(lab, label, sls, pillar, args):
                      pause=args.pause) as load, common.SuccessClock(load, max_seconds=1800) as clock:
         t0 = time.monotonic()
         log(f"[{label}] salt-run state.orchestrate {sls}" + (f" pillar='{pillar}'" if pillar else ""))
-        ok, detail = wh.orchestrate(lab, sls, pillar)
+        ok, detail = common.orchestrate(lab, sls, pillar)
         step = time.monotonic() - t0
         load.wait_for_requests(20, timeout=60)
     log(f"[{label}] {'ok' if ok else 'FAILED'} in {step:.1f}s; load: {load.report()[:400]}")
@@ -112,7 +112,7 @@ def deploy_and_rollback(lab, webs, args):
         now = releases(lab, webs)
         if now != before:
             log(f"restoring: releases are {now}, were {before}: orch.rollback to {original}")
-            ok, detail = wh.orchestrate(lab, "orch.rollback", {"app": {"rollback_to": original}})
+            ok, detail = common.orchestrate(lab, "orch.rollback", {"app": {"rollback_to": original}})
             log(f"restoring: {'ok' if ok else 'FAILED: ' + detail[:1000]}")
         common.wait_web_healthy(lab, timeout=300)
     return rows

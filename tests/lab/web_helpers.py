@@ -136,14 +136,11 @@ def orchestrate(lab, sls, pillar=None):
     args = ["state.orchestrate", sls]
     if pillar is not None:
         args.append("pillar=" + json.dumps(pillar))
-    try:
-        result = lab.salt_run(*args)
-    except Exception as exc:  # noqa: BLE001 - a refused run is data for the test
-        return False, str(exc)
+    returncode, result = lab.salt_run(*args)
     text = json.dumps(result)
     failures = failed_states(result)
     retcode = result.get("retcode", 0) if isinstance(result, dict) else 0
-    if failures or retcode or "Rendering SLS" in text or "TemplateError" in text:
+    if returncode or failures or retcode or "Rendering SLS" in text or "TemplateError" in text:
         return False, "\n".join(failures) or text[:2000]
     return True, text
 

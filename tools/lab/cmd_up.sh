@@ -80,13 +80,18 @@ salt_on_master() {
   lab_exec "$(lab_master)" bash -c "$1"
 }
 
-# Runs an orchestration and names every failed state with its minion.
+# Runs an orchestration, shows each minion's job as it finishes, and names
+# every failed state with its minion when it is over.
 run_orch() {
-  local name=$1 out rc
-  step "running salt-run state.orchestrate orch.$name (progress below, one line per step)"
+  local name=$1 out rc=0 watcher
+  step "running salt-run state.orchestrate orch.$name (one line per finished minion job)"
   out=$LAB_STATE/orch-$name.json
-  rc=0
+  lab_exec "$(lab_master)" salt-run state.event 'salt/job/*/ret/*' 2>/dev/null \
+    | "$HOST_PYTHON" "$LAB_REPO/tools/lab/orch_progress.py" &
+  watcher=$!
   lab_exec "$(lab_master)" salt-run --out=json --state-verbose=False state.orchestrate "orch.$name" >"$out" 2>"$out.err" || rc=$?
+  lab_exec "$(lab_master)" pkill -f 'salt-run state.event' || true
+  wait "$watcher" 2>/dev/null || true
   "$HOST_PYTHON" "$LAB_REPO/tools/lab/orch_report.py" "$out" || rc=1
   [ $rc = 0 ] || die "orch.$name failed (details above; full output in $out)" "fix the state named above, then run ./lab up again"
 }
