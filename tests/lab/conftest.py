@@ -50,7 +50,8 @@ class Lab:
         self.master = topology["master"]
         self.machines = topology["machines"]
         self.state_dir = STATE
-        self.ca_cert_path = STATE / "secrets" / "ca.pem"
+        # a str, not a Path: requests takes only a str as a CA bundle
+        self.ca_cert_path = str(STATE / "secrets" / "ca.pem")
         # The app's database endpoint: HAProxy on the VIP, single writer.
         self.db_endpoint = (self.vip, 3306)
         self._http = None
@@ -66,7 +67,9 @@ class Lab:
             import requests
 
             self._http = requests.Session()
-            self._http.verify = str(self.ca_cert_path)
+            # No proxy or CA bundle from the environment: straight to the lab.
+            self._http.trust_env = False
+            self._http.verify = self.ca_cert_path
         return self._http
 
     def with_role(self, role):

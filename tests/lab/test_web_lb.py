@@ -105,12 +105,14 @@ def test_killing_haproxy_on_the_active_lb_moves_the_vip(lab):
     holder = wait_single_vip_holder(lab)
     try:
         with LoadLoop(lab, max_seconds=180) as load:
-            lab.run(holder, "systemctl kill -s KILL haproxy")
+            # haproxy dies and stays dead (systemd would restart a plain kill
+            # within 100 ms, before keepalived's check even notices).
+            lab.run(holder, "systemctl mask --runtime haproxy && systemctl kill -s KILL haproxy")
             wait_single_vip_holder(lab, timeout=20, not_on=holder)
             load.wait_for_requests(50, timeout=60)
         assert load.ok > 50, load.report()
     finally:
-        lab.run(holder, "systemctl restart haproxy")
+        lab.run(holder, "systemctl unmask --runtime haproxy; systemctl restart haproxy")
     wait_until(lambda: lab.run(holder, "killall -0 haproxy && echo up", check=False), 60, f"haproxy back on {holder}")
     wait_single_vip_holder(lab, timeout=60)
     wait_app_answers(lab)

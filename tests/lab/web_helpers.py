@@ -42,6 +42,9 @@ def get_json(lab, path, session=None, timeout=REQUEST_TIMEOUT):
 def new_session(lab):
     """A fresh client (own cookies) that trusts the lab CA."""
     session = requests.Session()
+    # Never take proxies or a CA bundle from the environment: lab traffic
+    # goes straight over the lab bridge and trusts only the lab CA.
+    session.trust_env = False
     session.verify = lab.ca_cert_path
     return session
 

@@ -13,6 +13,9 @@ if (!is_array($cfg)) {
     echo json_encode($out), "\n";
     exit;
 }
+// PHP caches resolved paths (realpath_cache_ttl): without this, the
+// `current` symlink would still point at the previous release for minutes.
+clearstatcache(true);
 $marker = $cfg['app_dir'] . '/current/.lemp-ha-release';
 if (is_readable($marker)) {
     $out['release'] = trim(file_get_contents($marker));
