@@ -21,7 +21,8 @@
 {%- if not (version | regex_match(version_re)) or '..' in version %}
 {{-   raise('orch.deploy: app:version ' ~ (version | tojson) ~ ' is missing or invalid: pass pillar={"app": {"version": "X.Y.Z"}}') }}
 {%- endif %}
-{%- set app_pillar = {'app': {'version': version}} %}
+{#- The release's source travels with it: a deploy may name another one. #}
+{%- set app_pillar = {'app': {'version': version, 'source': salt['pillar.get']('app:source', {})}} %}
 
 sync-custom-modules-on-web-and-lb-nodes:
   salt.function:

@@ -12,13 +12,20 @@ $method = $_SERVER['REQUEST_METHOD'] ?? 'GET';
 
 function info(): array
 {
-    // A session store outage must not fail the page: report it instead.
-    $sessionOk = @session_start();
+    // A session store outage (a Redis failover takes a few seconds) must not
+    // fail the page: report it instead. phpredis throws rather than warns.
     $counter = null;
-    if ($sessionOk) {
-        $_SESSION['counter'] = ($_SESSION['counter'] ?? 0) + 1;
-        $counter = $_SESSION['counter'];
-        $sessionOk = @session_write_close();
+    try {
+        $sessionOk = @session_start();
+        if ($sessionOk) {
+            $_SESSION['counter'] = ($_SESSION['counter'] ?? 0) + 1;
+            $counter = $_SESSION['counter'];
+            $sessionOk = @session_write_close();
+        }
+    } catch (Throwable $e) {
+        error_log('app: session store unavailable: ' . $e->getMessage());
+        $sessionOk = false;
+        $counter = null;
     }
     return [
         'app' => app_config()['app'],

@@ -1,4 +1,5 @@
 {%- from 'nginx/map.jinja' import nginx with context %}
+{%- from 'phpfpm/map.jinja' import phpfpm with context %}
 include:
   - nginx.config
 
@@ -10,6 +11,24 @@ nginx-configuration-is-valid:
       - file: nginx-tls-certificate-file-managed
       - file: nginx-tls-key-file-managed
       - file: nginx-default-site-absent
+
+{#- At shutdown systemd stops units in the reverse order of After=: nginx
+    first (it finishes its requests, then stops listening, so HAProxy sends
+    new ones elsewhere), PHP-FPM after it. Otherwise nginx answers 502. #}
+nginx-stops-before-php-fpm-at-shutdown:
+  file.managed:
+    - name: /etc/systemd/system/{{ nginx.service }}.service.d/lemp-ha-order.conf
+    - makedirs: True
+    - contents: |
+        # Managed by Salt (salt/nginx/service.sls).
+        [Unit]
+        After={{ phpfpm.service }}.service
+
+nginx-systemd-units-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: nginx-stops-before-php-fpm-at-shutdown
 
 nginx-service-running:
   service.running:

@@ -190,11 +190,14 @@ def test_rollback_fails_no_request_and_ends_on_the_previous_version(lab):
     [
         ({"app": {"version": "../../etc"}}, "app:version"),
         ({"app": {"version": "bad version"}}, "app:version"),
-        ({"app": {"version": "9.9.9", "source": {"path": "salt://no-such-app"}}}, "salt://no-such-app"),
+        # a version never deployed: an existing release is reused as it is
+        ({"app": {"version": "NEW", "source": {"path": "salt://no-such-app"}}}, "salt://no-such-app"),
     ],
     ids=["path-in-version", "space-in-version", "missing-source"],
 )
 def test_bad_deploy_input_is_refused_and_changes_nothing(lab, pillar, message):
+    if pillar["app"]["version"] == "NEW":
+        pillar = {"app": dict(pillar["app"], version=f"8.{time.time_ns()}")}
     before = all_current(lab)
     served = nodes_and_versions(lab, 6)
     ok, detail = orchestrate(lab, "orch.deploy", pillar)

@@ -58,11 +58,16 @@ def salt_master(salt_factories, salt_roots):
 
 
 @pytest.fixture(scope="session")
-def salt_minions(salt_master, representatives):
+def salt_minions(salt_master, representatives, topology):
     minions = {}
     started = []
     for name in representatives:
-        minion = salt_master.salt_minion_daemon(name, overrides={"enable_fqdns_grains": False})
+        # The machine's address on an interface, as in the lab (keepalived
+        # picks its interface by address).
+        address = topology["machines"][name]["address"]
+        grains = {"ip4_interfaces": {"eth0": [address]}, "ipv4": ["127.0.0.1", address]}
+        minion = salt_master.salt_minion_daemon(
+            name, overrides={"enable_fqdns_grains": False, "grains": grains})
         ctx = minion.started()
         ctx.__enter__()
         started.append(ctx)

@@ -1,5 +1,6 @@
 """Every state, orchestration, reactor and pillar file renders with the lab pillar."""
 
+import json
 import pathlib
 
 import pytest
@@ -26,12 +27,25 @@ def roles_applying(component):
             if any(s == component or s.startswith(component + ".") for s in (states or []))]
 
 
+# Written but applied by no role yet (see the web-tier issue's note): still
+# rendered, on a machine of the role it is written for.
+NOT_YET_APPLIED = {"glusterfs": "web"}
+
+# States and orchestrations that only run with pillar given on the command line.
+COMMAND_LINE_PILLAR = {
+    "webapp.rollback": {"app": {"rollback_to": "1.0.0"}},
+    "deploy": {"app": {"version": "1.0.1"}},
+    "rollback": {"app": {"rollback_to": "1.0.0"}},
+}
+
+
 def minion_for(sls, topology, representatives):
     """The representative minion whose roles apply this component."""
     component = sls.split(".")[0]
     if component == "common":
         return representatives[0]
-    for role in roles_applying(component):
+    roles = roles_applying(component) or [NOT_YET_APPLIED.get(component)]
+    for role in roles:
         for name in representatives:
             if role in topology["machines"][name]["roles"]:
                 return name
@@ -68,7 +82,8 @@ def test_state_file_renders(path, salt_cli, topology, representatives):
     sls = sls_name(path, REPO / "salt")
     minion = minion_for(sls, topology, representatives)
     assert minion, f"{sls}: no role in salt/roles.yaml applies it; wire it or remove it"
-    ret = salt_cli.run("state.show_sls", sls, minion_tgt=minion)
+    extra = [f"pillar={json.dumps(COMMAND_LINE_PILLAR[sls])}"] if sls in COMMAND_LINE_PILLAR else []
+    ret = salt_cli.run("state.show_sls", sls, *extra, minion_tgt=minion)
     assert not render_errors(ret), (sls, minion, render_errors(ret))
 
 
@@ -78,6 +93,9 @@ def orchestrations():
 
 @pytest.mark.parametrize("path", orchestrations(), ids=lambda p: p.name)
 def test_orchestration_renders(path, salt_run_cli):
-    ret = salt_run_cli.run("state.orchestrate_show_sls", f"orch.{path.stem}")
+    extra = [f"pillar={json.dumps(COMMAND_LINE_PILLAR[path.stem])}"] if path.stem in COMMAND_LINE_PILLAR else []
+    ret = salt_run_cli.run("state.orchestrate_show_sls", f"orch.{path.stem}", *extra)
     assert ret.returncode == 0, ret
-    assert not isinstance(ret.data, list), ret.data
+    # {master id: steps}, or {master id: [render errors]}
+    for steps in ret.data.values():
+        assert isinstance(steps, dict), steps
