@@ -66,7 +66,13 @@ apt_proxy_up() {
 
 apt_proxy_down() {
   if [ -f "$ACNG_PIDFILE" ]; then
-    kill "$(cat "$ACNG_PIDFILE")" 2>/dev/null || true
+    local pid i
+    pid=$(cat "$ACNG_PIDFILE")
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 50); do
+      [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break
+      sleep 0.1
+    done
     rm -f "$ACNG_PIDFILE"
   fi
 }
