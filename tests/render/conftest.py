@@ -75,6 +75,13 @@ def salt_minions(salt_master, representatives, topology):
     cli = salt_master.salt_cli(timeout=120)
     ret = cli.run("saltutil.sync_all", minion_tgt="*")
     assert ret.returncode == 0, ret
+    # The load balancers build their backends from the web nodes' mine entry;
+    # publish it as the lab does (the address, from the grains set above).
+    for name in minions:
+        if "web" in topology["machines"][name]["roles"]:
+            ret = cli.run("mine.send", "web_address", "mine_function=grains.get", "ip4_interfaces:eth0",
+                          minion_tgt=name)
+            assert ret.returncode == 0, ret
     yield minions
     for ctx in reversed(started):
         ctx.__exit__(None, None, None)

@@ -97,15 +97,20 @@ run_orch() {
 }
 
 print_summary() {
-  local t0=$1 vip
+  local t0=$1 vip lbs
   vip=$(topo_get "t['network']['vip']")
+  lbs=$(topo_get "[m['address'] for n, m in t['machines'].items() if 'lb' in m['roles']]" | tr '\n' ' ')
   step "the lab is up ($((SECONDS - t0)) s)"
   lab_status
   cat >&2 <<MSG
 
-  Lab VIP:             $vip (web tier arrives with the web/LB issue)
+  Application:         https://$vip/   (HTTP redirects to HTTPS)
+                       curl --cacert $LAB_STATE/secrets/ca.pem https://$vip/?format=json
+  Database endpoint:   $vip:3306 (single writer; user app)
+  HAProxy stats:       $(for a in $lbs; do printf 'http://%s:8404/  ' "$a"; done)(lab subnet only)
   Salt master:         ./lab ssh $(lab_master)   then  sudo salt '*' test.ping
-  Credentials:         $LAB_STATE (root only; generated for this lab, never in the repo)
+  Credentials:         $LAB_STATE/secrets/ (root only, generated for this lab, never in the repo):
+                       passwords.yaml, ca.pem (the lab CA to trust)
   Tear down:           ./lab down
 MSG
 }

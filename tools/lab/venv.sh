@@ -9,10 +9,11 @@ ensure_venv() {
   if [ ! -x "$dir/bin/pytest" ]; then
     step "creating the test virtualenv in $dir (once)"
     rm -rf "$LAB_CACHE"/venv-*
+    mkdir -p "$LAB_CACHE"
     /usr/bin/python3 -m venv "$dir"
-    "$dir/bin/pip" install -q -U pip >/dev/null
-    "$dir/bin/pip" install -q -r "$LAB_REPO/requirements-dev.txt" \
-      || { rm -rf "$dir"; die "installing the test requirements failed" "see the pip output above"; }
+    { "$dir/bin/pip" install -q -U pip && "$dir/bin/pip" install -q -r "$LAB_REPO/requirements-dev.txt"; } \
+      >"$LAB_CACHE/venv.log" 2>&1 \
+      || { rm -rf "$dir"; die "installing the test requirements failed" "see $LAB_CACHE/venv.log"; }
   fi
   LAB_VENV=$dir
 }
