@@ -86,7 +86,8 @@ run_orch() {
   local name=$1 out rc=0 watcher
   step "running salt-run state.orchestrate orch.$name (one line per finished minion job)"
   out=$LAB_STATE/orch-$name.json
-  lab_exec "$(lab_master)" salt-run state.event 'salt/job/*/ret/*' 2>/dev/null \
+  # unbuffered, or salt-run holds the events back until it exits
+  lab_exec "$(lab_master)" env PYTHONUNBUFFERED=1 salt-run state.event 'salt/job/*/ret/*' 2>/dev/null \
     | "$HOST_PYTHON" "$LAB_REPO/tools/lab/orch_progress.py" &
   watcher=$!
   lab_exec "$(lab_master)" salt-run --out=json --state-verbose=False state.orchestrate "orch.$name" >"$out" 2>"$out.err" || rc=$?
