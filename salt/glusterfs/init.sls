@@ -1,52 +1,53 @@
 {#- Uploads shared by the web nodes: a GlusterFS replica volume with one brick
-    per web node, FUSE-mounted on each at glusterfs:lookup:mount_point.
-    The first web node probes the others and creates the volume; the others
-    wait for it (retry) before mounting. See docs/sessions.md (risks). #}
-{%- from 'glusterfs/map.jinja' import glusterfs, peers with context %}
+    per web node plus an arbiter brick on the arbitrator machine, FUSE-mounted
+    on each web node at glusterfs:lookup:mount_point. The first web node
+    probes the others and creates the volume; the others wait for it (retry)
+    before mounting. #}
+{%- from 'glusterfs/map.jinja' import glusterfs, peers, arbiter with context %}
 {%- set first = peers[0] %}
 {%- set volume = glusterfs.volume %}
 
-glusterfs-packages-installed:
-  pkg.installed:
-    - pkgs: [glusterfs-server, glusterfs-client]
-
-glusterfs-daemon-running:
-  service.running:
-    - name: glusterd
-    - enable: True
-    - require:
-      - pkg: glusterfs-packages-installed
-
-glusterfs-brick-directory-present:
-  file.directory:
-    - name: {{ glusterfs.brick_dir }}
-    - makedirs: True
+include:
+  - glusterfs.server
 {%- if grains['id'] == first.name %}
-{%- for peer in peers[1:] %}
+{%- set others = peers[1:] + ([arbiter] if arbiter else []) %}
+{%- for peer in others %}
 
+{#- Salt 3008 has no glusterfs state module any more: the gluster CLI, guarded. #}
 glusterfs-peer-{{ peer.name }}-probed:
-  glusterfs.peered:
-    - name: {{ peer.address }}
+  cmd.run:
+    - name: gluster peer probe {{ peer.address }}
+    - unless: gluster pool list | awk '{print $2}' | grep -qx '{{ peer.address }}'
     - require:
       - service: glusterfs-daemon-running
     - retry: {attempts: 30, interval: 2}
 {%- endfor %}
+{%- set bricks = [] %}
+{%- for peer in peers %}{% do bricks.append(peer.address ~ ':' ~ glusterfs.brick_dir) %}{% endfor %}
+{%- if arbiter %}{% do bricks.append(arbiter.address ~ ':' ~ glusterfs.brick_dir) %}{% endif %}
 
-glusterfs-volume-{{ volume }}-present:
-  glusterfs.volume_present:
-    - name: {{ volume }}
-    - bricks:
-{%- for peer in peers %}
-      - {{ peer.address }}:{{ glusterfs.brick_dir }}
-{%- endfor %}
-    - replica: {{ peers | length }}
-    - force: True
-    - start: True
+glusterfs-volume-{{ volume }}-created-and-started:
+  cmd.run:
+    - name: >-
+        gluster volume create {{ volume }}
+        replica {{ bricks | length }}{{ ' arbiter 1' if arbiter else '' }}
+        {{ bricks | join(' ') }} force
+        && gluster volume start {{ volume }}
+    - unless: gluster volume info {{ volume }}
     - require:
       - file: glusterfs-brick-directory-present
-{%- for peer in peers[1:] %}
-      - glusterfs: glusterfs-peer-{{ peer.name }}-probed
+{%- for peer in others %}
+      - cmd: glusterfs-peer-{{ peer.name }}-probed
 {%- endfor %}
+    # the peers' handshake can lag the probe by a moment
+    - retry: {attempts: 10, interval: 3}
+
+glusterfs-volume-{{ volume }}-started:
+  cmd.run:
+    - name: gluster volume start {{ volume }}
+    - unless: "gluster volume info {{ volume }} | grep -q '^Status: Started'"
+    - require:
+      - cmd: glusterfs-volume-{{ volume }}-created-and-started
 {%- for option, value in glusterfs.options | dictsort %}
 
 glusterfs-volume-{{ volume }}-option-{{ option }}-set:
@@ -54,7 +55,7 @@ glusterfs-volume-{{ volume }}-option-{{ option }}-set:
     - name: gluster volume set {{ volume }} {{ option }} {{ value }}
     - unless: gluster volume get {{ volume }} {{ option }} | grep -qE '^{{ option | replace('.', '\\.') }}\s+{{ value }}\s*$'
     - require:
-      - glusterfs: glusterfs-volume-{{ volume }}-present
+      - cmd: glusterfs-volume-{{ volume }}-started
 {%- endfor %}
 {%- endif %}
 

@@ -27,9 +27,9 @@ def roles_applying(component):
             if any(s == component or s.startswith(component + ".") for s in (states or []))]
 
 
-# Written but applied by no role yet (see the web-tier issue's note): still
-# rendered, on a machine of the role it is written for.
-NOT_YET_APPLIED = {"glusterfs": "web"}
+# Written but applied by no role: still rendered, on a machine of the role
+# it is written for.
+NOT_YET_APPLIED = {}
 
 # States and orchestrations that only run with pillar given on the command line.
 COMMAND_LINE_PILLAR = {

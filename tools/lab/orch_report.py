@@ -27,6 +27,8 @@ def _state_failures(minion, ret):
             tail = (output.get("stderr") or output.get("stdout") or "").strip().splitlines()[-3:]
             if tail:
                 comment += " | " + " / ".join(tail)
+            if len(comment) > 600:  # retried states repeat themselves
+                comment = "... " + comment[-600:]
             failed.append((minion, state_id, comment))
     return failed
 
