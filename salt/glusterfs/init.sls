@@ -65,6 +65,9 @@ glusterfs-volume-{{ volume }}-mounted:
     - device: localhost:/{{ volume }}
     - fstype: glusterfs
     - opts: defaults,_netdev,backup-volfile-servers={{ peers | map(attribute='address') | join(':') }}
+    # The kernel does not list this option for the mount: without this, every
+    # run would see a difference and remount the volume under the app.
+    - hidden_opts: backup-volfile-servers={{ peers | map(attribute='address') | join(':') }}
     - mkmnt: True
     - persist: True
     - retry: {attempts: 30, interval: 2}
