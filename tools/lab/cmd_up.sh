@@ -38,7 +38,23 @@ install_secrets() {
     || die "encrypting the secrets on the master failed" "see the message above"
 }
 
+# A lemp-ha container this checkout's Vagrant does not know (left by another
+# checkout, or by a run that was killed) would make `vagrant up` fail with
+# "container already exists": remove it, the lab is rebuilt from scratch.
+remove_stray_containers() {
+  local container name
+  for container in $(lxc-ls 2>/dev/null | tr ' ' '\n' | grep '^lemp-ha-' || true); do
+    name=${container#lemp-ha-}
+    if [ "$(cat "$LAB_REPO/.vagrant/machines/$name/lxc/id" 2>/dev/null)" != "$container" ]; then
+      info "removing container $container: this checkout's Vagrant does not know it"
+      lxc-stop -k -n "$container" >/dev/null 2>&1 || true
+      lxc-destroy -n "$container" >/dev/null 2>&1 || die "could not remove the stray container $container" "lxc-destroy -f -n $container"
+    fi
+  done
+}
+
 vagrant_up() {
+  remove_stray_containers
   step "booting the lab machines in parallel: $(lab_machines | tr '\n' ' ')"
   local log=$LAB_STATE/vagrant-up.log
   # One progress line per machine and phase; the whole output goes to $log.
