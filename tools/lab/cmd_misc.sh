@@ -32,6 +32,7 @@ lab_status() {
 lab_ssh() {
   [ -n "${1:-}" ] || die "usage: ./lab ssh NAME" "NAME is one of: $(lab_machines | tr '\n' ' ')"
   lab_machines | grep -x "$1" >/dev/null || die "no machine '$1' in the topology" "one of: $(lab_machines | tr '\n' ' ')"
-  shift_name=$1; shift
-  exec vagrant ssh "$shift_name" "$@"
+  local name=$1; shift
+  require_lab_route "$(lab_address "$name")"
+  exec vagrant ssh "$name" "$@"
 }

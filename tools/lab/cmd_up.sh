@@ -54,6 +54,9 @@ remove_stray_containers() {
 }
 
 vagrant_up() {
+  local name
+  # Vagrant reaches the machines over SSH: only once their addresses go over the bridge.
+  for name in $(lab_machines); do require_lab_route "$(lab_address "$name")"; done
   remove_stray_containers
   step "booting the lab machines in parallel: $(lab_machines | tr '\n' ' ')"
   local log=$LAB_STATE/vagrant-up.log
