@@ -1,15 +1,29 @@
 """
-Validate and query the platform topology (pillar/topology.yaml).
+Validate the platform topology and derive what every reader needs from it.
 
-One validator serves every reader of the topology:
+Two files describe the platform:
 
-* the Salt master, as the execution module ``lemp_topology`` (``orch.site``
+* ``pillar/topology.yaml``: the machines, their addresses and roles, the
+  network, the web tier's scaling pool;
+* ``pillar/roles.yaml``: every role, declared once, with the states it
+  applies, the pillar files and secrets it receives, and its tier in
+  ``orch.site``.
+
+``derive`` validates both and returns the *derived topology*: the pillar key
+``topology`` that formulas, orchestrations, runners, the lab and the tests
+read. Nobody else walks the machines to find a role; they read
+``topology.roles.<role>.members``.
+
+One validator serves every reader:
+
+* the pillar (``pillar/topology.sls`` and ``pillar/top.sls`` import this file);
+* the Salt minions, as the execution module ``lemp_topology`` (``orch.site``
   calls ``lemp_topology.check`` before it touches any machine);
 * the lab script and the Vagrantfile, through the command line::
 
       python3 _modules/lemp_topology.py json pillar/topology.yaml
 
-* the tests, by importing this file.
+* the tests and the bench, by importing this file.
 
 Every error names the entry at fault and what is wrong with it, so that a bad
 topology is refused before anything is applied.
@@ -17,13 +31,19 @@ topology is refused before anything is applied.
 
 import ipaddress
 import json
+import os
 import re
 import sys
 
 __virtualname__ = "lemp_topology"
 
-ROLES = ("master", "lb", "web", "db", "arbitrator", "backup", "monitor")
 HOSTNAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+# The role declarations live beside the topology file in the repo.
+ROLES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pillar", "roles.yaml")
+ROLE_KEYS = ("states", "pillars", "secrets", "tier")
+# Keys of the derived topology that validate() recomputes, so that a derived
+# topology (the pillar) validates again as it is.
+DERIVED_KEYS = ("master", "master_address", "roles", "garbd", "tiers")
 
 
 class TopologyError(ValueError):
@@ -48,11 +68,80 @@ def mac_for(address):
     return "02:4c:48:%02x:%02x:%02x" % tuple(int(o) for o in octets[1:])
 
 
-def validate(data):
-    """Return the topology with derived fields (mac) added, or raise
-    TopologyError naming the entry at fault."""
+def server_id(address):
+    """The node's IPv4 address as a 32-bit number: unique per machine,
+    stable across rebuilds, never 0 (MariaDB's server_id)."""
+    return int(ipaddress.IPv4Address(str(address)))
+
+
+def check_roles(roles):
+    """Validate the role declarations (pillar/roles.yaml); return them with
+    every key present."""
+    if not isinstance(roles, dict) or not roles:
+        raise TopologyError("roles: expected a mapping of role name to its states, pillars, secrets and tier")
+    result = {}
+    for role, decl in roles.items():
+        decl = decl or {}
+        if not isinstance(decl, dict):
+            raise TopologyError(f"roles: {role} must be a mapping with states, pillars, secrets, tier")
+        unknown = sorted(set(decl) - set(ROLE_KEYS))
+        if unknown:
+            raise TopologyError(f"roles: {role} has unknown key(s) {', '.join(unknown)}; known: {', '.join(ROLE_KEYS)}")
+        entry = {}
+        for key in ("states", "pillars", "secrets"):
+            value = decl.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise TopologyError(f"roles: {role}.{key} must be a list of names")
+            entry[key] = list(value)
+        tier = decl.get("tier")
+        if not isinstance(tier, str) or not HOSTNAME_RE.match(tier):
+            raise TopologyError(f"roles: {role}.tier must name the orch.site tier the role belongs to")
+        entry["tier"] = tier
+        result[str(role)] = entry
+    if "master" not in result:
+        raise TopologyError("roles: the role 'master' must be declared")
+    return result
+
+
+def _check_pool(scaling, claim, subnet):
+    """The web tier's scaling pool: names and addresses new web nodes may
+    take, and how many web nodes the tier keeps (min) and allows (max)."""
+    if scaling is None:
+        return {}
+    if not isinstance(scaling, dict):
+        raise TopologyError("topology: scaling must be a mapping of role to {min, max, pool}")
+    result = {}
+    for role, spec in scaling.items():
+        if role != "web":
+            raise TopologyError(f"topology: scaling.{role}: only the web tier scales")
+        if not isinstance(spec, dict):
+            raise TopologyError("topology: scaling.web must be a mapping with min, max and pool")
+        lo, hi = spec.get("min"), spec.get("max")
+        if not isinstance(lo, int) or not isinstance(hi, int) or lo < 1 or lo > hi:
+            raise TopologyError(f"topology: scaling.web needs whole numbers 1 <= min <= max (min {lo!r}, max {hi!r})")
+        pool = spec.get("pool") or {}
+        if not isinstance(pool, dict):
+            raise TopologyError("topology: scaling.web.pool must map machine names to addresses")
+        entries = []
+        for name, addr in pool.items():
+            if not HOSTNAME_RE.match(str(name)):
+                raise TopologyError(f"topology: scaling pool name {name!r} is not a valid host name")
+            addr = _address(addr, f"scaling pool {name} address")
+            claim(addr, name)
+            entries.append({"name": name, "address": str(addr), "mac": mac_for(addr), "server_id": server_id(addr)})
+        result[role] = {"min": lo, "max": hi, "pool": entries}
+    return result
+
+
+def validate(data, roles=None):
+    """Return the derived topology, or raise TopologyError naming the entry
+    at fault. ``roles`` is the role declaration (pillar/roles.yaml); by
+    default the one beside this file, or the one a derived topology carries."""
     if not isinstance(data, dict):
         raise TopologyError("topology: expected a mapping with 'network' and 'machines'")
+    if roles is None:
+        roles = _declared_roles(data)
+    roles = check_roles(roles)
     network = data.get("network")
     machines = data.get("machines")
     if not isinstance(network, dict):
@@ -87,6 +176,7 @@ def validate(data):
     result = {"network": dict(network), "machines": {}}
     result["network"]["subnet"] = str(subnet)
     result["network"]["prefixlen"] = subnet.prefixlen
+    result["network"]["netmask"] = str(subnet.netmask)
     for name, machine in machines.items():
         if not HOSTNAME_RE.match(str(name)):
             raise TopologyError(f"topology: machine name {name!r} is not a valid host name")
@@ -96,18 +186,24 @@ def validate(data):
             raise TopologyError(f"topology: {name} has no address")
         addr = _address(machine["address"], f"{name} address")
         claim(addr, name)
-        roles = machine.get("roles")
-        if not isinstance(roles, list) or not roles:
+        machine_roles = machine.get("roles")
+        if not isinstance(machine_roles, list) or not machine_roles:
             raise TopologyError(f"topology: {name} needs a non-empty list of roles")
-        for role in roles:
-            if role not in ROLES:
+        for role in machine_roles:
+            if role not in roles:
                 raise TopologyError(
-                    f"topology: {name} has unknown role {role!r}; known roles: {', '.join(ROLES)}"
+                    f"topology: {name} has unknown role {role!r}; known roles: {', '.join(roles)}"
                 )
         entry = dict(machine)
         entry["address"] = str(addr)
         entry["mac"] = mac_for(addr)
+        entry["server_id"] = server_id(addr)
+        # What this machine applies and receives, in role order, once each.
+        entry["states"] = _union(["common"], *(roles[r]["states"] for r in machine_roles))
+        entry["pillars"] = _union(*(roles[r]["pillars"] for r in machine_roles))
+        entry["secrets"] = _union(*(roles[r]["secrets"] for r in machine_roles))
         result["machines"][name] = entry
+    result["scaling"] = _check_pool(data.get("scaling"), claim, subnet)
 
     masters = [n for n, m in result["machines"].items() if "master" in m["roles"]]
     if len(masters) != 1:
@@ -116,7 +212,44 @@ def validate(data):
             + (f" ({', '.join(masters)})" if masters else "")
         )
     result["master"] = masters[0]
+    result["master_address"] = result["machines"][masters[0]]["address"]
+    result["roles"] = {
+        role: dict(decl, members=[{"name": n, "address": result["machines"][n]["address"]}
+                                  for n in with_role(result, role)])
+        for role, decl in roles.items()
+    }
+    # garbd only with an even number of data nodes: it turns 2 voters into 3
+    # so that losing one keeps a majority; with an odd number it would make
+    # the vote count even and a split brain more likely.
+    dbs = result["roles"].get("db", {}).get("members", [])
+    arbitrators = result["roles"].get("arbitrator", {}).get("members", [])
+    result["garbd"] = list(arbitrators) if dbs and len(dbs) % 2 == 0 else []
+    # orch.site's tiers, in the order roles.yaml declares them first.
+    tiers = {}
+    for role, decl in roles.items():
+        tiers.setdefault(decl["tier"], [])
+        for name in with_role(result, role):
+            if name not in tiers[decl["tier"]]:
+                tiers[decl["tier"]].append(name)
+    result["tiers"] = tiers
     return result
+
+
+def _union(*lists):
+    out = []
+    for items in lists:
+        out.extend(i for i in items if i not in out)
+    return out
+
+
+def _declared_roles(data):
+    """The role declaration a derived topology carries, else the file."""
+    carried = data.get("roles")
+    if isinstance(carried, dict) and carried and all(
+        isinstance(v, dict) and "members" in v for v in carried.values()
+    ):
+        return {role: {k: v for k, v in decl.items() if k in ROLE_KEYS} for role, decl in carried.items()}
+    return load_yaml(ROLES_FILE)
 
 
 def with_role(data, role):
@@ -124,15 +257,23 @@ def with_role(data, role):
     return [name for name, m in data["machines"].items() if role in m["roles"]]
 
 
-def load(path):
-    import yaml  # only the command line and the tests read the file themselves
+def load_yaml(path):
+    import yaml  # only the command line, the pillar and the tests read files
 
-    with open(path, encoding="utf-8") as handle:
-        try:
-            data = yaml.safe_load(handle)
-        except yaml.YAMLError as exc:
-            raise TopologyError(f"topology: {path} is not valid YAML: {exc}")
-    return validate(data)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise TopologyError(f"topology: {path} is not valid YAML: {exc}")
+
+
+def load(path, roles_path=None):
+    """The derived topology of a topology file, with the role declaration
+    beside it (a topology elsewhere uses the repo's pillar/roles.yaml)."""
+    if roles_path is None:
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), "roles.yaml")
+        roles_path = beside if os.path.exists(beside) else ROLES_FILE
+    return validate(load_yaml(path), load_yaml(roles_path))
 
 
 # -- Salt execution-module functions ---------------------------------------

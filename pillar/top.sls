@@ -1,32 +1,24 @@
-{#- Pillar by role: each machine gets the settings of its roles in the
-    topology (pillar/topology.yaml). Secrets come from
-    /srv/lemp-ha-secrets/minions/<id>.sls on the master: GPG-encrypted, one
-    file per machine holding only what its roles use (pillar/secrets.spec.yaml). #}
-{%- import_yaml 'topology.yaml' as topology %}
-{%- set role_pillars = {
-      'master': ['app'],
-      'db': ['galera', 'app'],
-      'arbitrator': ['galera'],
-      'web': ['web', 'app'],
-      'lb': ['lb'],
-    } %}
-base:
-  '*':
-    - topology
-{%- for name, machine in topology.machines | dictsort %}
-{%-   set files = [] %}
-{%-   for role in machine.roles %}
-{%-     for file in role_pillars.get(role, []) if file not in files %}{% do files.append(file) %}{% endfor %}
-{%-   endfor %}
-{%-   if files %}
-  '{{ name }}':
-{%-     for file in files %}
-    - {{ file }}
-{%-     endfor %}
-{%-   endif %}
-{%- endfor %}
-  {#- the same minion again, written as a compound target so the keys differ #}
-  'L@{{ grains['id'] }}':
-    - match: compound
-    - ignore_missing: True
-    - minions.{{ grains['id'] }}
+#!py
+"""Pillar by role: every machine gets `topology`, then the pillar files its
+roles declare in pillar/roles.yaml. Secrets come from
+/srv/lemp-ha-secrets/minions/<id>.sls on the master: GPG-encrypted, one file
+per machine holding only what its roles use (pillar/secrets.spec.yaml)."""
+
+import importlib.util
+import os
+
+
+def run():
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("lemp_pillar_derived", os.path.join(here, "_derived.py"))
+    derived = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(derived)
+    topology = derived.derived_topology()
+    base = {"*": ["topology"]}
+    for name, machine in sorted(topology["machines"].items()):
+        if machine["pillars"]:
+            base[name] = list(machine["pillars"])
+    # The same minion again, as a compound target so that the keys differ.
+    base[f"L@{__grains__['id']}"] = [  # noqa: F821  (injected by the renderer)
+        {"match": "compound"}, {"ignore_missing": True}, f"minions.{__grains__['id']}"]  # noqa: F821
+    return {"base": base}

@@ -1,12 +1,7 @@
-{#- Each machine gets `common` and the states of its roles in the topology
-    (pillar/topology.yaml); salt/roles.yaml maps a role to its states. #}
-{%- import_yaml 'roles.yaml' as role_states %}
-{%- set me = salt['pillar.get']('topology:machines:' ~ grains['id'], {}) %}
+{#- Each machine applies `common` and the states of its roles, in the order
+    pillar/roles.yaml declares them (derived into topology:machines:<id>:states). #}
 base:
   '{{ grains['id'] }}':
-    - common
-{%- for role in me.get('roles', []) %}
-{%- for sls in role_states.get(role) or [] %}
+{%- for sls in salt['pillar.get']('topology:machines:' ~ grains['id'] ~ ':states', ['common']) %}
     - {{ sls }}
-{%- endfor %}
 {%- endfor %}

@@ -22,9 +22,9 @@ def state_files():
 
 
 def roles_applying(component):
-    roles = yaml.safe_load((REPO / "salt" / "roles.yaml").read_text())
-    return [role for role, states in roles.items()
-            if any(s == component or s.startswith(component + ".") for s in (states or []))]
+    roles = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
+    return [role for role, decl in roles.items()
+            if any(s == component or s.startswith(component + ".") for s in ((decl or {}).get("states") or []))]
 
 
 # Written but applied by no role: still rendered, on a machine of the role
@@ -81,7 +81,7 @@ def test_highstate_renders_for_every_kind_of_machine(salt_cli, salt_minions):
 def test_state_file_renders(path, salt_cli, topology, representatives):
     sls = sls_name(path, REPO / "salt")
     minion = minion_for(sls, topology, representatives)
-    assert minion, f"{sls}: no role in salt/roles.yaml applies it; wire it or remove it"
+    assert minion, f"{sls}: no role in pillar/roles.yaml applies it; wire it or remove it"
     extra = [f"pillar={json.dumps(COMMAND_LINE_PILLAR[sls])}"] if sls in COMMAND_LINE_PILLAR else []
     ret = salt_cli.run("state.show_sls", sls, *extra, minion_tgt=minion)
     assert not render_errors(ret), (sls, minion, render_errors(ret))

@@ -1,7 +1,7 @@
 # Host prerequisites, from Debian's archive. Sourced by ./lab.
 # shellcheck shell=bash
 
-HOST_PACKAGES="openssl vagrant vagrant-lxc lxc debootstrap apt-cacher-ng iproute2 iptables curl python3 python3-yaml python3-venv rsync sudo"
+HOST_PACKAGES="openssl vagrant vagrant-lxc lxc lxc-templates debootstrap apt-cacher-ng iproute2 iptables curl python3 python3-yaml python3-venv rsync sudo"
 
 install_prereqs() {
   local missing=() pkg
