@@ -1,6 +1,7 @@
 """Shared fixtures: the repository, and the topology every test reads."""
 
 import pathlib
+import shutil
 import sys
 
 import pytest
@@ -19,3 +20,21 @@ def repo():
 @pytest.fixture(scope="session")
 def topology():
     return lemp_topology.load(REPO / "pillar" / "topology.yaml")
+
+
+@pytest.fixture(scope="session")
+def host_tool():
+    """host_tool("NAME"): the path of a host program a test runs. A missing
+    one fails the test, never skips it: ./lab test installs every host
+    package the tests use (TEST_HOST_PACKAGES in tools/lab/prereqs.sh), and
+    tools/lab/host_requirements.py finds these names to check them on a
+    fresh Debian 12 root."""
+
+    def find(name):
+        path = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if not path:
+            pytest.fail(f"{name} is not installed on this host: ./lab test installs it "
+                        "(TEST_HOST_PACKAGES in tools/lab/prereqs.sh)")
+        return path
+
+    return find

@@ -70,12 +70,10 @@ def _backend_server(release):
 
 
 @pytest.fixture(scope="module")
-def haproxy():
+def haproxy(host_tool):
     """A real haproxy on 127.0.0.1 with backend 'web' = web1, web2 (both the
     same local Python server) and an admin socket in a private /tmp folder."""
-    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
-    if not binary:
-        pytest.skip("haproxy is not installed (apt-get install -y haproxy)")
+    binary = host_tool("haproxy")
     release = threading.Event()
     backend = _backend_server(release)
     workdir = tempfile.mkdtemp(prefix="hart-", dir="/tmp")

@@ -7,6 +7,9 @@ lab_test() {
 
   ensure_venv
   local rc=0 brought_up=0
+  # A green run here proves nothing about a newcomer's machine: first prove
+  # the install steps on a clean Debian 12 root.
+  check_fresh_root
   step "fast tests: rendering, topology, unit (no lab)"
   "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/unit" "$LAB_REPO/tests/render" "$@" || rc=$?
   [ $rc = 0 ] || die "fast tests failed: fix them before the lab tests run" "see the pytest output above"

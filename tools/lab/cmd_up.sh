@@ -3,6 +3,7 @@
 
 lab_up() {
   need_root
+  check_lxc_host
   local t0=$SECONDS
 
 
@@ -74,9 +75,22 @@ vagrant_up() {
   local bad
   bad=$(vagrant status --machine-readable 2>/dev/null | awk -F, '$3=="state" && $4!="running" {print $2}')
   if [ -n "$bad" ] || grep -q 'VM, not the ones that failed\|An error occurred\|did not complete successfully' "$log"; then
-    grep -E 'ERROR|error|failed' "$log" | tail -n 15 >&2
-    die "machine(s) did not come up: ${bad:-see above}" "full log: $log; run ./lab up again to repair, or ./lab down && ./lab up"
+    report_vagrant_failure "$log" "$bad"
   fi
+}
+
+# report_vagrant_failure LOG [MACHINES]: name, per machine, the lines of
+# the `vagrant up` log that hold the error, with the fix; then stop.
+report_vagrant_failure() {
+  local log=$1 bad=${2:-} causes
+  causes=$("$HOST_PYTHON" "$LAB_REPO/tools/lab/vagrant_errors.py" "$log")
+  if [ -n "$causes" ]; then
+    printf '%s\n' "$causes" >&2
+  else
+    # No machine block: a failure before any machine (Vagrantfile, box, plugin).
+    grep -E 'ERROR|error|failed' "$log" | tail -n 15 >&2
+  fi
+  die "machine(s) did not come up: ${bad:-see above}" "the fix per machine is above; full log: $log"
 }
 
 # Minions enrol with the master by themselves (autosign_grains); wait until

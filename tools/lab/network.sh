@@ -48,6 +48,9 @@ apt_proxy_up() {
     return 0
   fi
   command -v apt-cacher-ng >/dev/null || die "apt-cacher-ng is not installed" "run ./lab up (it installs the host prerequisites)"
+  # Debian's own apt-cacher-ng service, if it runs, holds the port.
+  ss -Hltn 'sport = :3142' | grep -q . && die "port 3142 is taken by another program (Debian's apt-cacher-ng service?)" \
+    "stop it: systemctl disable --now apt-cacher-ng; then ./lab up"
   step "starting the apt proxy on $host:3142"
   mkdir -p /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng
   chown apt-cacher-ng: /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng 2>/dev/null || true

@@ -1,22 +1,53 @@
 # Host prerequisites, from Debian's archive. Sourced by ./lab.
 # shellcheck shell=bash
+#
+# Every host command and file the lab and the tests use must come from one of
+# these lists: `./lab test` proves it on a fresh Debian 12 root
+# (tools/lab/fresh_root.sh), checking what tools/lab/host_requirements.py
+# finds in the code.
 
-HOST_PACKAGES="openssl vagrant vagrant-lxc lxc lxc-templates debootstrap apt-cacher-ng iproute2 iptables curl python3 python3-yaml python3-venv rsync sudo"
+# ./lab up: LXC and its shared configs (lxc-templates ships the
+# debian.common.conf the box includes), Vagrant with the LXC provider, the
+# box builder, the apt proxy, the bridge and its firewall rule; a C compiler
+# and Python's headers, because salt's dependency timelib has no binary wheel
+# (the box's wheels and the test virtualenv build it).
+LAB_HOST_PACKAGES="openssl vagrant vagrant-lxc lxc lxc-templates debootstrap apt-cacher-ng iproute2 iptables curl python3 python3-yaml python3-venv python3-dev gcc libc6-dev rsync sudo"
+# ./lab test, besides: a real haproxy for the runtime-API unit tests, the
+# libvirt plugin so that the Vagrantfile's libvirt block is validated,
+# pgrep for the teardown test, and ab for bench/http_throughput.py.
+TEST_HOST_PACKAGES="haproxy vagrant-libvirt procps apache2-utils"
 
-install_prereqs() {
+# install_packages PKG...: install those not installed yet. Their services
+# are not started: the lab runs its own apt proxy, and tests start their own
+# haproxy on loopback.
+install_packages() {
   local missing=() pkg
-  for pkg in $HOST_PACKAGES; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep 'ok installed' >/dev/null || missing+=("$pkg")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    step "installing host packages: ${missing[*]}"
-    [ -r /etc/debian_version ] && command -v apt-get >/dev/null || die "the lab host must be Debian 12" "use a Debian 12 machine, or a VM of one"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-      || die "apt-get update failed" "check that Debian's mirror is reachable"
-    # The package scripts try to start services; there may be no init to do it.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || die "installing ${missing[*]} failed" "run: apt-get install ${missing[*]}"
-  fi
+  [ ${#missing[@]} -gt 0 ] || return 0
+  step "installing host packages: ${missing[*]}"
+  [ -r /etc/debian_version ] && command -v apt-get >/dev/null || die "the lab host must be Debian 12" "use a Debian 12 machine, or a VM of one"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    || die "apt-get update failed" "check that Debian's mirror is reachable"
+  local policy=/usr/sbin/policy-rc.d keep_policy=0 rc=0
+  [ -e "$policy" ] && keep_policy=1
+  [ $keep_policy = 1 ] || printf '#!/bin/sh\nexit 101\n' | install -m 0755 /dev/stdin "$policy"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ $keep_policy = 1 ] || rm -f "$policy"
+  [ $rc = 0 ] || die "installing ${missing[*]} failed" "run: apt-get install --no-install-recommends ${missing[*]}"
+}
+
+install_prereqs() {
+  install_packages $LAB_HOST_PACKAGES
   command -v lxc-create >/dev/null || die "LXC is not installed" "apt-get install lxc"
+}
+
+install_test_prereqs() {
+  install_packages $TEST_HOST_PACKAGES
+}
+
+# LXC needs a cgroup filesystem (a chroot or a restricted container has none).
+check_lxc_host() {
   [ -d /sys/fs/cgroup ] || die "this host has no cgroup filesystem: LXC cannot run here" "use a VM or bare-metal Debian 12"
 }
