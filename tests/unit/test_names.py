@@ -8,7 +8,7 @@ import re
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 BACKTICKED = re.compile(r"`([^`\s]+)`")
 LINKED = re.compile(r"\]\(([^)\s#]+)")
 SUFFIXES = (".sls", ".py", ".yaml", ".md", ".jinja")
