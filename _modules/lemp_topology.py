@@ -43,7 +43,7 @@ ROLES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
 ROLE_KEYS = ("states", "pillars", "secrets", "tier")
 # Keys of the derived topology that validate() recomputes, so that a derived
 # topology (the pillar) validates again as it is.
-DERIVED_KEYS = ("master", "master_address", "roles", "garbd", "tiers")
+DERIVED_KEYS = ("master", "master_address", "roles", "garbd", "tiers", "hosts")
 
 
 class TopologyError(ValueError):
@@ -72,6 +72,16 @@ def server_id(address):
     """The node's IPv4 address as a 32-bit number: unique per machine,
     stable across rebuilds, never 0 (MariaDB's server_id)."""
     return int(ipaddress.IPv4Address(str(address)))
+
+
+def mysql_hosts(subnet):
+    """MariaDB's account host pattern for the platform's subnet: a wildcard
+    on whole octets ('10.77.0.%' for a /24), else address/netmask."""
+    subnet = ipaddress.IPv4Network(str(subnet))
+    octets = str(subnet.network_address).split(".")
+    if subnet.prefixlen in (8, 16, 24):
+        return ".".join(octets[: subnet.prefixlen // 8]) + ".%"
+    return f"{subnet.network_address}/{subnet.netmask}"
 
 
 def check_roles(roles):
@@ -177,6 +187,7 @@ def validate(data, roles=None):
     result["network"]["subnet"] = str(subnet)
     result["network"]["prefixlen"] = subnet.prefixlen
     result["network"]["netmask"] = str(subnet.netmask)
+    result["network"]["mysql_hosts"] = mysql_hosts(subnet)
     for name, machine in machines.items():
         if not HOSTNAME_RE.match(str(name)):
             raise TopologyError(f"topology: machine name {name!r} is not a valid host name")
@@ -204,6 +215,8 @@ def validate(data, roles=None):
         entry["secrets"] = _union(*(roles[r]["secrets"] for r in machine_roles))
         result["machines"][name] = entry
     result["scaling"] = _check_pool(data.get("scaling"), claim, subnet)
+    # Every machine by name, for what lists them all (/etc/hosts).
+    result["hosts"] = [{"name": n, "address": m["address"]} for n, m in result["machines"].items()]
 
     masters = [n for n, m in result["machines"].items() if "master" in m["roles"]]
     if len(masters) != 1:

@@ -13,26 +13,20 @@
          app's schema migration, once, through the database endpoint they serve;
       7. monitoring.
     Each tier requires the one before: the run stops at the first failure. #}
+{#- The tiers, the master and the web members come from the derived
+    topology (pillar `topology`, built from pillar/topology.yaml and
+    pillar/roles.yaml, where each role names its tier). #}
 {%- set topology = salt['pillar.get']('topology') %}
-{%- set ns = namespace(master=None) %}
-{%- for name, machine in topology.machines | dictsort if 'master' in machine.get('roles', []) %}
-{%-   set ns.master = name %}
-{%- endfor %}
+{%- set master = topology.master %}
+{%- set web = topology.roles.web.members | map(attribute='name') | list %}
 
-{%- macro members(roles) -%}
-{%- set found = [] %}
-{%- for name, machine in topology.machines | dictsort %}
-{%-   if machine.get('roles', []) | select('in', roles) | list %}{% do found.append(name) %}{% endif %}
-{%- endfor %}
-{{- found | join(',') -}}
-{%- endmacro %}
-
-{%- macro tier(name, roles, after) %}
-{%- if members(roles) %}
+{%- macro tier(name, after) %}
+{%- set members = topology.tiers.get(name, []) | sort %}
+{%- if members %}
 
 apply-highstate-on-{{ name }}-tier:
   salt.state:
-    - tgt: {{ members(roles) }}
+    - tgt: {{ members | join(',') }}
     - tgt_type: list
     - highstate: True
     - require:
@@ -57,25 +51,24 @@ sync-custom-modules-and-pillar-everywhere:
 validate-topology-before-touching-any-machine:
   salt.function:
     - name: lemp_topology.check
-    - tgt: {{ ns.master }}
+    - tgt: {{ master }}
     - require:
       - salt: sync-custom-modules-and-pillar-everywhere
-{{ tier('master', ['master'], 'salt: validate-topology-before-touching-any-machine') }}
-{{ tier('database', ['db', 'arbitrator', 'backup'], 'apply-highstate-on-master-tier') }}
+{{ tier('master', 'salt: validate-topology-before-touching-any-machine') }}
+{{ tier('database', 'apply-highstate-on-master-tier') }}
 {#- orch.galera.site (included above) forms the cluster after the database
     tier and ends with `galera-cluster-ready`. #}
-{{ tier('web', ['web'], 'galera-cluster-ready') }}
+{{ tier('web', 'galera-cluster-ready') }}
 
 publish-web-nodes-in-the-mine:
   salt.function:
     - name: mine.update
-    - tgt: {{ members(['web']) or ns.master }}
+    - tgt: {{ (web | join(',')) or master }}
     - tgt_type: list
     - require:
       - apply-highstate-on-web-tier
-{{ tier('load-balancers', ['lb'], 'salt: publish-web-nodes-in-the-mine') }}
-{%- set web = members(['web']).split(',') %}
-{%- if web[0] %}
+{{ tier('load-balancers', 'salt: publish-web-nodes-in-the-mine') }}
+{%- if web %}
 
 {#- Once per release, on one node: the schema is shared by all of them. #}
 migrate-app-schema-once-on-{{ web[0] }}:
@@ -85,4 +78,4 @@ migrate-app-schema-once-on-{{ web[0] }}:
     - require:
       - apply-highstate-on-load-balancers-tier
 {%- endif %}
-{{ tier('monitoring', ['monitor'], 'apply-highstate-on-load-balancers-tier') }}
+{{ tier('monitoring', 'apply-highstate-on-load-balancers-tier') }}

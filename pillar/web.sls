@@ -1,4 +1,7 @@
 {#- Non-secret settings of the web tier (role web). #}
+{#- Network fields only (never roles or machines): a pillar file cannot read
+    the `topology` key, and these are plain values of pillar/topology.yaml
+    that pillar/topology.sls validates and passes on unchanged. #}
 {%- import_yaml 'topology.yaml' as topology %}
 # The load balancers build their backends from this mine entry
 # (salt/haproxy/config.sls): the node's address on the lab subnet.

@@ -1,9 +1,9 @@
 {#- Undo common.hosts (packages stay: other software may need them). #}
 {%- set topology = salt['pillar.get']('topology') %}
-{%- for name, machine in topology.machines | dictsort %}
+{%- for host in topology.hosts | sort(attribute='name') %}
 
-common-hosts-entry-{{ name }}-absent:
+common-hosts-entry-{{ host.name }}-absent:
   host.absent:
-    - name: {{ name }}
-    - ip: {{ machine.address }}
+    - name: {{ host.name }}
+    - ip: {{ host.address }}
 {%- endfor %}

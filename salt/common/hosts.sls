@@ -1,14 +1,14 @@
 {#- Every machine knows every other by name: the lab has no DNS, and
     production should not depend on it for the cluster's own traffic. #}
 {%- set topology = salt['pillar.get']('topology') %}
-{%- for name, machine in topology.machines | dictsort %}
+{%- for host in topology.hosts | sort(attribute='name') %}
 
-common-hosts-entry-{{ name }}-present:
+common-hosts-entry-{{ host.name }}-present:
   host.only:
-    - name: {{ machine.address }}
+    - name: {{ host.address }}
     - hostnames:
-      - {{ name }}.{{ topology.network.domain }}
-      - {{ name }}
+      - {{ host.name }}.{{ topology.network.domain }}
+      - {{ host.name }}
 {%- endfor %}
 
 {#- Debian maps a machine's own name to 127.0.1.1 when it has no fixed

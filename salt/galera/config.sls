@@ -10,23 +10,15 @@
 
 include:
   - galera.package
-{%- set missing = [] %}
-{%- if not galera.sst_password %}{% do missing.append('galera:sst_password') %}{% endif %}
-{%- for key in ('ca_cert', 'cert', 'key') %}
-{%-   if not galera.tls[key] %}{% do missing.append('tls:' ~ key) %}{% endif %}
-{%- endfor %}
+{#- The TLS files come from the pillar (contents_pillar): check they are
+    there before anything is written. #}
+{%- for key in ('tls:ca_cert', 'tls:cert', 'tls:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
+{%- if not galera.address %}
+{{-   raise('galera: ' ~ grains['id'] ~ ' is not in the topology (pillar/topology.yaml): no address to bind') }}
+{%- endif %}
 {%- set cnf = galera.copy() %}
-{%- do cnf.pop('tls') %}
 {%- do cnf.pop('app_database') %}
-{%- if not galera.address %}{% do missing.append('topology:machines:' ~ grains['id'] ~ ':address') %}{% endif %}
-{%- if missing %}
-{%- for key in missing %}
-
-galera-config-refused-pillar-{{ key | replace(':', '-') }}-missing:
-  test.fail_without_changes:
-    - name: "pillar key {{ key }} is missing for {{ grains['id'] }}: the Galera configuration is not written without it (see salt/galera/pillar.example)"
-{%- endfor %}
-{%- else %}
+{%- do cnf.update({'sst_password': salt['lemp_secret.require']('galera:sst_password')}) %}
 
 galera-ssl-directory-present:
   file.directory:
@@ -86,4 +78,3 @@ galera-config-file-managed:
       - file: galera-ssl-ca-cert-managed
       - file: galera-ssl-node-cert-managed
       - file: galera-ssl-node-key-managed
-{%- endif %}

@@ -8,17 +8,7 @@
 include:
   - galera.package
 {%- set db = galera.app_database %}
-{%- if not db.get('password') %}
-
-galera-app-database-refused-pillar-app-database-password-missing:
-  test.fail_without_changes:
-    - name: "pillar key app:database:password is missing for {{ grains['id'] }}: the application account is not created"
-{%- elif not galera.subnet_hosts %}
-
-galera-app-database-refused-topology-network-subnet-missing:
-  test.fail_without_changes:
-    - name: "pillar key topology:network:subnet is missing: cannot tell where the application connects from"
-{%- else %}
+{%- set password = salt['lemp_secret.require']('app:database:password') %}
 
 galera-app-database-{{ db.name }}-present:
   galera.database_present:
@@ -32,9 +22,8 @@ galera-app-user-{{ db.user }}-present:
   galera.user_present:
     - name: {{ db.user }}
     - host: {{ galera.subnet_hosts | json }}
-    - password: {{ db.password | json }}
+    - password: {{ password | json }}
     - grants:
         '{{ db.name }}.*': {{ db.privileges | json }}
     - require:
       - galera: galera-app-database-{{ db.name }}-present
-{%- endif %}

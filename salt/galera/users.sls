@@ -6,23 +6,16 @@
 
 include:
   - galera.package
-{%- if galera.sst_password %}
 
 galera-sst-user-present:
   galera.user_present:
     - name: {{ galera.sst.user }}
     - host: localhost
-    - password: {{ galera.sst_password | json }}
+    - password: {{ salt['lemp_secret.require']('galera:sst_password') | json }}
     - grants:
         '*.*': {{ galera.sst.privileges | json }}
     - require:
       - pkg: galera-packages-installed
-{%- else %}
-
-galera-sst-user-refused-pillar-galera-sst_password-missing:
-  test.fail_without_changes:
-    - name: "pillar key galera:sst_password is missing for {{ grains['id'] }}: the SST user is not created"
-{%- endif %}
 
 {#- Authenticated by unix_socket as the OS user of the same name; reading
     SHOW STATUS / VARIABLES needs no privilege beyond USAGE. #}

@@ -1,9 +1,8 @@
 {%- from 'garbd/map.jinja' import garbd with context %}
 {%- from 'galera/map.jinja' import galera with context %}
-{%- set missing = [] %}
-{%- for key in ('ca_cert', 'cert', 'key') %}
-{%-   if not galera.tls[key] %}{% do missing.append('tls:' ~ key) %}{% endif %}
-{%- endfor %}
+{#- The TLS files come from the pillar (contents_pillar): check they are
+    there before anything is written. #}
+{%- for key in ('tls:ca_cert', 'tls:cert', 'tls:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
 
 include:
   - garbd.package
@@ -16,14 +15,6 @@ garbd-system-user-present:
     - home: /nonexistent
     - createhome: False
     - shell: /usr/sbin/nologin
-{%- if missing %}
-{%- for key in missing %}
-
-garbd-config-refused-pillar-{{ key | replace(':', '-') }}-missing:
-  test.fail_without_changes:
-    - name: "pillar key {{ key }} is missing for {{ grains['id'] }}: garbd is not configured without it"
-{%- endfor %}
-{%- else %}
 
 garbd-ssl-directory-present:
   file.directory:
@@ -88,4 +79,3 @@ garbd-systemd-units-reloaded:
     - name: systemctl daemon-reload
     - onchanges:
       - file: garbd-systemd-dropin-managed
-{%- endif %}

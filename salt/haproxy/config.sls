@@ -3,20 +3,12 @@
     admin socket. #}
 {%- from 'haproxy/map.jinja' import haproxy with context %}
 {%- set topology = salt['pillar.get']('topology') or raise('haproxy: pillar topology is missing') %}
-{%- set vip_cert = salt['pillar.get']('tls:vip:cert') or raise('haproxy: missing secret pillar key tls:vip:cert') %}
-{%- set vip_key = salt['pillar.get']('tls:vip:key') or raise('haproxy: missing secret pillar key tls:vip:key') %}
-{%- set ca_cert = salt['pillar.get']('tls:ca_cert') or raise('haproxy: missing secret pillar key tls:ca_cert') %}
-{%- if haproxy.redis.enabled %}
-{%-   set redis_password = salt['pillar.get']('sessions:redis_password') or raise('haproxy: missing secret pillar key sessions:redis_password') %}
-{%- else %}
-{%-   set redis_password = '' %}
-{%- endif %}
-{%- set web_names = [] %}
-{%- set db_nodes = [] %}
-{%- for name, machine in topology.machines | dictsort %}
-{%-   if 'web' in machine.roles %}{% do web_names.append(name) %}{% endif %}
-{%-   if 'db' in machine.roles %}{% do db_nodes.append({'name': name, 'address': machine.address}) %}{% endif %}
-{%- endfor %}
+{%- set vip_cert = salt['lemp_secret.require']('tls:vip:cert') %}
+{%- set vip_key = salt['lemp_secret.require']('tls:vip:key') %}
+{%- set ca_cert = salt['lemp_secret.require']('tls:ca_cert') %}
+{%- set redis_password = salt['lemp_secret.require']('sessions:redis_password') if haproxy.redis.enabled else '' %}
+{%- set web_names = topology.roles.web.members | map(attribute='name') | list %}
+{%- set db_nodes = topology.roles.db.members %}
 {%- if not web_names %}
 {{-   raise('haproxy: the topology has no machine with role web: refusing to write an empty backend') }}
 {%- endif %}

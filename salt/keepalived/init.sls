@@ -2,10 +2,7 @@
     moved away from one whose haproxy is not running. #}
 {%- from 'keepalived/map.jinja' import keepalived with context %}
 {%- set topology = salt['pillar.get']('topology') or raise('keepalived: pillar topology is missing') %}
-{%- set lbs = [] %}
-{%- for name, machine in topology.machines | dictsort if 'lb' in machine.roles %}
-{%-   do lbs.append({'name': name, 'address': machine.address}) %}
-{%- endfor %}
+{%- set lbs = topology.roles.lb.members %}
 {%- set me = lbs | selectattr('name', 'equalto', grains['id']) | list %}
 {%- if not me %}
 {{-   raise('keepalived: ' ~ grains['id'] ~ ' has no role lb in the topology') }}
@@ -42,7 +39,7 @@ keepalived-config-file-managed:
         peers: {{ lbs | rejectattr('name', 'equalto', grains['id']) | list | json }}
         priority: {{ priority }}
         vip: {{ topology.network.vip }}
-        prefixlen: {{ topology.network.subnet.split('/')[1] }}
+        prefixlen: {{ topology.network.prefixlen }}
     - require:
       - pkg: keepalived-package-installed
 

@@ -3,13 +3,10 @@
 {%- from 'nginx/map.jinja' import nginx with context %}
 {%- from 'webapp/map.jinja' import app, app_dir, db_host with context %}
 {%- from 'phpfpm/map.jinja' import phpfpm with context %}
-{%- set cert = salt['pillar.get']('tls:cert') or raise('nginx: missing secret pillar key tls:cert') %}
-{%- set key = salt['pillar.get']('tls:key') or raise('nginx: missing secret pillar key tls:key') %}
-{%- set password = salt['pillar.get']('app:database:password') or raise('nginx /healthz: missing secret pillar key app:database:password') %}
-{%- set lbs = [] %}
-{%- for name, machine in salt['pillar.get']('topology:machines', {}) | dictsort if 'lb' in machine.roles %}
-{%-   do lbs.append(machine.address) %}
-{%- endfor %}
+{%- set cert = salt['lemp_secret.require']('tls:cert') %}
+{%- set key = salt['lemp_secret.require']('tls:key') %}
+{%- set password = salt['lemp_secret.require']('app:database:password') %}
+{%- set lbs = salt['pillar.get']('topology:roles:lb:members', []) | map(attribute='address') | list %}
 include:
   - nginx.package
 

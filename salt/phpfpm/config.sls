@@ -1,7 +1,7 @@
 {%- from 'phpfpm/map.jinja' import phpfpm with context %}
 {%- set etc = '/etc/php/' ~ phpfpm.version ~ '/fpm' %}
 {%- if phpfpm.sessions.enabled %}
-{%-   set redis_password = salt['pillar.get']('sessions:redis_password') or raise('phpfpm: missing secret pillar key sessions:redis_password (PHP sessions in Redis)') %}
+{%-   set redis_password = salt['lemp_secret.require']('sessions:redis_password') %}
 {%- endif %}
 include:
   - phpfpm.package

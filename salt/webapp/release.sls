@@ -2,7 +2,7 @@
     config, WITHOUT making it current (webapp.switch does that). A release is
     immutable once its marker file exists: a re-run only refreshes the config. #}
 {%- from 'webapp/map.jinja' import app, app_dir, release_dir, source_kind, db_host, version with context %}
-{%- set password = salt['pillar.get']('app:database:password') or raise('app: missing secret pillar key app:database:password (see pillar/secrets.spec.yaml)') %}
+{%- set password = salt['lemp_secret.require']('app:database:password') %}
 {%- set marker = release_dir ~ '/.lemp-ha-release' %}
 {%- set sessions_vip = salt['pillar.get']('topology:network:vip') %}
 

@@ -2,10 +2,7 @@
     `previous` link of the first web node). Idempotent; refuses a release
     that is missing or incomplete on this node, leaving `current` as it is. #}
 {%- from 'webapp/map.jinja' import app, app_dir with context %}
-{%- set target = salt['pillar.get']('app:rollback_to', '') | string %}
-{%- if not (target | regex_match('^([0-9A-Za-z][0-9A-Za-z._+-]{0,63})$')) or '..' in target %}
-{{-   raise('app:rollback_to ' ~ (target | tojson) ~ ' is missing or invalid: the release to switch back to') }}
-{%- endif %}
+{%- set target = salt['lemp_app.check_rollback_target'](salt['pillar.get']('app:rollback_to', '')) %}
 
 webapp-{{ app.name }}-release-{{ target }}-is-current-again:
   cmd.run:

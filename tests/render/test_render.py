@@ -99,3 +99,21 @@ def test_orchestration_renders(path, salt_run_cli):
     # {master id: steps}, or {master id: [render errors]}
     for steps in ret.data.values():
         assert isinstance(steps, dict), steps
+
+
+def a_web_node(topology, representatives):
+    return next(name for name in representatives if "web" in topology["machines"][name]["roles"])
+
+
+def test_a_missing_secret_stops_the_render_naming_the_key_and_the_fix(salt_cli, topology, representatives):
+    # The web nodes do not receive the load balancers' VIP certificate.
+    web = a_web_node(topology, representatives)
+    errors = render_errors(salt_cli.run("state.show_sls", "haproxy.config", minion_tgt=web))
+    assert any("secret tls:vip:cert is missing from the pillar" in e and "docs/secrets.md" in e for e in errors), errors
+
+
+def test_bad_app_settings_stop_the_render_naming_the_key(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    extra = f"pillar={json.dumps({'app': {'version': '1..2'}})}"
+    errors = render_errors(salt_cli.run("state.show_sls", "webapp.release", extra, minion_tgt=web))
+    assert any('app:version "1..2" is invalid' in e for e in errors), errors

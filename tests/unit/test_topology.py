@@ -90,3 +90,17 @@ def test_command_line_exports_json_with_derived_fields(repo):
     data = json.loads(proc.stdout)
     assert data["machines"]["lb1"]["mac"].startswith("02:")
     assert data["network"]["prefixlen"] == 24
+
+
+@pytest.mark.parametrize("subnet, pattern", [
+    ("10.77.0.0/24", "10.77.0.%"), ("10.77.0.0/16", "10.77.%"), ("10.0.0.0/8", "10.%"),
+    ("10.77.0.0/25", "10.77.0.0/255.255.255.128"),
+])
+def test_the_database_account_host_pattern_covers_the_subnet(subnet, pattern):
+    assert lemp_topology.mysql_hosts(subnet) == pattern
+
+
+def test_the_derived_topology_lists_every_machine_once_for_the_hosts_file(topology):
+    assert [h["name"] for h in topology["hosts"]] == list(topology["machines"])
+    assert topology["hosts"][0] == {"name": "salt1", "address": "10.77.0.10"}
+    assert topology["network"]["mysql_hosts"] == "10.77.0.%"

@@ -3,7 +3,9 @@
 
     lab_secrets.py generate STATE_DIR TOPOLOGY SPEC
 
-reads pillar/secrets.spec.yaml and writes, under STATE_DIR/secrets/ (root
+reads pillar/secrets.spec.yaml (what each secret is) and the derived
+topology (which secrets each machine receives: its roles' ``secrets:`` in
+pillar/roles.yaml) and writes, under STATE_DIR/secrets/ (root
 only, never in the repo):
 
     ca.pem, ca.key            the lab CA (tests trust ca.pem)
@@ -80,6 +82,27 @@ def ensure_cert(folder, ca_key, ca_cert, name, dns_names, addresses):
     return key.read_text(), cert.read_text()
 
 
+def secret_name(kind, name):
+    """The name pillar/roles.yaml gives a secret of the spec: a password by
+    its own name, a named certificate as tls_<name> (tls.vip: tls_vip)."""
+    return name if kind == "passwords" else f"{kind}_{name}"
+
+
+def spec_names(spec):
+    return [secret_name(kind, name) for kind in ("passwords", "tls") for name in (spec.get(kind) or {})]
+
+
+def check_names(topology, spec):
+    """Every secret a role receives is named in the spec."""
+    known = spec_names(spec)
+    for role, decl in topology["roles"].items():
+        for name in decl["secrets"]:
+            if name not in known:
+                raise lemp_topology.TopologyError(
+                    f"roles: {role}.secrets names {name!r}, which pillar/secrets.spec.yaml does not define; "
+                    f"known: {', '.join(known)}")
+
+
 def generate(state_dir, topology_path, spec_path):
     topology = lemp_topology.load(topology_path)
     spec = yaml.safe_load(pathlib.Path(spec_path).read_text()) or {}
@@ -106,19 +129,20 @@ def generate(state_dir, topology_path, spec_path):
                                         names or [cert_name], [vip] if cert_name == "vip" else [])
         named[cert_name] = (cert_spec, {"cert": cert_pem, "key": key_pem})
 
+    check_names(topology, spec)
     for name, machine in topology["machines"].items():
         pillar = {}
-        roles = set(machine["roles"])
+        wanted = set(machine["secrets"])
         for pw_name, pw_spec in (spec.get("passwords") or {}).items():
-            if roles & set(pw_spec["roles"]):
+            if pw_name in wanted:
                 _nest(pillar, pw_spec["pillar"], passwords[pw_name])
         key_pem, cert_pem = ensure_cert(folder / "certs", ca_key, ca_cert, name,
                                         [f"{name}.{domain}", name], [machine["address"]])
         _nest(pillar, "tls:ca_cert", ca_cert.read_text())
         _nest(pillar, "tls:cert", cert_pem)
         _nest(pillar, "tls:key", key_pem)
-        for cert_spec, material in named.values():
-            if roles & set(cert_spec["roles"]):
+        for cert_name, (cert_spec, material) in named.items():
+            if secret_name("tls", cert_name) in wanted:
                 _nest(pillar, cert_spec["pillar"], material)
         _write_private(folder / "minions" / f"{name}.yaml", yaml.safe_dump(pillar, default_flow_style=False))
     return folder
