@@ -1,33 +1,37 @@
-"""Shared by the bench scripts: topology, the lab-route safety check, the Lab
-object of the lab tests, health waits, and the writer of docs/bench.md.
+"""Shared by the bench scripts: the lab (the driver tools/lab/lemplab.py),
+health waits, the options and notes the scripts share, and the writer of
+docs/bench.md.
 
 The scripts MEASURE and report; they never assert a figure. Everything that
 talks to the lab goes either through lxc-attach (no network) or, for HTTP,
-only after `require_lab()` has checked that every lab address is routed over
+only after `open_lab()` has checked that every lab address is routed over
 the lab bridge (while the lab is down those addresses are routed out of this
 machine, and no traffic may go there).
 """
 
 import argparse
+import contextlib
 import datetime
-import importlib.util
 import os
 import pathlib
 import platform
 import re
-import subprocess
 import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "bench.md"
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-for _p in (REPO / "_modules", REPO / "tests" / "lab", REPO / "tests"):
+# the lab driver, the topology validator, and the lab tests' helpers
+# (web_helpers and galera_helpers; requests is imported only when a session is made)
+for _p in (REPO / "tests" / "lab", REPO / "_modules", REPO / "tools" / "lab"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-import lemp_topology  # noqa: E402  (after the path set-up above)
+import lemplab  # noqa: E402  (after the path set-up above)
+from lemplab import wait_for  # noqa: E402,F401  (the one polling helper, for the scripts)
+import galera_helpers as gh  # noqa: E402
+import web_helpers as wh  # noqa: E402
 
 
 class BenchError(Exception):
@@ -51,41 +55,7 @@ def fmt(value, digits=2):
     return str(value)
 
 
-# -- topology and the lab -----------------------------------------------------
-
-def load_topology():
-    return lemp_topology.load(REPO / "pillar" / "topology.yaml")
-
-
-def _conftest():
-    """tests/lab/conftest.py, loaded under its own name (it needs pytest)."""
-    mod = sys.modules.get("lemp_lab_conftest")
-    if mod is None:
-        spec = importlib.util.spec_from_file_location("lemp_lab_conftest", REPO / "tests" / "lab" / "conftest.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        sys.modules["lemp_lab_conftest"] = mod
-    return mod
-
-
-def route_device(address):
-    try:
-        return _conftest().route_device(address)
-    except ImportError:  # no pytest in this Python (e.g. /usr/bin/python3): the same check
-        out = subprocess.run(["ip", "-o", "route", "get", address], capture_output=True, text=True).stdout
-        words = out.split()
-        return words[words.index("dev") + 1] if "dev" in words else None
-
-
-def machine_state(name):
-    return subprocess.run(["lxc-info", "-s", "-H", "-n", f"lemp-ha-{name}"],
-                          capture_output=True, text=True).stdout.strip()
-
-
-def lab_not_up(reason):
-    print(f"lab not up: {reason}; run ./lab up", file=sys.stderr, flush=True)
-    sys.exit(3)
-
+# -- the lab ------------------------------------------------------------------
 
 def require_root():
     if os.geteuid() != 0:
@@ -93,41 +63,26 @@ def require_root():
         sys.exit(2)
 
 
-def require_lab(topology):
-    """Before ANY traffic: every lab address (and the VIP) must be routed via
-    the topology's bridge, and every machine must be RUNNING; else exit 3."""
-    bridge = topology["network"]["bridge"]
-    addresses = [m["address"] for m in topology["machines"].values()] + [topology["network"]["vip"]]
-    for address in addresses:
-        dev = route_device(address)
-        if dev != bridge:
-            lab_not_up(f"{address} is routed via {dev!r}, not the lab bridge {bridge}")
-    for name in topology["machines"]:
-        state = machine_state(name)
-        if state != "RUNNING":
-            lab_not_up(f"{name} is {state or 'absent'}")
+def open_lab(check=None):
+    """The lab, once it is safe to talk to: as root, `check(lab)` passed (a
+    usage check that may call parser.error), and before ANY traffic every lab
+    address (and the VIP) routed via the topology's bridge and every machine
+    RUNNING; else exit 3."""
+    require_root()
+    lab = lemplab.Lab()
+    if check:
+        check(lab)
+    try:
+        lab.require_up()
+    except lemplab.LabNotUp as exc:
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(3)
+    return lab
 
 
-def get_lab(topology):
-    """The lab tests' Lab object (run, stop(kill=), start, salt, salt_run)."""
-    return _conftest().Lab(topology)
-
-
-def attach(machine, command, timeout=3600):
-    """Run a shell command as root in a lab machine (lxc-attach, like Lab.run)
-    without needing pytest; returns the CompletedProcess."""
-    return subprocess.run(
-        ["lxc-attach", "-n", f"lemp-ha-{machine}", "--clear-env", "--set-var", f"PATH={PATH}",
-         "--set-var", "LANG=C.UTF-8", "--", "bash", "-c", command],
-        capture_output=True, text=True, timeout=timeout)
-
-
-def ensure_running(lab, names):
-    """Start every machine of `names` that is not RUNNING (for `finally`)."""
-    for name in names:
-        if lab.state(name) != "RUNNING":
-            log(f"restoring: starting {name}")
-            lab.start(name)
+def restoring(lab, names):
+    """For `finally`: start every machine of `names` that is not RUNNING."""
+    lab.ensure_running(names, log=log)
 
 
 # -- health ---------------------------------------------------------------------
@@ -135,8 +90,6 @@ def ensure_running(lab, names):
 def wait_web_healthy(lab, timeout=180):
     """One VIP holder, the app answering through the VIP, every web node UP
     on every lb (the same conditions as the web/lb tests)."""
-    import web_helpers as wh
-
     t0 = time.monotonic()
     wh.wait_single_vip_holder(lab, timeout=timeout)
     wh.wait_app_answers(lab, timeout=timeout)
@@ -145,26 +98,15 @@ def wait_web_healthy(lab, timeout=180):
     return time.monotonic() - t0
 
 
-def db_tier(topology):
-    dbs = sorted(lemp_topology.with_role(topology, "db"))
-    arbs = sorted(lemp_topology.with_role(topology, "arbitrator")) if len(dbs) % 2 == 0 else []
-    return {"dbs": dbs, "arbs": arbs, "web": sorted(lemp_topology.with_role(topology, "web"))[0],
-            "master": topology["master"], "size": len(dbs) + len(arbs)}
-
-
 def wait_db_healthy(lab, tier, timeout=300):
-    import galera_helpers as gh
-
     t0 = time.monotonic()
-    for name in tier["dbs"]:
-        gh.wait_for(lambda n=name: gh.synced(lab, n, tier["size"]), timeout,
-                    f"{name} Synced in a cluster of {tier['size']}", interval=0.5)
+    gh.wait_cluster_healthy(lab, tier, timeout)
     return time.monotonic() - t0
 
 
-def wait_lab_healthy(lab, topology, timeout=300):
+def wait_lab_healthy(lab, timeout=300):
     log("waiting for the lab to be healthy (VIP, app, web nodes UP on every lb, Galera synced)")
-    t = wait_web_healthy(lab, timeout) + wait_db_healthy(lab, db_tier(topology), timeout)
+    t = wait_web_healthy(lab, timeout) + wait_db_healthy(lab, gh.tier_of(lab.topology), timeout)
     log(f"lab healthy ({t:.1f}s)")
 
 
@@ -233,6 +175,47 @@ def parser(description):
     return p
 
 
+def scenarios(p, args, known):
+    """The --scenarios comma list, each one of `known` (else a usage error)."""
+    kinds = [k.strip() for k in args.scenarios.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in known]
+    if bad:
+        p.error(f"unknown scenario(s): {', '.join(bad)}")
+    return kinds
+
+
+def web_node_check(p, args, dest, default):
+    """A check for open_lab(): option --DEST names a web node; when it is not
+    given, the web node at index `default` of the topology."""
+    def check(lab):
+        webs = lab.with_role("web")
+        setattr(args, dest, getattr(args, dest) or webs[default])
+        if getattr(args, dest) not in webs:
+            p.error(f"--{dest} {getattr(args, dest)} is not a web node ({', '.join(webs)})")
+
+    return check
+
+
+def load_options(p, duration, max_requests, timeout, per="run"):
+    """The options of a client loop through the VIP (web_helpers.LoadLoop)."""
+    p.add_argument("--duration", type=int, default=duration,
+                   help=f"max seconds of load per {per} (default: %(default)s)")
+    p.add_argument("--max-requests", type=int, default=max_requests,
+                   help=f"max requests per {per} (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=timeout, help="per-request timeout in s (default: %(default)s)")
+    p.add_argument("--pause", type=float, default=0.02, help="pause between requests in s (default: %(default)s)")
+    p.add_argument("--path", default="/api/info", help="path requested through the VIP (default: %(default)s)")
+
+
+def load_notes(lab, args, rows, *notes, bounds=""):
+    """The notes of a table measured under a client loop: the loop (and its
+    `bounds`), `notes`, then examples of each row's failed requests."""
+    loop = (f"One client loop through https://{lab.vip}{args.path}, request timeout {args.timeout}s, "
+            f"pause {args.pause}s{bounds}.")
+    examples = [f"{r['scenario']} failures, e.g.: {r['examples'][:300]}" for r in rows if r.get("examples")]
+    return [loop, *notes, *examples]
+
+
 def main_wrapper(fn):
     """Run fn(); turn a failure into a clear message and a non-zero exit."""
     try:
@@ -270,6 +253,23 @@ def report(args, name, title, headers, rows, notes=()):
 
 # -- timing successes of a web_helpers.LoadLoop -----------------------------------
 
+@contextlib.contextmanager
+def measured_load(lab, args, max_requests=None, max_seconds=None):
+    """A web_helpers.LoadLoop through the VIP (as the load options say) and
+    the SuccessClock timing it: `with measured_load(lab, args) as (load, clock)`."""
+    wh.REQUEST_TIMEOUT = args.timeout  # LoadLoop reads it at every request
+    with wh.LoadLoop(lab, path=args.path, max_requests=max_requests or args.max_requests,
+                     max_seconds=max_seconds or args.duration, pause=args.pause) as load, SuccessClock(load) as clock:
+        yield load, clock
+
+
+def load_figures(load, clock, after=None):
+    """What a finished LoadLoop measured: ok, failed, the longest gap between
+    successes (from `after` on), and two failure reasons as examples."""
+    return {"ok": load.ok, "failed": len(load.failures), "gap": clock.longest_gap(after=after),
+            "examples": "; ".join(reason for _, reason in load.failures[:2])}
+
+
 class SuccessClock:
     """Samples a running web_helpers.LoadLoop (which counts successes but does
     not time them) every `interval` s, and keeps the times at which its `ok`
@@ -306,14 +306,6 @@ class SuccessClock:
         self._thread.join(5)
         return False
 
-    def gap_around(self, t):
-        """(last success before t, first success after t, seconds between)."""
-        before = [x for x in self.times if x <= t]
-        after = [x for x in self.times if x > t]
-        if not before or not after:
-            return None, None, None
-        return before[-1], after[0], after[0] - before[-1]
-
     def longest_gap(self, after=None):
         times = [x for x in self.times if after is None or x >= after - 5]
         gaps = [b - a for a, b in zip(times, times[1:])]
@@ -321,23 +313,3 @@ class SuccessClock:
 
     def first_success_after(self, t):
         return next((x for x in self.times if x > t), None)
-
-
-# -- orchestrations ---------------------------------------------------------------
-
-def orchestrate(lab, sls, pillar=None, timeout=1800):
-    """`salt-run state.orchestrate SLS [pillar=JSON]` on the master through
-    Lab.salt_run (which returns (returncode, parsed JSON)); returns
-    (ok, detail). Failed steps are found with web_helpers.failed_states."""
-    import json
-
-    import web_helpers as wh
-
-    args = ["state.orchestrate", sls] + (["pillar=" + json.dumps(pillar)] if pillar is not None else [])
-    rc, data = lab.salt_run(*args, timeout=timeout)
-    text = json.dumps(data)
-    failures = wh.failed_states(data)
-    retcode = data.get("retcode", 0) if isinstance(data, dict) else 0
-    if not isinstance(data, dict) or rc != 0 or retcode or failures or "unparsed" in data or "Rendering SLS" in text:
-        return False, "\n".join(failures) or f"exit {rc}: {text[:2000]}"
-    return True, text

@@ -23,13 +23,12 @@ Writes the section `db_failover` of docs/bench.md. Needs root and the lab up
 import time
 import uuid
 
-import common
-from common import log
+import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
+import galera_helpers as gh
+from common import log, wait_for
 
 
 def make_table(lab, tier):
-    import galera_helpers as gh
-
     name = "bench_" + uuid.uuid4().hex[:8]
     # ts: when the row was written, server side (every container shares the host's clock)
     gh.sql(lab, tier["dbs"][0], f"CREATE TABLE app.{name} (id INT PRIMARY KEY, payload VARCHAR(100), "
@@ -38,8 +37,6 @@ def make_table(lab, tier):
 
 
 def drop_table(lab, tier, table, writer):
-    import galera_helpers as gh
-
     lab.run(tier["web"], f"touch {writer.workdir}/stop", check=False)
     try:
         writer.stop()
@@ -53,29 +50,17 @@ def drop_table(lab, tier, table, writer):
 
 
 def rows_with_ts(lab, machine, table):
-    import galera_helpers as gh
-
     return {int(i): float(t) for i, t in gh.sql(lab, machine, f"SELECT id, UNIX_TIMESTAMP(ts) FROM app.{table}")}
 
 
-def acked_after(writer, count, timeout, what):
-    import galera_helpers as gh
-
-    base = len(writer.acked())
-    gh.wait_for(lambda: len(writer.acked()) >= base + count, timeout,
-                f"{count} more acknowledged writes {what} (errors: {writer.errors()})", interval=0.3)
-
-
 def writer_kill(lab, tier, args):
-    import galera_helpers as gh
-
     table = make_table(lab, tier)
     writer = gh.Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
     row = {"scenario": "writer db node killed (lxc-stop -k)"}
     victim = None
     try:
         writer.start()
-        acked_after(writer, 50, 120, "before the failure")
+        gh.acked_after(writer, 50, 120, "before the failure", interval=0.3)
         victim = writer.node()
         if victim not in tier["dbs"]:
             raise common.BenchError(f"the writer is connected to {victim!r}, not a db node")
@@ -84,18 +69,18 @@ def writer_kill(lab, tier, args):
         log(f"[writer-kill] writer on {tier['web']} writes to {victim}; lxc-stop -k {victim}")
         t_kill_wall, t_kill = time.time(), time.monotonic()
         lab.stop(victim, kill=True)
-        gh.wait_for(lambda: gh.synced(lab, survivor, tier["size"] - 1), 120,
-                    f"{survivor} to go on without {victim}", interval=0.2)
+        wait_for(lambda: gh.synced(lab, survivor, tier["size"] - 1), 120,
+                 f"{survivor} to go on without {victim}", interval=0.2)
         row["primary_s"] = time.monotonic() - t_kill
         log(f"[writer-kill] {survivor} Primary without {victim} after {row['primary_s']:.2f}s")
-        acked_after(writer, 50, 180, f"after {victim} stopped")
+        gh.acked_after(writer, 50, 180, f"after {victim} stopped", interval=0.3)
         t_resumed_wall = time.time()
         row["new_writer"] = writer.node()
         log(f"[writer-kill] writes resumed on {row['new_writer']}; lxc-start {victim}")
         t_start = time.monotonic()
         lab.start(victim)
         row["boot_s"] = time.monotonic() - t_start
-        gh.wait_for(lambda: gh.synced(lab, victim, tier["size"]), 900, f"{victim} to rejoin", interval=0.5)
+        wait_for(lambda: gh.synced(lab, victim, tier["size"]), 900, f"{victim} to rejoin", interval=0.5)
         row["rejoin_s"] = time.monotonic() - t_start
         journal = gh.out(lab.run(victim, "journalctl -u mariadb -b --no-pager; "
                                          "cat /var/log/mysql/error.log 2>/dev/null", check=False))
@@ -105,8 +90,8 @@ def writer_kill(lab, tier, args):
             f"{row['boot_s']:.1f}s), by {row['transfer']}")
         writer.stop()
         acked = set(writer.acked())
-        gh.wait_for(lambda: len({gh.wsrep(lab, n).get("wsrep_last_committed") for n in tier["dbs"]}) == 1,
-                    60, "equal wsrep_last_committed on every node", interval=0.5)
+        wait_for(lambda: len({gh.wsrep(lab, n).get("wsrep_last_committed") for n in tier["dbs"]}) == 1,
+                 60, "equal wsrep_last_committed on every node", interval=0.5)
         rows = rows_with_ts(lab, survivor, table)
         row["acked"] = len(acked)
         row["lost"] = max(len(acked - set(rows)), len(acked - set(rows_with_ts(lab, victim, table))))
@@ -119,16 +104,13 @@ def writer_kill(lab, tier, args):
             f"{row['lost']} of {row['acked']} acknowledged rows missing")
         return row
     finally:
-        if victim and lab.state(victim) != "RUNNING":
-            log(f"restoring: lxc-start {victim}")
-            lab.start(victim)
+        if victim:
+            common.restoring(lab, [victim])
         common.wait_db_healthy(lab, tier, timeout=900)
         drop_table(lab, tier, table, writer)
 
 
 def full_outage(lab, tier, args):
-    import galera_helpers as gh
-
     machines = tier["arbs"] + tier["dbs"]
     table = make_table(lab, tier)
     writer = gh.Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
@@ -137,7 +119,7 @@ def full_outage(lab, tier, args):
     recovered = False
     try:
         writer.start()
-        acked_after(writer, 50, 120, "before the outage")
+        gh.acked_after(writer, 50, 120, "before the outage", interval=0.3)
         t0 = time.monotonic()
         for name in machines:
             log(f"[full-outage] lxc-stop {'-k ' if args.hard_outage else ''}{name}")
@@ -150,7 +132,7 @@ def full_outage(lab, tier, args):
         acked = set(writer.acked())
         log("[full-outage] salt-run state.orchestrate orch.galera_recover")
         t_orch = time.monotonic()
-        ok, failed = common.orchestrate(lab, "orch.galera_recover")
+        ok, failed = lab.orchestrate("orch.galera_recover")
         row["orch_s"] = time.monotonic() - t_orch
         failed = failed[:500] if not ok else ""
         row["orch_ok"] = "ok" if ok else f"FAILED: {failed}"
@@ -166,15 +148,12 @@ def full_outage(lab, tier, args):
             raise common.BenchError(f"orch.galera_recover failed: {failed}")
         return row
     finally:
-        for name in machines:
-            if lab.state(name) != "RUNNING":
-                log(f"restoring: lxc-start {name}")
-                lab.start(name)
+        common.restoring(lab, machines)
         if not recovered:
             healthy = all(gh.synced(lab, n, tier["size"]) for n in tier["dbs"])
             if not healthy:
                 log("restoring: salt-run state.orchestrate orch.galera_recover")
-                ok, detail = common.orchestrate(lab, "orch.galera_recover")
+                ok, detail = lab.orchestrate("orch.galera_recover")
                 log(f"restoring: orch.galera_recover {'ok' if ok else 'FAILED: ' + detail[:1000]}")
         common.wait_db_healthy(lab, tier, timeout=600)
         drop_table(lab, tier, table, writer)
@@ -186,25 +165,19 @@ def main():
                    help="comma list of writer-kill, full-outage (default: both)")
     p.add_argument("--hard-outage", action="store_true", help="full outage with lxc-stop -k instead of lxc-stop")
     args = p.parse_args()
-    kinds = [k.strip() for k in args.scenarios.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in ("writer-kill", "full-outage")]
-    if bad:
-        p.error(f"unknown scenario(s): {', '.join(bad)}")
+    kinds = common.scenarios(p, args, ("writer-kill", "full-outage"))
 
-    common.require_root()
-    topology = common.load_topology()
-    tier = common.db_tier(topology)
-    common.require_lab(topology)
-    lab = common.get_lab(topology)
+    lab = common.open_lab()
+    tier = gh.tier_of(lab.topology)
     results = {}
     try:
-        common.wait_lab_healthy(lab, topology)
+        common.wait_lab_healthy(lab)
         for kind in kinds:
             log(f"== {kind}")
             results[kind] = writer_kill(lab, tier, args) if kind == "writer-kill" else full_outage(lab, tier, args)
         common.wait_web_healthy(lab, timeout=300)
     finally:
-        common.ensure_running(lab, tier["dbs"] + tier["arbs"])
+        common.restoring(lab, tier["dbs"] + tier["arbs"])
     headers = ["scenario", "figure", "value"]
     rows = []
     r = results.get("writer-kill")

@@ -20,21 +20,17 @@ import subprocess
 import threading
 import time
 
-import common
+import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
 from common import log
 
 
-def run_requests(url, ca, concurrency, duration, timeout, max_requests):
-    import requests
-
+def run_requests(url, lab, concurrency, duration, timeout, max_requests):
     lat, errors, lock = [], [], threading.Lock()
     per_thread = max(1, max_requests // concurrency)
     deadline = time.monotonic() + duration
 
     def worker():
-        session = requests.Session()
-        session.trust_env = False  # straight to the lab, lab CA only
-        session.verify = ca
+        session = lab.new_session()
         mine, errs = [], []
         for _ in range(per_thread):
             if time.monotonic() >= deadline:
@@ -48,9 +44,7 @@ def run_requests(url, ca, concurrency, duration, timeout, max_requests):
                     errs.append(f"HTTP {resp.status_code}")
             except Exception as exc:  # noqa: BLE001 - counted, the run goes on
                 errs.append(type(exc).__name__)
-                session = requests.Session()
-                session.trust_env = False  # straight to the lab, lab CA only
-                session.verify = ca
+                session = lab.new_session()
         with lock:
             lat.extend(mine)
             errors.extend(errs)
@@ -109,29 +103,22 @@ def main():
     if args.tool == "ab" and not shutil.which("ab"):
         p.error("--tool ab: `ab` is not installed (apt-get install apache2-utils)")
 
-    common.require_root()
-    topology = common.load_topology()
-    webs = common.lemp_topology.with_role(topology, "web")
-    node = args.node or webs[0]
-    if node not in webs:
-        p.error(f"--node {node} is not a web node ({', '.join(webs)})")
-    common.require_lab(topology)
-    lab = common.get_lab(topology)
+    lab = common.open_lab(common.web_node_check(p, args, "node", 0))
+    webs, node = lab.with_role("web"), args.node
     common.wait_web_healthy(lab)
     targets = [(f"VIP {lab.vip} (HAProxy, {len(webs)} web nodes)", f"https://{lab.vip}{args.path}"),
-               (f"{node} direct ({topology['machines'][node]['address']}:443)",
-                f"https://{topology['machines'][node]['address']}{args.path}")]
+               (f"{node} direct ({lab.machines[node]['address']}:443)",
+                f"https://{lab.machines[node]['address']}{args.path}")]
     results = []
     for label, url in targets:
         if args.warmup:
             log(f"warm-up {args.warmup}s: {url}")
-            run_requests(url, str(lab.ca_cert_path), args.concurrency, args.warmup, args.timeout, args.max_requests)
+            run_requests(url, lab, args.concurrency, args.warmup, args.timeout, args.max_requests)
         log(f"measuring {url}: {args.concurrency} clients, {args.duration}s, {args.tool}")
         if args.tool == "ab":
             r = run_ab(url, args.concurrency, args.duration, args.timeout)
         else:
-            r = run_requests(url, str(lab.ca_cert_path), args.concurrency, args.duration, args.timeout,
-                             args.max_requests)
+            r = run_requests(url, lab, args.concurrency, args.duration, args.timeout, args.max_requests)
         log(f"  {common.fmt(r['rps'], 1)} req/s, p50 {common.fmt(r['p50_ms'], 1)} ms, "
             f"p99 {common.fmt(r['p99_ms'], 1)} ms, {r['errors']} errors {r['error_kinds']}")
         results.append((label, r))

@@ -27,10 +27,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-import common
+import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
+import orch_report
 from common import log
 
 LAB = str(common.REPO / "lab")
@@ -48,31 +48,17 @@ def timed(cmd, what):
     return rc, dt
 
 
-def lab_is_up(topology):
-    if subprocess.run(["ip", "link", "show", topology["network"]["bridge"]], capture_output=True).returncode != 0:
-        return False
-    return all(common.machine_state(n) == "RUNNING" for n in topology["machines"])
-
-
-def orch_site_converged(topology):
-    master = topology["master"]
-    log(f"running on {master}: salt-run state.orchestrate orch.site (converged second run)")
+def orch_site_converged(lab):
+    log(f"running on {lab.master}: salt-run state.orchestrate orch.site (converged second run)")
     t0 = time.monotonic()
-    proc = common.attach(master, "salt-run --out=json --state-verbose=False state.orchestrate orch.site")
+    proc = lab.run(lab.master, "salt-run --out=json --state-verbose=False state.orchestrate orch.site",
+                   check=False, timeout=3600)
     dt = time.monotonic() - t0
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        fh.write(proc.stdout)
     try:
-        sys.path.insert(0, str(common.REPO / "tools" / "lab"))
-        import orch_report
-
-        try:
-            lines, failed, changes = orch_report.summarise(json.loads(proc.stdout) if proc.stdout.strip() else {})
-        except ValueError:
-            lines, failed, changes = [proc.stdout[-1000:], proc.stderr[-1000:]], True, None
-        print("\n".join(lines), flush=True)
-    finally:
-        os.unlink(fh.name)
+        lines, failed, changes = orch_report.summarise(json.loads(proc.stdout) if proc.stdout.strip() else {})
+    except ValueError:
+        lines, failed, changes = [proc.stdout[-1000:], proc.stderr[-1000:]], True, None
+    print("\n".join(lines), flush=True)
     ok = proc.returncode == 0 and not failed
     log(f"orch.site: {'ok' if ok else 'FAILED'} in {dt:.1f}s, {changes} changes")
     return ok, dt, changes
@@ -122,7 +108,7 @@ def move_aside(paths, stamp):
     return moved
 
 
-def restore_caches(moved, stamp, topology):
+def restore_caches(moved, stamp, lab):
     if not moved:
         return
     stop_apt_proxy()
@@ -140,7 +126,7 @@ def restore_caches(moved, stamp, topology):
                 log(f"restored {path}")
         except OSError as exc:
             problems.append(f"{path}: {exc} (original kept at {aside})")
-    if subprocess.run(["ip", "link", "show", topology["network"]["bridge"]], capture_output=True).returncode == 0:
+    if subprocess.run(["ip", "link", "show", lab.network["bridge"]], capture_output=True).returncode == 0:
         start_apt_proxy()
     if problems:
         raise common.BenchError("restoring the caches failed: " + "; ".join(problems))
@@ -160,7 +146,7 @@ def main():
             and sys.executable != "/usr/bin/python3":
         log(f"this Python lives in {LAB_CACHE}, which --no-cache moves aside: re-running with /usr/bin/python3")
         os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__)] + sys.argv[1:])
-    topology = common.load_topology()
+    lab = common.lemplab.Lab()  # only lxc-attach and lxc-info here: no traffic to the lab
     warm, cold, failed = [], [], []
 
     def record(label, rc, dt, rows=None):
@@ -183,13 +169,13 @@ def main():
 
     try:
         if not args.skip_warm:
-            if not lab_is_up(topology):
+            if not lab.is_up():
                 log("the lab is not (entirely) up: bringing it up first")
                 if not record("./lab up, lab was down (caches as found)", *timed([LAB, "up"], "./lab up from down"),
                               rows=warm):
                     raise common.BenchError("./lab up failed")
             record("./lab up, lab already up (repair run)", *timed([LAB, "up"], "./lab up, warm"), rows=warm)
-            ok, dt, changes = orch_site_converged(topology)
+            ok, dt, changes = orch_site_converged(lab)
             record(f"salt-run state.orchestrate orch.site, converged ({changes} changes)", 0 if ok else 1, dt,
                    rows=warm)
         if args.cold:
@@ -213,7 +199,7 @@ def main():
                 record("./lab up, cold, no cache (box, wheels, apt cache rebuilt)", rc2, dt2)
                 record("./lab down && ./lab up, no cache", rc1 or rc2, dt1 + dt2)
             finally:
-                restore_caches(moved, stamp, topology)
+                restore_caches(moved, stamp, lab)
             if rc2:
                 raise common.BenchError("./lab up without caches failed (caches restored; ./lab up again to repair)")
     finally:

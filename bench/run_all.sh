@@ -32,7 +32,7 @@ done
 pick_python() {
   local py
   for py in "${BENCH_PYTHON:-}" "${LEMP_HA_CACHE:-/var/cache/lemp-ha}"/venv-*/bin/python /tmp/tv/bin/python; do
-    [ -n "$py" ] && [ -x "$py" ] && "$py" -c 'import requests, yaml, pytest' 2>/dev/null && { echo "$py"; return 0; }
+    [ -n "$py" ] && [ -x "$py" ] && "$py" -c 'import requests, yaml' 2>/dev/null && { echo "$py"; return 0; }
   done
   return 1
 }
@@ -54,7 +54,7 @@ run() {
 run lab_up /usr/bin/python3 "$here/lab_up.py"
 
 py=$(pick_python) || {
-  echo "ERROR: no Python with requests, pyyaml and pytest: set BENCH_PYTHON, or run ./lab test once (it creates the test virtualenv)" >&2
+  echo "ERROR: no Python with requests and pyyaml: set BENCH_PYTHON, or run ./lab test once (it creates the test virtualenv)" >&2
   exit 2
 }
 echo "bench: using $py"

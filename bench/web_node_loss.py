@@ -21,7 +21,8 @@ Writes the section `web_node_loss` of docs/bench.md. Needs root and the lab up
 
 import time
 
-import common
+import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
+import web_helpers as wh
 from common import log
 
 
@@ -37,14 +38,11 @@ def releases(lab, webs):
 
 
 def node_loss(lab, mode, victim, args):
-    import web_helpers as wh
-
     row = {"scenario": f"web node {'hard-' if mode == 'kill' else ''}stopped ({victim})"}
     rejoin = {"scenario": f"{victim} started again, rejoins"}
     stopped = False
     try:
-        with wh.LoadLoop(lab, path=args.path, max_requests=args.max_requests, max_seconds=args.duration,
-                         pause=args.pause) as load, common.SuccessClock(load) as clock:
+        with common.measured_load(lab, args) as (load, clock):
             load.wait_for_requests(20, timeout=60)
             t0 = time.monotonic()
             log(f"[{mode}] lxc-stop {'-k ' if mode == 'kill' else ''}{victim}")
@@ -52,45 +50,36 @@ def node_loss(lab, mode, victim, args):
             stopped = True
             row["step_s"] = time.monotonic() - t0
             load.wait_for_requests(args.requests_while_down, timeout=min(180, args.duration))
-        row.update(ok=load.ok, failed=len(load.failures), gap=clock.longest_gap(after=t0),
-                   examples="; ".join(r for _, r in load.failures[:2]))
+        row.update(common.load_figures(load, clock, after=t0))
         log(f"[{mode}] while {victim} is down: {load.report()[:400]}")
     finally:
         if stopped or lab.state(victim) != "RUNNING":
-            with wh.LoadLoop(lab, path=args.path, max_requests=args.max_requests, max_seconds=600,
-                             pause=args.pause) as load, common.SuccessClock(load) as clock:
+            with common.measured_load(lab, args, max_seconds=600) as (load, clock):
                 t0 = time.monotonic()
                 log(f"[{mode}] restoring: lxc-start {victim}, wait until UP on every lb")
                 lab.start(victim)
                 wh.wait_web_up_on_all_lbs(lab, victim, timeout=180)
                 rejoin["step_s"] = time.monotonic() - t0
                 load.wait_for_requests(50, timeout=60)
-            rejoin.update(ok=load.ok, failed=len(load.failures), gap=clock.longest_gap(after=t0),
-                          examples="; ".join(r for _, r in load.failures[:2]))
+            rejoin.update(common.load_figures(load, clock, after=t0))
             log(f"[{mode}] {victim} back in {rejoin['step_s']:.1f}s: {load.report()[:400]}")
     return [row, rejoin]
 
 
 def orch_under_load(lab, label, sls, pillar, args):
-    import web_helpers as wh
-
-    with wh.LoadLoop(lab, path=args.path, max_requests=args.max_requests * 5, max_seconds=1800,
-                     pause=args.pause) as load, common.SuccessClock(load, max_seconds=1800) as clock:
+    with common.measured_load(lab, args, max_requests=args.max_requests * 5, max_seconds=1800) as (load, clock):
         t0 = time.monotonic()
         log(f"[{label}] salt-run state.orchestrate {sls}" + (f" pillar='{pillar}'" if pillar else ""))
-        ok, detail = common.orchestrate(lab, sls, pillar)
+        ok, detail = lab.orchestrate(sls, pillar)
         step = time.monotonic() - t0
         load.wait_for_requests(20, timeout=60)
     log(f"[{label}] {'ok' if ok else 'FAILED'} in {step:.1f}s; load: {load.report()[:400]}")
-    row = {"scenario": label + ("" if ok else " (orchestration FAILED)"), "ok": load.ok,
-           "failed": len(load.failures), "gap": clock.longest_gap(), "step_s": step,
-           "examples": "; ".join(r for _, r in load.failures[:2])}
+    row = dict(common.load_figures(load, clock), scenario=label + ("" if ok else " (orchestration FAILED)"),
+               step_s=step)
     return ok, detail, row
 
 
 def deploy_and_rollback(lab, webs, args):
-    import web_helpers as wh
-
     before = releases(lab, webs)
     log(f"[deploy] current releases: {before}")
     if len(set(before.values())) != 1:
@@ -112,7 +101,7 @@ def deploy_and_rollback(lab, webs, args):
         now = releases(lab, webs)
         if now != before:
             log(f"restoring: releases are {now}, were {before}: orch.rollback to {original}")
-            ok, detail = common.orchestrate(lab, "orch.rollback", {"app": {"rollback_to": original}})
+            ok, detail = lab.orchestrate("orch.rollback", {"app": {"rollback_to": original}})
             log(f"restoring: {'ok' if ok else 'FAILED: ' + detail[:1000]}")
         common.wait_web_healthy(lab, timeout=300)
     return rows
@@ -122,50 +111,33 @@ def main():
     p = common.parser(__doc__)
     p.add_argument("--scenarios", default="stop,kill,deploy", help="comma list of stop, kill, deploy (default: all)")
     p.add_argument("--victim", help="web node to stop (default: the last web node of the topology)")
-    p.add_argument("--duration", type=int, default=180, help="max seconds of load per node-loss run (default: %(default)s)")
-    p.add_argument("--max-requests", type=int, default=20000, help="max requests per node-loss run (default: %(default)s)")
     p.add_argument("--requests-while-down", type=int, default=200,
                    help="successful requests to wait for while the node is down (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=2.0, help="per-request timeout in s (default: %(default)s)")
-    p.add_argument("--pause", type=float, default=0.02, help="pause between requests in s (default: %(default)s)")
-    p.add_argument("--path", default="/api/info", help="path requested through the VIP (default: %(default)s)")
+    common.load_options(p, duration=180, max_requests=20000, timeout=2.0, per="node-loss run")
     args = p.parse_args()
-    kinds = [k.strip() for k in args.scenarios.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in ("stop", "kill", "deploy")]
-    if bad:
-        p.error(f"unknown scenario(s): {', '.join(bad)}")
+    kinds = common.scenarios(p, args, ("stop", "kill", "deploy"))
 
-    common.require_root()
-    topology = common.load_topology()
-    webs = common.lemp_topology.with_role(topology, "web")
-    victim = args.victim or webs[-1]
-    if victim not in webs:
-        p.error(f"--victim {victim} is not a web node ({', '.join(webs)})")
-    common.require_lab(topology)
-    lab = common.get_lab(topology)
-    import web_helpers as wh
-
-    wh.REQUEST_TIMEOUT = args.timeout
+    lab = common.open_lab(common.web_node_check(p, args, "victim", -1))
+    webs = lab.with_role("web")
     rows = []
     try:
-        common.wait_lab_healthy(lab, topology)
+        common.wait_lab_healthy(lab)
         for kind in kinds:
             log(f"== {kind}")
             if kind in ("stop", "kill"):
-                rows += node_loss(lab, kind, victim, args)
+                rows += node_loss(lab, kind, args.victim, args)
             else:
                 rows += deploy_and_rollback(lab, webs, args)
             common.wait_web_healthy(lab, timeout=300)
     finally:
-        common.ensure_running(lab, webs)
+        common.restoring(lab, webs)
     headers = ["scenario", "requests ok", "requests failed", "longest gap between successes (s)", "step duration (s)"]
     table = [[r["scenario"], r.get("ok"), r.get("failed"), r.get("gap"), r.get("step_s")] for r in rows]
-    notes = [f"One client loop through https://{topology['network']['vip']}{args.path}, request timeout "
-             f"{args.timeout}s, pause {args.pause}s.",
-             "Step duration: stop = lxc-stop; rejoin = lxc-start until UP on every lb; deploy/rollback = "
-             "wall time of the orchestration.",
-             "A deploy leaves its bench-<ts> release unpacked on the web nodes (rollback does not delete it)."]
-    notes += [f"{r['scenario']} failures, e.g.: {r['examples'][:300]}" for r in rows if r.get("examples")]
+    notes = common.load_notes(
+        lab, args, rows,
+        "Step duration: stop = lxc-stop; rejoin = lxc-start until UP on every lb; deploy/rollback = "
+        "wall time of the orchestration.",
+        "A deploy leaves its bench-<ts> release unpacked on the web nodes (rollback does not delete it).")
     common.report(args, "web_node_loss", "Web node loss and rolling deploy under load", headers, table, notes)
     return 0
 

@@ -1,5 +1,5 @@
-"""Helpers for the Galera lab tests: polling, SQL inside the lab, the
-writer that proves no acknowledged row is lost.
+"""Helpers for the Galera lab tests: SQL inside the lab, the writer that
+proves no acknowledged row is lost. Polling is lemplab.wait_for.
 
 Everything runs inside the lab containers through the `lab` fixture
 (lab.run(machine, shell_command, check=...)); nothing here talks to the lab
@@ -7,25 +7,31 @@ network from the host."""
 
 import json
 import shlex
-import time
+
+import lemp_topology
+from lemplab import wait_for
 
 
-def wait_for(predicate, timeout, what, interval=1.0):
-    """Poll ``predicate`` until it returns a truthy value; return that value.
-    Fail with ``what`` and the last value/exception after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # noqa: BLE001  (the condition may not be testable yet)
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
+def tier_of(topology):
+    """The database tier: data nodes, the arbitrators that vote (only with an
+    even number of data nodes), the web node the writer runs on, the master,
+    the cluster size and every machine's address."""
+    dbs = sorted(lemp_topology.with_role(topology, "db"))
+    arbs = sorted(lemp_topology.with_role(topology, "arbitrator")) if len(dbs) % 2 == 0 else []
+    webs = sorted(lemp_topology.with_role(topology, "web"))
+    return {
+        "dbs": dbs,
+        "arbs": arbs,
+        "web": webs[0],
+        "master": topology["master"],
+        "size": len(dbs) + len(arbs),
+        "address": {n: m["address"] for n, m in topology["machines"].items()},
+    }
+
+
+def wait_cluster_healthy(lab, tier, timeout=300):
+    for name in tier["dbs"]:
+        wait_for(lambda n=name: synced(lab, n, tier["size"]), timeout, f"{name} Synced in a cluster of {tier['size']}")
 
 
 def out(proc):
@@ -183,3 +189,10 @@ class Writer:
 
     def errors(self):
         return out(self.lab.run(self.machine, f"tail -5 {self.workdir}/errors 2>/dev/null || true", check=False))
+
+
+def acked_after(writer, count, timeout, what, interval=0.5):
+    """Wait until `writer` has `count` more acknowledged rows than now."""
+    base = len(writer.acked())
+    return wait_for(lambda: len(writer.acked()) >= base + count, timeout,
+                    f"{count} more acknowledged writes {what} (errors: {writer.errors()})", interval=interval)

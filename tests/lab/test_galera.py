@@ -3,7 +3,7 @@
 Run by the lead with ./lab test. Uses the `lab` fixture (tests/lab/conftest.py):
 lab.run(machine, cmd, check=True), lab.stop(machine), lab.start(machine),
 lab.secrets, lab.db_endpoint (host, port reachable from web machines).
-Every wait polls a condition with a timeout (galera_helpers.wait_for).
+Every wait polls a condition with a timeout (lemplab.wait_for).
 The tests run in file order and each leaves the cluster healthy."""
 
 import re
@@ -13,31 +13,15 @@ import uuid
 import pytest
 
 from galera_helpers import (
-    Writer, health_code, orch_ok, orch_steps, out, salt_run_json, sql, sql_ok, synced,
-    wait_for, wsrep,
+    Writer, acked_after, health_code, orch_ok, orch_steps, out, salt_run_json, sql, sql_ok, synced, tier_of,
+    wait_cluster_healthy, wsrep,
 )
-
-import lemp_topology
+from lemplab import wait_for
 
 
 @pytest.fixture(scope="module")
 def tier(topology):
-    dbs = sorted(lemp_topology.with_role(topology, "db"))
-    arbs = sorted(lemp_topology.with_role(topology, "arbitrator")) if len(dbs) % 2 == 0 else []
-    webs = sorted(lemp_topology.with_role(topology, "web"))
-    return {
-        "dbs": dbs,
-        "arbs": arbs,
-        "web": webs[0],
-        "master": topology["master"],
-        "size": len(dbs) + len(arbs),
-        "address": {n: m["address"] for n, m in topology["machines"].items()},
-    }
-
-
-def wait_cluster_healthy(lab, tier, timeout=300):
-    for name in tier["dbs"]:
-        wait_for(lambda n=name: synced(lab, n, tier["size"]), timeout, f"{name} Synced in a cluster of {tier['size']}")
+    return tier_of(topology)
 
 
 def wait_minions(lab, tier, names, timeout=180):
@@ -73,12 +57,6 @@ def writer(lab, tier, table):
 
 def ids_on(lab, machine, table):
     return {int(r[0]) for r in sql(lab, machine, f"SELECT id FROM app.{table}")}
-
-
-def acked_after(writer, count, timeout, what):
-    base = len(writer.acked())
-    return wait_for(lambda: len(writer.acked()) >= base + count, timeout,
-                    f"{count} more acknowledged writes {what} (errors: {writer.errors()})")
 
 
 # -- healthy cluster -------------------------------------------------------------

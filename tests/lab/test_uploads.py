@@ -4,7 +4,7 @@ others, and losing a web node loses no file and blocks no write."""
 
 import uuid
 
-from web_helpers import wait_until as wait_for
+from lemplab import wait_for
 
 MOUNT = "/srv/www-uploads"
 

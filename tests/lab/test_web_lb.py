@@ -1,9 +1,10 @@
 """Acceptance of the web tier and the load balancers (issue 4), on the lab.
 
 Needs the lab up with the web, lb and db tiers applied. Fixtures (tests/lab/
-conftest.py): lab.run / stop / start / salt / salt_run, lab.topology,
-lab.vip, lab.ca_cert_path, lab.http. Every wait polls a condition with a
-deadline (web_helpers.wait_until); load loops are bounded in count and time.
+conftest.py, over tools/lab/lemplab.py): lab.run / stop / start / salt /
+orchestrate, lab.topology, lab.vip, lab.ca_cert_path, lab.http. Every wait
+polls a condition with a deadline (lemplab.wait_for); load loops are bounded
+in count and time.
 Tests that break something put it back in `finally`.
 """
 
@@ -12,16 +13,15 @@ import uuid
 
 import pytest
 
+from lemplab import wait_for
 from web_helpers import (
     LoadLoop,
     get_json,
     lb_names,
     new_session,
     nodes_and_versions,
-    orchestrate,
     wait_app_answers,
     wait_single_vip_holder,
-    wait_until,
     wait_web_up_on_all_lbs,
     web_names,
 )
@@ -113,7 +113,7 @@ def test_killing_haproxy_on_the_active_lb_moves_the_vip(lab):
         assert load.ok > 50, load.report()
     finally:
         lab.run(holder, "systemctl unmask --runtime haproxy; systemctl restart haproxy")
-    wait_until(lambda: lab.run(holder, "killall -0 haproxy && echo up", check=False), 60, f"haproxy back on {holder}")
+    wait_for(lambda: lab.run(holder, "killall -0 haproxy && echo up", check=False), 60, f"haproxy back on {holder}")
     wait_single_vip_holder(lab, timeout=60)
     wait_app_answers(lab)
 
@@ -146,8 +146,8 @@ def test_session_counter_survives_loss_of_the_node_that_served_it(lab):
         lab.stop(served_by)
         # The session store may fail over too (its master may have been on
         # that node): wait until a throwaway session works again.
-        wait_until(lambda: get_json(lab, "/api/info", session=new_session(lab))["session_ok"], 60,
-                   "sessions to work again after losing " + served_by)
+        wait_for(lambda: get_json(lab, "/api/info", session=new_session(lab))["session_ok"], 60,
+                 "sessions to work again after losing " + served_by)
         after = get_json(lab, "/api/info", session=session)
         assert after["node"] != served_by
         assert after["session_ok"] is True
@@ -162,7 +162,7 @@ def test_rolling_deploy_fails_no_request_and_ends_on_the_new_version(lab):
     assert len(set(before.values())) == 1, before
     version = f"9.{int(time.time())}"
     with LoadLoop(lab, max_seconds=600) as load:
-        ok, detail = orchestrate(lab, "orch.deploy", {"app": {"version": version}})
+        ok, detail = lab.orchestrate("orch.deploy", {"app": {"version": version}})
         load.wait_for_requests(20)
     assert ok, detail
     assert load.failures == [], load.report()
@@ -174,7 +174,7 @@ def test_rolling_deploy_fails_no_request_and_ends_on_the_new_version(lab):
 def test_rollback_fails_no_request_and_ends_on_the_previous_version(lab):
     now = all_current(lab)
     with LoadLoop(lab, max_seconds=600) as load:
-        ok, detail = orchestrate(lab, "orch.rollback")
+        ok, detail = lab.orchestrate("orch.rollback")
         load.wait_for_requests(20)
     assert ok, detail
     assert load.failures == [], load.report()
@@ -200,7 +200,7 @@ def test_bad_deploy_input_is_refused_and_changes_nothing(lab, pillar, message):
         pillar = {"app": dict(pillar["app"], version=f"8.{time.time_ns()}")}
     before = all_current(lab)
     served = nodes_and_versions(lab, 6)
-    ok, detail = orchestrate(lab, "orch.deploy", pillar)
+    ok, detail = lab.orchestrate("orch.deploy", pillar)
     assert not ok, "a bad deploy must fail"
     assert message in detail, detail[:2000]
     assert all_current(lab) == before

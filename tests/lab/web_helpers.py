@@ -1,31 +1,13 @@
-"""Helpers for tests/lab/test_web_lb.py: polling with deadlines (never a
-bare sleep as a wait), a bounded load loop that logs every failure, and
-readers of the lab's state (who holds the VIP, what each node serves)."""
+"""Helpers for tests/lab/test_web_lb.py: waits with deadlines (lemplab.wait_for,
+never a bare sleep as a wait), a bounded load loop that logs every failure,
+and readers of the lab's state (who holds the VIP, what each node serves)."""
 
-import json
 import threading
 import time
 
-import requests
+from lemplab import wait_for
 
 REQUEST_TIMEOUT = 5
-
-
-def wait_until(predicate, timeout, what, interval=0.2):
-    """Poll ``predicate`` until it returns a truthy value; return it, or fail
-    after ``timeout`` seconds naming ``what`` and the last value/error."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def base_url(lab):
@@ -41,12 +23,7 @@ def get_json(lab, path, session=None, timeout=REQUEST_TIMEOUT):
 
 def new_session(lab):
     """A fresh client (own cookies) that trusts the lab CA."""
-    session = requests.Session()
-    # Never take proxies or a CA bundle from the environment: lab traffic
-    # goes straight over the lab bridge and trusts only the lab CA.
-    session.trust_env = False
-    session.verify = lab.ca_cert_path
-    return session
+    return lab.new_session()
 
 
 def vip_holders(lab):
@@ -61,11 +38,11 @@ def vip_holders(lab):
 
 
 def lb_names(lab):
-    return [n for n, m in lab.topology["machines"].items() if "lb" in m["roles"]]
+    return lab.with_role("lb")
 
 
 def web_names(lab):
-    return [n for n, m in lab.topology["machines"].items() if "web" in m["roles"]]
+    return lab.with_role("web")
 
 
 def wait_single_vip_holder(lab, timeout=30, not_on=None):
@@ -75,11 +52,13 @@ def wait_single_vip_holder(lab, timeout=30, not_on=None):
             return holders[0]
         return None
 
-    return wait_until(one, timeout, f"exactly one lb holding {lab.vip}" + (f", not {not_on}" if not_on else ""))
+    return wait_for(one, timeout, f"exactly one lb holding {lab.vip}" + (f", not {not_on}" if not_on else ""),
+                    interval=0.2)
 
 
 def wait_app_answers(lab, timeout=60):
-    return wait_until(lambda: get_json(lab, "/api/info", session=new_session(lab)), timeout, "the app to answer via the VIP")
+    return wait_for(lambda: get_json(lab, "/api/info", session=new_session(lab)), timeout,
+                    "the app to answer via the VIP", interval=0.2)
 
 
 def nodes_and_versions(lab, requests_count=20):
@@ -112,40 +91,7 @@ def wait_web_up_on_all_lbs(lab, server, timeout=90):
                 return False
         return True
 
-    wait_until(up, timeout, f"{server} ready and UP on every lb", interval=1)
-
-
-def failed_states(result):
-    """Every state/step in a Salt JSON result whose result is False."""
-    failures = []
-
-    def walk(node, key=""):
-        if isinstance(node, dict):
-            if node.get("result") is False:
-                failures.append(f"{key}: {node.get('comment', '')}"[:500])
-            for k, v in node.items():
-                walk(v, k)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v, key)
-
-    walk(result)
-    return failures
-
-
-def orchestrate(lab, sls, pillar=None):
-    """Run an orchestration; return (ok, detail). A render error (bad input)
-    shows as a failed run, never as an exception here."""
-    args = ["state.orchestrate", sls]
-    if pillar is not None:
-        args.append("pillar=" + json.dumps(pillar))
-    returncode, result = lab.salt_run(*args)
-    text = json.dumps(result)
-    failures = failed_states(result)
-    retcode = result.get("retcode", 0) if isinstance(result, dict) else 0
-    if returncode or failures or retcode or "Rendering SLS" in text or "TemplateError" in text:
-        return False, "\n".join(failures) or text[:2000]
-    return True, text
+    wait_for(up, timeout, f"{server} ready and UP on every lb", interval=1)
 
 
 class LoadLoop:
@@ -188,7 +134,7 @@ class LoadLoop:
 
     def wait_for_requests(self, count, timeout=60):
         target = self.ok + count
-        wait_until(lambda: self.ok >= target, timeout, f"{count} more successful requests under load")
+        wait_for(lambda: self.ok >= target, timeout, f"{count} more successful requests under load", interval=0.2)
 
     def __enter__(self):
         self._thread.start()

@@ -18,16 +18,7 @@ lab_down() {
   step "the lab is down (caches kept in $LAB_CACHE; lab secrets kept in $LAB_STATE)"
 }
 
-lab_status() {
-  local name state addr
-  printf '  %-8s %-15s %-10s %s\n' MACHINE ADDRESS STATE ROLES >&2
-  while read -r name; do
-    addr=$(lab_address "$name")
-    state=$(lxc-info -s -H -n "lemp-ha-$name" 2>/dev/null || echo absent)
-    printf '  %-8s %-15s %-10s %s\n' "$name" "$addr" "${state,,}" \
-      "$(topo_get "','.join(t['machines']['$name']['roles'])")" >&2
-  done < <(lab_machines)
-}
+lab_status() { lemplab status >&2; }
 
 lab_ssh() {
   [ -n "${1:-}" ] || die "usage: ./lab ssh NAME" "NAME is one of: $(lab_machines | tr '\n' ' ')"

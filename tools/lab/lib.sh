@@ -31,10 +31,14 @@ load_topology() {
     || die "$LAB_TOPO_JSON" "edit $LAB_TOPOLOGY"
 }
 
-# topo_get EXPR: evaluate a Python expression over the topology `t`.
-topo_get() {
-  "$HOST_PYTHON" -c "import json,sys; t=json.loads(sys.argv[1]); r=($1); print('\n'.join(r) if isinstance(r,list) else r)" "$LAB_TOPO_JSON"
+# lemplab ARGS: the lab driver's command line (tools/lab/lemplab.py), on the
+# topology load_topology validated.
+lemplab() {
+  "$HOST_PYTHON" "$LAB_REPO/tools/lab/lemplab.py" --topology-json "$LAB_TOPO_JSON" "$@"
 }
+
+# topo_get EXPR: evaluate a Python expression over the topology `t`.
+topo_get() { lemplab topo "$1"; }
 
 lab_bridge() { topo_get "t['network']['bridge']"; }
 lab_host_addr() { topo_get "t['network']['host']"; }
@@ -46,11 +50,8 @@ lab_address() { topo_get "t['machines']['$1']['address']"; }
 # Lab addresses are routed out of this machine while the lab is down: never
 # send anything to one unless the kernel would send it over the lab bridge.
 require_lab_route() {
-  local addr=$1 bridge dev
-  bridge=$(lab_bridge)
-  dev=$(ip -o route get "$addr" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p')
-  [ "$dev" = "$bridge" ] || die "lab not up: $addr is routed via '${dev:-nothing}', not the lab bridge $bridge" \
-    "run ./lab up"
+  local why
+  why=$(lemplab require-route "$1" 2>&1) || die "${why:-lab not up: no route check for $1}" "run ./lab up"
 }
 
 # lab_exec MACHINE CMD...: run as root inside a lab container (no network
