@@ -2,5 +2,5 @@
     It runs after `apply-highstate-on-database-tier` and ends with the step
     `galera-cluster-ready`, which the next tier must require.
     Same runbook as orch.galera.bootstrap. #}
-{%- from 'orch/galera/lib.jinja' import cluster_steps with context %}
-{{ cluster_steps(after='salt: apply-highstate-on-database-tier') }}
+{%- from 'orch/_plan.jinja' import steps with context %}
+{{ steps('lemp_galera.cluster', {'after': 'apply-highstate-on-database-tier'}) }}

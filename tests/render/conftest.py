@@ -42,7 +42,8 @@ def salt_roots(tmp_path_factory):
     secrets.mkdir(parents=True)
     for item in (folder / "minions").glob("*.yaml"):
         (secrets / f"{item.stem}.sls").write_text(item.read_text())
-    return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")]}
+    return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")],
+            "extras": str(extras)}
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +52,10 @@ def salt_master(salt_factories, salt_roots):
         "file_roots": {"base": salt_roots["file"]},
         "pillar_roots": {"base": salt_roots["pillar"]},
         "enable_fqdns_grains": False,
+        # As the lab master (tools/lab/provision/salt.sh): the orchestrations
+        # call the runners and modules of the checkout, with no sync step.
+        "runner_dirs": [str(REPO / "_runners")],
+        "module_dirs": [salt_roots["extras"]],
     }
     master = salt_factories.salt_master_daemon("render-master", overrides=overrides)
     with master.started():

@@ -1,6 +1,8 @@
-"""The Galera orchestrations decide from the minions' answers at render
-time: render them with canned answers and check the runbook they produce."""
+"""The Galera orchestrations list the plan the runner lemp_galera computes
+from the minions' answers at render time: render them with canned answers
+(the runner's questions to the minions faked) and check the runbook they produce."""
 
+import importlib.util
 import json
 import pathlib
 
@@ -10,9 +12,10 @@ salt_config = pytest.importorskip("salt.config")
 import salt.loader  # noqa: E402
 import salt.template  # noqa: E402
 
+import lemp_topology  # noqa: E402
+from test_galera_plans import UUID, status  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-ZERO = "00000000-0000-0000-0000-000000000000"
-UUID = "6f8c2a1e-8d3b-11ee-9a51-2b1d8c4f0a11"
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +37,15 @@ def env(tmp_path_factory):
         "file_roots": {"base": [str(REPO / "salt"), str(extras)]},
     }))
     opts = salt_config.minion_config(str(conf))
-    opts["pillar"] = {"topology": yaml.safe_load((REPO / "pillar" / "topology.yaml").read_text())}
+    opts["pillar"] = {"topology": lemp_topology.load(REPO / "pillar" / "topology.yaml")}
     return opts
+
+
+def runner_module(name):
+    spec = importlib.util.spec_from_file_location(f"runner_{name}", REPO / "_runners" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def render(env, sls, answers):
@@ -44,19 +54,19 @@ def render(env, sls, answers):
     funcs = salt.loader.minion_mods(opts)
     calls = []
 
-    def fake_cmd(tgt, fun, arg=(), timeout=None, tgt_type="glob", ret="", kwarg=None, **kw):
-        calls.append((fun, tgt, kwarg))
-        if fun == "galera.choose":
-            import galera
-
-            try:
-                return {tgt: {"ret": galera.choose_bootstrap_node(kwarg["positions"]), "retcode": 0}}
-            except galera.UnsafeBootstrap as exc:
-                return {tgt: {"ret": f"ERROR: {exc}", "retcode": 1}}
+    def fake_ask(opts, tgt, fun, timeout=None, **kw):
+        calls.append((fun, tgt))
         targets = tgt if isinstance(tgt, list) else [tgt]
-        return {t: {"ret": answers[fun][t], "retcode": 0} for t in targets if t in answers.get(fun, {})}
+        return {t: answers[fun][t] for t in targets if t in answers.get(fun, {})}
 
-    funcs["saltutil.cmd"] = fake_cmd
+    def fake_runner(name, arg=None, kwarg=None, **kw):
+        module, _, fun = name.partition(".")
+        runner = runner_module(module)
+        runner.__opts__ = {}
+        runner._steps.ask = fake_ask
+        return getattr(runner, fun)(*(arg or []), **(kwarg or {}))
+
+    funcs["saltutil.runner"] = fake_runner
     rend = salt.loader.render(opts, funcs)
     path = REPO / (sls.replace(".", "/") + ".sls")
     high = salt.template.compile_template(
@@ -73,20 +83,6 @@ def render(env, sls, answers):
             mod, _, fun = key.partition(".")
             normal[sid] = {mod: list(args) + ([fun] if fun else [])}
     return normal, calls
-
-
-def status(primary=False, synced=True, grastate=None, running=None):
-    return {
-        "running": primary if running is None else running,
-        "wsrep_on": primary,
-        "cluster_status": "Primary" if primary else None,
-        "local_state": 4 if primary and synced else (2 if primary else None),
-        "ready": primary and synced,
-        "cluster_size": 3 if primary else 0,
-        "cluster_state_uuid": UUID if primary else None,
-        "service": "active" if primary else "inactive",
-        "grastate": grastate,
-    }
 
 
 def test_fresh_deploy_bootstraps_db1_then_joins_db2_then_garbd(env):

@@ -64,6 +64,14 @@ pillar_roots:
   base:
     - /srv/lemp-ha/pillar
     - /srv/lemp-ha-secrets
+# Orchestrations call the runners (_runners/) and modules (_modules/, and
+# _states/) of the checkout when they are rendered, before any sync step:
+# runner_dirs loads runners from a folder; module_dirs loads each kind from
+# <folder>/_<kind> (so the extras folder, not _modules itself).
+runner_dirs:
+  - /srv/lemp-ha/_runners
+module_dirs:
+  - /srv/lemp-ha-extras
 # New minions are accepted only when they present the lab's enrolment secret.
 autosign_grains_dir: /etc/salt/autosign_grains
 enable_fqdns_grains: False

@@ -1,0 +1,77 @@
+"""The rolling plans of _runners/lemp_web.py (orch.deploy, orch.rollback),
+without Salt daemons: one web node at a time, drained on both load balancers
+before it switches, and back only once its /healthz serves the release."""
+
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "_runners"))
+
+import lemp_topology  # noqa: E402
+import lemp_web  # noqa: E402
+
+from test_galera_plans import arg, ids, requires  # noqa: E402
+
+WEBS, LBS = ["web1", "web2"], ["lb1", "lb2"]
+PER_NODE = ["drain-{web}-on-both-lbs", "wait-until-{web}-has-no-session-on-both-lbs", "{switch}",
+            "check-healthz-on-{web}-serves-release-{release}", "enable-{web}-on-both-lbs",
+            "wait-until-{web}-is-up-on-both-lbs"]
+
+
+def per_node(web, switch, release):
+    return [i.format(web=web, switch=switch, release=release) for i in PER_NODE]
+
+
+def test_members_come_from_the_topology_roles():
+    topology = lemp_topology.load(REPO / "pillar" / "topology.yaml")
+    assert lemp_web.members(topology) == (WEBS, LBS)
+    with pytest.raises(ValueError, match="the topology has no machine with role lb"):
+        lemp_web.members({"roles": {"web": {"members": [{"name": "web1"}]}, "lb": {"members": []}}})
+
+
+def test_deploy_unpacks_migrates_once_then_switches_one_node_at_a_time():
+    steps = lemp_web.deploy_steps(WEBS, LBS, "web", "1.1.0", {"path": "salt://app"})
+    assert ids(steps) == [
+        "sync-custom-modules-on-web-and-lb-nodes", "unpack-release-1.1.0-on-all-web-nodes",
+        "migrate-database-for-release-1.1.0-from-web1",
+    ] + per_node("web1", "switch-web1-to-release-1.1.0", "1.1.0") + per_node(
+        "web2", "switch-web2-to-release-1.1.0", "1.1.0")
+    for before, step in zip(steps, steps[1:]):
+        assert requires(step) == [{"salt": before["id"]}]
+    drain = steps[3]
+    assert [arg(drain, key) for key in ("name", "tgt", "arg")] == ["haproxy_runtime.drain", "lb1,lb2", ["web", "web1"]]
+    assert arg(steps[5], "pillar") == {"app": {"version": "1.1.0", "source": {"path": "salt://app"}}}
+    assert '"release":"1.1.0"' in arg(steps[6], "arg")[0]
+
+
+def test_rollback_checks_the_release_then_uses_the_same_rolling_step():
+    steps = lemp_web.rollback_steps(WEBS, LBS, "web", "/srv/www/app", "1.0.0")
+    assert ids(steps)[:2] == ["sync-custom-modules-on-web-and-lb-nodes",
+                              "check-release-1.0.0-is-complete-on-all-web-nodes"]
+    assert ids(steps)[2:8] == per_node("web1", "switch-web1-back-to-release-1.0.0", "1.0.0")
+    assert arg(steps[4], "sls") == "webapp.rollback"
+    assert arg(steps[4], "pillar") == {"app": {"rollback_to": "1.0.0"}}
+    assert "/srv/www/app/releases/1.0.0/.lemp-ha-release" in arg(steps[1], "arg")[0]
+
+
+@pytest.mark.parametrize("rollback_to, link, target", [
+    ("1.0.0", "releases/0.9.0", "1.0.0"),
+    ("", "releases/0.9.0", "0.9.0"),
+    ("", "ERROR: no such link", None),
+    ("", None, None),
+    ("../etc", None, None),
+    ("", "releases/../../etc", None),
+])
+def test_rollback_target_is_the_given_release_or_the_previous_link(rollback_to, link, target):
+    assert lemp_web.rollback_target(rollback_to, link) == target
+
+
+def test_rollback_without_a_previous_release_is_refused_before_anything_runs(monkeypatch):
+    monkeypatch.setattr(lemp_web, "__opts__", {}, raising=False)
+    monkeypatch.setattr(lemp_web._steps, "ask", lambda opts, tgt, fun, **kw: {tgt: "ERROR: not a link"})
+    plan = lemp_web.rollback(lemp_topology.load(REPO / "pillar" / "topology.yaml"), "web", "/srv/www/app")
+    assert plan == {"refusal": "orch.rollback: no release to roll back to (web1 has no /srv/www/app/previous link); "
+                               'pass pillar={"app": {"rollback_to": "X.Y.Z"}}'}
