@@ -109,13 +109,13 @@ def test_rollback_target_uses_the_same_rule():
         lemp_app.check_rollback_target("../x")
 
 
-# orch/_web.jinja joins at merge, once orch.deploy calls lemp_app.check_version.
-VERSION_RULE_READERS = ["_modules", "salt", "pillar", "orch/site.sls"]
+VERSION_RULE_READERS = ["_modules", "_runners", "salt", "pillar", "orch"]
 
 
 def test_the_version_rule_is_written_once_in_the_repo():
     rule = "[0-9A-Za-z._+-]{0,63}"
     files = [p for entry in VERSION_RULE_READERS
              for p in ((REPO / entry).rglob("*") if (REPO / entry).is_dir() else [REPO / entry])]
-    found = [str(p.relative_to(REPO)) for p in files if p.is_file() and rule in p.read_text(errors="replace")]
+    found = [str(p.relative_to(REPO)) for p in files
+             if p.suffix in (".py", ".sls", ".jinja", ".yaml", ".j2") and rule in p.read_text(errors="replace")]
     assert found == ["_modules/lemp_app.py"], found

@@ -6,9 +6,7 @@ import pathlib
 import re
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# orch/ files other than site.sls join this list once they read the derived
-# topology too (orch/_web.jinja, orch/galera/lib.jinja, deploy, rollback).
-SCOPE = ["salt", "pillar", "orch/site.sls"]
+SCOPE = ["salt", "pillar", "orch"]
 WALK = re.compile(
     r"for .* in .*("
     r"topology\.machines"                   # topology.machines | dictsort
