@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+import lemplab
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -28,6 +30,17 @@ def orch_failures(result):
 def test_every_machine_of_the_topology_answers_the_master(lab):
     answers = lab.salt("--timeout=10", "*", "test.ping")
     assert answers == {name: True for name in lab.machines}
+
+
+def test_a_restarted_master_is_still_trusted_by_every_minion(lab):
+    # Salt 3008 names the master's key after its id: an id that changed with
+    # /etc/hosts made a restarted master present a new key that every minion
+    # refused ("the master key has changed").
+    key_before = lab.run(lab.master, "sha256sum /etc/salt/pki/master/master.pub").stdout.split()[0]
+    lab.run(lab.master, "systemctl restart salt-master")
+    lemplab.wait_for(lambda: lab.salt("--timeout=5", "*", "test.ping") == {n: True for n in lab.machines},
+                     120, "every minion to answer the restarted master")
+    assert lab.run(lab.master, "sha256sum /etc/salt/pki/master/master.pub").stdout.split()[0] == key_before
 
 
 def test_minions_are_enrolled_by_the_lab_secret_not_by_auto_accept(lab):

@@ -54,7 +54,7 @@ if [[ ",$LEMP_HA_ROLES," == *,master,* ]]; then
     ln -sfn /srv/lemp-ha/$dir /srv/lemp-ha-extras/$dir
   done
   install -d -m 0700 /srv/lemp-ha-secrets
-  put /etc/salt/master.d/00-lemp-ha-bootstrap.conf 0644 <<'CONF'
+  put /etc/salt/master.d/00-lemp-ha-bootstrap.conf 0644 <<CONF
 # Written by lab/provision/salt.sh. Other master settings are Salt-managed.
 file_roots:
   base:
@@ -72,6 +72,10 @@ runner_dirs:
   - /srv/lemp-ha/_runners
 module_dirs:
   - /srv/lemp-ha-extras
+# The master's id names its key pair (Salt 3008: pki/<id>.pem). Left to
+# Salt it is the FQDN, which changes once orch.site writes /etc/hosts, and a
+# restarted master would then make a new key that every minion refuses.
+id: ${LEMP_HA_ID}
 # New minions are accepted only when they present the lab's enrolment secret.
 autosign_grains_dir: /etc/salt/autosign_grains
 enable_fqdns_grains: False
