@@ -64,6 +64,23 @@ fresh_root_cleanup() {
   rm -rf --one-file-system "$work"
 }
 
+# fresh_root_run ROOT FUNCTION...: run lab functions inside ROOT, on its
+# copy of the repo, with nothing of this host's environment but its network
+# settings.
+fresh_root_run() {
+  local root=$1; shift
+  local -a pass_env
+  mapfile -t pass_env < <(env | grep -E '^(PIP_[A-Z_]+|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY)=' | grep -v '^PIP_CERT=' || true)
+  [ -z "$FRESH_ROOT_PIP_CERT" ] || pass_env+=("$FRESH_ROOT_PIP_CERT")
+  chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    LANG=C.UTF-8 LEMP_HA_CACHE=/var/cache/lemp-ha "${pass_env[@]}" /bin/bash -c '
+      set -euo pipefail
+      cd /repo
+      for part in lib prereqs build-box venv; do source tools/lab/$part.sh; done
+      run_unit_tests() { ensure_venv; "$LAB_VENV/bin/pytest" -p no:cacheprovider -q tests/unit; }
+      for fn in "$@"; do "$fn"; done' fresh-root "$@"
+}
+
 # check_fresh_root [force]: skipped when these inputs passed before, except
 # under CI (CI=true) or with `force`.
 check_fresh_root() {
@@ -87,27 +104,22 @@ check_fresh_root() {
   # The code as a newcomer has it, without Vagrant's state.
   mkdir -p "$work/repo"
   tar -C "$LAB_REPO" --exclude=./.git --exclude=./.vagrant -cf - . | tar -C "$work/repo" -xf -
-  local -a pass_env
-  mapfile -t pass_env < <(env | grep -E '^(PIP_[A-Z_]+|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY)=' | grep -v '^PIP_CERT=' || true)
-  [ -z "$FRESH_ROOT_PIP_CERT" ] || pass_env+=("$FRESH_ROOT_PIP_CERT")
-  chroot "$work" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LEMP_HA_CACHE=/var/cache/lemp-ha "${pass_env[@]}" /bin/bash -c '
-      set -euo pipefail
-      cd /repo
-      for part in lib prereqs build-box venv; do source tools/lab/$part.sh; done
-      install_prereqs
-      install_test_prereqs
-      build_wheels
-      ensure_venv
-      # the unit tests use host programs (haproxy, vagrant and its plugins, ./lab)
-      "$LAB_VENV/bin/pytest" -p no:cacheprovider -q tests/unit' >"$FRESH_ROOT_DIR/install.log" 2>&1 || rc=$?
+  fresh_root_run "$work" install_prereqs install_test_prereqs build_wheels ensure_venv \
+    >"$FRESH_ROOT_DIR/install.log" 2>&1 || rc=$?
   if [ $rc != 0 ]; then
     cat "$work"/var/cache/lemp-ha/*.log >>"$FRESH_ROOT_DIR/install.log" 2>/dev/null || true
     tail -n 20 "$FRESH_ROOT_DIR/install.log" >&2
-    die "fresh-machine check: the install steps or the unit tests failed on a clean Debian 12 root" "see $FRESH_ROOT_DIR/install.log"
+    die "fresh-machine check: the install steps failed on a clean Debian 12 root" "see $FRESH_ROOT_DIR/install.log"
   fi
-  "$HOST_PYTHON" "$LAB_REPO/tools/lab/host_requirements.py" check "$work" >&2 \
-    || die "fresh-machine check: a clean Debian 12 with the prerequisites lacks what the lab or the tests use (above)" \
+  local missing=0 tests=0
+  "$HOST_PYTHON" "$LAB_REPO/tools/lab/host_requirements.py" check "$work" >&2 || missing=1
+  # The unit tests start host programs (haproxy, vagrant and its plugins, ./lab).
+  step "fresh-machine check: the unit tests on that root"
+  fresh_root_run "$work" run_unit_tests >"$FRESH_ROOT_DIR/unit-tests.log" 2>&1 || tests=1
+  tail -n 1 "$FRESH_ROOT_DIR/unit-tests.log" >&2
+  [ $tests = 0 ] || grep -E '^(FAILED|ERROR) ' "$FRESH_ROOT_DIR/unit-tests.log" >&2 || true
+  [ $missing = 0 ] && [ $tests = 0 ] \
+    || die "fresh-machine check: a clean Debian 12 with the prerequisites lacks what the lab or the tests use (above; $FRESH_ROOT_DIR/unit-tests.log)" \
       "add its package to LAB_HOST_PACKAGES or TEST_HOST_PACKAGES in tools/lab/prereqs.sh"
   trap - EXIT
   fresh_root_cleanup
