@@ -113,7 +113,7 @@ def check_roles(roles):
     return result
 
 
-def _check_pool(scaling, claim, subnet):
+def _check_pool(scaling, claim, machines):
     """The web tier's scaling pool: names and addresses new web nodes may
     take, and how many web nodes the tier keeps (min) and allows (max)."""
     if scaling is None:
@@ -130,15 +130,23 @@ def _check_pool(scaling, claim, subnet):
         if not isinstance(lo, int) or not isinstance(hi, int) or lo < 1 or lo > hi:
             raise TopologyError(f"topology: scaling.web needs whole numbers 1 <= min <= max (min {lo!r}, max {hi!r})")
         pool = spec.get("pool") or {}
+        if isinstance(pool, list) and all(isinstance(e, dict) and "name" in e for e in pool):
+            pool = {e["name"]: e.get("address") for e in pool}  # a derived topology, validated again
         if not isinstance(pool, dict):
             raise TopologyError("topology: scaling.web.pool must map machine names to addresses")
         entries = []
         for name, addr in pool.items():
             if not HOSTNAME_RE.match(str(name)):
                 raise TopologyError(f"topology: scaling pool name {name!r} is not a valid host name")
+            if name in machines:
+                raise TopologyError(f"topology: scaling pool name {name} is already a machine of the topology")
             addr = _address(addr, f"scaling pool {name} address")
             claim(addr, name)
             entries.append({"name": name, "address": str(addr), "mac": mac_for(addr), "server_id": server_id(addr)})
+        serving = sum(1 for m in machines.values() if "web" in m["roles"])
+        if hi > serving + len(entries):
+            raise TopologyError(f"topology: scaling.web.max {hi} is more than the {serving} web machines plus "
+                                f"the {len(entries)} names of the pool")
         result[role] = {"min": lo, "max": hi, "pool": entries}
     return result
 
@@ -214,7 +222,7 @@ def validate(data, roles=None):
         entry["pillars"] = _union(*(roles[r]["pillars"] for r in machine_roles))
         entry["secrets"] = _union(*(roles[r]["secrets"] for r in machine_roles))
         result["machines"][name] = entry
-    result["scaling"] = _check_pool(data.get("scaling"), claim, subnet)
+    result["scaling"] = _check_pool(data.get("scaling"), claim, result["machines"])
     # Every machine by name, for what lists them all (/etc/hosts).
     result["hosts"] = [{"name": n, "address": m["address"]} for n, m in result["machines"].items()]
 

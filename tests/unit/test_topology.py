@@ -104,3 +104,49 @@ def test_the_derived_topology_lists_every_machine_once_for_the_hosts_file(topolo
     assert [h["name"] for h in topology["hosts"]] == list(topology["machines"])
     assert topology["hosts"][0] == {"name": "salt1", "address": "10.77.0.10"}
     assert topology["network"]["mysql_hosts"] == "10.77.0.%"
+
+
+def test_the_derived_topology_names_members_master_and_garbd(topology):
+    assert topology["master"] == "salt1" and topology["master_address"] == "10.77.0.10"
+    assert topology["roles"]["web"]["members"] == [{"name": "web1", "address": "10.77.0.21"},
+                                                   {"name": "web2", "address": "10.77.0.22"}]
+    # two data nodes: the arbitrator runs garbd
+    assert [m["name"] for m in topology["garbd"]] == ["arb1"]
+    assert topology["machines"]["db1"]["server_id"] == 172818463  # 10.77.0.31 as a 32-bit number
+    assert topology["machines"]["web1"]["states"][0] == "common"
+
+
+def test_garbd_only_with_an_even_number_of_data_nodes(raw):
+    odd = copy.deepcopy(raw)
+    odd["machines"]["db3"] = {"address": "10.77.0.33", "roles": ["db"]}
+    assert lemp_topology.validate(odd)["garbd"] == []
+
+
+def test_a_derived_topology_validates_again_unchanged(topology):
+    # the pillar holds the derived form; lemp_topology.check validates it again
+    assert lemp_topology.validate(copy.deepcopy(topology)) == topology
+
+
+def test_the_web_scaling_pool_is_derived(topology):
+    scaling = topology["scaling"]["web"]
+    assert (scaling["min"], scaling["max"]) == (2, 6)
+    assert [(e["name"], e["address"]) for e in scaling["pool"]][:1] == [("web3", "10.77.0.23")]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s["pool"].update(web3="10.77.1.23"), "web3 address 10.77.1.23 is outside 10.77.0.0/24"),
+        (lambda s: s["pool"].update(web3="10.77.0.21"), "web3 address 10.77.0.21 is already used by web1"),
+        (lambda s: s["pool"].update(web1="10.77.0.29"), "scaling pool name web1 is already a machine"),
+        (lambda s: s.update(min=3, max=2), "1 <= min <= max (min 3, max 2)"),
+        (lambda s: s.update(max=9), "scaling.web.max 9 is more than the 2 web machines plus the 4 names"),
+    ],
+    ids=["outside-subnet", "address-clash", "name-clash", "min-above-max", "max-above-pool"],
+)
+def test_a_bad_scaling_pool_is_refused_naming_the_entry(raw, change, message):
+    bad = copy.deepcopy(raw)
+    change(bad["scaling"]["web"])
+    with pytest.raises(TopologyError) as err:
+        lemp_topology.validate(bad)
+    assert message in str(err.value)
