@@ -5,6 +5,8 @@
 lab_test() {
   need_root
 
+  # CI leaves the machine as it found it, also when a step fails.
+  [ "${CI:-}" = true ] && trap 'lab_down' EXIT
   ensure_venv
   local rc=0 brought_up=0
   # A green run here proves nothing about a newcomer's machine: first prove
@@ -22,6 +24,7 @@ lab_test() {
   "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/lab" "$@" || rc=$?
   # CI leaves the machine as it found it; a developer keeps the lab to iterate.
   if [ "${CI:-}" = true ]; then
+    trap - EXIT
     lab_down
   elif [ $brought_up = 1 ]; then
     info "the lab stays up for the next run; ./lab down removes it"

@@ -92,13 +92,14 @@ check_fresh_root() {
     return 0
   fi
   mkdir -p "$FRESH_ROOT_DIR"
+  # The apt proxy, on the bridge too: the lab's machines use the same one.
+  bridge_up
   apt_proxy_up
   fresh_root_base
   work=$FRESH_ROOT_DIR/work
   fresh_root_cleanup always
   step "fresh-machine check: installing the prerequisites into a clean Debian 12 root"
   cp -a "$FRESH_ROOT_DIR/base" "$work"
-  trap fresh_root_cleanup EXIT
   mount -t proc proc "$work/proc"
   fresh_root_network "$work"
   # The code as a newcomer has it, without Vagrant's state.
@@ -109,6 +110,7 @@ check_fresh_root() {
   if [ $rc != 0 ]; then
     cat "$work"/var/cache/lemp-ha/*.log >>"$FRESH_ROOT_DIR/install.log" 2>/dev/null || true
     tail -n 20 "$FRESH_ROOT_DIR/install.log" >&2
+    fresh_root_cleanup
     die "fresh-machine check: the install steps failed on a clean Debian 12 root" "see $FRESH_ROOT_DIR/install.log"
   fi
   local missing=0 tests=0
@@ -118,11 +120,10 @@ check_fresh_root() {
   fresh_root_run "$work" run_unit_tests >"$FRESH_ROOT_DIR/unit-tests.log" 2>&1 || tests=1
   tail -n 1 "$FRESH_ROOT_DIR/unit-tests.log" >&2
   [ $tests = 0 ] || grep -E '^(FAILED|ERROR) ' "$FRESH_ROOT_DIR/unit-tests.log" >&2 || true
+  fresh_root_cleanup
   [ $missing = 0 ] && [ $tests = 0 ] \
     || die "fresh-machine check: a clean Debian 12 with the prerequisites lacks what the lab or the tests use (above; $FRESH_ROOT_DIR/unit-tests.log)" \
       "add its package to LAB_HOST_PACKAGES or TEST_HOST_PACKAGES in tools/lab/prereqs.sh"
-  trap - EXIT
-  fresh_root_cleanup
   rm -f "$FRESH_ROOT_DIR"/passed-*
   touch "$marker"
   info "fresh-machine check passed: the prerequisites give a clean Debian 12 all the lab and the tests use"

@@ -45,7 +45,14 @@ apt_proxy_up() {
   local host
   host=$(lab_host_addr)
   if [ -f "$ACNG_PIDFILE" ] && kill -0 "$(cat "$ACNG_PIDFILE")" 2>/dev/null; then
-    return 0
+    # Started before the bridge existed, it listens on loopback only: the
+    # machines could not reach it. Start it again on both addresses.
+    if ! ip -o addr show to "$host" | grep -q . \
+        || curl -fsS -o /dev/null --max-time 2 "http://$host:3142/acng-report.html" 2>/dev/null; then
+      return 0
+    fi
+    info "the apt proxy does not answer on $host: starting it again"
+    apt_proxy_down
   fi
   command -v apt-cacher-ng >/dev/null || die "apt-cacher-ng is not installed" "run ./lab up (it installs the host prerequisites)"
   # Debian's own apt-cacher-ng service, if it runs, holds the port.
