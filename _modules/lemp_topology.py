@@ -41,6 +41,8 @@ HOSTNAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 # The role declarations live beside the topology file in the repo.
 ROLES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pillar", "roles.yaml")
 ROLE_KEYS = ("states", "pillars", "secrets", "tier")
+# orch.site's tiers, in the order it applies them (orch/site.sls).
+TIERS = ("master", "database", "web", "load-balancers", "monitoring")
 # Keys of the derived topology that validate() recomputes, so that a derived
 # topology (the pillar) validates again as it is.
 DERIVED_KEYS = ("master", "master_address", "roles", "garbd", "tiers", "hosts")
@@ -104,8 +106,9 @@ def check_roles(roles):
                 raise TopologyError(f"roles: {role}.{key} must be a list of names")
             entry[key] = list(value)
         tier = decl.get("tier")
-        if not isinstance(tier, str) or not HOSTNAME_RE.match(tier):
-            raise TopologyError(f"roles: {role}.tier must name the orch.site tier the role belongs to")
+        if tier not in TIERS:
+            raise TopologyError(f"roles: {role}.tier {tier!r} is not a tier of orch.site; "
+                                f"one of: {', '.join(TIERS)}")
         entry["tier"] = tier
         result[str(role)] = entry
     if "master" not in result:
@@ -144,6 +147,8 @@ def _check_pool(scaling, claim, machines):
             claim(addr, name)
             entries.append({"name": name, "address": str(addr), "mac": mac_for(addr), "server_id": server_id(addr)})
         serving = sum(1 for m in machines.values() if "web" in m["roles"])
+        if lo > serving:
+            raise TopologyError(f"topology: scaling.web.min {lo} is more than the {serving} web machines")
         if hi > serving + len(entries):
             raise TopologyError(f"topology: scaling.web.max {hi} is more than the {serving} web machines plus "
                                 f"the {len(entries)} names of the pool")
@@ -270,6 +275,9 @@ def _declared_roles(data):
         isinstance(v, dict) and "members" in v for v in carried.values()
     ):
         return {role: {k: v for k, v in decl.items() if k in ROLE_KEYS} for role, decl in carried.items()}
+    if not os.path.exists(ROLES_FILE):
+        raise TopologyError("topology: no role declarations: pillar `topology` is missing or was not derived "
+                            "(see the pillar render errors: salt-call pillar.items)")
     return load_yaml(ROLES_FILE)
 
 

@@ -8,9 +8,9 @@ import pathlib
 
 import pytest
 
-salt_config = pytest.importorskip("salt.config")
-import salt.loader  # noqa: E402
-import salt.template  # noqa: E402
+import salt.config as salt_config
+import salt.loader
+import salt.template
 
 import lemp_topology  # noqa: E402
 from test_galera_plans import UUID, status  # noqa: E402

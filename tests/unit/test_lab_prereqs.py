@@ -33,7 +33,8 @@ def test_a_failed_vagrant_up_names_the_lxc_error_and_the_fix_per_machine():
 @pytest.mark.skipif(os.geteuid() != 0, reason="./lab runs as root")
 def test_lab_up_whose_vagrant_up_failed_prints_the_error_lines_and_stops(tmp_path):
     # The function ./lab up calls after `vagrant up`, on a real failed run's output.
-    script = (f"source {REPO}/tools/lab/lib.sh; source {REPO}/tools/lab/cmd_up.sh; "
+    # as ./lab runs it: set -euo pipefail
+    script = (f"set -euo pipefail; source {REPO}/tools/lab/lib.sh; source {REPO}/tools/lab/cmd_up.sh; "
               f"report_vagrant_failure {FAILED_UP} 'salt1 lb1'")
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert proc.returncode == 1

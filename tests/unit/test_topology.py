@@ -141,8 +141,9 @@ def test_the_web_scaling_pool_is_derived(topology):
         (lambda s: s["pool"].update(web1="10.77.0.29"), "scaling pool name web1 is already a machine"),
         (lambda s: s.update(min=3, max=2), "1 <= min <= max (min 3, max 2)"),
         (lambda s: s.update(max=9), "scaling.web.max 9 is more than the 2 web machines plus the 4 names"),
+        (lambda s: s.update(min=3), "scaling.web.min 3 is more than the 2 web machines"),
     ],
-    ids=["outside-subnet", "address-clash", "name-clash", "min-above-max", "max-above-pool"],
+    ids=["outside-subnet", "address-clash", "name-clash", "min-above-max", "max-above-pool", "min-above-web"],
 )
 def test_a_bad_scaling_pool_is_refused_naming_the_entry(raw, change, message):
     bad = copy.deepcopy(raw)
@@ -150,3 +151,17 @@ def test_a_bad_scaling_pool_is_refused_naming_the_entry(raw, change, message):
     with pytest.raises(TopologyError) as err:
         lemp_topology.validate(bad)
     assert message in str(err.value)
+
+
+def test_a_role_in_a_tier_orch_site_does_not_apply_is_refused(raw):
+    roles = lemp_topology.load_yaml(lemp_topology.ROLES_FILE)
+    roles["monitor"]["tier"] = "monitor"
+    with pytest.raises(TopologyError) as err:
+        lemp_topology.validate(raw, roles)
+    assert "roles: monitor.tier 'monitor' is not a tier of orch.site" in str(err.value)
+
+
+def test_every_tier_is_one_orch_site_applies(repo):
+    site = (repo / "orch" / "site.sls").read_text()
+    for tier in lemp_topology.TIERS:
+        assert f"tier('{tier}'" in site, f"orch/site.sls applies no tier {tier!r}"

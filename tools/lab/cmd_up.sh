@@ -83,12 +83,13 @@ vagrant_up() {
 # the `vagrant up` log that hold the error, with the fix; then stop.
 report_vagrant_failure() {
   local log=$1 bad=${2:-} causes
-  causes=$("$HOST_PYTHON" "$LAB_REPO/tools/lab/vagrant_errors.py" "$log")
+  # vagrant_errors.py exits 1 when it found errors: that is the usual case here.
+  causes=$("$HOST_PYTHON" "$LAB_REPO/tools/lab/vagrant_errors.py" "$log") || true
   if [ -n "$causes" ]; then
     printf '%s\n' "$causes" >&2
   else
     # No machine block: a failure before any machine (Vagrantfile, box, plugin).
-    grep -E 'ERROR|error|failed' "$log" | tail -n 15 >&2
+    { grep -E 'ERROR|error|failed' "$log" || true; } | tail -n 15 >&2
   fi
   die "machine(s) did not come up: ${bad:-see above}" "the fix per machine is above; full log: $log"
 }

@@ -15,10 +15,10 @@
 FRESH_ROOT_DIR=$LAB_CACHE/fresh-root
 
 fresh_root_fingerprint() {
+  # what the check installs and runs: the lab's scripts, the requirements, the unit tests
   {
-    cat "$LAB_REPO/tools/lab/prereqs.sh" "$LAB_REPO/tools/lab/fresh_root.sh" "$LAB_REPO/tools/lab/venv.sh" \
-      "$LAB_REPO/tools/lab/build-box.sh" "$LAB_REPO/tools/lab/box-requirements.txt" \
-      "$LAB_REPO/requirements.txt" "$LAB_REPO/requirements-dev.txt" "$LAB_REPO/constraints.txt"
+    (cd "$LAB_REPO" && find tools/lab tests/unit -type f ! -name '*.pyc' | sort | xargs cat)
+    cat "$LAB_REPO/requirements.txt" "$LAB_REPO/requirements-dev.txt" "$LAB_REPO/constraints.txt"
     "$HOST_PYTHON" "$LAB_REPO/tools/lab/host_requirements.py" list
   } | sha256sum | cut -c1-12
 }
@@ -60,7 +60,11 @@ fresh_root_cleanup() {
   local work=$FRESH_ROOT_DIR/work
   # LEMP_HA_KEEP_FRESH_ROOT=1 keeps it to look into a failure (chroot into it)
   [ "${LEMP_HA_KEEP_FRESH_ROOT:-}" = 1 ] && [ "${1:-}" != always ] && return 0
-  mountpoint -q "$work/proc" 2>/dev/null && umount -l "$work/proc"
+  local mounted
+  # Every mount under it (proc, and what someone chrooting in added), deepest first.
+  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+  mounted=$(awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts)
+  [ -z "$mounted" ] || die "fresh-machine check: still mounted under $work: $mounted" "umount them, then run again"
   rm -rf --one-file-system "$work"
 }
 

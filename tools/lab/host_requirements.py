@@ -53,6 +53,10 @@ VAGRANT_GEM_FILES = (
     "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub",
     "/usr/share/rubygems-integration/all/gems/vagrant-lxc-*/scripts/lxc-template",
 )
+# Commands the lab calls only where they exist, never needed: systemctl only
+# matters on a host booted with systemd (a chroot or a container has nothing
+# to disable).
+OPTIONAL_COMMANDS = {"systemctl"}
 # Imported only when a module runs inside Salt (lemp_topology's check()).
 SALT_ONLY = {"salt"}
 # Providers: lxc runs the lab; libvirt's block of the Vagrantfile is validated.
@@ -164,7 +168,7 @@ def requirements():
     modules = set().union(*(python_imports(p.read_text()) for p in _host_python_scripts())) - local
     files = lxc_includes((LAB / "build-box.sh").read_text())
     return {
-        "commands": sorted(commands),
+        "commands": sorted(commands - OPTIONAL_COMMANDS),
         "files": files,
         "globs": list(VAGRANT_GEM_FILES),
         "python_modules": sorted(modules),

@@ -31,12 +31,25 @@ install_packages() {
   [ -r /etc/debian_version ] && command -v apt-get >/dev/null || die "the lab host must be Debian 12" "use a Debian 12 machine, or a VM of one"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq \
     || die "apt-get update failed" "check that Debian's mirror is reachable"
-  local policy=/usr/sbin/policy-rc.d keep_policy=0 rc=0
+  local policy=/usr/sbin/policy-rc.d keep_policy=0 rc=0 pkg
   [ -e "$policy" ] && keep_policy=1
-  [ $keep_policy = 1 ] || printf '#!/bin/sh\nexit 101\n' | install -m 0755 /dev/stdin "$policy"
+  if [ $keep_policy = 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' | install -m 0755 /dev/stdin "$policy"
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT  # an interrupted install must not leave it
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
-  [ $keep_policy = 1 ] || rm -f "$policy"
+  if [ $keep_policy = 0 ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
   [ $rc = 0 ] || die "installing ${missing[*]} failed" "run: apt-get install --no-install-recommends ${missing[*]}"
+  # Nor at the next boot: the lab runs its own apt proxy on port 3142, and
+  # the tests their own haproxy on loopback.
+  for pkg in "${missing[@]}"; do
+    case "$pkg" in
+      apt-cacher-ng | haproxy) systemctl disable --quiet "$pkg" >/dev/null 2>&1 || true ;;
+    esac
+  done
 }
 
 install_prereqs() {
