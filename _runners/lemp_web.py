@@ -139,7 +139,12 @@ def rollback(topology, backend, app_dir, rollback_to=""):
     except ValueError as exc:
         return {"refusal": str(exc)}
     link = None
-    if not rollback_to:
+    if rollback_to:
+        try:  # a release named by hand: say what is wrong with it
+            lemp_app.check_rollback_target(rollback_to)
+        except (CommandExecutionError, ValueError) as exc:
+            return {"refusal": f"orch.rollback: {exc}"}
+    else:
         link = _steps.ask(__opts__, webs[0], "file.readlink", arg=[f"{app_dir}/previous"]).get(webs[0])  # noqa: F821
     target = rollback_target(rollback_to, link)
     if not target:

@@ -75,3 +75,11 @@ def test_rollback_without_a_previous_release_is_refused_before_anything_runs(mon
     plan = lemp_web.rollback(lemp_topology.load(REPO / "pillar" / "topology.yaml"), "web", "/srv/www/app")
     assert plan == {"refusal": "orch.rollback: no release to roll back to (web1 has no /srv/www/app/previous link); "
                                'pass pillar={"app": {"rollback_to": "X.Y.Z"}}'}
+
+
+def test_rollback_to_an_invalid_release_is_refused_naming_it(monkeypatch):
+    monkeypatch.setattr(lemp_web, "__opts__", {}, raising=False)
+    plan = lemp_web.rollback(lemp_topology.load(REPO / "pillar" / "topology.yaml"), "web", "/srv/www/app",
+                             rollback_to="../etc")
+    assert plan == {"refusal": 'orch.rollback: app:rollback_to "../etc" is missing or invalid: '
+                               "the release to switch back to"}
