@@ -138,3 +138,19 @@ def test_a_bad_cron_schedule_stops_the_render_naming_the_job(salt_cli, topology,
     extra = f"pillar={json.dumps({'app': {'cron': [dict(CRON_JOB, schedule='every day')]}})}"
     errors = render_errors(salt_cli.run("state.show_sls", "webapp", extra, minion_tgt=web))
     assert any('app:cron:reindex:schedule "every day" is not a systemd calendar expression' in e for e in errors), errors
+
+
+def test_the_deployed_release_stays_current_until_the_pillar_names_another(salt_cli, salt_roots, topology,
+                                                                           representatives):
+    # pillar/app.sls names 1.0.0; orch.deploy recorded 1.0.1 while it did.
+    web = a_web_node(topology, representatives)
+    record = pathlib.Path(salt_roots["record"])
+    record.write_text(json.dumps({"app": {"version": "1.0.1", "base": "1.0.0", "source": {"path": "salt://app"}}}))
+    try:
+        ret = salt_cli.run("state.show_sls", "webapp.switch", minion_tgt=web)
+        assert "webapp-app-release-1.0.1-is-current" in ret.data, render_errors(ret) or ret.data
+        extra = f"pillar={json.dumps({'app': {'version': '1.0.2'}})}"
+        ret = salt_cli.run("state.show_sls", "webapp.switch", extra, minion_tgt=web)
+        assert "webapp-app-release-1.0.2-is-current" in ret.data, render_errors(ret) or ret.data
+    finally:
+        record.unlink()
