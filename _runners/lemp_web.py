@@ -8,7 +8,9 @@ Both walk the web nodes one at a time with the same rolling step
 has no session, switch its release, check its /healthz serves the release,
 put it back and wait until every load balancer sees it UP. They differ only
 in what comes before (unpack and migrate, or check the release is there) and
-in the switch itself.
+in the switch itself. Both end by recording, on the master, the release
+they made current (``record_deployed``, ``_modules/lemp_release.py``), so
+that the next highstate keeps it.
 
 The pure functions are unit-tested with sample data
 (tests/unit/test_web_plans.py).
@@ -17,6 +19,8 @@ The pure functions are unit-tested with sample data
 import importlib.util
 import os
 
+import salt.pillar
+import salt.utils.minions
 from salt.exceptions import CommandExecutionError
 
 # The step builders shared by the lemp_* runners, beside this file.
@@ -25,6 +29,7 @@ _spec = importlib.util.spec_from_file_location(
 _steps = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_steps)
 lemp_app = _steps.repo_module("lemp_app")
+lemp_release = _steps.repo_module("lemp_release")
 
 # Poll the node's own /healthz until it is 200 and reports the release.
 HEALTHZ_CMD = (
@@ -82,16 +87,29 @@ def rolling_steps(webs, lbs, backend, release, switch):
     return steps
 
 
-def deploy_steps(webs, lbs, backend, version, source=None):
+def record_step(app_name, version, source, base):
+    """The last step: record on the master that ``version`` (from ``source``)
+    of ``app_name`` is current, and that pillar/app.sls named ``base``."""
+    return _steps.step(f"record-{app_name}-release-{version}-as-deployed-on-the-master", "salt.runner",
+                       name="lemp_web.record_deployed", app_name=app_name, version=version,
+                       source=source or {}, base="" if base is None else str(base))
+
+
+def deploy_steps(webs, lbs, backend, version, source=None, app_name="app", base=""):
     """orch.deploy: unpack the release everywhere, migrate once from the
-    first web node, then the rolling switch. ``version`` is already checked."""
-    app = {"app": {"version": version, "source": source or {}}}
+    first web node, then the rolling switch, then record it. ``version`` is
+    already checked; ``base`` is the version pillar/app.sls names."""
+    # The record of an earlier deploy is set aside while this one runs: the
+    # release made current is the one named here, even when it equals the
+    # record's base (salt/webapp/map.jinja, lemp_release.effective_app).
+    app = {"app": {"version": version, "source": source or {}}, "app_deployed": {app_name: None}}
     return _steps.chain([
         _sync(webs, lbs),
         _steps.state(f"unpack-release-{version}-on-all-web-nodes", "webapp.release", webs, pillar=app),
         _steps.state(f"migrate-database-for-release-{version}-from-{webs[0]}", "webapp.migrate", webs[0], pillar=app),
     ] + rolling_steps(webs, lbs, backend, version, lambda web: _steps.state(
-        f"switch-{web}-to-release-{version}", "webapp.switch", web, pillar=app)))
+        f"switch-{web}-to-release-{version}", "webapp.switch", web, pillar=app))
+        + [record_step(app_name, version, source, base)])
 
 
 def rollback_target(rollback_to, previous_link):
@@ -107,9 +125,10 @@ def rollback_target(rollback_to, previous_link):
         return None
 
 
-def rollback_steps(webs, lbs, backend, app_dir, target):
+def rollback_steps(webs, lbs, backend, app_dir, target, app_name="app", base="", source=None):
     """orch.rollback: check the release is complete everywhere, then the
-    rolling switch back."""
+    rolling switch back, then record it (with ``source``: pillar/app.sls's,
+    used only on a node that lacks the release)."""
     app = {"app": {"rollback_to": target}}
     return _steps.chain([
         _sync(webs, lbs),
@@ -117,22 +136,48 @@ def rollback_steps(webs, lbs, backend, app_dir, target):
                         arg=[RELEASE_COMPLETE_CMD.format(app_dir=app_dir, release=target)],
                         kwarg={"python_shell": True}),
     ] + rolling_steps(webs, lbs, backend, target, lambda web: _steps.state(
-        f"switch-{web}-back-to-release-{target}", "webapp.rollback", web, pillar=app)))
+        f"switch-{web}-back-to-release-{target}", "webapp.rollback", web, pillar=app))
+        + [record_step(app_name, target, source, base)])
 
 
 # -- runner functions: gather the facts, return the plan --------------------
 
 
-def deploy(topology, version, backend, source=None):
+def _pillar_app(minion):
+    """pillar ``app`` of ``minion`` as pillar/app.sls gives it, compiled on
+    the master without the orchestration's command-line pillar."""
+    _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)  # noqa: F821
+    grains = dict(grains or {}, id=minion)
+    pillar = salt.pillar.Pillar(__opts__, grains, minion, "base").compile_pillar()  # noqa: F821
+    return pillar.get("app") or {}
+
+
+def deploy(topology, version, backend, source=None, app_name="app"):
     """The plan of orch.deploy, or {refusal} when the topology cannot take it."""
     try:
         webs, lbs = members(topology)
     except ValueError as exc:
         return {"refusal": str(exc)}
-    return _steps.plan(deploy_steps(webs, lbs, backend, str(version), source))
+    base = _pillar_app(webs[0]).get("version", "")
+    return _steps.plan(deploy_steps(webs, lbs, backend, str(version), source, app_name, base))
 
 
-def rollback(topology, backend, app_dir, rollback_to=""):
+def record_deployed(app_name, version, source=None, base=""):
+    """Record that ``version`` of ``app_name`` is current on the web tier
+    (the last step of orch.deploy and orch.rollback); pillar/deployed.sls
+    serves the record as pillar ``app_deployed``.
+
+    CLI Example::
+
+        salt-run lemp_web.record_deployed app 1.1.0 base=1.0.0 source='{"path": "salt://app"}'
+    """
+    path = __opts__.get(lemp_release.OPTION) or lemp_release.RECORD_PATH  # noqa: F821
+    record = lemp_release.updated_record(lemp_release.read_record(path), app_name, version, source, base)
+    lemp_release.write_record(record, path)
+    return {"path": path, app_name: record[app_name]}
+
+
+def rollback(topology, backend, app_dir, rollback_to="", app_name="app"):
     """The plan of orch.rollback, or {refusal} when there is nothing to roll back to."""
     try:
         webs, lbs = members(topology)
@@ -150,4 +195,6 @@ def rollback(topology, backend, app_dir, rollback_to=""):
     if not target:
         return {"refusal": f"orch.rollback: no release to roll back to ({webs[0]} has no {app_dir}/previous link); "
                            'pass pillar={"app": {"rollback_to": "X.Y.Z"}}'}
-    return _steps.plan(rollback_steps(webs, lbs, backend, app_dir, target))
+    app = _pillar_app(webs[0])
+    return _steps.plan(rollback_steps(webs, lbs, backend, app_dir, target, app_name, app.get("version", ""),
+                                      app.get("source")))

@@ -3,8 +3,9 @@
 
       salt-run state.orchestrate orch.deploy pillar='{"app": {"version": "1.1.0"}}'
 
-    (then record the version in pillar/app.sls, or the next highstate will
-    switch back to the version written there).
+    The last step records the release on the master (lemp_web.record_deployed,
+    /var/lib/lemp-ha/deployed.json): the next highstate keeps it until
+    pillar/app.sls names another version (docs/your-app.md).
 
     The runbook (planned by the runner lemp_web.deploy, _runners/lemp_web.py):
       1. refuse a bad version before touching any machine (lemp_app.check_version);
@@ -18,11 +19,13 @@
          put it back on both load balancers and wait until both see it UP
          (drain-<web>-on-both-lbs, wait-until-<web>-has-no-session-on-both-lbs,
          switch-<web>-to-release-<version>, check-healthz-on-<web>-serves-release-<version>,
-         enable-<web>-on-both-lbs, wait-until-<web>-is-up-on-both-lbs).
+         enable-<web>-on-both-lbs, wait-until-<web>-is-up-on-both-lbs);
+      5. record the release as deployed, with the version pillar/app.sls
+         names (record-<app>-release-<version>-as-deployed-on-the-master).
     A failed step stops the run: the node being worked on stays drained (out
     of rotation) and the others keep serving. #}
 {%- from 'orch/_plan.jinja' import steps with context %}
-{%- from 'orch/_web.jinja' import backend with context %}
+{%- from 'orch/_web.jinja' import app, backend with context %}
 {%- set version = salt['lemp_app.check_version'](salt['pillar.get']('app:version', '')) %}
 {#- The release's source travels with it: a deploy may name another one. #}
-{{ steps('lemp_web.deploy', {'version': version, 'backend': backend, 'source': salt['pillar.get']('app:source', {})}) }}
+{{ steps('lemp_web.deploy', {'version': version, 'backend': backend, 'source': salt['pillar.get']('app:source', {}), 'app_name': app.name}) }}

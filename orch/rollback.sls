@@ -10,13 +10,15 @@
       2. check the release is complete on every web node
          (check-release-<version>-is-complete-on-all-web-nodes);
       3. for each web node in turn, the rolling step of orch.deploy, with
-         switch-<web>-back-to-release-<version>.
+         switch-<web>-back-to-release-<version>;
+      4. record the release as deployed on the master
+         (record-<app>-release-<version>-as-deployed-on-the-master).
 
     Without app:rollback_to, the target is the release the first web node's
     `previous` link names. No migration is undone: migrations must stay
     backward compatible (expand, then contract in a later release).
-    Then record the version in pillar/app.sls, or the next highstate will
-    switch forward again. #}
+    The record keeps the next highstate on that release until pillar/app.sls
+    names another version. #}
 {%- from 'orch/_plan.jinja' import steps with context %}
-{%- from 'orch/_web.jinja' import backend, app_dir with context %}
-{{ steps('lemp_web.rollback', {'backend': backend, 'app_dir': app_dir, 'rollback_to': salt['pillar.get']('app:rollback_to', '')}) }}
+{%- from 'orch/_web.jinja' import app, backend, app_dir with context %}
+{{ steps('lemp_web.rollback', {'backend': backend, 'app_dir': app_dir, 'rollback_to': salt['pillar.get']('app:rollback_to', ''), 'app_name': app.name}) }}

@@ -43,7 +43,7 @@ def salt_roots(tmp_path_factory):
     for item in (folder / "minions").glob("*.yaml"):
         (secrets / f"{item.stem}.sls").write_text(item.read_text())
     return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")],
-            "extras": str(extras)}
+            "extras": str(extras), "record": str(root / "deployed.json")}
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +56,8 @@ def salt_master(salt_factories, salt_roots):
         # call the runners and modules of the checkout, with no sync step.
         "runner_dirs": [str(REPO / "_runners")],
         "module_dirs": [salt_roots["extras"]],
+        # orch.deploy's record (pillar/deployed.sls): a test's own, not the host's
+        "lemp_ha_deployed_record": salt_roots["record"],
     }
     master = salt_factories.salt_master_daemon("render-master", overrides=overrides)
     with master.started():

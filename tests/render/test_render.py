@@ -117,3 +117,40 @@ def test_bad_app_settings_stop_the_render_naming_the_key(salt_cli, topology, rep
     extra = f"pillar={json.dumps({'app': {'version': '1..2'}})}"
     errors = render_errors(salt_cli.run("state.show_sls", "webapp.release", extra, minion_tgt=web))
     assert any('app:version "1..2" is invalid' in e for e in errors), errors
+
+
+CRON_JOB = {"name": "reindex", "schedule": "*:0/5", "command": "php bin/reindex.php"}
+
+
+def test_a_cron_job_renders_a_timer_on_every_web_node(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    extra = f"pillar={json.dumps({'app': {'cron': [CRON_JOB]}})}"
+    ret = salt_cli.run("state.show_sls", "webapp.cron", extra, minion_tgt=web)
+    assert not render_errors(ret), render_errors(ret)
+    timer = ret.data["webapp-cron-lemp-cron-app-reindex-timer-unit-file-managed"]["file"]
+    contents = next(arg["contents"] for arg in timer if isinstance(arg, dict) and "contents" in arg)
+    assert "OnCalendar=*-*-* *:00/5:00\n" in contents
+    assert "webapp-cron-lemp-cron-app-reindex-timer-running" in ret.data
+
+
+def test_a_bad_cron_schedule_stops_the_render_naming_the_job(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    extra = f"pillar={json.dumps({'app': {'cron': [dict(CRON_JOB, schedule='every day')]}})}"
+    errors = render_errors(salt_cli.run("state.show_sls", "webapp", extra, minion_tgt=web))
+    assert any('app:cron:reindex:schedule "every day" is not a systemd calendar expression' in e for e in errors), errors
+
+
+def test_the_deployed_release_stays_current_until_the_pillar_names_another(salt_cli, salt_roots, topology,
+                                                                           representatives):
+    # pillar/app.sls names 1.0.0; orch.deploy recorded 1.0.1 while it did.
+    web = a_web_node(topology, representatives)
+    record = pathlib.Path(salt_roots["record"])
+    record.write_text(json.dumps({"app": {"version": "1.0.1", "base": "1.0.0", "source": {"path": "salt://app"}}}))
+    try:
+        ret = salt_cli.run("state.show_sls", "webapp.switch", minion_tgt=web)
+        assert "webapp-app-release-1.0.1-is-current" in ret.data, render_errors(ret) or ret.data
+        extra = f"pillar={json.dumps({'app': {'version': '1.0.2'}})}"
+        ret = salt_cli.run("state.show_sls", "webapp.switch", extra, minion_tgt=web)
+        assert "webapp-app-release-1.0.2-is-current" in ret.data, render_errors(ret) or ret.data
+    finally:
+        record.unlink()

@@ -66,6 +66,7 @@ def test_each_machine_receives_exactly_its_roles_secrets(tmp_path, topology):
     spec = yaml.safe_load((REPO / "pillar" / "secrets.spec.yaml").read_text())
     keys = {lab_secrets.secret_name(kind, name): entry["pillar"]
             for kind in ("passwords", "tls") for name, entry in spec[kind].items()}
+    keys[lab_secrets.APP_SECRETS] = spec["app_secrets"]["pillar"]
     for name, machine in topology["machines"].items():
         pillar = yaml.safe_load((folder / "minions" / f"{name}.yaml").read_text())
         wanted = {s for role in machine["roles"] for s in topology["roles"][role]["secrets"]}

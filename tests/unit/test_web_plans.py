@@ -33,17 +33,19 @@ def test_members_come_from_the_topology_roles():
 
 
 def test_deploy_unpacks_migrates_once_then_switches_one_node_at_a_time():
-    steps = lemp_web.deploy_steps(WEBS, LBS, "web", "1.1.0", {"path": "salt://app"})
+    steps = lemp_web.deploy_steps(WEBS, LBS, "web", "1.1.0", {"path": "salt://app"}, "app", "1.0.0")
     assert ids(steps) == [
         "sync-custom-modules-on-web-and-lb-nodes", "unpack-release-1.1.0-on-all-web-nodes",
         "migrate-database-for-release-1.1.0-from-web1",
     ] + per_node("web1", "switch-web1-to-release-1.1.0", "1.1.0") + per_node(
-        "web2", "switch-web2-to-release-1.1.0", "1.1.0")
+        "web2", "switch-web2-to-release-1.1.0", "1.1.0") + ["record-app-release-1.1.0-as-deployed-on-the-master"]
     for before, step in zip(steps, steps[1:]):
         assert requires(step) == [{"salt": before["id"]}]
     drain = steps[3]
     assert [arg(drain, key) for key in ("name", "tgt", "arg")] == ["haproxy_runtime.drain", "lb1,lb2", ["web", "web1"]]
-    assert arg(steps[5], "pillar") == {"app": {"version": "1.1.0", "source": {"path": "salt://app"}}}
+    # the record of an earlier deploy is set aside while this one runs
+    assert arg(steps[5], "pillar") == {"app": {"version": "1.1.0", "source": {"path": "salt://app"}},
+                                       "app_deployed": {"app": None}}
     assert '"release":"1.1.0"' in arg(steps[6], "arg")[0]
 
 
@@ -55,6 +57,29 @@ def test_rollback_checks_the_release_then_uses_the_same_rolling_step():
     assert arg(steps[4], "sls") == "webapp.rollback"
     assert arg(steps[4], "pillar") == {"app": {"rollback_to": "1.0.0"}}
     assert "/srv/www/app/releases/1.0.0/.lemp-ha-release" in arg(steps[1], "arg")[0]
+    assert ids(steps)[-1] == "record-app-release-1.0.0-as-deployed-on-the-master"
+
+
+def test_deploy_and_rollback_end_by_recording_the_release_and_the_pillars_version():
+    deploy = lemp_web.deploy_steps(WEBS, LBS, "web", "1.1.0", {"path": "salt://app"}, "shop", "1.0.0")[-1]
+    assert deploy["state"] == "salt.runner"
+    assert [arg(deploy, key) for key in ("name", "app_name", "version", "source", "base")] == [
+        "lemp_web.record_deployed", "shop", "1.1.0", {"path": "salt://app"}, "1.0.0"]
+    assert requires(deploy) == [{"salt": "wait-until-web2-is-up-on-both-lbs"}]
+    rollback = lemp_web.rollback_steps(WEBS, LBS, "web", "/srv/www/shop", "1.0.0", "shop", "1.0.0",
+                                       {"path": "salt://shop"})[-1]
+    assert [arg(rollback, key) for key in ("name", "app_name", "version", "source", "base")] == [
+        "lemp_web.record_deployed", "shop", "1.0.0", {"path": "salt://shop"}, "1.0.0"]
+
+
+def test_the_record_step_writes_the_file_the_pillar_reads(monkeypatch, tmp_path):
+    path = tmp_path / "deployed.json"
+    monkeypatch.setattr(lemp_web, "__opts__", {lemp_web.lemp_release.OPTION: str(path)}, raising=False)
+    lemp_web.record_deployed("shop", "2.0.0", {"path": "salt://shop"}, "1.0.0")
+    lemp_web.record_deployed("app", "1.1.0", None, "1.0.0")
+    assert lemp_web.lemp_release.read_record(str(path)) == {
+        "shop": {"version": "2.0.0", "source": {"path": "salt://shop"}, "base": "1.0.0"},
+        "app": {"version": "1.1.0", "source": {}, "base": "1.0.0"}}
 
 
 @pytest.mark.parametrize("rollback_to, link, target", [

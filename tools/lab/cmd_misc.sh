@@ -1,4 +1,4 @@
-# ./lab down, status, ssh. Sourced by ./lab.
+# ./lab down, status, ssh, secrets. Sourced by ./lab.
 # shellcheck shell=bash
 
 lab_down() {
@@ -26,4 +26,30 @@ lab_ssh() {
   local name=$1; shift
   require_lab_route "$(lab_address "$name")"
   exec vagrant ssh "$name" "$@"
+}
+
+# ./lab secrets add NAME...: the app's own secrets (pillar app:secrets names
+# them; values in app_secrets:<NAME>). A new name gets a random value, an
+# existing one keeps its value; every machine's secrets file is written again,
+# the master gets them re-encrypted, and the machines that receive app
+# secrets (roles.yaml: app_secrets) refresh their pillar. ./lab up keeps them.
+lab_secrets_cmd() {
+  [ "${1:-}" = add ] && [ $# -ge 2 ] \
+    || die "usage: ./lab secrets add NAME..." "NAME: a name the app lists in pillar app:secrets (a-z 0-9 _, starting with a letter)"
+  shift
+  need_root
+  install -d -m 0700 "$LAB_STATE"
+  step "adding app secrets: $*"
+  "$HOST_PYTHON" "$LAB_REPO/tools/lab/lab_secrets.py" add-app-secrets "$LAB_STATE" "$LAB_TOPOLOGY" \
+    "$LAB_REPO/pillar/secrets.spec.yaml" "$@" >/dev/null || die "adding the app secrets failed" "see the message above"
+  lxc-info -n "lemp-ha-$(lab_master)" -s 2>/dev/null | grep -q RUNNING \
+    || die "the master $(lab_master) is not running: the values are kept in $LAB_STATE/secrets/app_secrets.yaml" "run ./lab up"
+  install_secrets
+  local targets
+  targets=$(topo_get "[n for n, m in t['machines'].items() if 'app_secrets' in m['secrets']]" | paste -sd, -)
+  [ -n "$targets" ] || die "no machine receives app secrets" "add app_secrets to a role's secrets: in pillar/roles.yaml"
+  step "refreshing the pillar on $targets"
+  salt_on_master "salt --out=txt -L '$targets' saltutil.refresh_pillar wait=True" >&2 \
+    || die "refreshing the pillar on $targets failed" "./lab ssh $(lab_master), then: salt -L '$targets' saltutil.refresh_pillar"
+  info "values (root only): $LAB_STATE/secrets/app_secrets.yaml; apply them with orch.site or a highstate"
 }

@@ -2,6 +2,7 @@
 """Generate the lab's secrets: one pillar document per machine.
 
     lab_secrets.py generate STATE_DIR TOPOLOGY SPEC
+    lab_secrets.py add-app-secrets STATE_DIR TOPOLOGY SPEC NAME...
 
 reads pillar/secrets.spec.yaml (what each secret is) and the derived
 topology (which secrets each machine receives: its roles' ``secrets:`` in
@@ -10,6 +11,8 @@ only, never in the repo):
 
     ca.pem, ca.key            the lab CA (tests trust ca.pem)
     passwords.yaml            every generated password, by name
+    app_secrets.yaml          the application's secrets (pillar app_secrets:<name>),
+                              by name: ``add-app-secrets`` adds names, then generates
     minions/<name>.yaml       the pillar of one machine: only its secrets
 
 Existing values are kept, so re-running ``./lab up`` never rotates a
@@ -19,6 +22,7 @@ GPG-encrypted (tools/lab/provision/encrypt-secrets.py).
 
 import os
 import pathlib
+import re
 import secrets as random_source  # noqa: I001
 import string
 import subprocess
@@ -31,6 +35,19 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_modules")
 import lemp_topology  # noqa: E402
 
 ALPHABET = string.ascii_letters + string.digits
+# An app secret's name is a pillar key (app_secrets:<name>) the app reads.
+APP_SECRET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+APP_SECRETS = "app_secrets"  # the spec's key and the role secret name (pillar/roles.yaml)
+
+
+class SecretNameError(ValueError):
+    pass
+
+
+def random_value():
+    """32 letters and digits: some secrets end up in config lines (haproxy
+    tcp-check) where quoting rules differ."""
+    return "".join(random_source.choice(ALPHABET) for _ in range(32))
 
 
 def _nest(tree, path, value):
@@ -89,7 +106,40 @@ def secret_name(kind, name):
 
 
 def spec_names(spec):
-    return [secret_name(kind, name) for kind in ("passwords", "tls") for name in (spec.get(kind) or {})]
+    names = [secret_name(kind, name) for kind in ("passwords", "tls") for name in (spec.get(kind) or {})]
+    return names + ([APP_SECRETS] if spec.get(APP_SECRETS) else [])
+
+
+def with_app_secrets(existing, names, make_value=random_value):
+    """``existing`` (name -> value) with a new value for each of ``names``
+    it lacks; existing values are kept, so adding never rotates a secret.
+    Returns (all, the names added). A bad name raises naming the rule."""
+    bad = [name for name in names if not APP_SECRET_NAME_RE.match(str(name))]
+    if bad:
+        raise SecretNameError(f"app secret name(s) {', '.join(map(repr, bad))} invalid: 1-64 of a-z 0-9 _, "
+                              "starting with a letter (the pillar key app_secrets:<name>)")
+    merged = dict(existing or {})
+    added = []
+    for name in names:
+        if name not in merged:
+            merged[name] = make_value()
+            added.append(name)
+    return merged, added
+
+
+def _read_yaml(path):
+    return (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+
+
+def add_app_secrets(state_dir, names):
+    """Add ``names`` to STATE_DIR/secrets/app_secrets.yaml (new ones get a
+    random value); the names added."""
+    folder = pathlib.Path(state_dir) / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / "app_secrets.yaml"
+    merged, added = with_app_secrets(_read_yaml(path), names)
+    _write_private(path, yaml.safe_dump(merged, default_flow_style=False))
+    return added
 
 
 def check_names(topology, spec):
@@ -111,13 +161,11 @@ def generate(state_dir, topology_path, spec_path):
     os.chmod(folder, 0o700)
 
     pw_file = folder / "passwords.yaml"
-    passwords = yaml.safe_load(pw_file.read_text()) if pw_file.exists() else {}
-    passwords = passwords or {}
+    passwords = _read_yaml(pw_file)
     for name in spec.get("passwords", {}):
-        # Letters and digits only: some passwords end up in config lines
-        # (haproxy tcp-check) where quoting rules differ.
-        passwords.setdefault(name, "".join(random_source.choice(ALPHABET) for _ in range(32)))
+        passwords.setdefault(name, random_value())
     _write_private(pw_file, yaml.safe_dump(passwords, default_flow_style=False))
+    app_secrets = _read_yaml(folder / "app_secrets.yaml")
 
     ca_key, ca_cert = ensure_ca(folder)
     domain = topology["network"]["domain"]
@@ -144,17 +192,23 @@ def generate(state_dir, topology_path, spec_path):
         for cert_name, (cert_spec, material) in named.items():
             if secret_name("tls", cert_name) in wanted:
                 _nest(pillar, cert_spec["pillar"], material)
+        if APP_SECRETS in wanted and spec.get(APP_SECRETS):
+            # Always the key, even empty: the machine's pillar says "no app secret yet".
+            _nest(pillar, spec[APP_SECRETS]["pillar"], dict(app_secrets))
         _write_private(folder / "minions" / f"{name}.yaml", yaml.safe_dump(pillar, default_flow_style=False))
     return folder
 
 
 def main(argv):
-    if len(argv) != 5 or argv[1] != "generate":
+    if not ((len(argv) == 5 and argv[1] == "generate") or (len(argv) > 5 and argv[1] == "add-app-secrets")):
         print(__doc__, file=sys.stderr)
         return 2
     try:
+        if argv[1] == "add-app-secrets":
+            added = add_app_secrets(argv[2], argv[5:])
+            print(f"app secrets added: {' '.join(added) or 'none (all exist; values kept)'}", file=sys.stderr)
         folder = generate(argv[2], argv[3], argv[4])
-    except lemp_topology.TopologyError as exc:
+    except (lemp_topology.TopologyError, SecretNameError) as exc:
         print(exc, file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:

@@ -171,7 +171,9 @@ class Lab:
     def secrets(self):
         import yaml
 
-        return {"passwords": yaml.safe_load((STATE / "secrets" / "passwords.yaml").read_text())}
+        app_secrets = STATE / "secrets" / "app_secrets.yaml"
+        return {"passwords": yaml.safe_load((STATE / "secrets" / "passwords.yaml").read_text()),
+                "app_secrets": (yaml.safe_load(app_secrets.read_text()) if app_secrets.exists() else None) or {}}
 
     # -- safety: nothing goes to a lab address unless it is routed over the bridge
     def require_route(self, address):

@@ -14,9 +14,10 @@
 LAB_HOST_PACKAGES="openssl vagrant vagrant-lxc lxc lxc-templates debootstrap apt-cacher-ng iproute2 iptables curl python3 python3-yaml python3-venv python3-dev gcc libc6-dev rsync sudo"
 # ./lab test, besides: a real haproxy for the runtime-API unit tests, the
 # libvirt plugin so that the Vagrantfile's libvirt block is validated,
-# pgrep for the teardown test; for bench/: ab, and requests for the lab
+# pgrep for the teardown test; systemd-analyze for the cron schedule tests
+# (a minbase root has no systemd); for bench/: ab, and requests for the lab
 # driver's HTTPS sessions under the host's python3.
-TEST_HOST_PACKAGES="haproxy vagrant-libvirt procps apache2-utils python3-requests"
+TEST_HOST_PACKAGES="haproxy vagrant-libvirt procps apache2-utils python3-requests systemd"
 
 # install_packages PKG...: install those not installed yet. Their services
 # are not started: the lab runs its own apt proxy, and tests start their own
