@@ -88,6 +88,8 @@ def _entries(paths):
                         found[full] = "link" if os.path.islink(full) else "dir"
                     for name in files:
                         found[os.path.join(root, name)] = "file"
+            elif os.path.islink(top) and os.path.isdir(top):
+                found[top] = "link"
             elif os.path.lexists(top):
                 found[top] = "file"
             elif not _GLOB_CHARS.search(path):

@@ -140,6 +140,18 @@ def test_an_explicit_file_that_is_absent_counts_and_globs_expand(etc):
     assert globbed["files"] == 2
 
 
+def test_a_symlinked_directory_counts_by_its_target(etc, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    link = etc / "modules-enabled"
+    link.symlink_to(tmp_path / "a")
+    to_a = mod.config_digest([str(etc)])["digest"]
+    assert mod.config_digest([str(link)])["files"] == 0
+    link.unlink()
+    link.symlink_to(tmp_path / "b")
+    assert mod.config_digest([str(etc)])["digest"] != to_a
+
+
 def test_the_newest_mtime_sees_files_and_removals(etc):
     old = 1_600_000_000
     for path in [etc, *etc.rglob("*")]:
