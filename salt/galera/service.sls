@@ -7,9 +7,32 @@
 
 include:
   - galera.package
+  - galera.config
 
 galera-mariadb-service-enabled-at-boot:
   service.enabled:
     - name: {{ galera.service }}
     - require:
       - pkg: galera-packages-installed
+
+{#- A highstate never restarts a Galera node (config.sls says why), so here
+    the convergence check only reports: when /etc/mysql changed after
+    MariaDB started, the state says a restart is pending and how to apply
+    it, with no change (a second run stays clean). Once
+    orch.galera_rolling_restart has restarted the node, it started after the
+    change and the next run records what it loaded. A node that is not
+    running (before the orchestration forms the cluster) only gets a record:
+    its start loads the files as they are. On demand:
+    salt -C 'G@id:db*' lemp_service.status mariadb '["/etc/mysql"]' action=none #}
+galera-mariadb-restart-pending-is-reported:
+  lemp_service.config_loaded:
+    - name: {{ galera.service }}
+    - paths: {{ galera.loaded_paths | json }}
+    - action: none
+    - apply_with: salt-run state.orchestrate orch.galera_rolling_restart
+    - require:
+      - service: galera-mariadb-service-enabled-at-boot
+      - file: galera-config-file-managed
+      - file: galera-ssl-ca-cert-managed
+      - file: galera-ssl-node-cert-managed
+      - file: galera-ssl-node-key-managed

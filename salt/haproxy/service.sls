@@ -2,14 +2,24 @@
 include:
   - haproxy.config
 
+{#- Starts and enables haproxy; no `watch` (lost when the run that wrote a
+    file fails before it, issue #9): the next state reloads on content.
+    haproxy.cfg itself never lands invalid (check_cmd in config.sls). #}
 haproxy-service-running:
   service.running:
     - name: {{ haproxy.service }}
     - enable: True
-    - reload: True
     - require:
       - sysctl: haproxy-may-bind-the-vip-on-the-backup
-    - watch:
       - file: haproxy-config-file-managed
       - file: haproxy-vip-certificate-file-managed
       - file: haproxy-ca-certificate-file-managed
+
+haproxy-runs-its-current-configuration:
+  lemp_service.config_loaded:
+    - name: {{ haproxy.service }}
+    - paths: {{ haproxy.loaded.paths | json }}
+    - check_cmd: /usr/sbin/haproxy -c -f {{ haproxy.config }}
+    - action: {{ haproxy.loaded.action }}
+    - require:
+      - service: haproxy-service-running

@@ -33,6 +33,9 @@ keepalived-config-file-managed:
     - source: salt://keepalived/files/keepalived.conf.j2
     - template: jinja
     - mode: '0640'
+    # An invalid file never lands: keepalived -t parses it (and finds the
+    # interface) as the daemon would.
+    - check_cmd: /usr/sbin/keepalived -t -f
     - context:
         k: {{ keepalived | json }}
         me: {{ me[0] | json }}
@@ -43,10 +46,20 @@ keepalived-config-file-managed:
     - require:
       - pkg: keepalived-package-installed
 
+{#- Starts and enables keepalived; no `watch` (lost when the run that wrote
+    the file fails before it, issue #9): the next state reloads on content. #}
 keepalived-service-running:
   service.running:
     - name: {{ keepalived.service }}
     - enable: True
-    - reload: True
-    - watch:
+    - require:
       - file: keepalived-config-file-managed
+
+keepalived-runs-its-current-configuration:
+  lemp_service.config_loaded:
+    - name: {{ keepalived.service }}
+    - paths: {{ keepalived.loaded.paths | json }}
+    - check_cmd: /usr/sbin/keepalived -t -f {{ keepalived.config }}
+    - action: {{ keepalived.loaded.action }}
+    - require:
+      - service: keepalived-service-running

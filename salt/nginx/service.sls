@@ -3,15 +3,6 @@
 include:
   - nginx.config
 
-nginx-configuration-is-valid:
-  cmd.run:
-    - name: nginx -t
-    - onchanges:
-      - file: nginx-app-site-file-managed
-      - file: nginx-tls-certificate-file-managed
-      - file: nginx-tls-key-file-managed
-      - file: nginx-default-site-absent
-
 {#- At shutdown systemd stops units in the reverse order of After=: nginx
     first (it finishes its requests, then stops listening, so HAProxy sends
     new ones elsewhere), PHP-FPM after it. Otherwise nginx answers 502. #}
@@ -30,18 +21,30 @@ nginx-systemd-units-reloaded:
     - onchanges:
       - file: nginx-stops-before-php-fpm-at-shutdown
 
+{#- Starts and enables nginx; no `watch`: a reload fired by a watch is lost
+    when the run that wrote the file fails before it (issue #9). The next
+    state reloads instead, comparing what nginx loaded with what is on disk. #}
 nginx-service-running:
   service.running:
     - name: {{ nginx.service }}
     - enable: True
-    - reload: True
     - require:
-      - cmd: nginx-configuration-is-valid
-    - watch:
       - file: nginx-app-site-file-managed
       - file: nginx-tls-certificate-file-managed
       - file: nginx-tls-key-file-managed
       - file: nginx-default-site-absent
+
+{#- nginx -t covers every file nginx includes (also ones Salt does not
+    write): when it fails, nginx keeps its previous configuration and the
+    next successful run reloads. #}
+nginx-runs-its-current-configuration:
+  lemp_service.config_loaded:
+    - name: {{ nginx.service }}
+    - paths: {{ nginx.loaded.paths | json }}
+    - check_cmd: {{ nginx.loaded.check_cmd | json }}
+    - action: {{ nginx.loaded.action }}
+    - require:
+      - service: nginx-service-running
 
 {#- The mine entry (pillar mine_functions) is published by the orchestrations
     (orch.site, the enrolment reactor) once the node serves, not here: a

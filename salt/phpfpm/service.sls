@@ -2,13 +2,23 @@
 include:
   - phpfpm.config
 
+{#- Starts and enables PHP-FPM; no `watch` (lost when the run that wrote a
+    file fails before it, issue #9): the next state reloads on content. #}
 phpfpm-service-running:
   service.running:
     - name: {{ phpfpm.service }}
     - enable: True
-    - reload: True
-    - watch:
+    - require:
       - file: phpfpm-default-www-pool-absent
       - file: phpfpm-{{ phpfpm.pool.name }}-pool-file-managed
       - file: phpfpm-opcache-settings-file-managed
       - file: phpfpm-session-settings-file-managed
+
+phpfpm-runs-its-current-configuration:
+  lemp_service.config_loaded:
+    - name: {{ phpfpm.service }}
+    - paths: {{ phpfpm.loaded.paths | json }}
+    - check_cmd: {{ phpfpm.loaded.check_cmd | json }}
+    - action: {{ phpfpm.loaded.action }}
+    - require:
+      - service: phpfpm-service-running

@@ -60,10 +60,29 @@ redis-server-debian-config-replaced-once:
     - require_in:
       - file: redis-server-config-file-written-once
 
+{#- The watch stays only for the first write of redis.conf (the Debian file
+    replaced: a restart is the only way to load it). Our settings are
+    applied by the next state, on content, so that a run that wrote them and
+    then failed is made good by the next run (issue #9). #}
 redis-server-service-running:
   service.running:
     - name: redis-server
     - enable: True
-    - watch:
+    - require:
       - file: redis-lemp-ha-settings-file-managed
+    - watch:
       - file: redis-server-config-file-written-once
+
+{#- Only lemp-ha.conf is compared: redis.conf is rewritten by Redis itself
+    (CONFIG REWRITE when Sentinel reconfigures replication), so its content
+    changes on every failover and says nothing about what Salt wants.
+    Restart, not reload: Redis has no reload (the same restart the watch
+    did before; the AOF keeps the sessions). No check: redis-server has no
+    configuration test mode. #}
+redis-server-runs-its-current-settings:
+  lemp_service.config_loaded:
+    - name: redis-server
+    - paths: [/etc/redis/lemp-ha.conf]
+    - action: restart
+    - require:
+      - service: redis-server-service-running

@@ -44,3 +44,17 @@ redis-sentinel-service-running:
     - enable: True
     - watch:
       - file: redis-sentinel-config-file-written-once
+
+{#- No checksum of sentinel.conf: Sentinel rewrites it at runtime (epochs,
+    the replicas and Sentinels it discovers), so its digest changes without
+    Salt and a lemp_service.config_loaded on it would restart Sentinel after
+    every failover. Salt writes it once, and what that write brings is the
+    monitored master; so ask the running Sentinel instead. If the run that
+    wrote the file failed before the watch above restarted Sentinel, it
+    still runs Debian's example file and monitors nothing: restart it. #}
+redis-sentinel-monitors-the-sessions-master:
+  cmd.run:
+    - name: systemctl restart redis-sentinel
+    - unless: redis-cli -h 127.0.0.1 -p {{ redis.sentinel_port }} --raw SENTINEL MASTER {{ redis.master_name }} | grep -qxF {{ redis.master_name }}
+    - require:
+      - service: redis-sentinel-service-running

@@ -154,3 +154,58 @@ def test_the_deployed_release_stays_current_until_the_pillar_names_another(salt_
         assert "webapp-app-release-1.0.2-is-current" in ret.data, render_errors(ret) or ret.data
     finally:
         record.unlink()
+
+
+# Every service whose configuration Salt writes runs what is on disk after the
+# next successful run, also when the run that wrote it failed (issue #9):
+# a lemp_service.config_loaded state per service. {sls: (service, action)}
+CONVERGENCE = {
+    "nginx": ("nginx", "reload"),
+    "phpfpm": ("php8.2-fpm", "reload"),
+    "haproxy": ("haproxy", "reload"),
+    "keepalived": ("keepalived", "reload"),
+    "redis": ("redis-server", "restart"),
+    # a highstate never restarts a Galera node: it only reports
+    "galera": ("mariadb", "none"),
+}
+
+
+def _args(body, function):
+    """The arguments of the `function` call of a show_sls state body, as a dict."""
+    calls = [v for key, v in body.items() if not key.startswith("__") and function in v]
+    args = {}
+    for item in (calls[0] if calls else []):
+        if isinstance(item, dict):
+            args.update(item)
+    return args if calls else None
+
+
+@pytest.mark.parametrize("sls", sorted(CONVERGENCE))
+def test_each_service_applies_its_configuration_on_content_not_only_on_watch(sls, salt_cli, topology,
+                                                                            representatives):
+    service, action = CONVERGENCE[sls]
+    minion = minion_for(sls, topology, representatives)
+    ret = salt_cli.run("state.show_sls", sls, minion_tgt=minion)
+    assert not render_errors(ret), render_errors(ret)
+    states = {sid: body for sid, body in ret.data.items() if isinstance(body, dict)}
+    converging = [args for body in states.values()
+                  if (args := _args(body, "config_loaded")) and args.get("name") == service]
+    assert len(converging) == 1, f"{sls}: no lemp_service.config_loaded for {service}"
+    assert converging[0].get("action", "reload") == action
+    assert converging[0].get("paths")
+    # Nothing reloads twice: the service.running state watches no file that the
+    # convergence state covers (only a file written once may restart it).
+    for sid, body in states.items():
+        args = _args(body, "running")
+        if "service" in body and args and args.get("name") == service:
+            watched = [list(w.values())[0] for w in args.get("watch", [])]
+            assert all("written-once" in w for w in watched), (sid, watched)
+
+
+def test_sentinel_is_restarted_when_it_does_not_monitor_the_sessions_master(salt_cli, topology, representatives):
+    minion = minion_for("redis.sentinel", topology, representatives)
+    ret = salt_cli.run("state.show_sls", "redis.sentinel", minion_tgt=minion)
+    body = ret.data["redis-sentinel-monitors-the-sessions-master"]
+    args = _args(body, "run")
+    assert args["name"] == "systemctl restart redis-sentinel"
+    assert "SENTINEL MASTER sessions" in args["unless"]

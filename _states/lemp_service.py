@@ -1,0 +1,91 @@
+"""
+A service runs the configuration on disk, also after a run that wrote it and
+then failed (see _modules/lemp_service.py for the rules).
+
+    nginx-runs-its-current-configuration:
+      lemp_service.config_loaded:
+        - name: nginx
+        - paths: [/etc/nginx]
+        - check_cmd: /usr/sbin/nginx -t
+        - action: reload
+        - require:
+          - service: nginx-service-running
+
+Put it after the service.running state (require): that state starts and
+enables the service; this one only reloads/restarts a running service whose
+configuration changed since it loaded it, and records what it loaded.
+``action: none`` never touches the service and only reports a pending
+restart (with ``apply_with``, the command that applies it).
+"""
+
+__virtualname__ = "lemp_service"
+
+
+def __virtual__():
+    if "lemp_service.status" in __salt__:  # noqa: F821
+        return __virtualname__
+    return (False, "lemp_service execution module is not loaded (run saltutil.sync_modules)")
+
+
+def _short(digest):
+    return digest[:12] if digest else None
+
+
+def config_loaded(name, paths, check_cmd=None, action="reload", apply_with=None, stamp_dir=None):
+    """Service ``name`` has loaded the configuration under ``paths`` (files,
+    directories, globs). When it has not: run ``check_cmd`` (a failure stops
+    here and leaves the record as it was), ``action`` it (reload, restart, or
+    none: only report), then record the digest of what it loaded."""
+    from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
+
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    if not paths:
+        ret["comment"] = f"lemp_service.config_loaded {name}: paths is empty; list the files {name} loads"
+        return ret
+    try:
+        return _converge(ret, name, paths, check_cmd, action, apply_with, stamp_dir)
+    except (CommandExecutionError, OSError) as exc:
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+
+
+def _converge(ret, name, paths, check_cmd, action, apply_with, stamp_dir):
+    facts = __salt__["lemp_service.status"](name, paths, action=action, stamp_dir=stamp_dir)  # noqa: F821
+    decision, reason, digest = facts["decision"], facts["reason"], facts["digest"]
+    loaded = {"loaded": {"old": _short(facts["stamp"]), "new": _short(digest)}}
+    test = __opts__["test"]  # noqa: F821
+
+    if decision == "current":
+        ret.update(result=True, comment=f"{name} {reason} (sha256 {_short(digest)})")
+        return ret
+    if decision == "pending":
+        hint = f"; apply it with: {apply_with}" if apply_with else ""
+        ret.update(result=True, comment=f"{name} {reason}: restart pending, not done by this state{hint}")
+        return ret
+    if decision == "record":
+        if test:
+            ret.update(result=None, changes=loaded, comment=f"{name} {reason}: would record sha256 {_short(digest)}")
+            return ret
+        __salt__["lemp_service.write_stamp"](name, digest, stamp_dir=stamp_dir)  # noqa: F821
+        ret.update(result=True, changes=loaded, comment=f"{name} {reason}: recorded sha256 {_short(digest)}")
+        return ret
+
+    # decision == "apply"
+    if test:
+        ret.update(result=None, changes=dict(loaded, **{action: name}),
+                   comment=f"{name} {reason}: would check and {action} it")
+        return ret
+    if check_cmd:
+        ok, output = __salt__["lemp_service.check"](check_cmd)  # noqa: F821
+        if not ok:
+            ret["comment"] = (f"{name} {reason}, but `{check_cmd}` fails, so it was not {action}ed and keeps "
+                              f"running its previous configuration; fix the configuration and run again:\n{output}")
+            return ret
+    ok, output = __salt__["lemp_service.apply"](name, action)  # noqa: F821
+    if not ok:
+        ret["comment"] = f"{name} {reason}; systemctl {action} {name} failed:\n{output}"
+        return ret
+    __salt__["lemp_service.write_stamp"](name, digest, stamp_dir=stamp_dir)  # noqa: F821
+    ret.update(result=True, changes=dict(loaded, **{action: name}),
+               comment=f"{name} {reason}: {action}ed (sha256 {_short(digest)})")
+    return ret

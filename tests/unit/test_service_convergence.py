@@ -1,0 +1,267 @@
+"""lemp_service: a service whose configuration changed is reloaded by the next
+successful run, also when the run that wrote the files failed (issue #9).
+
+The decision is a pure function (sample digests, mtimes, start times); the
+digest runs over real files in a temporary folder; the state runs with the
+execution module loaded as Salt would, real check commands, and systemd's
+answers given as samples (no systemd in a unit test)."""
+
+import importlib.util
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import time
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _load(kind):
+    spec = importlib.util.spec_from_file_location(f"lemp_service_{kind.strip('_')}", REPO / kind / "lemp_service.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mod = _load("_modules")
+state = _load("_states")
+
+DIGEST_A, DIGEST_B = "a" * 64, "b" * 64
+T_WRITE = 1_700_000_100.0  # the newest config change
+
+
+# -- decide: the rules of the module docstring ---------------------------------------
+
+
+def test_a_service_that_loaded_the_files_on_disk_is_left_alone():
+    assert mod.decide(DIGEST_A, DIGEST_A, True, T_WRITE - 50, T_WRITE)[0] == "current"
+
+
+def test_a_config_written_by_a_failed_run_is_applied_by_the_next_run():
+    # The stamp holds what nginx loaded before the failed run; it has run since.
+    decision, reason = mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE - 3600, T_WRITE)
+    assert decision == "apply"
+    assert "differs" in reason
+
+
+def test_a_fresh_machine_whose_service_started_after_its_config_is_not_bounced():
+    assert mod.decide(DIGEST_A, None, True, T_WRITE + 2, T_WRITE)[0] == "record"
+
+
+def test_without_a_record_a_service_started_before_its_config_is_reloaded():
+    decision, reason = mod.decide(DIGEST_A, None, True, T_WRITE - 2, T_WRITE)
+    assert decision == "apply"
+    assert "no record" in reason
+
+
+def test_a_service_restarted_after_the_change_is_only_recorded():
+    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE + 0.001, T_WRITE)[0] == "record"
+
+
+def test_a_start_in_the_same_instant_as_the_write_is_not_trusted():
+    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE, T_WRITE)[0] == "apply"
+
+
+def test_a_stopped_service_is_only_recorded_its_start_loads_the_files():
+    assert mod.decide(DIGEST_B, DIGEST_A, False, None, T_WRITE)[0] == "record"
+
+
+def test_an_unknown_start_time_means_apply():
+    assert mod.decide(DIGEST_B, None, True, None, T_WRITE)[0] == "apply"
+
+
+def test_action_none_reports_a_pending_restart_instead_of_applying():
+    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE - 10, T_WRITE, action="none")[0] == "pending"
+    # ... and still records after the orchestration restarted the node.
+    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE + 10, T_WRITE, action="none")[0] == "record"
+
+
+def test_an_unknown_action_is_refused_naming_it():
+    with pytest.raises(CommandExecutionError, match="'bounce' is not one of reload, restart, none"):
+        mod.decide(DIGEST_A, None, True, None, None, action="bounce")
+
+
+# -- systemd's answers -----------------------------------------------------------------
+
+
+def test_systemctl_show_is_parsed_and_the_monotonic_start_becomes_wall_clock():
+    props = mod.parse_systemctl_show("ActiveState=active\nInactiveExitTimestampMonotonic=5000000\n")
+    assert props == {"ActiveState": "active", "InactiveExitTimestampMonotonic": "5000000"}
+    # started 5 s after boot; now is 105 s after boot at wall clock 1000.
+    assert mod.started_at(props, now_real=1000.0, now_mono=105.0) == pytest.approx(900.0)
+
+
+def test_a_unit_that_never_started_has_no_start_time():
+    assert mod.started_at({"InactiveExitTimestampMonotonic": "0"}, 1000.0, 105.0) is None
+    assert mod.started_at({}, 1000.0, 105.0) is None
+
+
+# -- the digest, over real files ---------------------------------------------------------
+
+
+@pytest.fixture
+def etc(tmp_path):
+    root = tmp_path / "nginx"
+    (root / "sites-enabled").mkdir(parents=True)
+    (root / "conf.d").mkdir()
+    (root / "nginx.conf").write_text("include conf.d/*.conf;\n")
+    (root / "sites-available").mkdir()
+    (root / "sites-available" / "app.conf").write_text("server { listen 443; }\n")
+    (root / "sites-enabled" / "app.conf").symlink_to(root / "sites-available" / "app.conf")
+    return root
+
+
+def test_the_digest_is_stable_and_follows_content(etc):
+    first = mod.config_digest([str(etc)])
+    assert first == mod.config_digest([str(etc)])
+    assert first["files"] == 3
+    (etc / "sites-available" / "app.conf").write_text("server { listen 443; client_max_body_size 1k; }\n")
+    assert mod.config_digest([str(etc)])["digest"] != first["digest"]
+
+
+def test_a_new_or_removed_file_changes_the_digest(etc):
+    before = mod.config_digest([str(etc)])["digest"]
+    stray = etc / "conf.d" / "zz-broken.conf"
+    stray.write_text("this is not nginx;\n")
+    with_stray = mod.config_digest([str(etc)])["digest"]
+    assert with_stray != before
+    stray.unlink()
+    assert mod.config_digest([str(etc)])["digest"] == before
+
+
+def test_an_explicit_file_that_is_absent_counts_and_globs_expand(etc):
+    absent = mod.config_digest([str(etc / "sites-enabled" / "default")])
+    assert absent["files"] == 0 and absent["newest_mtime"] is None
+    globbed = mod.config_digest([str(etc / "sites-*" / "*.conf")])
+    assert globbed["files"] == 2
+
+
+def test_a_symlinked_directory_counts_by_its_target(etc, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    link = etc / "modules-enabled"
+    link.symlink_to(tmp_path / "a")
+    to_a = mod.config_digest([str(etc)])["digest"]
+    assert mod.config_digest([str(link)])["files"] == 0
+    link.unlink()
+    link.symlink_to(tmp_path / "b")
+    assert mod.config_digest([str(etc)])["digest"] != to_a
+
+
+def test_the_newest_mtime_sees_files_and_removals(etc):
+    old = 1_600_000_000
+    for path in [etc, *etc.rglob("*")]:
+        os.utime(path, (old, old), follow_symlinks=False)
+    assert mod.config_digest([str(etc)])["newest_mtime"] == old
+    (etc / "conf.d" / "x.conf").write_text("")
+    (etc / "conf.d" / "x.conf").unlink()
+    # the file is gone, but its directory changed when it went
+    assert mod.config_digest([str(etc)])["newest_mtime"] > old
+
+
+def test_the_stamp_is_private_and_round_trips(tmp_path):
+    stamps = tmp_path / "loaded"
+    assert mod.read_stamp("nginx", str(stamps)) is None
+    path = mod.write_stamp("nginx", DIGEST_A, str(stamps))
+    assert mod.read_stamp("nginx", str(stamps)) == DIGEST_A
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.stat(stamps).st_mode & 0o777 == 0o700
+
+
+def test_a_service_name_with_a_slash_is_refused():
+    with pytest.raises(CommandExecutionError, match="not a systemd service name"):
+        mod.read_stamp("../etc/passwd")
+
+
+# -- the state, with the module loaded as Salt does ------------------------------------------
+
+
+class Machine:
+    """What the state sees of a machine: real commands for the checks, and
+    systemd as a sample (ActiveState, start time), with every systemctl
+    reload/restart recorded."""
+
+    def __init__(self, running=True, started=None):
+        # by default: started 10 s ago, before the files the test writes
+        self.running, self.started = running, time.time() - 10 if started is None else started
+        self.actions = []
+
+    def run_all(self, cmd, python_shell=False, ignore_retcode=True):
+        argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
+        if argv[:2] == ["systemctl", "show"]:
+            mono = int((time.monotonic() - (time.time() - self.started)) * 1e6) if self.started else 0
+            state = "active" if self.running else "inactive"
+            return {"retcode": 0, "stdout": f"ActiveState={state}\nInactiveExitTimestampMonotonic={mono}",
+                    "stderr": ""}
+        if argv[0] == "systemctl":
+            self.actions.append(argv[1:])
+            return {"retcode": 0, "stdout": "", "stderr": ""}
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def _wire(machine, test=False):
+    mod.__salt__ = {"cmd.run_all": machine.run_all}
+    state.__salt__ = {f"lemp_service.{f}": getattr(mod, f) for f in ("status", "check", "apply", "write_stamp")}
+    state.__opts__ = {"test": test}
+
+
+CHECK_OK = f"{sys.executable} -c pass"
+CHECK_FAILS = f"{sys.executable} -c \"import sys; sys.exit('nginx: [emerg] unknown directive \\\"this\\\" in zz-broken.conf')\""
+
+
+def test_a_failed_check_reloads_nothing_then_the_next_run_reloads_once_and_the_third_does_nothing(etc, tmp_path):
+    stamps = str(tmp_path / "loaded")
+    machine = Machine()
+    _wire(machine)
+    mod.write_stamp("nginx", mod.config_digest([str(etc)])["digest"], stamps)
+    (etc / "sites-available" / "app.conf").write_text("server { client_max_body_size 1k; }\n")
+
+    failed = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_FAILS, stamp_dir=stamps)
+    assert failed["result"] is False and failed["changes"] == {}
+    assert "zz-broken.conf" in failed["comment"] and "keeps running its previous configuration" in failed["comment"]
+    assert machine.actions == []
+
+    fixed = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_OK, stamp_dir=stamps)
+    assert fixed["result"] is True and "reload" in fixed["changes"], fixed
+    assert machine.actions == [["reload", "nginx"]]
+
+    again = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_OK, stamp_dir=stamps)
+    assert again["result"] is True and again["changes"] == {}, again
+    assert machine.actions == [["reload", "nginx"]]
+
+
+def test_test_mode_says_what_would_happen_and_does_nothing(etc, tmp_path):
+    stamps = str(tmp_path / "loaded")
+    machine = Machine()
+    _wire(machine, test=True)
+    ret = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_FAILS, stamp_dir=stamps)
+    assert ret["result"] is None and "would check and reload" in ret["comment"]
+    assert machine.actions == [] and mod.read_stamp("nginx", stamps) is None
+
+
+def test_a_first_run_on_a_fresh_machine_records_without_reloading(etc, tmp_path):
+    stamps = str(tmp_path / "loaded")
+    written = time.time() - 60  # a moment ago (systemd's clock starts at boot)
+    for path in [etc, *etc.rglob("*")]:
+        os.utime(path, (written, written), follow_symlinks=False)
+    machine = Machine(started=written + 30)  # started after its files were written
+    _wire(machine)
+    ret = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_OK, stamp_dir=stamps)
+    assert ret["result"] is True and "recorded" in ret["comment"], ret
+    assert machine.actions == []
+
+
+def test_galera_only_reports_a_pending_restart_and_how_to_apply_it(etc, tmp_path):
+    stamps = str(tmp_path / "loaded")
+    machine = Machine()
+    _wire(machine)
+    ret = state.config_loaded("mariadb", [str(etc)], action="none", stamp_dir=stamps,
+                              apply_with="salt-run state.orchestrate orch.galera_rolling_restart")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert "restart pending" in ret["comment"] and "orch.galera_rolling_restart" in ret["comment"]
+    assert machine.actions == [] and mod.read_stamp("mariadb", stamps) is None
