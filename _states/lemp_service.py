@@ -6,7 +6,7 @@ then failed (see _modules/lemp_service.py for the rules).
       lemp_service.config_loaded:
         - name: nginx
         - paths: [/etc/nginx]
-        - check_cmd: /usr/sbin/nginx -t
+        - verify_cmd: /usr/sbin/nginx -t
         - action: reload
         - require:
           - service: nginx-service-running
@@ -14,6 +14,9 @@ then failed (see _modules/lemp_service.py for the rules).
 Put it after the service.running state (require): that state starts and
 enables the service; this one only reloads/restarts a running service whose
 configuration changed since it loaded it, and records what it loaded.
+The check is ``verify_cmd``, not ``check_cmd``: Salt treats ``check_cmd`` in
+any state as its own requisite, runs it after the state and replaces the
+result and comment with "check_cmd determined the state failed".
 ``action: none`` never touches the service and only reports a pending
 restart (with ``apply_with``, the command that applies it).
 """
@@ -31,9 +34,9 @@ def _short(digest):
     return digest[:12] if digest else None
 
 
-def config_loaded(name, paths, check_cmd=None, action="reload", apply_with=None, stamp_dir=None):
+def config_loaded(name, paths, verify_cmd=None, action="reload", apply_with=None, stamp_dir=None):
     """Service ``name`` has loaded the configuration under ``paths`` (files,
-    directories, globs). When it has not: run ``check_cmd`` (a failure stops
+    directories, globs). When it has not: run ``verify_cmd`` (a failure stops
     here and leaves the record as it was), ``action`` it (reload, restart, or
     none: only report), then record the digest of what it loaded."""
     from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
@@ -43,13 +46,13 @@ def config_loaded(name, paths, check_cmd=None, action="reload", apply_with=None,
         ret["comment"] = f"lemp_service.config_loaded {name}: paths is empty; list the files {name} loads"
         return ret
     try:
-        return _converge(ret, name, paths, check_cmd, action, apply_with, stamp_dir)
+        return _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir)
     except (CommandExecutionError, OSError) as exc:
         ret["comment"] = f"{name}: {exc}"
         return ret
 
 
-def _converge(ret, name, paths, check_cmd, action, apply_with, stamp_dir):
+def _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir):
     facts = __salt__["lemp_service.status"](name, paths, action=action, stamp_dir=stamp_dir)  # noqa: F821
     decision, reason, digest = facts["decision"], facts["reason"], facts["digest"]
     loaded = {"loaded": {"old": _short(facts["stamp"]), "new": _short(digest)}}
@@ -75,10 +78,10 @@ def _converge(ret, name, paths, check_cmd, action, apply_with, stamp_dir):
         ret.update(result=None, changes=dict(loaded, **{action: name}),
                    comment=f"{name} {reason}: would check and {action} it")
         return ret
-    if check_cmd:
-        ok, output = __salt__["lemp_service.check"](check_cmd)  # noqa: F821
+    if verify_cmd:
+        ok, output = __salt__["lemp_service.check"](verify_cmd)  # noqa: F821
         if not ok:
-            ret["comment"] = (f"{name} {reason}, but `{check_cmd}` fails, so it was not {action}ed and keeps "
+            ret["comment"] = (f"{name} {reason}, but `{verify_cmd}` fails, so it was not {action}ed and keeps "
                               f"running its previous configuration; fix the configuration and run again:\n{output}")
             return ret
     ok, output = __salt__["lemp_service.apply"](name, action)  # noqa: F821

@@ -19,7 +19,7 @@ haproxy-runs-its-current-configuration:
   lemp_service.config_loaded:
     - name: {{ haproxy.service }}
     - paths: {{ haproxy.loaded.paths | json }}
-    - check_cmd: /usr/sbin/haproxy -c -f {{ haproxy.config }}
+    - verify_cmd: /usr/sbin/haproxy -c -f {{ haproxy.config }}
     - action: {{ haproxy.loaded.action }}
     - require:
       - service: haproxy-service-running

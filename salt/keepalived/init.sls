@@ -59,7 +59,7 @@ keepalived-runs-its-current-configuration:
   lemp_service.config_loaded:
     - name: {{ keepalived.service }}
     - paths: {{ keepalived.loaded.paths | json }}
-    - check_cmd: /usr/sbin/keepalived -t -f {{ keepalived.config }}
+    - verify_cmd: /usr/sbin/keepalived -t -f {{ keepalived.config }}
     - action: {{ keepalived.loaded.action }}
     - require:
       - service: keepalived-service-running

@@ -41,7 +41,7 @@ nginx-runs-its-current-configuration:
   lemp_service.config_loaded:
     - name: {{ nginx.service }}
     - paths: {{ nginx.loaded.paths | json }}
-    - check_cmd: {{ nginx.loaded.check_cmd | json }}
+    - verify_cmd: {{ nginx.loaded.verify_cmd | json }}
     - action: {{ nginx.loaded.action }}
     - require:
       - service: nginx-service-running

@@ -18,7 +18,7 @@ phpfpm-runs-its-current-configuration:
   lemp_service.config_loaded:
     - name: {{ phpfpm.service }}
     - paths: {{ phpfpm.loaded.paths | json }}
-    - check_cmd: {{ phpfpm.loaded.check_cmd | json }}
+    - verify_cmd: {{ phpfpm.loaded.verify_cmd | json }}
     - action: {{ phpfpm.loaded.action }}
     - require:
       - service: phpfpm-service-running

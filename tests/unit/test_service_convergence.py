@@ -221,16 +221,16 @@ def test_a_failed_check_reloads_nothing_then_the_next_run_reloads_once_and_the_t
     mod.write_stamp("nginx", mod.config_digest([str(etc)])["digest"], stamps)
     (etc / "sites-available" / "app.conf").write_text("server { client_max_body_size 1k; }\n")
 
-    failed = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_FAILS, stamp_dir=stamps)
+    failed = state.config_loaded("nginx", [str(etc)], verify_cmd=CHECK_FAILS, stamp_dir=stamps)
     assert failed["result"] is False and failed["changes"] == {}
     assert "zz-broken.conf" in failed["comment"] and "keeps running its previous configuration" in failed["comment"]
     assert machine.actions == []
 
-    fixed = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_OK, stamp_dir=stamps)
+    fixed = state.config_loaded("nginx", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps)
     assert fixed["result"] is True and "reload" in fixed["changes"], fixed
     assert machine.actions == [["reload", "nginx"]]
 
-    again = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_OK, stamp_dir=stamps)
+    again = state.config_loaded("nginx", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps)
     assert again["result"] is True and again["changes"] == {}, again
     assert machine.actions == [["reload", "nginx"]]
 
@@ -239,7 +239,7 @@ def test_test_mode_says_what_would_happen_and_does_nothing(etc, tmp_path):
     stamps = str(tmp_path / "loaded")
     machine = Machine()
     _wire(machine, test=True)
-    ret = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_FAILS, stamp_dir=stamps)
+    ret = state.config_loaded("nginx", [str(etc)], verify_cmd=CHECK_FAILS, stamp_dir=stamps)
     assert ret["result"] is None and "would check and reload" in ret["comment"]
     assert machine.actions == [] and mod.read_stamp("nginx", stamps) is None
 
@@ -251,7 +251,7 @@ def test_a_first_run_on_a_fresh_machine_records_without_reloading(etc, tmp_path)
         os.utime(path, (written, written), follow_symlinks=False)
     machine = Machine(started=written + 30)  # started after its files were written
     _wire(machine)
-    ret = state.config_loaded("nginx", [str(etc)], check_cmd=CHECK_OK, stamp_dir=stamps)
+    ret = state.config_loaded("nginx", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps)
     assert ret["result"] is True and "recorded" in ret["comment"], ret
     assert machine.actions == []
 
