@@ -166,7 +166,10 @@ def validate_manifest(manifest):
       directories); ``size``: their total in bytes;
     * ``encryption``: {tool: openssl|age|none, cipher, key_id}: which key
       (a name or fingerprint), never the key itself;
-    * optional ``rows``: {"db.table": count} for the drill to compare.
+    * optional ``check``: {gtid, rows: {"db.table": count}, checksums:
+      {"db.table": n}}: taken on the backup node right after the backup, at
+      ``gtid`` (the node paused under FLUSH TABLES WITH READ LOCK while
+      desynced); the drill replays binlogs to that GTID and compares.
     """
     if not isinstance(manifest, dict):
         return [f"manifest is not a mapping ({type(manifest).__name__})"]
@@ -250,10 +253,18 @@ def validate_manifest(manifest):
             bad("encryption", f"holds {', '.join(leaked)}: a manifest names its key (key_id), never contains it")
         if encryption["tool"] != "none" and not (isinstance(encryption.get("key_id"), str) and encryption["key_id"]):
             bad("encryption", "key_id is missing: name the key the backup was encrypted with")
-    rows = manifest.get("rows")
-    if rows is not None and not (isinstance(rows, dict) and all(
-            isinstance(t, str) and "." in t and _is_int(n) for t, n in rows.items())):
-        bad("rows", "must be {db.table: count}")
+    check = manifest.get("check")
+    if check is not None:
+        def counts(value):
+            return isinstance(value, dict) and all(isinstance(t, str) and "." in t and _is_int(n)
+                                                   for t, n in value.items())
+        try:
+            ok = (isinstance(check, dict) and parse_gtid_list(check.get("gtid"), "check:gtid") is not None
+                  and counts(check.get("rows", {})) and counts(check.get("checksums", {})))
+        except BackupError:
+            ok = False
+        if not ok:
+            bad("check", "must be {gtid: 0-1-100, rows: {db.table: count}, checksums: {db.table: number}}")
     return problems
 
 
@@ -578,6 +589,9 @@ def validate_binlog_index(index, domain=DOMAIN):
       Gtid_list event) and of its last one (equal when it holds none), the
       times of its first and last transactions (None when it holds none),
       ``complete``: False for the file still being written;
+    * ``cluster_uuid``: the Galera cluster these binlogs belong to: a restore
+      bootstraps a new cluster whose GTIDs may repeat the old ones, so the
+      archive keeps one index per cluster;
     * ``complete_until``: the time up to which the archive is known to hold
       every transaction (the archiver's last contact with the writer).
     """
@@ -778,6 +792,11 @@ def plan_restore(cat, binlog_index, backup, until, now, domain=DOMAIN, data_node
                           "(wsrep_gtid_domain_id): binlogs cannot be lined up with it")
     base_seq = gtid_seq(base["gtid"], domain)
     files = _binlog_files(binlog_index, domain)
+    cluster = base["galera_position"].partition(":")[0].lower()
+    if binlog_index.get("cluster_uuid") and binlog_index["cluster_uuid"].lower() != cluster:
+        raise BackupError(f"the binlog index is of cluster {binlog_index['cluster_uuid']} but backup {base['id']} "
+                          f"is of cluster {cluster}: replay the archive of that cluster (each bootstrap from a "
+                          "restore starts a new one)")
     target_seq = target[2] if kind == "gtid" else None
     picked, reached, reached_time, next_start = _cover(
         files, base_seq, target_seq, target if kind == "time" else None)

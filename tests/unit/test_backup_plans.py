@@ -112,6 +112,9 @@ def test_a_complete_manifest_is_valid():
     for m in day(0, 3):
         assert lemp_backup.validate_manifest(m) == []
         assert lemp_backup.check_manifest(m) is m
+    checked = dict(manifest("full", 0), check={"gtid": "0-2-3", "rows": {"app.orders": 3},
+                                               "checksums": {"app.orders": 2893475}})
+    assert lemp_backup.validate_manifest(checked) == []
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -136,7 +139,8 @@ def test_a_complete_manifest_is_valid():
     ("encryption", {"tool": "openssl", "cipher": "aes-256-ctr"}, "key_id is missing"),
     ("encryption", {"tool": "openssl", "key_id": "k", "passphrase": "hunter2"},
      "holds passphrase: a manifest names its key (key_id), never contains it"),
-    ("rows", {"orders": 3}, "rows must be {db.table: count}"),
+    ("check", {"gtid": "0-2-5", "rows": {"orders": 3}}, "check must be {gtid"),
+    ("check", {"gtid": "later", "rows": {}}, "check must be {gtid"),
 ])
 def test_a_bad_manifest_is_refused_naming_the_key(key, value, message):
     bad = dict(manifest("full", 0), **{key: value})
@@ -558,6 +562,17 @@ def test_the_dry_run_of_latest_says_up_to_when_the_archive_is_complete():
     text = lemp_backup.describe(restore(backups, "latest", None, at(1700)))
     assert "up to: the end of the binlog archive (GTID seq 1700; the archive is known complete up to " \
            "2024-05-02T06:20:00Z)" in text
+
+
+def test_binlogs_of_another_cluster_are_never_replayed():
+    """After a restore the cluster is bootstrapped anew and its GTIDs may
+    repeat the old history's: the archive of the backup's cluster is used."""
+    backups = day(1, 0)
+    index = dict(archive(1700), cluster_uuid="0a2b4c6d-8d3b-11ee-9a51-2b1d8c4f0a11")
+    with pytest.raises(BackupError, match="the binlog index is of cluster 0a2b4c6d.* replay the archive of that"):
+        restore(backups, "latest", "latest", at(1700), index=index)
+    index["cluster_uuid"] = UUID.upper()
+    assert restore(backups, "latest", "latest", at(1700), index=index)["binlogs"]
 
 
 def test_an_unusable_binlog_index_is_refused():
