@@ -764,9 +764,9 @@ def plan_restore(cat, binlog_index, backup, until, now, domain=DOMAIN, data_node
     else:
         chosen = backup
         if chosen not in backups:
-            known = [b for b in restorable if b.split("-")[0] == str(chosen).split("-")[0]] or restorable[-3:]
-            raise BackupError(f"restore:backup {chosen!r} is not a known backup (restorable: "
-                              f"{', '.join(known) or 'none'}); see salt-run lemp_backup.list")
+            newest = sorted(restorable, key=lambda b: (_finished(cat, b), b))[-3:]
+            raise BackupError(f"restore:backup {chosen!r} is not a known backup (newest restorable: "
+                              f"{', '.join(newest) or 'none'}); see salt-run lemp_backup.list")
         chain = _chain_of(cat, chosen)
         if chosen not in chain["restorable"]:
             last = chain["restorable"][-1] if chain["restorable"] else None

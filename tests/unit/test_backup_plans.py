@@ -471,7 +471,8 @@ def test_of_two_files_holding_the_next_transaction_the_one_reaching_further_is_r
 
 def test_an_unknown_backup_id_is_refused_naming_the_key():
     backups = day(1, 1)
-    with pytest.raises(BackupError, match=r"restore:backup 'nope' is not a known backup .*lemp_backup.list"):
+    with pytest.raises(BackupError, match=rf"restore:backup 'nope' is not a known backup \(newest restorable: "
+                                          rf"{backups[0]['id']}, {backups[1]['id']}\); see salt-run lemp_backup.list"):
         restore(backups, "nope", "latest", at(2000))
 
 
