@@ -8,12 +8,17 @@ the render, naming the key and the fix, so that nothing changes on any
 machine. ``check_version`` is shared with the orchestrations (orch.deploy):
 there is one version rule in the repo, ``VERSION_RE`` below.
 
-The functions are pure (the salt:// check takes the master's file list as a
-callable), so that tests/unit/test_app_settings.py runs them without Salt.
+The functions are pure (what they must ask the machine, the master's file
+list and whether apt knows a package, comes in as callables), so that
+tests/unit/test_app_settings.py runs them without Salt.
 """
 
+import copy
 import json
+import os
 import re
+import shutil
+import urllib.parse
 
 __virtualname__ = "lemp_app"
 
@@ -21,7 +26,23 @@ VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 GIT_REF_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._/-]{0,127}$")
 DOCROOT_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
-SOURCE_KINDS = ("path", "git", "archive")
+SOURCE_KINDS = ("path", "git", "archive", "package")
+# A path inside the release (shared_paths, writable_paths, config_file).
+REL_PATH_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+PHP_EXTENSION_RE = re.compile(r"^[a-z0-9]+$")
+PHP_INI_KEY_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
+# Left to the platform: sessions live in Redis (salt/phpfpm), extensions are
+# installed from app:php:extensions (a .so named in an ini would not be).
+PHP_INI_RESERVED = ("extension", "zend_extension", "session.save_handler", "session.save_path")
+PHP_INI_PLAIN_RE = re.compile(r"^[A-Za-z0-9._/:+-]+$")
+PHP_SIZE_RE = re.compile(r"^([0-9]+)([KMGkmg]?)$")
+# PHP's own defaults (php.ini-production), used when the app sets only one of the two.
+PHP_DEFAULT_SIZES = {"post_max_size": "8M", "upload_max_filesize": "2M"}
+DEB_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+DEB_VERSION_RE = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+DURATION_RE = re.compile(r"^([0-9]+)([smhd]?)$")
 
 try:  # Salt's error shows in the render as it is; the unit tests run without Salt
     from salt.exceptions import CommandExecutionError as AppSettingsError
@@ -63,14 +84,45 @@ def check_rollback_target(target):
     return target
 
 
+
 def _source_kind(source):
     kinds = [kind for kind in SOURCE_KINDS if (source or {}).get(kind)]
     if len(kinds) != 1:
-        raise AppSettingsError(f"app:source must name exactly one of path, git, archive (found: {', '.join(kinds) or 'none'})")
+        raise AppSettingsError(f"app:source must name exactly one of {', '.join(SOURCE_KINDS)} (found: {', '.join(kinds) or 'none'})")
     return kinds[0]
 
 
-def _check_source(kind, source, list_master):
+def _check_package_source(package, version, apt_knows):
+    """Return {name, path, version} of a source.package: a Debian package
+    from the configured apt archive, installed at ``version`` (default
+    app:version; an epoch such as 1:1.39.5-1 goes here, since app:version
+    names a folder), whose files under ``path`` become the release."""
+    if not isinstance(package, dict):
+        raise AppSettingsError("app:source:package needs name and path, e.g. {name: wordpress, path: /usr/share/wordpress}")
+    name = str(package.get("name") or "")
+    if not DEB_PACKAGE_RE.match(name):
+        raise AppSettingsError(f"app:source:package:name {json.dumps(name)} is not a Debian package name (a-z 0-9 + . -)")
+    path = str(package.get("path") or "")
+    if not path.startswith("/") or os.path.normpath(path) != path.rstrip("/") or path == "/":
+        raise AppSettingsError(
+            f"app:source:package:path {json.dumps(path)} must be the absolute folder the package installs the app in, "
+            "e.g. /usr/share/wordpress"
+        )
+    pkg_version = str(package.get("version") or version)
+    if not DEB_VERSION_RE.match(pkg_version):
+        raise AppSettingsError(
+            f"app:source:package:version {json.dumps(pkg_version)} is not a Debian version "
+            "(set app:source:package:version, e.g. 1:1.39.5-1, when app:version is not the package's version)"
+        )
+    if not apt_knows(name):
+        raise AppSettingsError(
+            f"app:source:package:name {name}: apt on this machine knows no such package; "
+            "check the name (apt-cache policy NAME) and the apt sources"
+        )
+    return {"name": name, "path": path.rstrip("/"), "version": pkg_version}
+
+
+def _check_source(kind, source, list_master, apt_knows, version):
     if kind == "path":
         src = str(source["path"])
         if not src.startswith("salt://"):
@@ -81,38 +133,254 @@ def _check_source(kind, source, list_master):
         git = source["git"]
         if not git.get("url") or not GIT_REF_RE.match(str(git.get("ref", ""))):
             raise AppSettingsError("app:source:git needs url and ref (a branch, tag or commit)")
+    elif kind == "package":
+        return _check_package_source(source["package"], version, apt_knows)
     elif not source["archive"].get("url") or not source["archive"].get("hash"):
         raise AppSettingsError("app:source:archive needs url and hash (e.g. sha256=...)")
+    return None
 
 
 def _list_master(prefix):
     return __salt__["cp.list_master"](prefix=prefix)  # noqa: F821  (injected by the loader)
 
 
-def validate(app, web_members, vip="", list_master=None):
+def _apt_knows(package):
+    """True when apt has a real (not purely virtual) package of that name:
+    `apt-cache show` prints its record; Salt's pkg.installed could not
+    install a virtual one by that name anyway."""
+    ret = __salt__["cmd.run_all"](  # noqa: F821  (injected by the loader)
+        ["apt-cache", "show", "--no-all-versions", package],
+        python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+    return ret["retcode"] == 0 and "\nVersion:" in "\n" + ret["stdout"]
+
+
+def _relative_path(value, key):
+    path = "" if value is None else str(value)
+    if not REL_PATH_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+        raise AppSettingsError(
+            f"{key} {json.dumps(path)} must be a relative path inside the release "
+            '(letters, digits, . _ - and /; no "..", not absolute)'
+        )
+    return path
+
+
+def _inside(path, parent):
+    """True when ``path`` is ``parent`` or under it (both release-relative)."""
+    return parent == "." or path == parent or path.startswith(parent + "/")
+
+
+def _url_prefix(path, docroot):
+    """The URL under which nginx serves release path ``path``, or None when
+    it is outside the document root."""
+    if docroot == ".":
+        return f"/{path}/"
+    if path.startswith(docroot + "/"):
+        return f"/{path[len(docroot) + 1:]}/"
+    return None
+
+
+def _linked_paths(app, name, docroot, config_file):
+    """shared_paths and writable_paths: each a folder of the release replaced
+    by a link to a folder PHP may write, shared (on the uploads volume) or
+    node-local. None may hold another, the docroot or the config file."""
+    kinds = (
+        ("shared_paths", f"{str(app.get('uploads_dir', '')).rstrip('/')}/{name}"),
+        ("writable_paths", f"{str(app.get('local_dir', '')).rstrip('/')}/{name}"),
+    )
+    links = []
+    for key, base in kinds:
+        entries = app.get(key) or []
+        if not isinstance(entries, list):
+            raise AppSettingsError(f"app:{key} must be a list of paths inside the release, e.g. [wp-content/uploads]")
+        for entry in entries:
+            path = _relative_path(entry, f"app:{key} entry")
+            for other in links:
+                if _inside(path, other["path"]) or _inside(other["path"], path):
+                    raise AppSettingsError(
+                        f"app:{key} entry {json.dumps(path)} overlaps {other['key']} entry {json.dumps(other['path'])}: "
+                        "each folder is linked once, and neither may hold the other"
+                    )
+            if _inside(docroot, path):
+                raise AppSettingsError(
+                    f"app:{key} entry {json.dumps(path)} holds the docroot ({docroot}): "
+                    "name a folder inside it, e.g. wp-content/uploads"
+                )
+            if _inside(config_file, path):
+                raise AppSettingsError(
+                    f"app:{key} entry {json.dumps(path)} holds app:config_file ({config_file}), which Salt writes into each release"
+                )
+            links.append({"key": key, "path": path, "target": f"{base}/{path}", "url": _url_prefix(path, docroot)})
+    return links
+
+
+def _php_bytes(value, key):
+    match = PHP_SIZE_RE.match(str(value))
+    if not match:
+        raise AppSettingsError(f"{key} {json.dumps(str(value))} is not a PHP size: a number with an optional K, M or G, e.g. 64M")
+    return int(match.group(1)) * 1024 ** " KMG".index(match.group(2).upper() or " ")
+
+
+def _seconds(value, key):
+    match = DURATION_RE.match(str(value).strip())
+    if not match:
+        raise AppSettingsError(f"{key} {json.dumps(str(value))} is not a duration in seconds (e.g. 60, 60s, 2m)")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _ini_value(key, value):
+    if isinstance(value, bool):
+        return "On" if value else "Off"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        raise AppSettingsError(f"app:php:ini:{key} must be a scalar (a string, number or true/false), not a {type(value).__name__}")
+    if PHP_INI_PLAIN_RE.match(value):
+        return value
+    if any(bad in value for bad in ('"', "\n", "\r", "${")):
+        raise AppSettingsError(f'app:php:ini:{key} {json.dumps(value)} cannot be written to an ini file: no ", newline or ${{')
+    return f'"{value}"'
+
+
+def _php(app, php):
+    """The PHP extension packages to add and the ini file of app:php, and
+    nginx's client_max_body_size when the app sets the PHP upload sizes."""
+    settings = app.get("php") or {}
+    if not isinstance(settings, dict):
+        raise AppSettingsError("app:php must be a mapping with extensions (a list) and ini (a mapping)")
+    version = str(php.get("version") or "")
+    base = set(php.get("packages") or [])
+    packages = []
+    extensions = settings.get("extensions") or []
+    if not isinstance(extensions, list):
+        raise AppSettingsError("app:php:extensions must be a list of names, e.g. [xml, gd, mbstring]")
+    for extension in extensions:
+        extension = str(extension)
+        if not PHP_EXTENSION_RE.match(extension):
+            raise AppSettingsError(
+                f"app:php:extensions entry {json.dumps(extension)} is invalid: a-z and 0-9 only, as in php{version}-<name> (e.g. xml, gd, intl)"
+            )
+        package = f"php{version}-{extension}"
+        if package not in base and package not in packages:
+            packages.append(package)
+    ini = settings.get("ini") or {}
+    if not isinstance(ini, dict):
+        raise AppSettingsError("app:php:ini must be a mapping of php.ini settings, e.g. {memory_limit: 256M}")
+    lines = []
+    for key in sorted(ini):
+        if not PHP_INI_KEY_RE.match(str(key)):
+            raise AppSettingsError(f"app:php:ini key {json.dumps(str(key))} is invalid: a-z 0-9 _ . starting with a letter or _")
+        if key in PHP_INI_RESERVED:
+            raise AppSettingsError(
+                f"app:php:ini:{key} is set by the platform: extensions come from app:php:extensions, sessions from salt/phpfpm"
+            )
+        lines.append(f"{key} = {_ini_value(key, ini[key])}")
+    sizes = {k: str(ini.get(k, default)) for k, default in PHP_DEFAULT_SIZES.items()}
+    post = _php_bytes(sizes["post_max_size"], "app:php:ini:post_max_size")
+    upload = _php_bytes(sizes["upload_max_filesize"], "app:php:ini:upload_max_filesize")
+    if post and upload > post:
+        raise AppSettingsError(
+            f"app:php:ini:upload_max_filesize ({sizes['upload_max_filesize']}) is larger than post_max_size "
+            f"({sizes['post_max_size']}{'' if 'post_max_size' in ini else ', PHP default'}): PHP would drop such an upload; "
+            "set app:php:ini:post_max_size at least as large"
+        )
+    # nginx refuses a body larger than post_max_size itself (413) instead of
+    # PHP silently dropping it: one limit, set from PHP's.
+    body = sizes["post_max_size"].lower() if set(PHP_DEFAULT_SIZES) & set(ini) else ""
+    limit = ini.get("max_execution_time")
+    terminate = _seconds(((php.get("pool") or {}).get("request_terminate_timeout") or 0),
+                         "phpfpm:lookup:pool:request_terminate_timeout")
+    if limit is not None:
+        seconds = _seconds(limit, "app:php:ini:max_execution_time")
+        if terminate and (seconds == 0 or seconds >= terminate):
+            raise AppSettingsError(
+                f"app:php:ini:max_execution_time ({limit}) must be below the PHP-FPM pool's request_terminate_timeout "
+                f"({terminate}s), which kills the worker without PHP's error: lower it, or raise "
+                "phpfpm:lookup:pool:request_terminate_timeout (docs/your-app.md says which timeouts follow)"
+            )
+    text = ""
+    if lines:
+        text = "; Written by Salt (salt/phpfpm) from pillar app:php:ini; do not edit.\n" + "\n".join(lines) + "\n"
+    return packages, text, body
+
+
+def _url(value, vip):
+    url = str(value or "") or f"https://{vip}"
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (parts.scheme not in ("http", "https") or not HOST_RE.match(host) or parts.username or parts.password
+            or parts.query or parts.fragment or port == -1 or not re.match(r"^[A-Za-z0-9._~/%-]*$", parts.path)):
+        raise AppSettingsError(
+            f"app:url {json.dumps(url)} is invalid: http:// or https://, a host name or address, an optional port "
+            "and path, no user, query or fragment (e.g. https://www.example.com)"
+        )
+    netloc = host + (f":{port}" if port else "")
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _secret_names(app):
+    names = app.get("secrets") or []
+    if not isinstance(names, list):
+        raise AppSettingsError("app:secrets must be a list of names; their values go in the secrets pillar at app_secrets:<name>")
+    for name in names:
+        if not SECRET_NAME_RE.match(str(name)):
+            raise AppSettingsError(f"app:secrets entry {json.dumps(str(name))} is invalid: 1-64 of A-Z a-z 0-9 _, not starting with a digit")
+    if len(set(map(str, names))) != len(names):
+        raise AppSettingsError("app:secrets names a secret twice")
+    return [str(name) for name in names]
+
+
+def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=None):
     """Check the merged ``app`` settings and return them with what follows:
 
     ``app`` (as given), ``version`` (a string), ``app_dir``, ``release_dir``,
-    ``source_kind`` (path, git or archive), ``db_host`` (app:database:host,
-    else the VIP) and ``first_web`` (the first web member: it runs the
-    migration).
+    ``source_kind`` (path, git, archive or package), ``package`` (for a
+    package source: name, path and version), ``db_host``
+    (app:database:host, else the VIP), ``first_web`` (the first web member:
+    it runs the migration), ``url`` (app:url, else https://<VIP>),
+    ``secret_names`` (app:secrets), ``template_app`` (``app`` without the
+    database password, for the config template), ``links`` (shared_paths
+    and writable_paths: path in the release, target folder, URL prefix or
+    None), ``php_packages`` (extension packages beyond the base set),
+    ``php_ini`` (the ini file's text, empty when app:php:ini is) and
+    ``client_max_body_size`` (from the PHP upload sizes, empty when the app
+    sets none).
 
-    ``web_members`` is ``topology:roles:web:members``; ``list_master`` lists
-    the master's files under a prefix (default: ``cp.list_master``), to
-    check that a salt:// source has something to deploy.
+    ``web_members`` is ``topology:roles:web:members``; ``php`` the phpfpm
+    map (version, packages, pool); ``list_master`` lists the master's files
+    under a prefix (default: ``cp.list_master``), to check that a salt://
+    source has something to deploy; ``apt_knows(package)`` says whether apt
+    on this machine has that package (default: ``apt-cache show``).
     """
     if not web_members:
         raise AppSettingsError("app: the topology (pillar topology:roles:web:members) has no machine with role web: nothing to deploy to")
+    php = php or {"version": "8.2", "packages": [], "pool": {}}
+    apt_knows = apt_knows or _apt_knows
     name = str(app.get("name", ""))
     if not NAME_RE.match(name):
         raise AppSettingsError(f'app:name {json.dumps(name)} is invalid: 1-32 of a-z 0-9 _ -, starting with a letter')
     version = check_version(app.get("version"))
     source = app.get("source") or {}
     kind = _source_kind(source)
-    _check_source(kind, source, list_master or _list_master)
+    package = _check_source(kind, source, list_master or _list_master, apt_knows, version)
     docroot = str(app.get("docroot", ""))
     if not DOCROOT_RE.match(docroot) or ".." in docroot:
         raise AppSettingsError(f'app:docroot {json.dumps(docroot)} must be a relative path inside the release')
+    docroot = docroot.rstrip("/")
+    config_file = _relative_path(app.get("config_file"), "app:config_file")
+    links = _linked_paths(app, name, docroot, config_file)
+    php_packages, php_ini, body = _php(app, php)
+    for package_name in php_packages:
+        if not apt_knows(package_name):
+            raise AppSettingsError(
+                f"app:php:extensions: apt on this machine knows no package {package_name}; "
+                f"check the name (apt-cache search php{php.get('version')}-) and the apt sources"
+            )
+    template_app = copy.deepcopy(app)
+    (template_app.get("database") or {}).pop("password", None)
     app_dir = f"{app['root']}/{name}"
     return {
         "app": app,
@@ -120,6 +388,69 @@ def validate(app, web_members, vip="", list_master=None):
         "app_dir": app_dir,
         "release_dir": f"{app_dir}/releases/{version}",
         "source_kind": kind,
+        "package": package,
         "db_host": (app.get("database") or {}).get("host") or vip,
         "first_web": web_members[0]["name"],
+        "url": _url(app.get("url"), vip),
+        "secret_names": _secret_names(app),
+        "template_app": template_app,
+        "links": links,
+        "php_packages": php_packages,
+        "php_ini": php_ini,
+        "client_max_body_size": body,
     }
+
+
+def app_secrets(names, require=None):
+    """The app's secrets, {name: value}, read from the secrets pillar at
+    ``app_secrets:<name>`` (not under ``app:``, whose list of names would
+    otherwise merge with a mapping of values). A missing one stops the render
+    naming its key and docs/secrets.md (lemp_secret.require).
+
+    CLI Example::
+
+        salt-call lemp_app.app_secrets '[wp_auth_key]'
+    """
+    require = require or __salt__["lemp_secret.require"]  # noqa: F821  (injected by the loader)
+    return {str(name): require(f"app_secrets:{name}") for name in names or []}
+
+
+def copy_release(src, dest, exclude=()):
+    """Copy the folder ``src`` (a package's files) to ``dest`` as a release:
+    symlinks dereferenced (a packaged app links into /etc and /var/lib; a
+    release must hold its own files), top-level entries in ``exclude`` left
+    out (the config file, which Salt writes). The copy is made next to
+    ``dest`` and renamed into place, so ``dest`` is never half-copied; a
+    ``dest`` left by an earlier failed run is replaced. A dangling symlink
+    fails the copy, naming it.
+
+    CLI Example::
+
+        salt-call lemp_app.copy_release /usr/share/wordpress /srv/www/blog/releases/6.1.1 '[wp-config.php]'
+    """
+    src, dest = str(src).rstrip("/"), str(dest).rstrip("/")
+    if not os.path.isdir(src):
+        raise AppSettingsError(f"{src} is not a folder: check app:source:package:path against the package's files (dpkg -L NAME)")
+    partial = dest + ".partial"
+    if os.path.lexists(partial):
+        shutil.rmtree(partial)
+    skip = set(exclude or ())
+
+    def ignore(folder, names):
+        return [n for n in names if os.path.normpath(folder) == os.path.normpath(src) and n in skip]
+
+    try:
+        shutil.copytree(src, partial, symlinks=False, ignore=ignore)
+    except shutil.Error as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        broken = sorted({str(err[0]) for err in exc.args[0]})
+        raise AppSettingsError(f"cannot copy {src} into the release: unreadable or dangling {', '.join(broken)}") from None
+    for folder, dirs, files in os.walk(partial):
+        for entry in dirs + files:
+            path = os.path.join(folder, entry)
+            os.chmod(path, os.stat(path).st_mode & 0o755 | (0o755 if entry in dirs else 0o644))
+    os.chmod(partial, 0o755)
+    if os.path.lexists(dest):
+        shutil.rmtree(dest)
+    os.rename(partial, dest)
+    return {"copied": src, "release": dest, "excluded": sorted(skip)}
