@@ -184,11 +184,11 @@ def _linked_paths(app, name, docroot, config_file):
     by a link to a folder PHP may write, shared (on the uploads volume) or
     node-local. None may hold another, the docroot or the config file."""
     kinds = (
-        ("shared_paths", f"{str(app.get('uploads_dir', '')).rstrip('/')}/{name}"),
-        ("writable_paths", f"{str(app.get('local_dir', '')).rstrip('/')}/{name}"),
+        ("shared_paths", f"{str(app.get('uploads_dir', '')).rstrip('/')}/{name}", "shared-volume"),
+        ("writable_paths", f"{str(app.get('local_dir', '')).rstrip('/')}/{name}", "this-node"),
     )
     links = []
-    for key, base in kinds:
+    for key, base, where in kinds:
         entries = app.get(key) or []
         if not isinstance(entries, list):
             raise AppSettingsError(f"app:{key} must be a list of paths inside the release, e.g. [wp-content/uploads]")
@@ -209,7 +209,8 @@ def _linked_paths(app, name, docroot, config_file):
                 raise AppSettingsError(
                     f"app:{key} entry {json.dumps(path)} holds app:config_file ({config_file}), which Salt writes into each release"
                 )
-            links.append({"key": key, "path": path, "target": f"{base}/{path}", "url": _url_prefix(path, docroot)})
+            links.append({"key": key, "path": path, "target": f"{base}/{path}", "where": where,
+                          "url": _url_prefix(path, docroot)})
     return links
 
 
@@ -344,7 +345,8 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     ``secret_names`` (app:secrets), ``template_app`` (``app`` without the
     database password, for the config template), ``links`` (shared_paths
     and writable_paths: path in the release, target folder, URL prefix or
-    None), ``php_packages`` (extension packages beyond the base set),
+    None), ``static_urls`` (their URL prefixes, which nginx serves as
+    files and never runs), ``php_packages`` (extension packages beyond the base set),
     ``php_ini`` (the ini file's text, empty when app:php:ini is) and
     ``client_max_body_size`` (from the PHP upload sizes, empty when the app
     sets none).
@@ -395,6 +397,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "secret_names": _secret_names(app),
         "template_app": template_app,
         "links": links,
+        "static_urls": [link["url"] for link in links if link["url"]],
         "php_packages": php_packages,
         "php_ini": php_ini,
         "client_max_body_size": body,
@@ -434,10 +437,11 @@ def copy_release(src, dest, exclude=()):
     partial = dest + ".partial"
     if os.path.lexists(partial):
         shutil.rmtree(partial)
-    skip = set(exclude or ())
+    skip = {os.path.normpath(str(path)) for path in exclude or ()}
 
     def ignore(folder, names):
-        return [n for n in names if os.path.normpath(folder) == os.path.normpath(src) and n in skip]
+        here = os.path.relpath(folder, src)
+        return [n for n in names if os.path.normpath(os.path.join(here, n)) in skip]
 
     try:
         shutil.copytree(src, partial, symlinks=False, ignore=ignore)

@@ -1,8 +1,11 @@
 {#- Unpack release app:version into <root>/<name>/releases/<version> with its
     config, WITHOUT making it current (webapp.switch does that). A release is
-    immutable once its marker file exists: a re-run only refreshes the config. #}
-{%- from 'webapp/map.jinja' import app, app_dir, release_dir, source_kind, db_host, version with context %}
+    immutable once its marker file exists: a re-run only refreshes the config.
+    Folders PHP writes (app:shared_paths, app:writable_paths) are links out
+    of the root-owned release, made before the marker. #}
+{%- from 'webapp/map.jinja' import app, app_dir, release_dir, source_kind, db_host, version, checked with context %}
 {%- set password = salt['lemp_secret.require']('app:database:password') %}
+{%- set secrets = salt['lemp_app.app_secrets'](checked.secret_names) %}
 {%- set marker = release_dir ~ '/.lemp-ha-release' %}
 {%- set sessions_vip = salt['pillar.get']('topology:network:vip') %}
 
@@ -46,6 +49,37 @@ webapp-{{ app.name }}-release-{{ version }}-cloned-from-git:
       - pkg: webapp-git-installed
       - file: webapp-{{ app.name }}-releases-directory-present
 {%- set fetched = 'git: webapp-' ~ app.name ~ '-release-' ~ version ~ '-cloned-from-git' %}
+{%- elif source_kind == 'package' %}
+{%- set package = checked.package %}
+include:
+  - phpfpm.package
+  - nginx.package
+
+{#- One transaction with the `php` metapackage: the app's Depends
+    `libapache2-mod-php | php` is then met by php (whose php8.x is met by
+    the installed php-fpm), and `apache2 | httpd` by nginx, so apt never
+    pulls apache2. No Recommends: wordpress's would bring a MySQL server. #}
+webapp-{{ app.name }}-package-{{ package.name }}-installed:
+  pkg.installed:
+    - pkgs:
+      - {{ package.name }}: {{ package.version | json }}
+      - php
+    - install_recommends: False
+    - require:
+      - pkg: phpfpm-packages-installed
+      - pkg: nginx-packages-installed
+
+webapp-{{ app.name }}-release-{{ version }}-files-copied-from-package:
+  module.run:
+    - lemp_app.copy_release:
+      - src: {{ package.path | json }}
+      - dest: {{ release_dir | json }}
+      - exclude: [{{ app.config_file | json }}]
+    - unless: test -e {{ marker }}
+    - require:
+      - pkg: webapp-{{ app.name }}-package-{{ package.name }}-installed
+      - file: webapp-{{ app.name }}-releases-directory-present
+{%- set fetched = 'module: webapp-' ~ app.name ~ '-release-' ~ version ~ '-files-copied-from-package' %}
 {%- else %}
 
 webapp-{{ app.name }}-release-{{ version }}-archive-extracted:
@@ -61,6 +95,32 @@ webapp-{{ app.name }}-release-{{ version }}-archive-extracted:
       - file: webapp-{{ app.name }}-releases-directory-present
 {%- set fetched = 'archive: webapp-' ~ app.name ~ '-release-' ~ version ~ '-archive-extracted' %}
 {%- endif %}
+
+{%- for link in checked.links %}
+
+webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present:
+  file.directory:
+    - name: {{ link.target | json }}
+    - user: {{ app.user }}
+    - group: {{ app.group }}
+    - mode: '0750'
+    - makedirs: True
+
+{#- force: a packaged app ships the folder empty; the release is still
+    being built (no marker), so nothing serves from it yet. #}
+webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-linked-to-{{ link.where }}:
+  file.symlink:
+    - name: {{ (release_dir ~ '/' ~ link.path) | json }}
+    - target: {{ link.target | json }}
+    - force: True
+    - makedirs: True
+    - user: root
+    - group: root
+    - unless: test -e {{ marker }}
+    - require:
+      - {{ fetched }}
+      - file: webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present
+{%- endfor %}
 
 webapp-{{ app.name }}-release-{{ version }}-docroot-exists:
   file.exists:
@@ -87,6 +147,9 @@ webapp-{{ app.name }}-release-{{ version }}-config-file-managed:
         db_user: {{ app.database.user | json }}
         db_password: {{ password | json }}
         uploads_dir: {{ app.uploads_dir | json }}
+        url: {{ checked.url | json }}
+        app: {{ checked.template_app | json }}
+        secrets: {{ secrets | json }}
     - require:
       - file: webapp-{{ app.name }}-release-{{ version }}-docroot-exists
 
@@ -99,3 +162,6 @@ webapp-{{ app.name }}-release-{{ version }}-marked-complete:
     - mode: '0644'
     - require:
       - file: webapp-{{ app.name }}-release-{{ version }}-config-file-managed
+{%- for link in checked.links %}
+      - file: webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-linked-to-{{ link.where }}
+{%- endfor %}

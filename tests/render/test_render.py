@@ -209,3 +209,50 @@ def test_sentinel_is_restarted_when_it_does_not_monitor_the_sessions_master(salt
     args = _args(body, "run")
     assert args["name"] == "systemctl restart redis-sentinel"
     assert "SENTINEL MASTER sessions" in args["unless"]
+def show(salt_cli, sls, pillar, minion):
+    return salt_cli.run("state.show_sls", sls, f"pillar={json.dumps(pillar)}", minion_tgt=minion)
+
+
+WORDPRESS = {"app": {
+    "name": "blog", "version": "6.1.9",
+    "source": {"path": "", "package": {"name": "wordpress", "path": "/usr/share/wordpress", "version": "6.1.9+dfsg1-0+deb12u1"}},
+    "docroot": ".", "config_file": "wp-config.php", "url": "https://www.example.com",
+    "php": {"extensions": ["xml", "mbstring"], "ini": {"upload_max_filesize": "64M", "post_max_size": "70M"}},
+    "shared_paths": ["wp-content/uploads"], "writable_paths": ["wp-content/cache"],
+}}
+
+
+def test_a_packaged_app_with_shared_paths_renders_its_links_and_static_locations(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    ret = show(salt_cli, "webapp.release", WORDPRESS, web)
+    assert not render_errors(ret), render_errors(ret)
+    ids = set(ret.data)
+    assert "webapp-blog-package-wordpress-installed" in ids
+    assert "webapp-blog-release-6.1.9-files-copied-from-package" in ids
+    assert "webapp-blog-release-6.1.9-wp-content/uploads-linked-to-shared-volume" in ids
+    assert "webapp-blog-release-6.1.9-wp-content/cache-linked-to-this-node" in ids
+    nginx = show(salt_cli, "nginx.config", WORDPRESS, web)
+    assert not render_errors(nginx), render_errors(nginx)
+    site = json.dumps(nginx.data["nginx-app-site-file-managed"])
+    assert '"client_max_body_size": "70m"' in site
+    assert '"static_urls": ["/wp-content/uploads/", "/wp-content/cache/"]' in site
+    php = show(salt_cli, "phpfpm.config", WORDPRESS, web)
+    assert "php8.2-xml" in json.dumps(php.data["phpfpm-packages-installed"])
+    assert "upload_max_filesize = 64M" in json.dumps(php.data["phpfpm-app-cli-ini-file-managed"])
+
+
+BAD_APP = [
+    ("unknown extension", "phpfpm.package", {"php": {"extensions": ["nosuchext"]}},
+     "apt on this machine knows no package php8.2-nosuchext"),
+    ("shared path escaping", "webapp.release", {"shared_paths": ["../etc"]},
+     'app:shared_paths entry "../etc" must be a relative path inside the release'),
+    ("missing secret", "webapp.release", {"secrets": ["wp_nonce_salt"]},
+     "secret app_secrets:wp_nonce_salt is missing from the pillar"),
+    ("bad url", "nginx.config", {"url": "ftp://www.example.com"}, 'app:url "ftp://www.example.com" is invalid'),
+]
+
+
+@pytest.mark.parametrize("case, sls, app, message", BAD_APP, ids=[b[0] for b in BAD_APP])
+def test_bad_app_settings_stop_the_render_before_any_change(salt_cli, topology, representatives, case, sls, app, message):
+    errors = render_errors(show(salt_cli, sls, {"app": app}, a_web_node(topology, representatives)))
+    assert any(message in e for e in errors), errors
