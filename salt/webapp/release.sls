@@ -9,6 +9,15 @@
 {%- set marker = release_dir ~ '/.lemp-ha-release' %}
 {%- set sessions_vip = salt['pillar.get']('topology:network:vip') %}
 
+{#- What the release needs from the platform comes with it, before any node
+    switches to it (orch.deploy applies this state on every web node first):
+    its PHP extensions and ini (phpfpm), and nginx's rules for its linked
+    folders: a folder PHP writes must never be served by PHP, not even for a
+    moment between the link and nginx's next run. #}
+include:
+  - phpfpm
+  - nginx
+
 webapp-{{ app.name }}-releases-directory-present:
   file.directory:
     - name: {{ app_dir }}/releases
@@ -51,9 +60,6 @@ webapp-{{ app.name }}-release-{{ version }}-cloned-from-git:
 {%- set fetched = 'git: webapp-' ~ app.name ~ '-release-' ~ version ~ '-cloned-from-git' %}
 {%- elif source_kind == 'package' %}
 {%- set package = checked.package %}
-include:
-  - phpfpm.package
-  - nginx.package
 
 {#- One transaction with the `php` metapackage: the app's Depends
     `libapache2-mod-php | php` is then met by php (whose php8.x is met by
@@ -106,20 +112,30 @@ webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present:
     - mode: '0750'
     - makedirs: True
 
-{#- force: a packaged app ships the folder empty; the release is still
-    being built (no marker), so nothing serves from it yet. #}
+{#- A packaged app ships the folder (empty, or a placeholder): it gives way
+    to the link. Only while the release is being built (no marker): nothing
+    serves from it yet. (file.symlink's force does not replace a folder.) #}
+webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-shipped-folder-removed:
+  cmd.run:
+    - name: rm -rf -- {{ (release_dir ~ '/' ~ link.path) | json }}
+    - onlyif: test -d {{ (release_dir ~ '/' ~ link.path) | json }} && test ! -L {{ (release_dir ~ '/' ~ link.path) | json }}
+    - unless: test -e {{ marker }}
+    - require:
+      - {{ fetched }}
+
 webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-linked-to-{{ link.where }}:
   file.symlink:
     - name: {{ (release_dir ~ '/' ~ link.path) | json }}
     - target: {{ link.target | json }}
-    - force: True
     - makedirs: True
     - user: root
     - group: root
     - unless: test -e {{ marker }}
     - require:
-      - {{ fetched }}
+      - cmd: webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-shipped-folder-removed
       - file: webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present
+      # nginx runs with the rules for this folder (static only) first
+      - service: nginx-service-running
 {%- endfor %}
 
 webapp-{{ app.name }}-release-{{ version }}-docroot-exists:

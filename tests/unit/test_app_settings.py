@@ -331,3 +331,13 @@ def test_nginx_serves_linked_folders_as_files_and_never_runs_php_there():
     assert r"location ~* \.(php[0-9]?|phar|phtml|pht|phps)$ { return 403; }" in block
     assert "client_max_body_size 70m;" in site
     assert site.count("{") == site.count("}")
+
+
+def test_the_documented_example_is_accepted(good):
+    example = yaml.safe_load((REPO / "salt" / "webapp" / "pillar.example").read_text())["app"]
+    app = copy.deepcopy(good)
+    app.update(example)
+    checked = check(app)
+    assert checked["php_packages"] == ["php8.2-xml", "php8.2-gd", "php8.2-mbstring", "php8.2-curl", "php8.2-zip", "php8.2-intl"]
+    assert checked["client_max_body_size"] == "70m"
+    assert checked["url"] == "https://www.example.com"
