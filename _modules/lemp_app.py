@@ -148,10 +148,14 @@ def _apt_knows(package):
     """True when apt has a real (not purely virtual) package of that name:
     `apt-cache show` prints its record; Salt's pkg.installed could not
     install a virtual one by that name anyway."""
-    ret = __salt__["cmd.run_all"](  # noqa: F821  (injected by the loader)
-        ["apt-cache", "show", "--no-all-versions", package],
-        python_shell=False, ignore_retcode=True, output_loglevel="quiet")
-    return ret["retcode"] == 0 and "\nVersion:" in "\n" + ret["stdout"]
+    # One answer per package and state run: the map is imported by several states.
+    known = __context__.setdefault("lemp_app.apt_knows", {})  # noqa: F821  (injected by the loader)
+    if package not in known:
+        ret = __salt__["cmd.run_all"](  # noqa: F821  (injected by the loader)
+            ["apt-cache", "show", "--no-all-versions", package],
+            python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+        known[package] = ret["retcode"] == 0 and "\nVersion:" in "\n" + ret["stdout"]
+    return known[package]
 
 
 def _relative_path(value, key):

@@ -111,6 +111,8 @@ webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present:
     - group: {{ app.group }}
     - mode: '0750'
     - makedirs: True
+    # the web nodes create a shared folder at the same time
+    - retry: {attempts: 3, interval: 2}
 
 {#- A packaged app ships the folder (empty, or a placeholder): it gives way
     to the link. Only while the release is being built (no marker): nothing
