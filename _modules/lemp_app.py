@@ -93,10 +93,12 @@ def _source_kind(source):
 
 
 def _check_package_source(package, version, apt_knows):
-    """Return {name, path, version} of a source.package: a Debian package
-    from the configured apt archive, installed at ``version`` (default
-    app:version; an epoch such as 1:1.39.5-1 goes here, since app:version
-    names a folder), whose files under ``path`` become the release."""
+    """Return {name, path, version, with} of a source.package: a Debian
+    package from the configured apt archive, installed at ``version``
+    (default app:version; an epoch such as 1:1.39.5-1 goes here, since
+    app:version names a folder) with the packages ``with`` (e.g. a theme
+    that installs under ``path``), whose files under ``path`` become the
+    release."""
     if not isinstance(package, dict):
         raise AppSettingsError("app:source:package needs name and path, e.g. {name: wordpress, path: /usr/share/wordpress}")
     name = str(package.get("name") or "")
@@ -114,12 +116,20 @@ def _check_package_source(package, version, apt_knows):
             f"app:source:package:version {json.dumps(pkg_version)} is not a Debian version "
             "(set app:source:package:version, e.g. 1:1.39.5-1, when app:version is not the package's version)"
         )
-    if not apt_knows(name):
+    extra = package.get("with") or []
+    if not isinstance(extra, list) or not all(DEB_PACKAGE_RE.match(str(e)) for e in extra):
         raise AppSettingsError(
-            f"app:source:package:name {name}: apt on this machine knows no such package; "
-            "check the name (apt-cache policy NAME) and the apt sources"
+            "app:source:package:with must be a list of Debian package names installed with it "
+            "(e.g. [wordpress-theme-twentytwentythree])"
         )
-    return {"name": name, "path": path.rstrip("/"), "version": pkg_version}
+    for item in [name] + [str(e) for e in extra]:
+        if not apt_knows(item):
+            key = "name" if item == name else "with"
+            raise AppSettingsError(
+                f"app:source:package:{key} {item}: apt on this machine knows no such package; "
+                "check the name (apt-cache policy NAME) and the apt sources"
+            )
+    return {"name": name, "path": path.rstrip("/"), "version": pkg_version, "with": [str(e) for e in extra]}
 
 
 def _check_source(kind, source, list_master, apt_knows, version):

@@ -69,6 +69,9 @@ webapp-{{ app.name }}-package-{{ package.name }}-installed:
   pkg.installed:
     - pkgs:
       - {{ package.name }}: {{ package.version | json }}
+{%- for extra in package.with %}
+      - {{ extra }}
+{%- endfor %}
       - php
     - install_recommends: False
     - require:

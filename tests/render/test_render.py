@@ -215,7 +215,8 @@ def show(salt_cli, sls, pillar, minion):
 
 WORDPRESS = {"app": {
     "name": "blog", "version": "6.1.9",
-    "source": {"path": "", "package": {"name": "wordpress", "path": "/usr/share/wordpress", "version": "6.1.9+dfsg1-0+deb12u1"}},
+    "source": {"path": "", "package": {"name": "wordpress", "path": "/usr/share/wordpress", "version": "6.1.9+dfsg1-0+deb12u1",
+                                     "with": ["wordpress-theme-twentytwentythree"]}},
     "docroot": ".", "config_file": "wp-config.php", "url": "https://www.example.com",
     "php": {"extensions": ["xml", "mbstring"], "ini": {"upload_max_filesize": "64M", "post_max_size": "70M"}},
     "shared_paths": ["wp-content/uploads"], "writable_paths": ["wp-content/cache"],

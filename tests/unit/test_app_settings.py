@@ -29,7 +29,7 @@ def good():
 
 PHP = yaml.safe_load((REPO / "salt" / "phpfpm" / "defaults.yaml").read_text())["phpfpm"]
 # What apt knows on a web node (a sample of Debian 12's archive).
-APT = {"php8.2-xml", "php8.2-gd", "php8.2-mbstring", "php8.2-curl", "php8.2-zip", "php8.2-intl", "wordpress", "mediawiki"}
+APT = {"wordpress-theme-twentytwentythree", "php8.2-xml", "php8.2-gd", "php8.2-mbstring", "php8.2-curl", "php8.2-zip", "php8.2-intl", "wordpress", "mediawiki"}
 
 
 def check(app, web=WEB, apt=APT):
@@ -130,6 +130,12 @@ BAD = [
      'app:source:package:path "" must be the absolute folder'),
     ("package path escapes", {"source": {"package": {"name": "wordpress", "path": "/usr/share/../../etc"}}},
      "app:source:package:path"),
+    ("package with unknown", {"source": {"package": {"name": "wordpress", "path": "/usr/share/wordpress",
+                                                     "with": ["wordpress-theme-nosuch"]}}},
+     "app:source:package:with wordpress-theme-nosuch: apt on this machine knows no such package"),
+    ("package with not a list", {"source": {"package": {"name": "wordpress", "path": "/usr/share/wordpress",
+                                                        "with": "wordpress-theme-twentytwentythree"}}},
+     "app:source:package:with must be a list of Debian package names"),
     ("package version", {"source": {"package": {"name": "wordpress", "path": "/usr/share/wordpress", "version": "latest"}}},
      'app:source:package:version "latest" is not a Debian version'),
 ]
@@ -274,7 +280,8 @@ def test_a_package_source_is_installed_at_app_version_unless_it_names_one(good):
     good["version"] = "6.1.9+dfsg1-0+deb12u1"
     checked = check(good)
     assert checked["source_kind"] == "package"
-    assert checked["package"] == {"name": "wordpress", "path": "/usr/share/wordpress", "version": "6.1.9+dfsg1-0+deb12u1"}
+    assert checked["package"] == {"name": "wordpress", "path": "/usr/share/wordpress", "version": "6.1.9+dfsg1-0+deb12u1",
+                                  "with": []}
     good["source"]["package"]["version"] = "1:1.39.5-1~deb12u1"
     good["version"] = "1.39.5"
     assert check(good)["package"]["version"] == "1:1.39.5-1~deb12u1"
@@ -341,3 +348,9 @@ def test_the_documented_example_is_accepted(good):
     assert checked["php_packages"] == ["php8.2-xml", "php8.2-gd", "php8.2-mbstring", "php8.2-curl", "php8.2-zip", "php8.2-intl"]
     assert checked["client_max_body_size"] == "70m"
     assert checked["url"] == "https://www.example.com"
+
+
+def test_a_package_source_installs_its_companions_with_it(good):
+    good["source"] = {"package": {"name": "wordpress", "path": "/usr/share/wordpress",
+                                  "version": "6.1.9+dfsg1-0+deb12u1", "with": ["wordpress-theme-twentytwentythree"]}}
+    assert check(good)["package"]["with"] == ["wordpress-theme-twentytwentythree"]
