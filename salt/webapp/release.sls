@@ -139,8 +139,8 @@ webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-linked-to-{{ link.wh
     - require:
       - cmd: webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-shipped-folder-removed
       - file: webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present
-      # nginx runs with the rules for this folder (static only) first
-      - service: nginx-service-running
+      # nginx has loaded the rules for this folder (static only) first
+      - lemp_service: nginx-runs-its-current-configuration
 {%- endfor %}
 
 webapp-{{ app.name }}-release-{{ version }}-docroot-exists:
