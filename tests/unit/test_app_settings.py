@@ -354,3 +354,18 @@ def test_a_package_source_installs_its_companions_with_it(good):
     good["source"] = {"package": {"name": "wordpress", "path": "/usr/share/wordpress",
                                   "version": "6.1.9+dfsg1-0+deb12u1", "with": ["wordpress-theme-twentytwentythree"]}}
     assert check(good)["package"]["with"] == ["wordpress-theme-twentytwentythree"]
+
+
+def test_the_wordpress_example_is_accepted_as_the_lab_writes_it(good):
+    import re
+
+    text = (REPO / "salt" / "webapp" / "examples" / "wordpress" / "app.sls.example").read_text()
+    text = re.sub(r"\{#.*?#\}|\{%.*?%\}", "", text, flags=re.S)
+    text = text.replace("{{ topology.network.vip }}", VIP).replace("@WORDPRESS_VERSION@", "6.1.9+dfsg1-0+deb12u1")
+    app = copy.deepcopy(good)
+    app.update(yaml.safe_load(text)["app"])
+    checked = check(app)
+    assert checked["package"]["with"] == ["wordpress-theme-twentytwentythree"]
+    assert checked["static_urls"] == ["/wp-content/uploads/"]
+    assert checked["client_max_body_size"] == "32m"
+    assert checked["secret_names"][0] == "auth_key"
