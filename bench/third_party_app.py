@@ -52,7 +52,7 @@ def main():
         if "Success!" not in done.text:
             raise common.BenchError(f"the WordPress installer failed: HTTP {done.status_code}")
         rows.append(["WordPress's own installer through the VIP", f"{seconds:.1f} s", ""])
-        api = wp.xmlrpc(lab)
+        api = wp.wp_api(lab)
         for i in range(20):
             api.wp.newPost(1, wp.ADMIN, password, {"post_title": f"bench {i}", "post_content": "x" * 2000,
                                                      "post_status": "publish"})

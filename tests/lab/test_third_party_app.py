@@ -18,7 +18,7 @@ from galera_helpers import sql
 from lemplab import wait_for
 from test_foundation import orch_changes
 from web_helpers import wait_app_answers
-from wordpress_helpers import ADMIN, APP_PILLAR, NAME, add_secrets, install, orch_site, write_pillar, xmlrpc
+from wordpress_helpers import ADMIN, APP_PILLAR, NAME, add_secrets, install, orch_site, wp_api, write_pillar
 
 CRON_LINE = re.compile(r"lemp-cron: job=(?P<job>\S+) slot=(?P<slot>\S+) (?P<what>ran|skipped)")
 
@@ -51,7 +51,7 @@ def test_wordpress_installs_over_https_through_the_vip(lab, wordpress):
 
 
 def test_content_created_through_the_vip_is_served(lab, wordpress):
-    api = xmlrpc(lab)
+    api = wp_api(lab)
     title = f"Hello from lemp-ha {uuid.uuid4().hex[:8]}"
     post_id = api.wp.newPost(1, ADMIN, wordpress["password"],
                              {"post_title": title, "post_content": "written through the VIP", "post_status": "publish"})
@@ -63,7 +63,7 @@ def test_content_created_through_the_vip_is_served(lab, wordpress):
 
 
 def test_an_upload_is_read_back_through_the_other_web_node(lab, wordpress):
-    api = xmlrpc(lab)
+    api = wp_api(lab)
     body = f"uploaded {uuid.uuid4().hex}\n".encode()
     uploaded = api.wp.uploadFile(1, ADMIN, wordpress["password"], {
         "name": f"note-{uuid.uuid4().hex[:8]}.txt", "type": "text/plain", "bits": xmlrpc.client.Binary(body)})
