@@ -76,6 +76,11 @@ def main():
         notes.append(f"WordPress {version} from Debian's archive, deployed by pillar/app.sls alone "
                      "(salt/webapp/examples/wordpress/). Clients: requests, one keep-alive session per thread, "
                      f"{args.concurrency} threads, {args.duration}s per target, on the lab host (shares its CPUs).")
+        notes.append("The rename figure is with the wordpress package already in the nodes' apt cache and "
+                     "installed by an earlier run (the lab tests); a first install adds the package download "
+                     "through the apt proxy. Both targets are CPU-bound on this 2-core host, which runs every "
+                     "machine and the client: a second web node adds no CPU here, so the VIP cannot beat one "
+                     "node; the gap is HAProxy's TLS re-encryption on the same cores.")
     finally:
         wp.APP_PILLAR.write_text(original)
         log("putting the sample app back (orch.site)")
