@@ -1,0 +1,686 @@
+"""
+Zabbix configured as code, through its API (the ``zabbix_utils`` client).
+
+Salt on mon1 (salt/zabbix/server/api.sls) calls the ``ensure_*`` functions
+through the thin states of _states/lemp_zabbix.py. Each one reads what the
+server has, computes what differs from the pillar with a pure function of
+this file, and writes only that: a second highstate makes no API call that
+changes anything. With ``test=True`` they only say what they would change.
+
+What they manage:
+
+* the ``Admin`` password: the packaged default (``zabbix``) is replaced by the
+  generated secret ``zabbix:server:admin_password``;
+* the host groups of the roles, and the templates of the repo
+  (salt/zabbix/server/files/templates/*.yaml, imported once per content:
+  the file's digest is kept in a template tag);
+* one autoregistration action per role: an agent whose ``HostMetadata``
+  carries the role's token goes into the role's group with the role's
+  templates (the metadata is built here, from the machine's roles:
+  ``host_metadata``);
+* the agents' hosts with their per-machine PSK (Zabbix 6.0 takes a per-host
+  PSK only for a host it knows; the PSK's digest is kept in a host tag,
+  since the API never returns a PSK);
+* the Email media type (the local MTA), user groups, users, and the trigger
+  action that mails problems to a user group.
+
+Bad settings (an unknown template, a user with no group, a malformed webhook
+URL) raise ``ZabbixSettingsError`` naming the pillar key and the fix, before
+any API call: ``validate`` runs first in every ``ensure_*``.
+"""
+
+import hashlib
+import json
+import re
+import secrets as _random
+import urllib.parse
+
+try:
+    from salt.exceptions import CommandExecutionError
+except ImportError:  # pragma: no cover - unit tests without salt
+
+    class CommandExecutionError(Exception):
+        pass
+
+
+__virtualname__ = "lemp_zabbix"
+
+# HostMetadata: a prefix, then one `role=<name>;` token per role. An
+# autoregistration condition "metadata contains role=web;" cannot match
+# role=webcache; (the `;` closes the token).
+METADATA_PREFIX = "lemp-ha;"
+ROLE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+METADATA_MAX = 255  # Zabbix agent's HostMetadata limit
+PSK_RE = re.compile(r"^[0-9a-f]{32,512}$")
+
+# Zabbix API constants (6.0)
+EVENTSOURCE_TRIGGERS = 0
+EVENTSOURCE_AUTOREGISTRATION = 2
+CONDITION_HOST_METADATA = 24
+CONDITION_TRIGGER_SEVERITY = 4
+OPERATOR_CONTAINS = 2
+OPERATOR_GREATER_EQUAL = 5
+OP_SEND_MESSAGE = 0
+OP_ADD_HOST = 2
+OP_ADD_TO_GROUP = 4
+OP_LINK_TEMPLATE = 6
+OP_NOTIFY_ALL_INVOLVED = 11
+TLS_PSK = 2
+PERMISSION_READ = 2
+PERMISSION_READ_WRITE = 3
+SEVERITIES = {"not_classified": 0, "information": 1, "warning": 2, "average": 3, "high": 4, "disaster": 5}
+PERMISSIONS = {"read": PERMISSION_READ, "read-write": PERMISSION_READ_WRITE}
+PSK_TAG = "lemp-ha-psk"
+SOURCE_TAG = "lemp-ha-source"
+
+
+class ZabbixSettingsError(CommandExecutionError):
+    """The pillar's Zabbix settings are unusable; the message names the key.
+    (A CommandExecutionError: a render that calls ``validate`` shows it as is.)"""
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# -- pure functions (unit-tested) -------------------------------------------
+
+
+def role_token(role):
+    """The HostMetadata token of a role, and the autoregistration condition's value."""
+    if not ROLE_RE.match(str(role)):
+        raise ZabbixSettingsError(f"zabbix: role name {role!r} cannot be put in HostMetadata "
+                                  "(1-32 of a-z 0-9 _ -, starting with a letter)")
+    return f"role={role};"
+
+
+def host_metadata(roles):
+    """The agent's HostMetadata for a machine with these roles (topology
+    `machines.<id>.roles`), e.g. ``lemp-ha;role=arbitrator;role=backup;``."""
+    if not roles:
+        raise ZabbixSettingsError("zabbix: a machine with no role has no HostMetadata (pillar/topology.yaml)")
+    text = METADATA_PREFIX + "".join(role_token(r) for r in roles)
+    if len(text) > METADATA_MAX:
+        raise ZabbixSettingsError(f"zabbix: HostMetadata {text!r} is longer than the agent's "
+                                  f"{METADATA_MAX} characters: fewer roles per machine")
+    return text
+
+
+def parse_host_metadata(text):
+    """Roles of a HostMetadata string; [] when it is not ours."""
+    if not isinstance(text, str) or not text.startswith(METADATA_PREFIX):
+        return []
+    return [token[len("role="):] for token in text[len(METADATA_PREFIX):].split(";")
+            if token.startswith("role=") and ROLE_RE.match(token[len("role="):])]
+
+
+def psk_digest(psk):
+    """A short digest of a PSK for the host tag: says whether the server has
+    this key without the API ever returning it."""
+    return hashlib.sha256(("lemp-ha-psk:" + psk).encode()).hexdigest()[:16]
+
+
+def source_digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_url(url, key):
+    """An http(s) URL with a host, or ZabbixSettingsError naming the key."""
+    parsed = urllib.parse.urlsplit(str(url or ""))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or " " in str(url):
+        raise ZabbixSettingsError(f"{key} {url!r} is not a URL: write https://host/path")
+    return url
+
+
+def validate(settings, known_templates=()):
+    """Check the pillar's Zabbix settings (pillar zabbix:server, merged with
+    defaults.yaml); return them with every key present.
+
+    ``known_templates``: templates the server ships plus those of the repo's
+    files. Raises ZabbixSettingsError naming the key and the fix."""
+    settings = dict(settings or {})
+    known = set(known_templates)
+    roles = settings.get("roles") or {}
+    if not isinstance(roles, dict):
+        raise ZabbixSettingsError("zabbix:server:roles must map a role to {group, templates}")
+    checked_roles = {}
+    for role, decl in roles.items():
+        role_token(role)
+        decl = decl or {}
+        templates = decl.get("templates") or []
+        if not isinstance(templates, list):
+            raise ZabbixSettingsError(f"zabbix:server:roles:{role}:templates must be a list of template names")
+        if known:
+            unknown = [t for t in templates if t not in known]
+            if unknown:
+                raise ZabbixSettingsError(
+                    f"zabbix:server:roles:{role}:templates names unknown template(s) {', '.join(unknown)}: "
+                    "use a template Zabbix 6.0 ships or add its YAML to salt/zabbix/server/files/templates/")
+        checked_roles[role] = {"group": decl.get("group") or f"lemp-ha/{role}", "templates": list(templates)}
+    settings["roles"] = checked_roles
+
+    groups = settings.get("user_groups") or {}
+    if not isinstance(groups, dict):
+        raise ZabbixSettingsError("zabbix:server:user_groups must map a group name to its settings")
+    for name, group in groups.items():
+        perm = (group or {}).get("permission", "read")
+        if perm not in PERMISSIONS:
+            raise ZabbixSettingsError(f"zabbix:server:user_groups:{name}:permission {perm!r}: "
+                                      f"one of {', '.join(PERMISSIONS)}")
+    users = settings.get("users") or []
+    if not isinstance(users, list):
+        raise ZabbixSettingsError("zabbix:server:users must be a list of {username, groups, role}")
+    for user in users:
+        name = (user or {}).get("username")
+        if not name:
+            raise ZabbixSettingsError("zabbix:server:users: an entry has no username")
+        if not user.get("groups"):
+            raise ZabbixSettingsError(f"zabbix:server:users:{name} has no group: give it groups "
+                                      f"(one of {', '.join(groups) or 'zabbix:server:user_groups, empty'})")
+        unknown = [g for g in user["groups"] if g not in groups]
+        if unknown:
+            raise ZabbixSettingsError(f"zabbix:server:users:{name}:groups names {', '.join(unknown)}, "
+                                      "not declared in zabbix:server:user_groups")
+    webhook = settings.get("webhook") or {}
+    if webhook.get("url"):
+        check_url(webhook["url"], "zabbix:server:webhook:url")
+    alerts = settings.get("alerts") or {}
+    if alerts:
+        if alerts.get("user_group") not in groups:
+            raise ZabbixSettingsError(f"zabbix:server:alerts:user_group {alerts.get('user_group')!r} "
+                                      "is not declared in zabbix:server:user_groups")
+        if alerts.get("min_severity", "warning") not in SEVERITIES:
+            raise ZabbixSettingsError(f"zabbix:server:alerts:min_severity {alerts.get('min_severity')!r}: "
+                                      f"one of {', '.join(SEVERITIES)}")
+    return settings
+
+
+def template_names_of(export):
+    """Template names of a Zabbix export document (a parsed YAML file)."""
+    doc = (export or {}).get("zabbix_export") or {}
+    return [t.get("template") for t in doc.get("templates") or [] if t.get("template")]
+
+
+def tagged_export(export, digest):
+    """The export with the source tag on each template, so that the server
+    says which file content it has."""
+    doc = json.loads(json.dumps(export))
+    for template in (doc.get("zabbix_export") or {}).get("templates") or []:
+        tags = [t for t in template.get("tags") or [] if t.get("tag") != SOURCE_TAG]
+        template["tags"] = tags + [{"tag": SOURCE_TAG, "value": digest}]
+    return doc
+
+
+def tag_value(obj, tag):
+    for item in (obj or {}).get("tags") or []:
+        if item.get("tag") == tag:
+            return item.get("value")
+    return None
+
+
+def missing(current_names, wanted):
+    """Names of ``wanted`` that the server lacks, in order."""
+    have = set(current_names)
+    return [name for name in wanted if name not in have]
+
+
+def autoreg_action(role, groupid, templateids):
+    """The autoregistration action of a role (API object, no ids of its own)."""
+    operations = [{"operationtype": OP_ADD_HOST},
+                  {"operationtype": OP_ADD_TO_GROUP, "opgroup": [{"groupid": str(groupid)}]}]
+    if templateids:
+        operations.append({"operationtype": OP_LINK_TEMPLATE,
+                           "optemplate": [{"templateid": str(t)} for t in templateids]})
+    return {
+        "name": f"lemp-ha autoregistration: role {role}",
+        "eventsource": EVENTSOURCE_AUTOREGISTRATION,
+        "status": 0,
+        "filter": {"evaltype": 0, "conditions": [
+            {"conditiontype": CONDITION_HOST_METADATA, "operator": OPERATOR_CONTAINS, "value": role_token(role)}]},
+        "operations": operations,
+    }
+
+
+def alert_action(name, usrgrpid, mediatypeid, min_severity="warning"):
+    """The trigger action mailing problems (and their recovery) to a user group."""
+    message = {"default_msg": 1, "mediatypeid": str(mediatypeid)}
+    return {
+        "name": name,
+        "eventsource": EVENTSOURCE_TRIGGERS,
+        "status": 0,
+        "esc_period": "1m",
+        "filter": {"evaltype": 0, "conditions": [
+            {"conditiontype": CONDITION_TRIGGER_SEVERITY, "operator": OPERATOR_GREATER_EQUAL,
+             "value": str(SEVERITIES[min_severity])}]},
+        "operations": [{"operationtype": OP_SEND_MESSAGE, "opmessage": message,
+                        "opmessage_grp": [{"usrgrpid": str(usrgrpid)}]}],
+        "recovery_operations": [{"operationtype": OP_NOTIFY_ALL_INVOLVED, "opmessage": {"default_msg": 1}}],
+    }
+
+
+def _operation_signature(op):
+    msg = op.get("opmessage") or {}
+    return (
+        int(op.get("operationtype", -1)),
+        tuple(sorted(str(g["groupid"]) for g in op.get("opgroup") or [])),
+        tuple(sorted(str(t["templateid"]) for t in op.get("optemplate") or [])),
+        tuple(sorted(str(g["usrgrpid"]) for g in op.get("opmessage_grp") or [])),
+        str(msg.get("mediatypeid", "0")) if msg else "",
+        str(msg.get("default_msg", "")) if msg else "",
+    )
+
+
+def action_signature(action):
+    """What an action does, comparable between the API's answer (strings,
+    ids, extra fields) and ``autoreg_action``/``alert_action``."""
+    flt = action.get("filter") or {}
+    return {
+        "status": str(action.get("status", 0)),
+        "conditions": sorted((int(c["conditiontype"]), int(c["operator"]), str(c["value"]))
+                             for c in flt.get("conditions") or []),
+        "operations": sorted(_operation_signature(o) for o in action.get("operations") or []),
+        "recovery_operations": sorted(_operation_signature(o) for o in action.get("recovery_operations") or []),
+    }
+
+
+def action_changes(current, desired):
+    """Fields of ``desired`` to write over ``current`` (None: create it; {}: in sync)."""
+    if not current:
+        return None
+    have, want = action_signature(current), action_signature(desired)
+    if have == want:
+        return {}
+    changes = {}
+    if have["status"] != want["status"]:
+        changes["status"] = desired["status"]
+    if have["conditions"] != want["conditions"]:
+        changes["filter"] = desired["filter"]
+    if have["operations"] != want["operations"]:
+        changes["operations"] = desired["operations"]
+    if have["recovery_operations"] != want["recovery_operations"]:
+        changes["recovery_operations"] = desired.get("recovery_operations", [])
+    return changes
+
+
+def field_changes(current, desired):
+    """Fields of ``desired`` whose value differs from ``current`` (compared as strings)."""
+    return {key: value for key, value in desired.items()
+            if str((current or {}).get(key, "")) != str(value)}
+
+
+def psk_host_changes(current, name, psk, groupid):
+    """What to write so that host ``name`` exists with PSK encryption and
+    this key: None -> create (the full object), {} -> in sync, else the fields."""
+    if not PSK_RE.match(str(psk or "")):
+        raise ZabbixSettingsError(f"zabbix:server:agent_psks:{name} is not a hex PSK of at least 16 bytes: "
+                                  "the lab generates it (./lab up); production: openssl rand -hex 32")
+    digest = psk_digest(psk)
+    tls = {"tls_connect": TLS_PSK, "tls_accept": TLS_PSK}
+    if not current:
+        return {"host": name, "groups": [{"groupid": str(groupid)}], **tls,
+                "tls_psk_identity": name, "tls_psk": psk, "tags": [{"tag": PSK_TAG, "value": digest}]}
+    changes = field_changes(current, tls)
+    if tag_value(current, PSK_TAG) != digest:
+        other = [{"tag": t["tag"], "value": t.get("value", "")} for t in current.get("tags") or []
+                 if t.get("tag") != PSK_TAG]
+        changes.update(tls, tls_psk_identity=name, tls_psk=psk, tags=other + [{"tag": PSK_TAG, "value": digest}])
+    return changes
+
+
+def user_group_rights(group, groupids_by_name):
+    """Rights of a user group: its permission on every listed host group
+    (all role groups when it names none)."""
+    perm = PERMISSIONS[(group or {}).get("permission", "read")]
+    names = (group or {}).get("host_groups") or sorted(groupids_by_name)
+    return sorted(({"permission": perm, "id": str(groupids_by_name[n])} for n in names if n in groupids_by_name),
+                  key=lambda r: r["id"])
+
+
+def rights_signature(rights):
+    return sorted((str(r["id"]), int(r["permission"])) for r in rights or [])
+
+
+def user_changes(current, desired_groupids, roleid, medias):
+    """Fields to update on a user (None: create)."""
+    if not current:
+        return None
+    changes = {}
+    if sorted(str(g["usrgrpid"]) for g in current.get("usrgrps") or []) != sorted(map(str, desired_groupids)):
+        changes["usrgrps"] = [{"usrgrpid": str(g)} for g in desired_groupids]
+    if str(current.get("roleid")) != str(roleid):
+        changes["roleid"] = str(roleid)
+    if medias is not None and _media_signature(current.get("medias")) != _media_signature(medias):
+        changes["medias"] = medias
+    return changes
+
+
+def _media_signature(medias):
+    out = []
+    for media in medias or []:
+        sendto = media.get("sendto")
+        sendto = tuple(sendto) if isinstance(sendto, list) else (sendto,)
+        out.append((str(media.get("mediatypeid")), sendto, str(media.get("active", 0)),
+                    str(media.get("severity", 63))))
+    return sorted(out)
+
+
+# -- the API (on mon1) ------------------------------------------------------
+
+
+def _pillar(key, default=None):
+    return __salt__["pillar.get"](key, default, unmask=True)  # noqa: F821  (injected by the loader)
+
+
+def _client(url, ca_file):
+    import ssl  # pylint: disable=import-outside-toplevel
+
+    try:
+        from zabbix_utils import ZabbixAPI  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise CommandExecutionError("lemp_zabbix: the Python module zabbix_utils is missing from Salt's "
+                                    "environment: tools/lab/box-requirements.txt lists it (rebuild the box)")
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    return ZabbixAPI(url=url, ssl_context=context)
+
+
+def _login(url, ca_file, password=None):
+    api = _client(url, ca_file)
+    password = password or _pillar("zabbix:server:admin_password")
+    if not password:
+        raise CommandExecutionError("secret zabbix:server:admin_password is missing from the pillar "
+                                    "(pillar/secrets.spec.yaml; docs/secrets.md)")
+    api.login(user="Admin", password=password)
+    return api
+
+
+def _api_call(func):
+    """Run an API step; the client's errors become CommandExecutionError."""
+    try:
+        return func()
+    except ZabbixSettingsError:
+        raise
+    except CommandExecutionError:
+        raise
+    except Exception as exc:  # pylint: disable=broad-except
+        raise CommandExecutionError(f"zabbix API: {exc}")
+
+
+def ensure_admin_password(url, ca_file=None, default_password="zabbix", test=False):
+    """Replace the packaged default password of ``Admin`` with the secret
+    zabbix:server:admin_password. Returns the list of changes (empty: done)."""
+    secret = _pillar("zabbix:server:admin_password")
+    if not secret:
+        raise CommandExecutionError("secret zabbix:server:admin_password is missing from the pillar "
+                                    "(pillar/secrets.spec.yaml; docs/secrets.md)")
+
+    def run():
+        try:
+            _login(url, ca_file, secret).logout()
+            return []
+        except Exception:  # pylint: disable=broad-except
+            pass
+        api = _client(url, ca_file)
+        try:
+            api.login(user="Admin", password=default_password)
+        except Exception:
+            raise CommandExecutionError("zabbix: Admin logs in neither with the secret "
+                                        "zabbix:server:admin_password nor with the packaged default: "
+                                        "reset it in the database (docs: 'reset Admin password') and re-run")
+        if not test:
+            userid = api.user.get(output=["userid"], filter={"username": "Admin"})[0]["userid"]
+            api.user.update(userid=userid, passwd=secret, current_passwd=default_password)
+        api.logout()
+        return ["Admin: packaged default password replaced by the secret"]
+
+    return _api_call(run)
+
+
+def _groupids(api, names):
+    rows = api.hostgroup.get(output=["groupid", "name"], filter={"name": list(names)})
+    return {r["name"]: r["groupid"] for r in rows}
+
+
+def check_settings(url, settings, template_files=(), ca_file=None):
+    """Validate the settings against the templates the server has plus those
+    of the repo's files, before any state writes: bad pillar changes nothing."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    names = []
+    for path in template_files:
+        with open(path, encoding="utf-8") as handle:
+            names += template_names_of(yaml.safe_load(handle))
+    validate(settings, known_templates(url, ca_file) + names)
+    return []
+
+
+def ensure_host_groups(url, names, ca_file=None, test=False):
+    """Host groups exist (never deleted: hosts may still be in them)."""
+    def run():
+        api = _login(url, ca_file)
+        todo = missing(_groupids(api, names), names)
+        if not test:
+            for name in todo:
+                api.hostgroup.create(name=name)
+        return [f"host group {n} created" for n in todo]
+    return _api_call(run)
+
+
+IMPORT_RULES = {
+    "groups": {"createMissing": True},
+    "templates": {"createMissing": True, "updateExisting": True},
+    "templateLinkage": {"createMissing": True},
+    "items": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "triggers": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "discoveryRules": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "graphs": {"createMissing": True, "updateExisting": True, "deleteMissing": True},
+    "valueMaps": {"createMissing": True, "updateExisting": True},
+}
+
+
+def ensure_templates(url, files, ca_file=None, test=False):
+    """Import each template file (Zabbix 6.0 YAML export) whose content the
+    server does not have yet (its digest is in the template's tag)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    def run():
+        api = _login(url, ca_file)
+        changes = []
+        for path in files:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            export = yaml.safe_load(text)
+            names = template_names_of(export)
+            if not names:
+                raise ZabbixSettingsError(f"zabbix: {path} holds no template (zabbix_export:templates)")
+            digest = source_digest(text)
+            current = api.template.get(output=["templateid", "host"], filter={"host": names}, selectTags="extend")
+            if len(current) == len(names) and all(tag_value(t, SOURCE_TAG) == digest for t in current):
+                continue
+            if not test:
+                api.configuration.import_(format="json", rules=IMPORT_RULES,
+                                          source=json.dumps(tagged_export(export, digest)))
+            changes.append(f"templates {', '.join(names)} imported from {path}")
+        return changes
+    return _api_call(run)
+
+
+def known_templates(url, ca_file=None):
+    """Names of every template the server has."""
+    return _api_call(lambda: [t["host"] for t in _login(url, ca_file).template.get(output=["host"])])
+
+
+def _ensure_action(api, desired, test):
+    current = api.action.get(output="extend", filter={"name": desired["name"]}, selectFilter="extend",
+                             selectOperations="extend", selectRecoveryOperations="extend")
+    current = current[0] if current else None
+    changes = action_changes(current, desired)
+    if changes is None:
+        if not test:
+            api.action.create(**desired)
+        return [f"action {desired['name']!r} created"]
+    if changes:
+        if not test:
+            api.action.update(actionid=current["actionid"], **changes)
+        return [f"action {desired['name']!r}: {', '.join(sorted(changes))} updated"]
+    return []
+
+
+def ensure_autoregistration(url, settings, ca_file=None, test=False):
+    """One autoregistration action per role of ``settings['roles']``
+    (validated first): metadata token -> the role's group and templates."""
+    def run():
+        api = _login(url, ca_file)
+        known = [t["host"] for t in api.template.get(output=["host"])]
+        checked = validate(settings, known)
+        groups = _groupids(api, [r["group"] for r in checked["roles"].values()])
+        templates = {t["host"]: t["templateid"] for t in api.template.get(output=["templateid", "host"])}
+        changes = []
+        for role, decl in sorted(checked["roles"].items()):
+            if decl["group"] not in groups:
+                if test:
+                    changes.append(f"action for role {role}: waits for host group {decl['group']}")
+                    continue
+                raise CommandExecutionError(f"zabbix: host group {decl['group']} is missing: "
+                                            "lemp_zabbix.host_groups_present runs first")
+            desired = autoreg_action(role, groups[decl["group"]], [templates[t] for t in decl["templates"]])
+            changes += _ensure_action(api, desired, test)
+        return changes
+    return _api_call(run)
+
+
+def ensure_agent_hosts(url, base_group, ca_file=None, test=False):
+    """Every machine whose PSK the pillar gives (zabbix:server:agent_psks,
+    by machine name) is a host with PSK encryption and that key; the
+    autoregistration actions then add its roles' groups and templates."""
+    psks = _pillar("zabbix:server:agent_psks") or {}
+    if not psks:
+        raise CommandExecutionError("secret zabbix:server:agent_psks is missing from the pillar "
+                                    "(pillar/secrets.spec.yaml per_machine.zabbix_psk; docs/secrets.md)")
+
+    def run():
+        api = _login(url, ca_file)
+        groupid = _groupids(api, [base_group]).get(base_group)
+        if not groupid and not test:
+            raise CommandExecutionError(f"zabbix: host group {base_group} is missing")
+        hosts = {h["host"]: h for h in api.host.get(output=["hostid", "host", "tls_connect", "tls_accept"],
+                                                     filter={"host": sorted(psks)}, selectTags="extend")}
+        changes = []
+        for name in sorted(psks):
+            todo = psk_host_changes(hosts.get(name), name, psks[name], groupid or "0")
+            if not todo:
+                continue
+            if not test:
+                if name in hosts:
+                    api.host.update(hostid=hosts[name]["hostid"], **todo)
+                else:
+                    api.host.create(**todo)
+            changes.append(f"host {name}: {'PSK set' if name in hosts else 'created with its PSK'}")
+        return changes
+    return _api_call(run)
+
+
+def ensure_email_media(url, smtp, ca_file=None, test=False):
+    """The packaged `Email` media type sends through the local MTA."""
+    def run():
+        api = _login(url, ca_file)
+        rows = api.mediatype.get(output="extend", filter={"name": smtp.get("name", "Email")})
+        if not rows:
+            raise CommandExecutionError(f"zabbix: media type {smtp.get('name', 'Email')} is missing")
+        desired = {"smtp_server": smtp["server"], "smtp_port": smtp.get("port", 25),
+                   "smtp_helo": smtp["helo"], "smtp_email": smtp["from"], "status": 0}
+        changes = field_changes(rows[0], desired)
+        if changes and not test:
+            api.mediatype.update(mediatypeid=rows[0]["mediatypeid"], **changes)
+        return [f"media type Email: {', '.join(sorted(changes))} updated"] if changes else []
+    return _api_call(run)
+
+
+def ensure_user_groups(url, settings, ca_file=None, test=False):
+    """User groups with their permission on the role host groups."""
+    def run():
+        checked = validate(settings)
+        api = _login(url, ca_file)
+        role_groups = _groupids(api, [r["group"] for r in checked["roles"].values()]
+                                + [checked.get("base_group", "lemp-ha")])
+        changes = []
+        for name, group in sorted((checked.get("user_groups") or {}).items()):
+            rights = user_group_rights(group, role_groups)
+            rows = api.usergroup.get(output="extend", filter={"name": name}, selectRights="extend")
+            if not rows:
+                if not test:
+                    api.usergroup.create(name=name, rights=rights)
+                changes.append(f"user group {name} created")
+            elif rights_signature(rows[0].get("rights")) != rights_signature(rights):
+                if not test:
+                    api.usergroup.update(usrgrpid=rows[0]["usrgrpid"], rights=rights)
+                changes.append(f"user group {name}: rights updated")
+        return changes
+    return _api_call(run)
+
+
+def ensure_users(url, settings, ca_file=None, test=False):
+    """Users of the pillar, with their groups, role and e-mail media. A new
+    user gets a random password nobody knows: they log in through LDAP
+    (later) or an admin sets one; Salt never stores it."""
+    def run():
+        checked = validate(settings)
+        api = _login(url, ca_file)
+        users = checked.get("users") or []
+        if not users:
+            return []
+        usrgrps = {g["name"]: g["usrgrpid"] for g in api.usergroup.get(output=["usrgrpid", "name"])}
+        roles = {r["name"]: r["roleid"] for r in api.role.get(output=["roleid", "name"])}
+        email = api.mediatype.get(output=["mediatypeid"], filter={"name": "Email"})
+        changes = []
+        for user in users:
+            name = user["username"]
+            role = user.get("role", "User role")
+            if role not in roles:
+                raise ZabbixSettingsError(f"zabbix:server:users:{name}:role {role!r} is not a Zabbix user role "
+                                          f"({', '.join(sorted(roles))})")
+            groupids = [usrgrps[g] for g in user["groups"] if g in usrgrps]
+            if len(groupids) != len(user["groups"]):
+                if test:
+                    changes.append(f"user {name}: waits for its user groups")
+                    continue
+                raise CommandExecutionError(f"zabbix: user groups of {name} are missing: user_groups_present first")
+            medias = None
+            if user.get("email") and email:
+                medias = [{"mediatypeid": email[0]["mediatypeid"], "sendto": [user["email"]],
+                           "active": 0, "severity": 63, "period": "1-7,00:00-24:00"}]
+            rows = api.user.get(output=["userid", "username", "roleid"], filter={"username": name},
+                                selectUsrgrps=["usrgrpid"], selectMedias="extend")
+            todo = user_changes(rows[0] if rows else None, groupids, roles[role], medias)
+            if todo is None:
+                if not test:
+                    api.user.create(username=name, name=user.get("name", ""), roleid=roles[role],
+                                    passwd=_random.token_urlsafe(24),
+                                    usrgrps=[{"usrgrpid": g} for g in groupids], medias=medias or [])
+                changes.append(f"user {name} created")
+            elif todo:
+                if not test:
+                    api.user.update(userid=rows[0]["userid"], **todo)
+                changes.append(f"user {name}: {', '.join(sorted(todo))} updated")
+        return changes
+    return _api_call(run)
+
+
+def ensure_alert_action(url, settings, ca_file=None, test=False):
+    """Problems of at least ``alerts:min_severity`` are mailed to
+    ``alerts:user_group``, and so is their recovery."""
+    def run():
+        checked = validate(settings)
+        alerts = checked.get("alerts") or {}
+        if not alerts:
+            return []
+        api = _login(url, ca_file)
+        group = api.usergroup.get(output=["usrgrpid"], filter={"name": alerts["user_group"]})
+        email = api.mediatype.get(output=["mediatypeid"], filter={"name": "Email"})
+        if not group or not email:
+            if test:
+                return [f"action {alerts.get('name')}: waits for user group {alerts['user_group']}"]
+            raise CommandExecutionError(f"zabbix: user group {alerts['user_group']} or media type Email is missing")
+        desired = alert_action(alerts.get("name", "lemp-ha: mail problems"), group[0]["usrgrpid"],
+                               email[0]["mediatypeid"], alerts.get("min_severity", "warning"))
+        return _ensure_action(api, desired, test)
+    return _api_call(run)

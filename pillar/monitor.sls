@@ -1,0 +1,15 @@
+# Settings of role monitor (mon1): Zabbix configured through its API
+# (salt/zabbix/server/api.sls; every key in salt/zabbix/pillar.example).
+# Secrets (database, Admin, agents' PSKs) come from the encrypted pillar.
+zabbix:
+  lookup:
+    server:
+      api:
+        users:
+          # The lab's alert mailbox on mon1 (/var/mail/alerts): problems
+          # mailed to group ops reach it; tests/lab/test_monitoring.py reads it.
+          - username: lab-ops
+            name: Lab ops mailbox
+            groups: [ops]
+            role: Admin role
+            email: alerts@localhost

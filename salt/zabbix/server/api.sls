@@ -1,0 +1,107 @@
+{#- Zabbix configured through its API (_modules/lemp_zabbix.py, thin states
+    in _states/lemp_zabbix.py): each state compares before it writes, so a
+    second run changes nothing. Settings: pillar zabbix:lookup:server:api
+    (defaults.yaml). Bad settings stop the render here (lemp_zabbix.validate)
+    and, against the server's templates, the first state: nothing changes. #}
+{%- from 'zabbix/map.jinja' import zabbix, topology, api_url with context %}
+{%- set api = zabbix.server.api %}
+{%- set checked = salt['lemp_zabbix.validate'](api) %}
+{%- do salt['lemp_secret.require']('zabbix:server:admin_password') %}
+{%- do salt['lemp_secret.require']('zabbix:server:agent_psks') %}
+{#- the repo's templates, cached on mon1 for the API client to read #}
+{%- set template_files = salt['cp.cache_dir']('salt://zabbix/server/files/templates') | select('match', '.*[.]yaml$') | sort %}
+{%- set role_groups = checked.roles.values() | map(attribute='group') | unique | sort %}
+{%- set ca = zabbix.server.ca_file %}
+include:
+  - zabbix.server.service
+  - zabbix.server.frontend
+  - zabbix.server.mail
+
+zabbix-api-admin-default-password-replaced:
+  lemp_zabbix.admin_password_set:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - require:
+      - lemp_service: zabbix-server-runs-its-current-configuration
+      - lemp_service: zabbix-frontend-nginx-runs-its-current-configuration
+      - lemp_service: zabbix-frontend-php-fpm-runs-its-current-configuration
+      - file: zabbix-api-ca-certificate-file-managed
+
+zabbix-api-settings-valid-before-any-change:
+  lemp_zabbix.settings_valid:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - template_files: {{ template_files | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-admin-default-password-replaced
+
+zabbix-api-host-groups-present:
+  lemp_zabbix.host_groups_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - names: {{ ([api.base_group] + role_groups) | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-settings-valid-before-any-change
+
+zabbix-api-repo-templates-imported:
+  lemp_zabbix.templates_imported:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - files: {{ template_files | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-settings-valid-before-any-change
+
+{#- Zabbix 6.0 takes an agent's own PSK only for a host it knows: every
+    machine of the topology is made a host with its PSK before its agent
+    registers; autoregistration then adds its roles' groups and templates. #}
+zabbix-api-agent-hosts-present-with-their-psk:
+  lemp_zabbix.agent_hosts_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - base_group: {{ api.base_group }}
+    - require:
+      - lemp_zabbix: zabbix-api-host-groups-present
+
+zabbix-api-autoregistration-action-per-role:
+  lemp_zabbix.autoregistration_actions:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-host-groups-present
+      - lemp_zabbix: zabbix-api-repo-templates-imported
+
+zabbix-api-email-media-through-local-mta:
+  lemp_zabbix.email_media:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - smtp: {{ api.smtp | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-settings-valid-before-any-change
+      - lemp_service: zabbix-mail-exim4-runs-its-current-configuration
+
+zabbix-api-user-groups-present:
+  lemp_zabbix.user_groups_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-host-groups-present
+
+zabbix-api-users-present:
+  lemp_zabbix.users_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-user-groups-present
+      - lemp_zabbix: zabbix-api-email-media-through-local-mta
+
+zabbix-api-problems-mailed-to-ops:
+  lemp_zabbix.alert_action:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-users-present

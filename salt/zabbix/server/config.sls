@@ -1,0 +1,23 @@
+{#- zabbix_server.conf from defaults.yaml + pillar zabbix:lookup:server:settings;
+    the database password is a generated secret, so the file is root:zabbix 0640. #}
+{%- from 'zabbix/map.jinja' import zabbix with context %}
+{%- set db = zabbix.server.database %}
+{%- set password = salt['lemp_secret.require']('zabbix:server:db_password') %}
+include:
+  - zabbix.server.package
+
+zabbix-server-config-file-managed:
+  file.managed:
+    - name: {{ zabbix.server.config }}
+    - source: salt://zabbix/server/files/zabbix_server.conf.j2
+    - template: jinja
+    - user: root
+    - group: zabbix
+    - mode: '0640'
+    - show_changes: False
+    - context:
+        db: {{ db | json }}
+        db_password: {{ password | json }}
+        settings: {{ zabbix.server.settings | json }}
+    - require:
+      - pkg: zabbix-server-packages-installed
