@@ -142,55 +142,55 @@ def validate(settings, known_templates=()):
     known = set(known_templates)
     roles = settings.get("roles") or {}
     if not isinstance(roles, dict):
-        raise ZabbixSettingsError("zabbix:server:roles must map a role to {group, templates}")
+        raise ZabbixSettingsError("zabbix:lookup:server:api:roles must map a role to {group, templates}")
     checked_roles = {}
     for role, decl in roles.items():
         role_token(role)
         decl = decl or {}
         templates = decl.get("templates") or []
         if not isinstance(templates, list):
-            raise ZabbixSettingsError(f"zabbix:server:roles:{role}:templates must be a list of template names")
+            raise ZabbixSettingsError(f"zabbix:lookup:server:api:roles:{role}:templates must be a list of template names")
         if known:
             unknown = [t for t in templates if t not in known]
             if unknown:
                 raise ZabbixSettingsError(
-                    f"zabbix:server:roles:{role}:templates names unknown template(s) {', '.join(unknown)}: "
+                    f"zabbix:lookup:server:api:roles:{role}:templates names unknown template(s) {', '.join(unknown)}: "
                     "use a template Zabbix 6.0 ships or add its YAML to salt/zabbix/server/files/templates/")
         checked_roles[role] = {"group": decl.get("group") or f"lemp-ha/{role}", "templates": list(templates)}
     settings["roles"] = checked_roles
 
     groups = settings.get("user_groups") or {}
     if not isinstance(groups, dict):
-        raise ZabbixSettingsError("zabbix:server:user_groups must map a group name to its settings")
+        raise ZabbixSettingsError("zabbix:lookup:server:api:user_groups must map a group name to its settings")
     for name, group in groups.items():
         perm = (group or {}).get("permission", "read")
         if perm not in PERMISSIONS:
-            raise ZabbixSettingsError(f"zabbix:server:user_groups:{name}:permission {perm!r}: "
+            raise ZabbixSettingsError(f"zabbix:lookup:server:api:user_groups:{name}:permission {perm!r}: "
                                       f"one of {', '.join(PERMISSIONS)}")
     users = settings.get("users") or []
     if not isinstance(users, list):
-        raise ZabbixSettingsError("zabbix:server:users must be a list of {username, groups, role}")
+        raise ZabbixSettingsError("zabbix:lookup:server:api:users must be a list of {username, groups, role}")
     for user in users:
         name = (user or {}).get("username")
         if not name:
-            raise ZabbixSettingsError("zabbix:server:users: an entry has no username")
+            raise ZabbixSettingsError("zabbix:lookup:server:api:users: an entry has no username")
         if not user.get("groups"):
-            raise ZabbixSettingsError(f"zabbix:server:users:{name} has no group: give it groups "
-                                      f"(one of {', '.join(groups) or 'zabbix:server:user_groups, empty'})")
+            raise ZabbixSettingsError(f"zabbix:lookup:server:api:users:{name} has no group: give it groups "
+                                      f"(one of {', '.join(groups) or 'zabbix:lookup:server:api:user_groups, empty'})")
         unknown = [g for g in user["groups"] if g not in groups]
         if unknown:
-            raise ZabbixSettingsError(f"zabbix:server:users:{name}:groups names {', '.join(unknown)}, "
-                                      "not declared in zabbix:server:user_groups")
+            raise ZabbixSettingsError(f"zabbix:lookup:server:api:users:{name}:groups names {', '.join(unknown)}, "
+                                      "not declared in zabbix:lookup:server:api:user_groups")
     webhook = settings.get("webhook") or {}
     if webhook.get("url"):
-        check_url(webhook["url"], "zabbix:server:webhook:url")
+        check_url(webhook["url"], "zabbix:lookup:server:api:webhook:url")
     alerts = settings.get("alerts") or {}
     if alerts:
         if alerts.get("user_group") not in groups:
-            raise ZabbixSettingsError(f"zabbix:server:alerts:user_group {alerts.get('user_group')!r} "
-                                      "is not declared in zabbix:server:user_groups")
+            raise ZabbixSettingsError(f"zabbix:lookup:server:api:alerts:user_group {alerts.get('user_group')!r} "
+                                      "is not declared in zabbix:lookup:server:api:user_groups")
         if alerts.get("min_severity", "warning") not in SEVERITIES:
-            raise ZabbixSettingsError(f"zabbix:server:alerts:min_severity {alerts.get('min_severity')!r}: "
+            raise ZabbixSettingsError(f"zabbix:lookup:server:api:alerts:min_severity {alerts.get('min_severity')!r}: "
                                       f"one of {', '.join(SEVERITIES)}")
     return settings
 
@@ -636,7 +636,7 @@ def ensure_users(url, settings, ca_file=None, test=False):
             name = user["username"]
             role = user.get("role", "User role")
             if role not in roles:
-                raise ZabbixSettingsError(f"zabbix:server:users:{name}:role {role!r} is not a Zabbix user role "
+                raise ZabbixSettingsError(f"zabbix:lookup:server:api:users:{name}:role {role!r} is not a Zabbix user role "
                                           f"({', '.join(sorted(roles))})")
             groupids = [usrgrps[g] for g in user["groups"] if g in usrgrps]
             if len(groupids) != len(user["groups"]):

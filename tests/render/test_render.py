@@ -257,3 +257,20 @@ BAD_APP = [
 def test_bad_app_settings_stop_the_render_before_any_change(salt_cli, topology, representatives, case, sls, app, message):
     errors = render_errors(show(salt_cli, sls, {"app": app}, a_web_node(topology, representatives)))
     assert any(message in e for e in errors), errors
+
+
+def test_bad_zabbix_settings_stop_the_render_naming_the_key(salt_cli, topology, representatives):
+    mon = minion_for("zabbix.server", topology, representatives)
+    extra = f"pillar={json.dumps({'zabbix': {'lookup': {'server': {'api': {'users': [{'username': 'jdoe'}]}}}}})}"
+    errors = render_errors(salt_cli.run("state.show_sls", "zabbix.server.api", extra, minion_tgt=mon))
+    assert any("zabbix:lookup:server:api:users:jdoe has no group" in e for e in errors), errors
+
+
+def test_every_machine_runs_a_zabbix_agent_announcing_its_roles(salt_cli, topology, representatives):
+    for name in representatives:
+        ret = salt_cli.run("state.show_sls", "common", minion_tgt=name)
+        assert not render_errors(ret), (name, render_errors(ret))
+        context = _args(ret.data["zabbix-agent-config-file-managed"], "managed")["context"]
+        roles = ";".join(f"role={r}" for r in topology["machines"][name]["roles"])
+        assert context["host_metadata"] == f"lemp-ha;{roles};", name
+        assert context["servers"] == [m["address"] for m in topology["roles"]["monitor"]["members"]]

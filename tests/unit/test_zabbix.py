@@ -84,19 +84,19 @@ def settings(**overrides):
 
 BAD = [
     ("unknown template", {"roles": {"web": {"templates": ["Nginx by Zabbix agnet"]}}},
-     "zabbix:server:roles:web:templates names unknown template(s) Nginx by Zabbix agnet"),
+     "zabbix:lookup:server:api:roles:web:templates names unknown template(s) Nginx by Zabbix agnet"),
     ("user with no group", {"users": [{"username": "jdoe"}]},
-     "zabbix:server:users:jdoe has no group"),
+     "zabbix:lookup:server:api:users:jdoe has no group"),
     ("user in an undeclared group", {"users": [{"username": "jdoe", "groups": ["admins"]}]},
-     "zabbix:server:users:jdoe:groups names admins, not declared in zabbix:server:user_groups"),
+     "zabbix:lookup:server:api:users:jdoe:groups names admins, not declared in zabbix:lookup:server:api:user_groups"),
     ("malformed webhook URL", {"webhook": {"url": "hooks.example.com/zabbix"}},
-     "zabbix:server:webhook:url 'hooks.example.com/zabbix' is not a URL"),
+     "zabbix:lookup:server:api:webhook:url 'hooks.example.com/zabbix' is not a URL"),
     ("webhook URL of another scheme", {"webhook": {"url": "ftp://hooks.example.com/"}},
-     "zabbix:server:webhook:url 'ftp://hooks.example.com/' is not a URL"),
+     "zabbix:lookup:server:api:webhook:url 'ftp://hooks.example.com/' is not a URL"),
     ("bad permission", {"user_groups": {"staff": {"permission": "admin"}}},
-     "zabbix:server:user_groups:staff:permission 'admin'"),
+     "zabbix:lookup:server:api:user_groups:staff:permission 'admin'"),
     ("alerts to an undeclared group", {"alerts": {"user_group": "nobody"}},
-     "zabbix:server:alerts:user_group 'nobody' is not declared"),
+     "zabbix:lookup:server:api:alerts:user_group 'nobody' is not declared"),
 ]
 
 
