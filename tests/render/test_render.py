@@ -232,6 +232,10 @@ def test_a_packaged_app_with_shared_paths_renders_its_links_and_static_locations
     assert "webapp-blog-release-6.1.9-files-copied-from-package" in ids
     assert "webapp-blog-release-6.1.9-wp-content/uploads-linked-to-shared-volume" in ids
     assert "webapp-blog-release-6.1.9-wp-content/cache-linked-to-this-node" in ids
+    # a half-built release goes before the copy; the marker records the links
+    assert "webapp-blog-release-6.1.9-half-built-copy-removed" in ids
+    marker = _args(ret.data["webapp-blog-release-6.1.9-marked-complete"], "managed")["contents"]
+    assert json.loads(marker)["links"][0]["target"] == "/srv/www-uploads/blog/wp-content/uploads"
     nginx = show(salt_cli, "nginx.config", WORDPRESS, web)
     assert not render_errors(nginx), render_errors(nginx)
     site = json.dumps(nginx.data["nginx-app-site-file-managed"])
@@ -257,3 +261,22 @@ BAD_APP = [
 def test_bad_app_settings_stop_the_render_before_any_change(salt_cli, topology, representatives, case, sls, app, message):
     errors = render_errors(show(salt_cli, sls, {"app": app}, a_web_node(topology, representatives)))
     assert any(message in e for e in errors), errors
+
+
+def test_nginx_keeps_its_own_body_limit_when_the_app_sets_no_upload_size(salt_cli, topology, representatives):
+    ret = show(salt_cli, "nginx.config", {"app": {"php": {"ini": {}}}}, a_web_node(topology, representatives))
+    assert not render_errors(ret), render_errors(ret)
+    assert '"client_max_body_size": "20m"' in json.dumps(ret.data["nginx-app-site-file-managed"])
+
+
+def test_the_php_version_names_the_packages_service_and_paths(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    ret = show(salt_cli, "phpfpm", {"phpfpm": {"lookup": {"version": "8.3"}}}, web)
+    assert not render_errors(ret), render_errors(ret)
+    text = json.dumps(ret.data)
+    assert "8.2" not in text
+    loaded = _args(ret.data["phpfpm-runs-its-current-configuration"], "config_loaded")
+    assert loaded["name"] == "php8.3-fpm"
+    assert loaded["paths"] == ["/etc/php/8.3/fpm"]
+    assert loaded["verify_cmd"] == "/usr/sbin/php-fpm8.3 -t"
+    assert "php8.3-fpm" in json.dumps(ret.data["phpfpm-packages-installed"])
