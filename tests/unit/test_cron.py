@@ -234,7 +234,7 @@ def node(redis_server):
     command.chmod(0o644)
     job_name = f"job{_free_port()}"  # a fresh lock key per test
 
-    def run(name="web1", check_log=True):
+    def run(name="web1"):
         env = dict(os.environ, LEMP_CRON_APP="shop", LEMP_CRON_JOB=job_name, LEMP_CRON_NODE=name,
                    LEMP_CRON_USER="nobody", LEMP_CRON_DIR=str(current), LEMP_CRON_REDIS_HOST="127.0.0.1",
                    LEMP_CRON_REDIS_PORT=str(redis_server["port"]), LEMP_CRON_TTL="60",
