@@ -6,7 +6,11 @@ import pathlib
 import pytest
 import yaml
 
+import lemp_release  # tests/conftest.py puts _modules on the path
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# What pillar/app.sls names, as orch.deploy records it (lemp_release.fingerprint).
+PILLAR_APP_BASE = lemp_release.fingerprint("1.0.0", {"path": "salt://app"})
 
 
 def sls_name(path, root):
@@ -145,13 +149,35 @@ def test_the_deployed_release_stays_current_until_the_pillar_names_another(salt_
     # pillar/app.sls names 1.0.0; orch.deploy recorded 1.0.1 while it did.
     web = a_web_node(topology, representatives)
     record = pathlib.Path(salt_roots["record"])
-    record.write_text(json.dumps({"app": {"version": "1.0.1", "base": "1.0.0", "source": {"path": "salt://app"}}}))
+    record.write_text(json.dumps({"app": {"version": "1.0.1", "base": PILLAR_APP_BASE,
+                                          "source": {"path": "salt://app"}}}))
     try:
         ret = salt_cli.run("state.show_sls", "webapp.switch", minion_tgt=web)
         assert "webapp-app-release-1.0.1-is-current" in ret.data, render_errors(ret) or ret.data
         extra = f"pillar={json.dumps({'app': {'version': '1.0.2'}})}"
         ret = salt_cli.run("state.show_sls", "webapp.switch", extra, minion_tgt=web)
         assert "webapp-app-release-1.0.2-is-current" in ret.data, render_errors(ret) or ret.data
+    finally:
+        record.unlink()
+
+
+SPEND = "spend-deployed-release-records-pillar-app-moved-away-from"
+
+
+def test_orch_site_spends_a_record_pillar_app_moved_away_from_and_keeps_a_current_one(salt_run_cli, salt_roots):
+    record = pathlib.Path(salt_roots["record"])
+    try:
+        for base, state in ((PILLAR_APP_BASE, "test.succeed_without_changes"),
+                            (lemp_release.fingerprint("0.9.0", {"path": "salt://app"}), "salt.runner")):
+            record.write_text(json.dumps({"app": {"version": "1.0.1", "base": base, "source": {}}}))
+            ret = salt_run_cli.run("state.orchestrate_show_sls", "orch.site")
+            assert ret.returncode == 0, ret
+            steps = next(iter(ret.data.values()))
+            assert isinstance(steps, dict), steps
+            module, function = state.split(".")
+            assert function in steps[SPEND].get(module, []), steps[SPEND]
+            assert "spend-deployed-release-records-pillar-app-moved-away-from" in str(
+                steps["apply-highstate-on-master-tier"]), "the highstates come after it"
     finally:
         record.unlink()
 
