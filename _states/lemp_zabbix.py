@@ -7,7 +7,7 @@ differs (nothing with ``test=True``). A second run reports no change.
       lemp_zabbix.host_groups_present:
         - url: https://mon1/api_jsonrpc.php
         - ca_file: /etc/zabbix/tls/ca.pem
-        - names: [lemp-ha, lemp-ha/web]
+        - groups: [lemp-ha, lemp-ha/web]
 
 The Admin password is read from the pillar by the module, never passed as
 an argument (state arguments show in logs and in state.show_sls).
@@ -56,8 +56,9 @@ def settings_valid(name, url, settings, template_files=(), ca_file=None):
     return ret
 
 
-def host_groups_present(name, url, names, ca_file=None):
-    return _run(name, "ensure_host_groups", url=url, names=list(names), ca_file=ca_file)
+def host_groups_present(name, url, groups, ca_file=None):
+    # `groups`, not `names`: Salt expands `names` into one state per item.
+    return _run(name, "ensure_host_groups", url=url, names=list(groups), ca_file=ca_file)
 
 
 def templates_imported(name, url, files, ca_file=None):

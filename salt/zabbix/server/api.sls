@@ -40,7 +40,7 @@ zabbix-api-host-groups-present:
   lemp_zabbix.host_groups_present:
     - url: {{ api_url }}
     - ca_file: {{ ca }}
-    - names: {{ ([api.base_group] + role_groups) | json }}
+    - groups: {{ ([api.base_group] + role_groups) | json }}
     - require:
       - lemp_zabbix: zabbix-api-settings-valid-before-any-change
 
