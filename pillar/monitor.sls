@@ -1,6 +1,7 @@
 # Settings of role monitor (mon1): Zabbix configured through its API
 # (salt/zabbix/server/api.sls; every key in salt/zabbix/pillar.example).
 # Secrets (database, Admin, agents' PSKs) come from the encrypted pillar.
+{%- import_yaml 'topology.yaml' as topology %}
 zabbix:
   lookup:
     server:
@@ -12,4 +13,5 @@ zabbix:
             name: Lab ops mailbox
             groups: [ops]
             role: Admin role
-            email: alerts@localhost
+            # Zabbix refuses alerts@localhost; exim on mon1 takes the domain as local
+            email: alerts@{{ topology.network.domain }}

@@ -23,7 +23,7 @@ zabbix-mail-exim4-config-file-managed:
     - contents: |
         # Written by Salt (salt/zabbix/server/mail.sls).
         dc_eximconfig_configtype='{{ 'smarthost' if mail.smarthost else 'local' }}'
-        dc_other_hostnames='{{ fqdn }}; {{ grains['id'] }}'
+        dc_other_hostnames='{{ fqdn }}; {{ grains['id'] }}; {{ salt['pillar.get']('topology:network:domain', fqdn) }}'
         dc_local_interfaces='127.0.0.1 ; ::1'
         dc_readhost=''
         dc_relay_domains=''
