@@ -108,10 +108,13 @@ def test_stopping_nginx_on_web1_opens_a_problem_and_mails_the_lab_mailbox(lab, z
     host = zabbix.host.get(output=["hostid"], filter={"host": web})[0]
     before = len(mails(lab, mon1))
 
+    stopped_at = int(lab.run(web, "date +%s").stdout)
+
     def nginx_problems():
-        return [p for p in zabbix.problem.get(output=["eventid", "name", "r_eventid"], hostids=host["hostid"],
-                                              recent=True)
-                if "nginx" in p["name"].lower()]
+        # only problems opened by this stop: an older one may still be open
+        return [p for p in zabbix.problem.get(output=["eventid", "name", "r_eventid", "clock"],
+                                              hostids=host["hostid"], recent=True)
+                if "nginx" in p["name"].lower() and int(p["clock"]) >= stopped_at]
 
     lab.run(web, "systemctl stop nginx")
     try:
