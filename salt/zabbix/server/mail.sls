@@ -13,8 +13,10 @@ zabbix-mail-mailbox-user-present:
   user.present:
     - name: {{ mail.mailbox }}
     - system: True
-    - createhome: False
-    - home: /nonexistent
+    # exim's mail_spool transport changes into the recipient's home first:
+    # a missing home (/nonexistent) defers every alert (seen in the lab)
+    - createhome: True
+    - home: /var/lib/{{ mail.mailbox }}
     - shell: /usr/sbin/nologin
 
 zabbix-mail-exim4-config-file-managed:
