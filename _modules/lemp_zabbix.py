@@ -156,7 +156,8 @@ def validate(settings, known_templates=()):
                 raise ZabbixSettingsError(
                     f"zabbix:lookup:server:api:roles:{role}:templates names unknown template(s) {', '.join(unknown)}: "
                     "use a template Zabbix 6.0 ships or add its YAML to salt/zabbix/server/files/templates/")
-        checked_roles[role] = {"group": decl.get("group") or f"lemp-ha/{role}", "templates": list(templates)}
+        checked_roles[role] = {"group": decl.get("group") or f"lemp-ha/{role}", "templates": list(templates),
+                               "macros": check_role_macros(role, decl.get("macros"))}  # web tier block
     settings["roles"] = checked_roles
 
     groups = settings.get("user_groups") or {}
@@ -500,6 +501,114 @@ def ensure_templates(url, files, ca_file=None, test=False):
                 api.configuration.import_(format="json", rules=IMPORT_RULES,
                                           source=json.dumps(tagged_export(export, digest)))
             changes.append(f"templates {', '.join(names)} imported from {path}")
+        return changes
+    return _api_call(run)
+
+
+# --- web tier: host macros per role ---
+# The shipped templates (Nginx, PHP-FPM, Redis, HAProxy) read where their
+# status pages are from user macros. A macro on another template does not
+# reliably override them (Zabbix resolves the host's own macros first, then
+# linked templates in an order the API does not promise), so each host gets
+# its roles' macros as host macros, marked with MACRO_MARK in their
+# description: only marked macros are ever updated or removed.
+MACRO_RE = re.compile(r"^\{\$[A-Z0-9_.]+(:.*)?\}$")
+MACRO_MARK = "lemp-ha: from pillar zabbix:lookup:server:api:roles"
+
+
+def check_role_macros(role, macros):
+    """The macros of a role (pillar ...:roles:<role>:macros) as {name: text};
+    ZabbixSettingsError naming the key for a bad name or value."""
+    key = f"zabbix:lookup:server:api:roles:{role}:macros"
+    if macros in (None, {}):
+        return {}
+    if not isinstance(macros, dict):
+        raise ZabbixSettingsError(f"{key} must map a macro such as '{{$NGINX.STUB_STATUS.PORT}}' to its value")
+    checked = {}
+    for name, value in macros.items():
+        if not MACRO_RE.match(str(name)):
+            raise ZabbixSettingsError(f"{key}: {name!r} is not a Zabbix user macro: write '{{$NAME.IN.CAPITALS}}' "
+                                      "(quoted in YAML)")
+        if value is None or isinstance(value, (dict, list)):
+            raise ZabbixSettingsError(f"{key}:{name} must be a single value, not {value!r}")
+        checked[name] = str(value)
+    return checked
+
+
+def host_macros(machines, roles):
+    """{host: {macro: value}} for every machine (topology ``machines``:
+    {name: {roles: [...]}}) from the checked ``roles`` (validate). Two roles
+    of one machine that give one macro different values are refused."""
+    plan = {}
+    for name in sorted(machines or {}):
+        wanted, source = {}, {}
+        for role in (machines[name] or {}).get("roles") or []:
+            for macro, value in ((roles.get(role) or {}).get("macros") or {}).items():
+                if macro in wanted and wanted[macro] != value:
+                    raise ZabbixSettingsError(
+                        f"zabbix:lookup:server:api:roles: {name} has roles {source[macro]} and {role}, which give "
+                        f"{macro} the values {wanted[macro]!r} and {value!r}: make them equal")
+                wanted[macro], source[macro] = value, role
+        plan[name] = wanted
+    return plan
+
+
+def macro_changes(current, wanted):
+    """What to do on one host: ``current`` is its usermacro.get rows
+    (hostmacroid, macro, value, description), ``wanted`` {macro: value}.
+    Returns {"create": [...], "update": [...], "delete": [ids]}: a macro
+    of the same name set by hand is taken over (the pillar wins); a marked
+    macro no longer wanted is removed; any other macro is left alone."""
+    have = {row["macro"]: row for row in current or []}
+    todo = {"create": [], "update": [], "delete": []}
+    for macro, value in sorted(wanted.items()):
+        row = have.get(macro)
+        if row is None:
+            todo["create"].append({"macro": macro, "value": value, "description": MACRO_MARK})
+        elif str(row.get("value", "")) != value or row.get("description") != MACRO_MARK:
+            todo["update"].append({"hostmacroid": str(row["hostmacroid"]), "value": value,
+                                   "description": MACRO_MARK})
+    for macro, row in sorted(have.items()):
+        if macro not in wanted and row.get("description") == MACRO_MARK:
+            todo["delete"].append(str(row["hostmacroid"]))
+    return todo
+
+
+def ensure_role_macros(url, settings, ca_file=None, test=False):
+    """Each host of the topology (pillar topology:machines) has its roles'
+    macros as host macros (after agent_hosts_present created the hosts)."""
+    def run():
+        checked = validate(settings)
+        plan = host_macros(_pillar("topology:machines") or {}, checked["roles"])
+        wanted_hosts = sorted(name for name, macros in plan.items() if macros)
+        if not wanted_hosts:
+            return []
+        api = _login(url, ca_file)
+        hosts = {h["host"]: h["hostid"] for h in api.host.get(output=["hostid", "host"],
+                                                              filter={"host": wanted_hosts})}
+        rows = api.usermacro.get(output="extend", hostids=list(hosts.values())) if hosts else []
+        by_host = {}
+        for row in rows:
+            by_host.setdefault(str(row["hostid"]), []).append(row)
+        changes = []
+        for name in wanted_hosts:
+            if name not in hosts:
+                if test:
+                    changes.append(f"host {name}: waits for the host (agent_hosts_present)")
+                    continue
+                raise CommandExecutionError(f"zabbix: host {name} is missing: lemp_zabbix.agent_hosts_present "
+                                            "creates it first (does it have a PSK in zabbix:server:agent_psks?)")
+            todo = macro_changes(by_host.get(str(hosts[name]), []), plan[name])
+            if not test:
+                for macro in todo["create"]:
+                    api.usermacro.create(hostid=hosts[name], **macro)
+                for macro in todo["update"]:
+                    api.usermacro.update(**macro)
+                if todo["delete"]:
+                    api.usermacro.delete(*todo["delete"])
+            for kind in ("create", "update", "delete"):
+                if todo[kind]:
+                    changes.append(f"host {name}: {len(todo[kind])} macro(s) to {kind}")
         return changes
     return _api_call(run)
 

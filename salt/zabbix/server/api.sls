@@ -63,6 +63,16 @@ zabbix-api-agent-hosts-present-with-their-psk:
     - require:
       - lemp_zabbix: zabbix-api-host-groups-present
 
+{#- web tier: where the shipped templates find the status pages (host
+    macros win over every template's, so they are set per host). #}
+zabbix-api-role-macros-on-each-host:
+  lemp_zabbix.role_macros_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-agent-hosts-present-with-their-psk
+
 zabbix-api-autoregistration-action-per-role:
   lemp_zabbix.autoregistration_actions:
     - url: {{ api_url }}
