@@ -94,6 +94,38 @@ def alert_action(name, url, settings, ca_file=None):
     return _run(name, "ensure_alert_action", url=url, settings=settings, ca_file=ca_file)
 
 
+# --- maintenance windows, webhook media, dashboard ---
+
+
+def webhook_media(name, url, settings, script_file, ca_file=None):
+    """The webhook media type, its user and the action posting to it."""
+    return _run(name, "ensure_webhook", url=url, settings=settings, script_file=script_file, ca_file=ca_file)
+
+
+def dashboard_present(name, url, settings, ca_file=None):
+    """The dashboard; widgets whose items are not there yet are skipped and
+    named in the comment (a later run adds them)."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    test = bool(__opts__.get("test", False))  # noqa: F821
+    try:
+        changes, skipped = __salt__["lemp_zabbix.ensure_dashboard"](url, settings, ca_file=ca_file,  # noqa: F821
+                                                                    test=test)
+    except Exception as exc:  # pylint: disable=broad-except
+        ret["comment"] = str(exc)
+        return ret
+    note = f"; skipped, no item yet: {'; '.join(skipped)}" if skipped else ""
+    if not changes:
+        ret.update(result=True, comment=f"{name}: as in the pillar{note}")
+    elif test:
+        ret.update(result=None, changes={"would": changes}, comment=f"{name}: would change{note}")
+    else:
+        ret.update(result=True, changes={"zabbix": changes}, comment=f"{name}: updated{note}")
+    return ret
+
+
+# --- end of maintenance windows, webhook media, dashboard ---
+
+
 # mon1's own MariaDB: the account and database functions of _modules/galera.py
 # (the local server as root over the unix socket), without its Galera gate.
 

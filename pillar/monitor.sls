@@ -5,7 +5,11 @@
 zabbix:
   lookup:
     server:
+      # Lab only: the webhook goes to a receiver on mon1's loopback that logs
+      # each POST (tests/lab/test_monitoring_ops.py reads it).
+      webhook_receiver: {enabled: true}
       api:
+        webhook: {url: 'http://127.0.0.1:8765/zabbix'}
         users:
           # The lab's alert mailbox on mon1 (/var/mail/alerts): problems
           # mailed to group ops reach it; tests/lab/test_monitoring.py reads it.

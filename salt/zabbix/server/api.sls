@@ -5,11 +5,13 @@
     and, against the server's templates, the first state: nothing changes. #}
 {%- from 'zabbix/map.jinja' import zabbix, topology, api_url with context %}
 {%- set api = zabbix.server.api %}
-{%- set checked = salt['lemp_zabbix.validate'](api) %}
 {%- do salt['lemp_secret.require']('zabbix:server:admin_password') %}
 {%- do salt['lemp_secret.require']('zabbix:server:agent_psks') %}
 {#- the repo's templates, cached on mon1 for the API client to read #}
 {%- set template_files = salt['cp.cache_dir']('salt://zabbix/server/files/templates') | select('match', '.*[.]yaml$') | sort %}
+{#- templates a role names: ones Zabbix ships (api.shipped_templates) or the repo's #}
+{%- set checked = salt['lemp_zabbix.validate'](api, salt['lemp_zabbix.render_known_templates'](api.shipped_templates, template_files)) %}
+{%- do salt['lemp_zabbix.validate_ops'](api) %}
 {%- set role_groups = checked.roles.values() | map(attribute='group') | unique | sort %}
 {%- set ca = zabbix.server.ca_file %}
 include:
@@ -115,3 +117,29 @@ zabbix-api-problems-mailed-to-ops:
     - settings: {{ api | json }}
     - require:
       - lemp_zabbix: zabbix-api-users-present
+
+{#- --- maintenance windows, webhook media, dashboard --- #}
+{#- The webhook media type (script salt/zabbix/server/files/webhook.js), a
+    user holding it and the action posting problems to it; nothing when
+    zabbix:lookup:server:api:webhook is empty. #}
+zabbix-api-webhook-media-user-and-action:
+  lemp_zabbix.webhook_media:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - script_file: {{ salt['cp.cache_file']('salt://zabbix/server/files/webhook.js') }}
+    - require:
+      - lemp_zabbix: zabbix-api-user-groups-present
+
+{#- "Platform overview": items looked up by key pattern now; a widget whose
+    template has no item yet is skipped (named in the comment) and added
+    by a later run. #}
+zabbix-api-platform-overview-dashboard-present:
+  lemp_zabbix.dashboard_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-user-groups-present
+      - lemp_zabbix: zabbix-api-agent-hosts-present-with-their-psk
+{#- --- end of maintenance windows, webhook media, dashboard --- #}

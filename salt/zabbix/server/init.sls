@@ -8,4 +8,5 @@ include:
   - zabbix.server.service
   - zabbix.server.frontend
   - zabbix.server.mail
+  - zabbix.server.webhook_receiver
   - zabbix.server.api
