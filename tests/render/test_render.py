@@ -48,7 +48,11 @@ def minion_for(sls, topology, representatives):
     component = sls.split(".")[0]
     if component == "common":
         return representatives[0]
-    roles = roles_applying(component) or [NOT_YET_APPLIED.get(component)]
+    # the most specific applier first: zabbix.watchdog.* on the master,
+    # zabbix.server.* on the monitor, then any role applying the component
+    parts = sls.split(".")
+    roles = next((r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r),
+                 None) or [NOT_YET_APPLIED.get(component)]
     for role in roles:
         for name in representatives:
             if role in topology["machines"][name]["roles"]:

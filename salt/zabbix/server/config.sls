@@ -1,7 +1,9 @@
 {#- zabbix_server.conf from defaults.yaml + pillar zabbix:lookup:server:settings;
     the database password is a generated secret, so the file is root:zabbix 0640. #}
-{%- from 'zabbix/map.jinja' import zabbix with context %}
+{%- from 'zabbix/map.jinja' import zabbix, topology with context %}
 {%- set db = zabbix.server.database %}
+{#- watchdog: its machines may read the server's statistics (StatsAllowedIP) #}
+{%- set settings = salt['lemp_zabbix_watchdog.server_settings'](zabbix.server.settings, topology, zabbix.watchdog.role) %}
 {%- set password = salt['lemp_secret.require']('zabbix:server:db_password') %}
 include:
   - zabbix.server.package
@@ -18,6 +20,6 @@ zabbix-server-config-file-managed:
     - context:
         db: {{ db | json }}
         db_password: {{ password | json }}
-        settings: {{ zabbix.server.settings | json }}
+        settings: {{ settings | json }}
     - require:
       - pkg: zabbix-server-packages-installed
