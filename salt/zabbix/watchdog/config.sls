@@ -21,8 +21,10 @@ zabbix-watchdog-mailbox-user-present:
   user.present:
     - name: {{ wd.mail.mailbox }}
     - system: True
-    - createhome: False
-    - home: /nonexistent
+    # exim's mail_spool transport changes into the recipient's home first:
+    # /nonexistent defers every mail (seen on mon1 in the lab)
+    - createhome: True
+    - home: /var/lib/{{ wd.mail.mailbox }}
     - shell: /usr/sbin/nologin
 
 zabbix-watchdog-script-file-managed:
