@@ -510,7 +510,6 @@ def ensure_templates(url, files, ca_file=None, test=False):
     return _api_call(run)
 
 
-<<<<<<< HEAD
 # --- web tier: host macros per role ---
 # The shipped templates (Nginx, PHP-FPM, Redis, HAProxy) read where their
 # status pages are from user macros. A macro on another template does not
@@ -615,7 +614,6 @@ def ensure_role_macros(url, settings, ca_file=None, test=False):
             for kind in ("create", "update", "delete"):
                 if todo[kind]:
                     changes.append(f"host {name}: {len(todo[kind])} macro(s) to {kind}")
-=======
 # --- maintenance windows, webhook media, dashboard (issue 10 items 4, 6, 7) ---
 #
 # Maintenance: orch.deploy and orch.galera_rolling_restart call
@@ -905,13 +903,10 @@ def ensure_webhook(url, settings, script_file, ca_file=None, test=False):
         if userid:
             changes += _ensure_action(api, webhook_action(f"lemp-ha: post problems to {webhook['name']}", userid,
                                                           mediatypeid, webhook["min_severity"]), test)
->>>>>>> zops
         return changes
     return _api_call(run)
 
 
-<<<<<<< HEAD
-=======
 def ensure_dashboard(url, settings, ca_file=None, test=False):
     """The dashboard of ``dashboard`` settings; returns (changes, skipped
     widgets). Items are looked up on the hosts of ``base_group`` by key
@@ -960,7 +955,6 @@ def render_known_templates(shipped, template_files):
 # --- end of maintenance windows, webhook media, dashboard ---
 
 
->>>>>>> zops
 def known_templates(url, ca_file=None):
     """Names of every template the server has."""
     return _api_call(lambda: [t["host"] for t in _login(url, ca_file).template.get(output=["host"])])
