@@ -256,7 +256,8 @@ def alert_action(name, usrgrpid, mediatypeid, min_severity="warning"):
             {"conditiontype": CONDITION_TRIGGER_SEVERITY, "operator": OPERATOR_GREATER_EQUAL,
              "value": str(SEVERITIES[min_severity])},
             # a problem suppressed by a maintenance window (orch.deploy...) is not sent
-            {"conditiontype": CONDITION_PROBLEM_SUPPRESSED, "operator": OPERATOR_NO, "value": ""}]},
+            # (this condition takes no value: 6.0 refuses one, seen in the lab)
+            {"conditiontype": CONDITION_PROBLEM_SUPPRESSED, "operator": OPERATOR_NO}]},
         "operations": [{"operationtype": OP_SEND_MESSAGE, "opmessage": message,
                         "opmessage_grp": [{"usrgrpid": str(usrgrpid)}]}],
         "recovery_operations": [{"operationtype": OP_NOTIFY_ALL_INVOLVED, "opmessage": {"default_msg": 1}}],
@@ -282,7 +283,7 @@ def action_signature(action):
     flt = action.get("filter") or {}
     return {
         "status": str(action.get("status", 0)),
-        "conditions": sorted((int(c["conditiontype"]), int(c["operator"]), str(c["value"]))
+        "conditions": sorted((int(c["conditiontype"]), int(c["operator"]), str(c.get("value", "")))
                              for c in flt.get("conditions") or []),
         "operations": sorted(_operation_signature(o) for o in action.get("operations") or []),
         "recovery_operations": sorted(_operation_signature(o) for o in action.get("recovery_operations") or []),

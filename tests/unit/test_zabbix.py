@@ -202,7 +202,7 @@ def test_a_disabled_action_is_enabled_again():
 def test_the_alert_action_mails_the_group_and_the_recovery():
     action = lemp_zabbix.alert_action("lemp-ha: mail problems to ops", "13", "1", "warning")
     assert action["filter"]["conditions"] == [{"conditiontype": 4, "operator": 5, "value": "2"},
-                                              {"conditiontype": 16, "operator": 11, "value": ""}]
+                                              {"conditiontype": 16, "operator": 11}]
     answer = dict(action, actionid="9", filter={"evaltype": "0", "conditions": [
         {"conditiontype": "4", "operator": "5", "value": "2", "value2": ""},
         {"conditiontype": "16", "operator": "11", "value": "", "value2": ""}]},
