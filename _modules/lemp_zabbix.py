@@ -615,6 +615,10 @@ def ensure_role_macros(url, settings, ca_file=None, test=False):
             for kind in ("create", "update", "delete"):
                 if todo[kind]:
                     changes.append(f"host {name}: {len(todo[kind])} macro(s) to {kind}")
+        return changes
+    return _api_call(run)
+
+
 # --- maintenance windows, webhook media, dashboard (issue 10 items 4, 6, 7) ---
 #
 # Maintenance: orch.deploy and orch.galera_rolling_restart call
