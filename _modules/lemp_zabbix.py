@@ -559,6 +559,76 @@ def host_macros(machines, roles):
     return plan
 
 
+def host_role_links(machines, roles):
+    """{host: {"groups": [names], "templates": [names]}} for every machine
+    of the topology, from its roles (``roles`` as checked by validate)."""
+    plan = {}
+    for name in sorted(machines or {}):
+        groups, templates = set(), set()
+        for role in (machines[name] or {}).get("roles") or []:
+            checked = roles.get(role) or {}
+            if checked.get("group"):
+                groups.add(checked["group"])
+            templates.update(checked.get("templates") or [])
+        plan[name] = {"groups": sorted(groups), "templates": sorted(templates)}
+    return plan
+
+
+def link_changes(current, wanted):
+    """What host.massadd must add so the host has every ``wanted`` group and
+    template (both {name: id}); ``current`` is {"groups": [ids], "templates":
+    [ids]}. Links are only ever added: one made by hand stays."""
+    have_groups = set(map(str, current.get("groups") or []))
+    have_templates = set(map(str, current.get("templates") or []))
+    return {"groups": sorted(str(i) for i in wanted["groups"].values() if str(i) not in have_groups),
+            "templates": sorted(str(i) for i in wanted["templates"].values() if str(i) not in have_templates)}
+
+
+def ensure_role_links(url, settings, ca_file=None, test=False):
+    """Each host of the topology is in its roles' groups with their templates.
+    Autoregistration links them only when a host first registers (or its
+    metadata changes): a template added to a role later reaches the hosts
+    already registered through this."""
+    def run():
+        checked = validate(settings)
+        plan = host_role_links(_pillar("topology:machines") or {}, checked["roles"])
+        if not plan:
+            return []
+        api = _login(url, ca_file)
+        group_ids = _groupids(api, sorted({g for p in plan.values() for g in p["groups"]}))
+        names = sorted({t for p in plan.values() for t in p["templates"]})
+        template_ids = {t["host"]: t["templateid"] for t in api.template.get(output=["templateid", "host"],
+                                                                            filter={"host": names})}
+        hosts = {h["host"]: h for h in api.host.get(output=["hostid", "host"], filter={"host": sorted(plan)},
+                                                    selectGroups=["groupid"], selectParentTemplates=["templateid"])}
+        changes = []
+        for name, wanted in plan.items():
+            lacking = [n for n in wanted["groups"] if n not in group_ids] + \
+                      [n for n in wanted["templates"] if n not in template_ids]
+            if name not in hosts or lacking:
+                if test:
+                    changes.append(f"host {name}: waits for {', '.join(lacking) or 'the host'}")
+                    continue
+                raise CommandExecutionError(f"zabbix: host {name} or its groups/templates {lacking} are missing "
+                                            "(agent_hosts_present, host_groups_present and templates_imported "
+                                            "come first)")
+            host = hosts[name]
+            todo = link_changes({"groups": [g["groupid"] for g in host.get("groups") or []],
+                                 "templates": [t["templateid"] for t in host.get("parentTemplates") or []]},
+                                {"groups": {g: group_ids[g] for g in wanted["groups"]},
+                                 "templates": {t: template_ids[t] for t in wanted["templates"]}})
+            if not (todo["groups"] or todo["templates"]):
+                continue
+            if not test:
+                api.host.massadd(hosts=[{"hostid": host["hostid"]}],
+                                 groups=[{"groupid": i} for i in todo["groups"]],
+                                 templates=[{"templateid": i} for i in todo["templates"]])
+            changes.append(f"host {name}: {len(todo['groups'])} group(s) and {len(todo['templates'])} "
+                           "template(s) linked")
+        return changes
+    return _api_call(run)
+
+
 def macro_changes(current, wanted):
     """What to do on one host: ``current`` is its usermacro.get rows
     (hostmacroid, macro, value, description), ``wanted`` {macro: value}.

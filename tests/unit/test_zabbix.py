@@ -300,3 +300,19 @@ def test_field_changes_compare_the_api_strings_with_the_wanted_numbers():
     desired = {"smtp_server": "localhost", "smtp_port": 25, "smtp_helo": "localhost",
                "smtp_email": "zabbix@localhost", "status": 0}
     assert lemp_zabbix.field_changes(answer, desired) == {"smtp_email": "zabbix@localhost"}
+
+
+def test_each_machine_is_planned_into_its_roles_groups_and_templates():
+    roles = {"web": {"group": "lemp-ha/web", "templates": ["Linux", "Nginx"]},
+             "lb": {"group": "lemp-ha/lb", "templates": ["Linux", "HAProxy"]}}
+    plan = lemp_zabbix.host_role_links({"web1": {"roles": ["web"]}, "both": {"roles": ["web", "lb"]}}, roles)
+    assert plan["web1"] == {"groups": ["lemp-ha/web"], "templates": ["Linux", "Nginx"]}
+    assert plan["both"] == {"groups": ["lemp-ha/lb", "lemp-ha/web"], "templates": ["HAProxy", "Linux", "Nginx"]}
+
+
+def test_role_links_are_only_added_never_removed():
+    current = {"groups": ["1", "9"], "templates": ["10"]}   # 9: a group set by hand
+    wanted = {"groups": {"lemp-ha": "1", "lemp-ha/web": "2"}, "templates": {"Linux": 10, "Nginx": 11}}
+    assert lemp_zabbix.link_changes(current, wanted) == {"groups": ["2"], "templates": ["11"]}
+    assert lemp_zabbix.link_changes({"groups": ["1", "2"], "templates": ["10", "11"]}, wanted) == \
+        {"groups": [], "templates": []}

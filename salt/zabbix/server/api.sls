@@ -67,6 +67,17 @@ zabbix-api-agent-hosts-present-with-their-psk:
 
 {#- web tier: where the shipped templates find the status pages (host
     macros win over every template's, so they are set per host). #}
+{#- Autoregistration links a role's templates when a host first registers;
+    a template added to a role later reaches registered hosts through this. #}
+zabbix-api-role-groups-and-templates-on-each-host:
+  lemp_zabbix.role_links_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - settings: {{ api | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-agent-hosts-present-with-their-psk
+      - lemp_zabbix: zabbix-api-repo-templates-imported
+
 zabbix-api-role-macros-on-each-host:
   lemp_zabbix.role_macros_present:
     - url: {{ api_url }}
