@@ -1030,6 +1030,96 @@ def render_known_templates(shipped, template_files):
 # --- end of maintenance windows, webhook media, dashboard ---
 
 
+# --- db/lb templates (issue #10: Galera, VIP, garbd, services, TLS, reachability) ---
+# The repo's templates for these tiers read facts of the topology that only
+# Salt knows, published as global macros (every host sees them): the Galera
+# cluster size the topology wants, the VIP, the domain. (The shipped MySQL
+# template's DSN and user are host macros of role db: roles:db:macros, set
+# by the web tier's ensure_role_macros.)
+
+
+def galera_expected_size(topology):
+    """wsrep_cluster_size of a healthy cluster: every data node (role db)
+    plus every garbd that votes. garbd counts in wsrep_cluster_size; the
+    topology runs it only with an even number of data nodes (its derived
+    `garbd` list, lemp_topology.validate), so an arbitrator machine beside
+    an odd count adds nothing."""
+    roles = (topology or {}).get("roles") or {}
+    dbs = (roles.get("db") or {}).get("members") or []
+    if not dbs:
+        raise ZabbixSettingsError("zabbix: the topology has no machine with role db: no Galera size to watch "
+                                  "(pillar/topology.yaml)")
+    return len(dbs) + len((topology or {}).get("garbd") or [])
+
+
+def global_macros(topology):
+    """The global macros the repo's templates read, from the derived topology."""
+    network = (topology or {}).get("network") or {}
+    macros = {"{$LEMP.DOMAIN}": str(network.get("domain", "")),
+              "{$LEMP.VIP}": str(network.get("vip", ""))}
+    if ((topology or {}).get("roles") or {}).get("db", {}).get("members"):
+        macros["{$LEMP.GALERA.SIZE}"] = str(galera_expected_size(topology))
+    return macros
+
+
+def global_macro_changes(current, wanted):
+    """What to write so that the global macros of ``wanted`` ({macro:
+    value}) have these values, given usermacro.get's rows (globalmacroid,
+    macro, value). Returns (to create: [{macro, value}], to update:
+    [{globalmacroid, macro, value}]); other global macros are left alone."""
+    have = {row["macro"]: row for row in current or []}
+    create, update = [], []
+    for macro, value in sorted((wanted or {}).items()):
+        row = have.get(macro)
+        if row is None:
+            create.append({"macro": macro, "value": str(value)})
+        elif str(row.get("value", "")) != str(value):
+            update.append({"globalmacroid": str(row["globalmacroid"]), "macro": macro, "value": str(value)})
+    return create, update
+
+
+def agent_user_parameters(roles, by_role, values):
+    """The agent2 UserParameter lines of a machine with these roles:
+    ``by_role`` ({role: {key: command}}, defaults.yaml zabbix:agent:
+    user_parameters) with ``{name}`` fields of the command filled from
+    ``values`` (e.g. the VIP). Sorted by key; a key given twice with two
+    commands is an error."""
+    lines = {}
+    for role in roles or []:
+        for key, command in sorted(((by_role or {}).get(role) or {}).items()):
+            try:
+                text = str(command).format(**(values or {}))
+            except KeyError as exc:
+                raise ZabbixSettingsError(f"zabbix:lookup:agent:user_parameters:{role}:{key} names "
+                                          f"{{{exc.args[0]}}}, which is not known") from None
+            if "\n" in text:
+                raise ZabbixSettingsError(f"zabbix:lookup:agent:user_parameters:{role}:{key}: one line only")
+            if key in lines and lines[key] != text:
+                raise ZabbixSettingsError(f"zabbix:lookup:agent:user_parameters: {key} has two commands")
+            lines[key] = text
+    return [f"UserParameter={key},{text}" for key, text in sorted(lines.items())]
+
+
+def ensure_global_macros(url, macros, ca_file=None, test=False):
+    """Global macros with these values (others are left alone)."""
+    def run():
+        api = _login(url, ca_file)
+        rows = api.usermacro.get(output=["globalmacroid", "macro", "value"], globalmacro=True,
+                                 filter={"macro": sorted(macros)})
+        create, update = global_macro_changes(rows, macros)
+        if not test:
+            for row in create:
+                api.usermacro.createglobal(**row)
+            for row in update:
+                api.usermacro.updateglobal(globalmacroid=row["globalmacroid"], value=row["value"])
+        return ([f"global macro {r['macro']} created" for r in create]
+                + [f"global macro {r['macro']} set to {r['value']!r}" for r in update])
+    return _api_call(run)
+
+
+# --- end of db/lb templates ---
+
+
 def known_templates(url, ca_file=None):
     """Names of every template the server has."""
     return _api_call(lambda: [t["host"] for t in _login(url, ca_file).template.get(output=["host"])])

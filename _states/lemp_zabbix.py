@@ -174,3 +174,11 @@ def local_user_present(name, password_pillar, host="localhost", grants=None):
     else:
         ret.update(result=True, changes={"account": changes}, comment=f"{name}@{host} updated")
     return ret
+
+
+# --- db/lb templates: macros the repo's templates read ---
+
+
+def global_macros_present(name, url, macros, ca_file=None):
+    """Global macros (lemp_zabbix.global_macros: from the topology)."""
+    return _run(name, "ensure_global_macros", url=url, macros=dict(macros), ca_file=ca_file)

@@ -14,3 +14,7 @@ zabbix-agent-package-removed:
 zabbix-agent-psk-file-absent:
   file.absent:
     - name: {{ zabbix.agent.psk_file }}
+
+zabbix-agent-userparameters-file-absent:
+  file.absent:
+    - name: {{ zabbix.agent.user_parameters_file }}

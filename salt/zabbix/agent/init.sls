@@ -8,6 +8,7 @@
 include:
   - zabbix.agent.package
   - zabbix.agent.config
+  - zabbix.agent.userparameters
   - zabbix.agent.service
 {%- else %}
 

@@ -154,3 +154,19 @@ zabbix-api-platform-overview-dashboard-present:
       - lemp_zabbix: zabbix-api-user-groups-present
       - lemp_zabbix: zabbix-api-agent-hosts-present-with-their-psk
 {#- --- end of maintenance windows, webhook media, dashboard --- #}
+
+{#- --- db/lb templates: the facts of the topology the repo's templates read
+    (the Galera size with its voting garbd, the VIP, the domain) as global
+    macros, computed by lemp_zabbix.global_macros. (The shipped MySQL
+    template's DSN and user are host macros of role db, set above with the
+    other roles' macros.) #}
+zabbix-api-global-macros-from-topology:
+  lemp_zabbix.global_macros_present:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - macros: {{ salt['lemp_zabbix.global_macros'](topology) | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-settings-valid-before-any-change
+    - require_in:
+      - lemp_zabbix: zabbix-api-repo-templates-imported
+{#- --- end of db/lb templates --- #}
