@@ -19,3 +19,9 @@ zabbix:
             role: Admin role
             # Zabbix refuses alerts@localhost; exim on mon1 takes the domain as local
             email: alerts@{{ topology.network.domain }}
+# --- logs (item 8): the collector's side of salt/rsyslog (salt/rsyslog/pillar.example) ---
+rsyslog:
+  lookup:
+    server:
+      # Every machine's forwarded logs stay this long on mon1 (logrotate, daily).
+      retention_days: 14

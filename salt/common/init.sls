@@ -3,3 +3,5 @@ include:
   - common.hosts
   # every machine is monitored; the agent reads the monitor's address from the topology
   - zabbix.agent
+  # every machine forwards its logs to the monitor (salt/rsyslog; docs/monitoring.md "Logs")
+  - rsyslog
