@@ -10,17 +10,23 @@ can no longer log in. The test puts them back (state openldap.seed, then a
 sync) in `finally`, so the lab stays as it was.
 """
 
+import pathlib
 import shlex
 import ssl
 
 import pytest
+import yaml
 from zabbix_utils import ZabbixAPI
 
+import lemp_zabbix_ldap  # tests/conftest.py puts _modules on the path
 from lemplab import wait_for
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DIRECTORY = yaml.safe_load((REPO / "salt" / "openldap" / "defaults.yaml").read_text())["openldap"]
 
 STAFF_UID = "lab-staff"               # pillar/monitor.sls openldap:lookup:people
 STAFF_SECRET = "ldap_lab_staff"       # pillar/secrets.spec.yaml
-SUFFIX = "dc=lemp-ha,dc=lab"          # salt/openldap/defaults.yaml domain lemp-ha.lab
+SUFFIX = lemp_zabbix_ldap.directory_suffix(DIRECTORY)
 DASHBOARD = "Platform overview"
 
 
@@ -115,7 +121,7 @@ def test_a_directory_staff_user_cannot_change_configuration_through_the_api(lab,
 
 def test_a_person_removed_from_the_directory_can_no_longer_sign_in(lab, mon1, base_url, staff_password):
     admin_dn = f"cn=admin,{SUFFIX}"
-    person_dn = f"uid={STAFF_UID},ou=people,{SUFFIX}"
+    person_dn = f"uid={STAFF_UID},{DIRECTORY['people_rdn']},{SUFFIX}"
     password = shlex.quote(lab.secrets["passwords"]["ldap_admin"])
     lab.run(mon1, f"ldapdelete -x -H ldap://127.0.0.1 -D {shlex.quote(admin_dn)} -y <(printf %s {password}) "
                   f"{shlex.quote(person_dn)}")
