@@ -4,6 +4,11 @@
 {%- import_yaml 'topology.yaml' as topology %}
 zabbix:
   lookup:
+    # --- staff access through a directory ---
+    # The lab's own directory: slapd on mon1 (salt/openldap), people below;
+    # Zabbix and the sync use it (tests/lab/test_monitoring_staff.py).
+    ldap:
+      lab_directory: true
     server:
       # Lab only: the webhook goes to a receiver on mon1's loopback that logs
       # each POST (tests/lab/test_monitoring_ops.py reads it).
@@ -25,3 +30,17 @@ rsyslog:
     server:
       # Every machine's forwarded logs stay this long on mon1 (logrotate, daily).
       retention_days: 14
+# The lab directory's people (salt/openldap; passwords: generated secrets
+# openldap:passwords:<uid>, pillar/secrets.spec.yaml).
+openldap:
+  lookup:
+    people:
+      - uid: lab-staff
+        cn: Lab Staff
+        mail: lab-staff@{{ topology.network.domain }}
+        groups: [staff]
+      - uid: lab-operator
+        cn: Lab Operator
+        mail: lab-operator@{{ topology.network.domain }}
+        groups: [ops]
+    # --- end staff access through a directory ---

@@ -327,3 +327,37 @@ def test_the_php_version_names_the_packages_service_and_paths(salt_cli, topology
     assert loaded["paths"] == ["/etc/php/8.3/fpm"]
     assert loaded["verify_cmd"] == "/usr/sbin/php-fpm8.3 -t"
     assert "php8.3-fpm" in json.dumps(ret.data["phpfpm-packages-installed"])
+
+
+# --- staff access through a directory (salt/openldap, zabbix.server.ldap) ---
+def a_monitor(topology, representatives):
+    return next(name for name in representatives if "monitor" in topology["machines"][name]["roles"])
+
+
+def test_the_lab_directory_and_the_ldap_sync_render_on_the_monitor(salt_cli, topology, representatives):
+    ret = salt_cli.run("state.show_sls", "zabbix.server.ldap", minion_tgt=a_monitor(topology, representatives))
+    assert not render_errors(ret), render_errors(ret)
+    for sid in ("openldap-slapd-debconf-preseeded-before-first-install", "openldap-slapd-listens-on-loopback-only",
+                "openldap-lab-directory-seeded-from-pillar", "zabbix-ldap-authentication-configured",
+                "zabbix-ldap-users-synced-from-directory-at-deploy", "zabbix-ldap-sync-timer-running"):
+        assert sid in ret.data, sid
+    # the admin password is preseeded before the first install only
+    preseed = ret.data["openldap-slapd-debconf-preseeded-before-first-install"]["debconf"]
+    assert any("unless" in arg for arg in preseed if isinstance(arg, dict)), preseed
+
+
+def test_without_a_directory_neither_slapd_nor_the_sync_is_applied(salt_cli, topology, representatives):
+    extra = f"pillar={json.dumps({'zabbix': {'lookup': {'ldap': {'lab_directory': False}}}})}"
+    mon = a_monitor(topology, representatives)
+    for sls in ("openldap", "zabbix.server.ldap"):
+        ret = salt_cli.run("state.show_sls", sls, extra, minion_tgt=mon)
+        assert not render_errors(ret), render_errors(ret)
+        assert not [sid for sid in ret.data if "openldap" in sid or "zabbix-ldap" in sid], (sls, sorted(ret.data))
+
+
+def test_a_bad_ldap_host_stops_the_render_naming_the_key(salt_cli, topology, representatives):
+    extra = f"pillar={json.dumps({'zabbix': {'lookup': {'ldap': {'host': 'ldap.example.com'}}}})}"
+    errors = render_errors(salt_cli.run("state.show_sls", "zabbix.server.ldap", extra,
+                                        minion_tgt=a_monitor(topology, representatives)))
+    assert any("zabbix:lookup:ldap:host 'ldap.example.com' must be ldap://host or ldaps://host" in e
+               for e in errors), errors

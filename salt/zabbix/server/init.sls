@@ -10,3 +10,4 @@ include:
   - zabbix.server.mail
   - zabbix.server.webhook_receiver
   - zabbix.server.api
+  - zabbix.server.ldap
