@@ -15,7 +15,7 @@ BAD_ZABBIX = [
      "zabbix:lookup:server:api:users:jdoe has no group"),
     ("malformed webhook URL", {"webhook": {"url": "hooks.example.com/zabbix"}},
      "zabbix:lookup:server:api:webhook:url 'hooks.example.com/zabbix' is not a URL"),
-    ("webhook without a URL", {"webhook": {"name": "pager"}},
+    ("webhook without a URL", {"webhook": {"name": "pager", "url": ""}},
      "zabbix:lookup:server:api:webhook:url is missing"),
     ("dashboard shared with an undeclared group", {"dashboard": {"share": {"viewers": "read"}}},
      "zabbix:lookup:server:api:dashboard:share:viewers is not declared"),
