@@ -472,6 +472,28 @@ def ensure_host_groups(url, names, ca_file=None, test=False):
     return _api_call(run)
 
 
+def hosts_to_disable(current, names):
+    """Host ids among ``current`` (host.get rows: hostid, host, status) named
+    in ``names`` and still monitored (status 0)."""
+    wanted = set(names or [])
+    return sorted(h["hostid"] for h in current or [] if h["host"] in wanted and str(h.get("status")) == "0")
+
+
+def ensure_hosts_disabled(url, names, ca_file=None, test=False):
+    """The hosts ``names`` (zabbix:lookup:server:api:disabled_hosts) are
+    disabled, not deleted: their history stays readable."""
+    def run():
+        if not names:
+            return []
+        api = _login(url, ca_file)
+        rows = api.host.get(output=["hostid", "host", "status"], filter={"host": list(names)})
+        todo = hosts_to_disable(rows, names)
+        if todo and not test:
+            api.host.massupdate(hosts=[{"hostid": i} for i in todo], status=1)
+        return [f"host {h['host']} disabled" for h in rows if h["hostid"] in todo]
+    return _api_call(run)
+
+
 IMPORT_RULES = {
     "groups": {"createMissing": True},
     "templates": {"createMissing": True, "updateExisting": True},

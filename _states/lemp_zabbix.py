@@ -73,6 +73,11 @@ def agent_hosts_present(name, url, base_group, ca_file=None):
     return _run(name, "ensure_agent_hosts", url=url, base_group=base_group, ca_file=ca_file)
 
 
+def hosts_disabled(name, url, hosts, ca_file=None):
+    """The named hosts are disabled (kept, with their history)."""
+    return _run(name, "ensure_hosts_disabled", url=url, names=hosts, ca_file=ca_file)
+
+
 def role_links_present(name, url, settings, ca_file=None):
     """Each host is in its roles' groups with their templates (added, never removed)."""
     return _run(name, "ensure_role_links", url=url, settings=settings, ca_file=ca_file)

@@ -20,9 +20,7 @@ import lab_secrets  # noqa: E402
 DEFAULTS = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]
 TEMPLATES_DIR = REPO / "salt" / "zabbix" / "server" / "files" / "templates"
 # Templates Zabbix 6.0 ships (data.sql.gz of Debian's zabbix-server-mysql 1:6.0.14)
-SHIPPED = ["Linux by Zabbix agent active", "Linux by Zabbix agent", "Nginx by Zabbix agent",
-           "PHP-FPM by Zabbix agent", "HAProxy by Zabbix agent", "MySQL by Zabbix agent 2",
-           "Redis by Zabbix agent 2"]
+SHIPPED = DEFAULTS["server"]["api"]["shipped_templates"]   # what Zabbix 6.0 ships, as listed once
 
 
 def repo_templates():
@@ -316,3 +314,11 @@ def test_role_links_are_only_added_never_removed():
     assert lemp_zabbix.link_changes(current, wanted) == {"groups": ["2"], "templates": ["11"]}
     assert lemp_zabbix.link_changes({"groups": ["1", "2"], "templates": ["10", "11"]}, wanted) == \
         {"groups": [], "templates": []}
+
+
+def test_only_monitored_hosts_named_are_disabled():
+    rows = [{"hostid": "1", "host": "Zabbix server", "status": "0"},
+            {"hostid": "2", "host": "web1", "status": "0"},
+            {"hostid": "3", "host": "old", "status": "1"}]
+    assert lemp_zabbix.hosts_to_disable(rows, ["Zabbix server", "old"]) == ["1"]
+    assert lemp_zabbix.hosts_to_disable(rows, []) == []

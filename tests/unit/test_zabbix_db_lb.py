@@ -89,7 +89,8 @@ def test_the_db_hosts_get_the_mysql_templates_dsn_and_user_and_no_one_else(topol
     for host, macros in plan.items():
         mysql = {k: v for k, v in macros.items() if k.startswith("{$MYSQL.")}
         if host in dbs:
-            assert mysql == {"{$MYSQL.DSN}": "unix:/run/mysqld/mysqld.sock", "{$MYSQL.USER}": "zabbix"}, host
+            assert mysql == {"{$MYSQL.DSN}": "unix:/run/mysqld/mysqld.sock", "{$MYSQL.USER}": "zabbix",
+                             "{$MYSQL.BUFF_UTIL.MIN.WARN}": "0"}, host
         else:
             assert not mysql, host
 

@@ -67,6 +67,14 @@ zabbix-api-agent-hosts-present-with-their-psk:
 
 {#- web tier: where the shipped templates find the status pages (host
     macros win over every template's, so they are set per host). #}
+zabbix-api-packaged-hosts-disabled:
+  lemp_zabbix.hosts_disabled:
+    - url: {{ api_url }}
+    - ca_file: {{ ca }}
+    - hosts: {{ (api.disabled_hosts or []) | json }}
+    - require:
+      - lemp_zabbix: zabbix-api-settings-valid-before-any-change
+
 {#- Autoregistration links a role's templates when a host first registers;
     a template added to a role later reaches registered hosts through this. #}
 zabbix-api-role-groups-and-templates-on-each-host:
