@@ -93,11 +93,15 @@ rsyslog-zabbix-agent-reads-remote-logs-dropin-managed:
       - group: rsyslog-remote-logs-group-present
 
 {#- Stateful, not onchanges: a run that failed after writing the drop-in is
-    caught up by the next one. #}
+    caught up by the next one. NeedDaemonReload alone misses a drop-in that
+    is new (systemd only watches the files it loaded; seen in the lab): the
+    unit's DropInPaths must name it too. #}
 rsyslog-zabbix-agent-unit-reloaded:
   cmd.run:
     - name: systemctl daemon-reload
-    - onlyif: systemctl show -p NeedDaemonReload --value {{ zabbix.agent.service }} | grep -qx yes
+    - unless: >-
+        systemctl show -p DropInPaths --value {{ zabbix.agent.service }} | tr ' ' '\n' | grep -qxF {{ server.agent_dropin }}
+        && systemctl show -p NeedDaemonReload --value {{ zabbix.agent.service }} | grep -qx no
     - require:
       - file: rsyslog-zabbix-agent-reads-remote-logs-dropin-managed
 
