@@ -25,6 +25,22 @@ zabbix-frontend-packages-installed:
     - require:
       - pkg: zabbix-frontend-web-packages-installed
 
+{#- The frontend's language needs its system locale: without it every page
+    carries "Locale for language en_US is not found" (seen on the lab's
+    dashboard screenshot; the box has only C and C.utf8). #}
+zabbix-frontend-locale-package-installed:
+  pkg.installed:
+    - name: locales
+    - install_recommends: False
+
+zabbix-frontend-locale-generated:
+  locale.present:
+    - name: {{ fe.locale }}
+    - require:
+      - pkg: zabbix-frontend-locale-package-installed
+    - require_in:
+      - pkg: zabbix-frontend-packages-installed
+
 zabbix-frontend-config-file-managed:
   file.managed:
     - name: {{ fe.config }}
