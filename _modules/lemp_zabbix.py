@@ -390,6 +390,11 @@ def _client(url, ca_file):
     return ZabbixAPI(url=url, ssl_context=context)
 
 
+# Sessions opened by the API step running now: _api_call logs them out at
+# its end (each login is a session row and an audit entry on the server).
+_SESSIONS = []
+
+
 def _login(url, ca_file, password=None):
     api = _client(url, ca_file)
     password = password or _pillar("zabbix:server:admin_password")
@@ -397,11 +402,14 @@ def _login(url, ca_file, password=None):
         raise CommandExecutionError("secret zabbix:server:admin_password is missing from the pillar "
                                     "(pillar/secrets.spec.yaml; docs/secrets.md)")
     api.login(user="Admin", password=password)
+    _SESSIONS.append(api)
     return api
 
 
 def _api_call(func):
-    """Run an API step; the client's errors become CommandExecutionError."""
+    """Run an API step; the client's errors become CommandExecutionError.
+    The sessions it opened are closed at its end, whatever happened."""
+    mark = len(_SESSIONS)
     try:
         return func()
     except ZabbixSettingsError:
@@ -410,6 +418,12 @@ def _api_call(func):
         raise
     except Exception as exc:  # pylint: disable=broad-except
         raise CommandExecutionError(f"zabbix API: {exc}")
+    finally:
+        while len(_SESSIONS) > mark:
+            try:
+                _SESSIONS.pop().logout()
+            except Exception:  # pylint: disable=broad-except
+                pass  # an expired or refused session is gone anyway
 
 
 def ensure_admin_password(url, ca_file=None, default_password="zabbix", test=False):
@@ -744,7 +758,7 @@ def maintenance_window(name, hostids, now, expiry_minutes):
         raise ZabbixSettingsError(f"maintenance {name}: expiry_minutes must be at least 1")
     till = int(now) + 60 * int(expiry_minutes)
     return {"name": name, "maintenance_type": MAINTENANCE_WITH_DATA, "active_since": int(now),
-            "active_till": till, "hostids": [str(h) for h in hostids],
+            "active_till": till, "hosts": [{"hostid": str(h)} for h in hostids],  # 6.0: hostids is deprecated
             "description": "opened by a lemp-ha orchestration; closed at its end, expires by itself",
             "timeperiods": [{"timeperiod_type": TIMEPERIOD_ONE_TIME, "start_date": int(now),
                              "period": till - int(now)}]}
@@ -905,7 +919,13 @@ def _monitor_url():
     return f"https://{__grains__['id']}.{domain}/api_jsonrpc.php"  # noqa: F821
 
 
-def maintenance_open(name, hosts, expiry_minutes=120, ca_file="/etc/zabbix/tls/ca.pem", url=None, now=None):
+def hosts_in_maintenance(rows):
+    """True when every host.get row (maintenance_status) is in maintenance."""
+    return bool(rows) and all(str(r.get("maintenance_status")) == "1" for r in rows)
+
+
+def maintenance_open(name, hosts, expiry_minutes=120, ca_file="/etc/zabbix/tls/ca.pem", url=None, now=None,
+                     wait_seconds=90):
     """Open the maintenance window ``name`` for the Zabbix hosts named
     ``hosts`` (machine names), until ``expiry_minutes`` from now. Also
     removes our windows whose expiry has passed. Returns what it did.
@@ -934,6 +954,15 @@ def maintenance_open(name, hosts, expiry_minutes=120, ca_file="/etc/zabbix/tls/c
             return {"opened": None, "done": done + [f"no Zabbix host among {', '.join(hosts)}: no window"]}
         api.maintenance.create(**maintenance_window(name, [h["hostid"] for h in found], now, expiry_minutes))
         unknown = sorted(set(hosts) - {h["host"] for h in found})
+        # Zabbix's timer puts hosts in maintenance at its next minute, not at
+        # create: until then a problem would still be mailed. Wait for it.
+        hostids = [h["hostid"] for h in found]
+        deadline = time.monotonic() + wait_seconds
+        while not hosts_in_maintenance(api.host.get(output=["hostid", "maintenance_status"], hostids=hostids)):
+            if time.monotonic() >= deadline:
+                done.append(f"hosts not yet in maintenance after {wait_seconds}s (the server's timer is late)")
+                break
+            time.sleep(2)  # polling the server's state, bounded by wait_seconds
         return {"opened": name, "hosts": sorted(h["host"] for h in found),
                 "done": done + ([f"not in Zabbix: {', '.join(unknown)}"] if unknown else [])}
     return _api_call(run)

@@ -542,7 +542,30 @@ def sync(test=False):
                     "skipped": [line for line in lines if line.startswith("skip ")], "plan": plan}
         finally:
             api.logout()
-    return _wrap(run)
+    return _wrap(lambda: _one_at_a_time(run))
+
+
+# The timer, a highstate and an operator may all sync at once: two syncs
+# would both create a new user ("already exists"). One waits for the other.
+SYNC_LOCK = "/run/lemp-zabbix-ldap-sync.lock"
+
+
+def _one_at_a_time(func, wait=50, path=SYNC_LOCK):
+    import fcntl  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    with open(path, "a", encoding="utf-8") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CommandExecutionError(f"another directory sync has held {path} for {wait} s; "
+                                                "try again (systemctl status lemp-zabbix-ldap-sync)")
+                time.sleep(0.2)  # waiting for the other sync's lock, bounded by `wait`
+        return func()
 
 
 def seed_lab_directory(test=False):

@@ -220,3 +220,13 @@ def test_the_seed_corrects_a_changed_password_and_a_group_edited_by_hand_but_del
     assert sorted(modifies) == [staff, ann]
     assert modifies[staff] == {"member": [ann]}
     assert zl.ssha_matches(modifies[ann]["userPassword"][0], "new")
+
+
+def test_a_sync_waits_for_the_one_holding_the_lock_and_then_runs(tmp_path):
+    import fcntl
+    lock = tmp_path / "sync.lock"
+    assert zl._one_at_a_time(lambda: "ran", path=str(lock)) == "ran"
+    with open(lock, "a", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(Exception, match="another directory sync"):
+            zl._one_at_a_time(lambda: "ran", wait=0.3, path=str(lock))

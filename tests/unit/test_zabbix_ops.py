@@ -40,7 +40,7 @@ def arg(step, key):
 def test_a_window_runs_from_now_until_its_safety_expiry():
     window = lemp_zabbix.maintenance_window("lemp-ha maintenance: orch.deploy 1", ["10", 11], 1000, 30)
     assert window["active_since"] == 1000 and window["active_till"] == 1000 + 1800
-    assert window["hostids"] == ["10", "11"] and window["maintenance_type"] == 0
+    assert window["hosts"] == [{"hostid": "10"}, {"hostid": "11"}] and window["maintenance_type"] == 0
     assert window["timeperiods"] == [{"timeperiod_type": 0, "start_date": 1000, "period": 1800}]
     with pytest.raises(lemp_zabbix.ZabbixSettingsError, match="expiry_minutes"):
         lemp_zabbix.maintenance_window("x", ["1"], 1000, 0)
@@ -194,3 +194,9 @@ def test_the_render_knows_the_shipped_and_the_repo_templates():
     bad = dict(API, roles={"web": {"templates": ["Nginx by HTTP, misspelt"]}})
     with pytest.raises(lemp_zabbix.ZabbixSettingsError, match="roles:web:templates names unknown template"):
         lemp_zabbix.validate(bad, known)
+
+
+def test_hosts_are_in_maintenance_only_when_every_one_is():
+    assert lemp_zabbix.hosts_in_maintenance([{"maintenance_status": "1"}, {"maintenance_status": 1}])
+    assert not lemp_zabbix.hosts_in_maintenance([{"maintenance_status": "1"}, {"maintenance_status": "0"}])
+    assert not lemp_zabbix.hosts_in_maintenance([])

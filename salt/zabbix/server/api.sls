@@ -161,6 +161,8 @@ zabbix-api-platform-overview-dashboard-present:
     - require:
       - lemp_zabbix: zabbix-api-user-groups-present
       - lemp_zabbix: zabbix-api-agent-hosts-present-with-their-psk
+      # its items come with the templates linked there: one run, not two
+      - lemp_zabbix: zabbix-api-role-groups-and-templates-on-each-host
 {#- --- end of maintenance windows, webhook media, dashboard --- #}
 
 {#- --- db/lb templates: the facts of the topology the repo's templates read

@@ -54,14 +54,22 @@ zabbix-server-database-user-{{ db.user }}-present:
     - require:
       - lemp_zabbix: zabbix-server-database-{{ db.name }}-present
 
+{#- pipefail: a missing or broken file fails the state instead of leaving a
+    partial schema; a database with tables but no users (an import that
+    stopped half-way) is reported, never imported over. #}
 zabbix-server-schema-imported-into-empty-database:
   cmd.run:
+    - shell: /bin/bash
     - name: >-
+        set -o pipefail;
+        if [ "$(mariadb -N -B -e "SELECT COUNT(*) FROM information_schema.tables
+        WHERE table_schema = '{{ db.name }}'")" != 0 ]; then
+        echo "database {{ db.name }} has tables but no Zabbix users: a schema import stopped half-way;
+        drop the database (mariadb -e 'DROP DATABASE {{ db.name }}') and apply again" >&2; exit 1; fi;
         zcat {{ zabbix.server.schema_dir }}/schema.sql.gz {{ zabbix.server.schema_dir }}/images.sql.gz
         {{ zabbix.server.schema_dir }}/data.sql.gz | mariadb {{ db.name }}
     - unless: >-
-        test "$(mariadb -N -B -e "SELECT COUNT(*) FROM information_schema.tables
-        WHERE table_schema = '{{ db.name }}'")" != 0
+        test "$(mariadb -N -B -e "SELECT COUNT(*) FROM {{ db.name }}.users" 2>/dev/null || echo 0)" -gt 0
     - require:
       - pkg: zabbix-server-packages-installed
       - lemp_zabbix: zabbix-server-database-user-{{ db.user }}-present
