@@ -28,15 +28,17 @@ FRESH = 180  # seconds: the shipped templates poll their pages every minute
 EVENTS = ("has been restarted", "Replication role has changed")
 SETTLE = 240  # seconds: the shipped templates poll their pages every minute
 SEVERITIES = ["not classified", "information", "warning", "average", "high", "disaster"]
-# The master item of each shipped template, recognised by its key.
+# An item of each template fed by what the platform serves, recognised by
+# its key: values parsed from the status pages (the templates' master
+# web.page.get items keep no history, so they never show a last value).
 STATUS_ITEMS = {
-    "web": {"nginx": lambda key: key.startswith("web.page.get[") and "NGINX.STUB_STATUS" in key,
-            "php-fpm status": lambda key: key.startswith("web.page.get[") and "PHP_FPM.STATUS.PAGE" in key,
-            "php-fpm ping": lambda key: key.startswith("web.page.get[") and "PHP_FPM.PING.PAGE" in key,
+    "web": {"nginx": lambda key: key == "nginx.connections.active",
+            "php-fpm status": lambda key: key == "php-fpm.processes_active",
+            "php-fpm ping": lambda key: key == "php-fpm.ping",
             "redis": lambda key: key.startswith("redis.info["),
             "sentinel": lambda key: key == "lemp.sentinel.ckquorum",
             "glusterfs": lambda key: key.startswith("vfs.file.contents[")},
-    "lb": {"haproxy": lambda key: key.startswith("web.page.get[") and "HAPROXY.STATS" in key and ";csv" in key,
+    "lb": {"haproxy": lambda key: key.startswith("haproxy.frontend.scur["),
            "sentinel": lambda key: key == "lemp.sentinel.ckquorum"},
 }
 
