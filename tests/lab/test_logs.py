@@ -21,7 +21,6 @@ from web_helpers import base_url
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RSYSLOG = yaml.safe_load((REPO / "salt" / "rsyslog" / "defaults.yaml").read_text())["rsyslog"]
-WEBAPP = yaml.safe_load((REPO / "salt" / "webapp" / "defaults.yaml").read_text())["webapp"]
 REMOTE = RSYSLOG["server"]["directory"]
 FORWARDED = 60  # seconds: a line reaches mon1's copy within this
 PROBLEM = 120   # seconds: the log item's problem opens within this
@@ -71,13 +70,15 @@ def test_a_request_through_the_vip_is_in_mons_copies_of_the_haproxy_and_nginx_ac
 
 
 def release_public_dirs(lab, webs):
-    name = lab.salt(webs[0], "pillar.get", "app:name")[webs[0]] or WEBAPP["name"]
-    docroot = lab.salt(webs[0], "pillar.get", "app:docroot")[webs[0]] or WEBAPP["docroot"]
+    """The folder nginx serves on each web node: its site's `root`, resolved
+    (the master masks pillar values in its answers, so not from pillar)."""
     dirs = {}
     for web in webs:
-        current = lab.run(web, f"readlink -f {WEBAPP['root']}/{name}/current").stdout.strip()
-        assert current, f"{web}: no current release under {WEBAPP['root']}/{name}"
-        dirs[web] = f"{current}/{docroot}"
+        root = lab.run(web, "sed -n 's/^[[:space:]]*root[[:space:]]\\+\\([^;]*\\);.*/\\1/p' "
+                            "/etc/nginx/sites-enabled/* | head -1").stdout.strip()
+        served = lab.run(web, f"readlink -f {root}").stdout.strip() if root else ""
+        assert served, f"{web}: no document root in /etc/nginx/sites-enabled"
+        dirs[web] = served
     return dirs
 
 

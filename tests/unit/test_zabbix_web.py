@@ -292,3 +292,8 @@ def test_the_status_file_is_replaced_whole_and_readable_by_the_agent(tmp_path):
 def test_the_script_without_its_arguments_says_how_to_call_it(capsys):
     assert gluster_status.main(["gluster_status.py"]) == 2
     assert "usage: gluster_status.py VOLUME OUTPUT" in capsys.readouterr().err
+
+
+def test_a_failed_status_call_with_glusterd_up_is_unknown_not_zero_bricks():
+    doc = gluster_status.summary("uploads", 5, True, VOLUME_INFO.format(status=1), None, None, "locked")
+    assert (doc["bricks"], doc["bricks_online"], doc["heal_pending"], doc["error"]) == (3, None, None, "locked")

@@ -93,8 +93,11 @@ def summary(volume, now, glusterd, info, status, heal, error=""):
         "volume": volume,
         "started": started,
         "bricks": bricks,
-        "bricks_online": parse_volume_status(status) if status is not None else 0,
-        "heal_pending": parse_heal_count(heal) if heal is not None else 0,
+        # glusterd answers but this call failed (a cluster-wide lock held by
+        # another node's CLI, seen in the lab as "0 of 3 bricks online"):
+        # unknown (null, the item goes unsupported), not zero
+        "bricks_online": parse_volume_status(status) if status is not None else (None if glusterd else 0),
+        "heal_pending": parse_heal_count(heal) if heal is not None else (None if glusterd else 0),
         "error": error,
     }
 
@@ -115,9 +118,23 @@ def collect(volume):
     if info is None:
         return summary(volume, time.time(), False, None, None, None,
                        "gluster volume info failed: glusterd does not answer")
-    status = _gluster("volume", "status", volume, "--xml")
-    heal = _gluster("volume", "heal", volume, "statistics", "heal-count")
-    return summary(volume, time.time(), True, info, status, heal)
+    status = _retried("volume", "status", volume, "--xml")
+    heal = _retried("volume", "heal", volume, "statistics", "heal-count")
+    failed = [name for name, out in (("volume status", status), ("heal-count", heal)) if out is None]
+    return summary(volume, time.time(), True, info, status, heal,
+                   f"gluster {', '.join(failed)} failed (another node's command holds the lock?)" if failed else "")
+
+
+def _retried(*args, attempts=3):
+    """Every web node asks every 10 s: the cluster lock is sometimes held
+    by another's command for a moment; try again before saying unknown."""
+    for attempt in range(attempts):
+        out = _gluster(*args)
+        if out is not None:
+            return out
+        if attempt + 1 < attempts:
+            time.sleep(1)  # the other node's command holds the lock for well under a second
+    return None
 
 
 def write_atomically(path, doc):
