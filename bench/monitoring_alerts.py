@@ -68,14 +68,18 @@ def first_mail(lab, mon1, before, pattern, recovery, t0, args):
 
 
 def db_writer(lab, tier):
-    """The db node the VIP's database endpoint reaches now."""
-    password = lab.secrets["passwords"]["app_db"]
-    code = ("import sys, pymysql; c = pymysql.connect(host=sys.argv[1], port=int(sys.argv[2]), user='app', "
-            "password=sys.argv[3], database='app', connect_timeout=5); cur = c.cursor(); "
-            "cur.execute('SELECT @@wsrep_node_name'); print(cur.fetchone()[0])")
-    host, port = lab.db_endpoint
-    out = lab.run(tier["web"], f"python3 -c {shlex.quote(code)} {host} {port} {shlex.quote(password)}")
-    return out.stdout.strip()
+    """The db node the VIP's database endpoint reaches now: HAProxy's own
+    answer on the LB holding the VIP (its galera stick table's server; an
+    empty table means no client yet: the first, non-backup server). No
+    password on any command line."""
+    vip, _ = lab.db_endpoint
+    for lb in lab.with_role("lb"):
+        if lab.run(lb, f"ip -o addr show | grep -qwF {shlex.quote(vip)}", check=False).returncode != 0:
+            continue
+        table = lab.salt(lb, "haproxy_runtime.command", "show table galera")[lb]
+        found = re.search(r"server_key=(\S+)", str(table))
+        return found.group(1) if found else tier["dbs"][0]
+    raise common.BenchError(f"no load balancer holds the VIP {vip}")
 
 
 def scenario(lab, mon1, kind, args):
