@@ -67,13 +67,16 @@ def test_each_machine_receives_exactly_its_roles_secrets(tmp_path, topology):
     keys = {lab_secrets.secret_name(kind, name): entry["pillar"]
             for kind in ("passwords", "tls") for name, entry in spec[kind].items()}
     keys[lab_secrets.APP_SECRETS] = spec["app_secrets"]["pillar"]
+    # a per-machine key: a role naming it receives every machine's (`collected`)
+    keys.update({name: entry["collected"] for name, entry in spec["per_machine"].items()})
     for name, machine in topology["machines"].items():
         pillar = yaml.safe_load((folder / "minions" / f"{name}.yaml").read_text())
         wanted = {s for role in machine["roles"] for s in topology["roles"][role]["secrets"]}
         received = {secret for secret, key in keys.items() if pillar_has(pillar, key)}
         assert received == wanted, name
-        # and every machine its own certificate
+        # and every machine its own certificate and per-machine keys
         assert {"ca_cert", "cert", "key"} <= set(pillar["tls"])
+        assert all(pillar_has(pillar, entry["pillar"]) for entry in spec["per_machine"].values()), name
 
 
 def pillar_has(pillar, key):
