@@ -315,6 +315,22 @@ def field_changes(current, desired):
             if str((current or {}).get(key, "")) != str(value)}
 
 
+AGENT_PORT = "10050"
+INTERFACE_AGENT = 1
+
+
+def agent_interface(address):
+    """The host's agent interface: the passive items of the shipped
+    templates (MySQL, PHP-FPM, HAProxy...) need one, and Zabbix refuses to
+    link such a template to a host without it (seen on a fresh lab)."""
+    return {"type": INTERFACE_AGENT, "main": 1, "useip": 1, "ip": str(address), "dns": "", "port": AGENT_PORT}
+
+
+def lacks_agent_interface(current):
+    """True when a host.get row (with interfaces) has no agent interface."""
+    return not any(str(i.get("type")) == str(INTERFACE_AGENT) for i in (current or {}).get("interfaces") or [])
+
+
 def psk_host_changes(current, name, psk, groupid):
     """What to write so that host ``name`` exists with PSK encryption and
     this key: None -> create (the full object), {} -> in sync, else the fields."""
@@ -1230,10 +1246,20 @@ def ensure_agent_hosts(url, base_group, ca_file=None, test=False):
         if not groupid and not test:
             raise CommandExecutionError(f"zabbix: host group {base_group} is missing")
         hosts = {h["host"]: h for h in api.host.get(output=["hostid", "host", "tls_connect", "tls_accept"],
-                                                     filter={"host": sorted(psks)}, selectTags="extend")}
+                                                     filter={"host": sorted(psks)}, selectTags="extend",
+                                                     selectInterfaces=["interfaceid", "type"])}
+        machines = _pillar("topology:machines") or {}
         changes = []
         for name in sorted(psks):
+            address = (machines.get(name) or {}).get("address")
             todo = psk_host_changes(hosts.get(name), name, psks[name], groupid or "0")
+            if address and (name not in hosts or lacks_agent_interface(hosts[name])):
+                if name not in hosts:
+                    todo["interfaces"] = [agent_interface(address)]
+                else:
+                    if not test:
+                        api.hostinterface.create(hostid=hosts[name]["hostid"], **agent_interface(address))
+                    changes.append(f"host {name}: agent interface {address} added")
             if not todo:
                 continue
             if not test:
@@ -1241,7 +1267,7 @@ def ensure_agent_hosts(url, base_group, ca_file=None, test=False):
                     api.host.update(hostid=hosts[name]["hostid"], **todo)
                 else:
                     api.host.create(**todo)
-            changes.append(f"host {name}: {'PSK set' if name in hosts else 'created with its PSK'}")
+            changes.append(f"host {name}: {'PSK set' if name in hosts else 'created with its PSK and agent interface'}")
         return changes
     return _api_call(run)
 

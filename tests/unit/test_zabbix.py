@@ -322,3 +322,11 @@ def test_only_monitored_hosts_named_are_disabled():
             {"hostid": "3", "host": "old", "status": "1"}]
     assert lemp_zabbix.hosts_to_disable(rows, ["Zabbix server", "old"]) == ["1"]
     assert lemp_zabbix.hosts_to_disable(rows, []) == []
+
+
+def test_a_host_gets_the_agent_interface_the_passive_templates_need():
+    assert lemp_zabbix.agent_interface("10.77.0.31") == {"type": 1, "main": 1, "useip": 1, "ip": "10.77.0.31",
+                                                         "dns": "", "port": "10050"}
+    assert lemp_zabbix.lacks_agent_interface({"interfaces": []})
+    assert lemp_zabbix.lacks_agent_interface(None)
+    assert not lemp_zabbix.lacks_agent_interface({"interfaces": [{"interfaceid": "1", "type": "1"}]})
