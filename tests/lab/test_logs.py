@@ -9,14 +9,12 @@ CA. What a test adds (a PHP file on the web nodes, a problem) it removes.
 """
 
 import pathlib
-import ssl
 import uuid
 
-import pytest
 import yaml
-from zabbix_utils import ZabbixAPI
 
 from lemplab import wait_for
+from test_monitoring import mon1, zabbix  # noqa: F401  (shared fixtures)
 from web_helpers import base_url
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -24,24 +22,6 @@ RSYSLOG = yaml.safe_load((REPO / "salt" / "rsyslog" / "defaults.yaml").read_text
 REMOTE = RSYSLOG["server"]["directory"]
 FORWARDED = 60  # seconds: a line reaches mon1's copy within this
 PROBLEM = 120   # seconds: the log item's problem opens within this
-
-
-@pytest.fixture(scope="module")
-def mon1(lab):
-    monitors = lab.with_role("monitor")
-    assert monitors, "the topology has no machine with role monitor"
-    return monitors[0]
-
-
-@pytest.fixture(scope="module")
-def zabbix(lab, mon1):
-    address = lab.machines[mon1]["address"]
-    lab.require_route(address)
-    api = ZabbixAPI(url=f"https://{address}/api_jsonrpc.php",
-                    ssl_context=ssl.create_default_context(cafile=lab.ca_cert_path))
-    api.login(user="Admin", password=lab.secrets["passwords"]["zabbix_admin"])
-    yield api
-    api.logout()
 
 
 def hosts_whose_copy_holds(lab, mon1, program, marker):

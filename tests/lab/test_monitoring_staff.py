@@ -20,6 +20,7 @@ from zabbix_utils import ZabbixAPI
 
 import lemp_zabbix_ldap  # tests/conftest.py puts _modules on the path
 from lemplab import wait_for
+from test_monitoring import mon1  # noqa: F401  (shared fixture)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DIRECTORY = yaml.safe_load((REPO / "salt" / "openldap" / "defaults.yaml").read_text())["openldap"]
@@ -28,13 +29,6 @@ STAFF_UID = "lab-staff"               # pillar/monitor.sls openldap:lookup:peopl
 STAFF_SECRET = "ldap_lab_staff"       # pillar/secrets.spec.yaml
 SUFFIX = lemp_zabbix_ldap.directory_suffix(DIRECTORY)
 DASHBOARD = "Platform overview"
-
-
-@pytest.fixture(scope="module")
-def mon1(lab):
-    monitors = lab.with_role("monitor")
-    assert monitors, "the topology has no machine with role monitor"
-    return monitors[0]
 
 
 @pytest.fixture(scope="module")
