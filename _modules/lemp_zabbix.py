@@ -643,7 +643,7 @@ def ensure_role_links(url, settings, ca_file=None, test=False):
     already registered through this."""
     def run():
         checked = validate(settings)
-        plan = host_role_links(_pillar("topology:machines") or {}, checked["roles"])
+        plan = host_role_links(_monitored(), checked["roles"])
         if not plan:
             return []
         api = _login(url, ca_file)
@@ -707,7 +707,7 @@ def ensure_role_macros(url, settings, ca_file=None, test=False):
     macros as host macros (after agent_hosts_present created the hosts)."""
     def run():
         checked = validate(settings)
-        plan = host_macros(_pillar("topology:machines") or {}, checked["roles"])
+        plan = host_macros(_monitored(), checked["roles"])
         wanted_hosts = sorted(name for name, macros in plan.items() if macros)
         if not wanted_hosts:
             return []
@@ -1231,6 +1231,52 @@ def ensure_autoregistration(url, settings, ca_file=None, test=False):
     return _api_call(run)
 
 
+def _monitored():
+    """The machines Zabbix holds as hosts: the topology's and the enrolled
+    pool members (_modules/lemp_pool.py monitored_machines)."""
+    return __salt__["lemp_pool.machines"]()  # noqa: F821  (injected by the loader)
+
+
+def agent_host_names(psks, machines):
+    """The hosts agent_hosts_present makes: machines (monitored_machines)
+    with a PSK. A pool name has a PSK before its VM exists; it becomes a
+    host only once enrolled."""
+    return sorted(name for name in psks or {} if name in (machines or {}))
+
+
+def host_absent_refusal(name, topology):
+    """Why host_absent must not remove ``name``, or None: only a pool name
+    (scaling.web.pool) is ever removed; the fixed machines stay monitored."""
+    pool = [e.get("name") for e in ((((topology or {}).get("scaling") or {}).get("web") or {}).get("pool") or [])]
+    if name not in pool:
+        return (f"zabbix: refusing to remove host {name!r}: only a name of scaling.web.pool "
+                f"({', '.join(pool) or 'none'}) is removed at scale-in; fixed machines stay monitored")
+    return None
+
+
+def host_absent(name, ca_file="/etc/zabbix/tls/ca.pem", url=None):
+    """Remove the Zabbix host of pool member ``name`` (scale-in, or a failed
+    enrolment); nothing to do when there is none. Refuses a fixed machine.
+
+    CLI Example::
+
+        salt mon1 lemp_zabbix.host_absent web3
+    """
+    refusal = host_absent_refusal(name, _pillar("topology") or {})
+    if refusal:
+        raise CommandExecutionError(refusal)
+    url = url or _monitor_url()
+
+    def run():
+        api = _login(url, ca_file)
+        rows = api.host.get(output=["hostid", "host"], filter={"host": [name]})
+        if not rows:
+            return {"name": name, "removed": False}
+        api.host.delete(*[row["hostid"] for row in rows])
+        return {"name": name, "removed": True}
+    return _api_call(run)
+
+
 def ensure_agent_hosts(url, base_group, ca_file=None, test=False):
     """Every machine whose PSK the pillar gives (zabbix:server:agent_psks,
     by machine name) is a host with PSK encryption and that key; the
@@ -1245,12 +1291,13 @@ def ensure_agent_hosts(url, base_group, ca_file=None, test=False):
         groupid = _groupids(api, [base_group]).get(base_group)
         if not groupid and not test:
             raise CommandExecutionError(f"zabbix: host group {base_group} is missing")
+        machines = _monitored()
         hosts = {h["host"]: h for h in api.host.get(output=["hostid", "host", "tls_connect", "tls_accept"],
-                                                     filter={"host": sorted(psks)}, selectTags="extend",
+                                                     filter={"host": agent_host_names(psks, machines)},
+                                                     selectTags="extend",
                                                      selectInterfaces=["interfaceid", "type"])}
-        machines = _pillar("topology:machines") or {}
         changes = []
-        for name in sorted(psks):
+        for name in agent_host_names(psks, machines):
             address = (machines.get(name) or {}).get("address")
             todo = psk_host_changes(hosts.get(name), name, psks[name], groupid or "0")
             if address and (name not in hosts or lacks_agent_interface(hosts[name])):

@@ -1,31 +1,19 @@
 {#- haproxy.cfg: HTTPS on the VIP, web backends from the Salt mine (refuses an
-    empty list), galera and redis TCP endpoints on the VIP, stats page and
-    admin socket. #}
+    empty list) and the scaling pool's slots, galera and redis TCP endpoints
+    on the VIP, stats page and admin socket. #}
 {%- from 'haproxy/map.jinja' import haproxy with context %}
 {%- set topology = salt['pillar.get']('topology') or raise('haproxy: pillar topology is missing') %}
 {%- set vip_cert = salt['lemp_secret.require']('tls:vip:cert') %}
 {%- set vip_key = salt['lemp_secret.require']('tls:vip:key') %}
 {%- set ca_cert = salt['lemp_secret.require']('tls:ca_cert') %}
 {%- set redis_password = salt['lemp_secret.require']('sessions:redis_password') if haproxy.redis.enabled else '' %}
-{%- set web_names = topology.roles.web.members | map(attribute='name') | list %}
 {%- set db_nodes = topology.roles.db.members %}
-{%- if not web_names %}
-{{-   raise('haproxy: the topology has no machine with role web: refusing to write an empty backend') }}
-{%- endif %}
-{#- Web nodes publish their lab address in the mine (pillar mine_functions
-    web_address); a node of the topology with no mine entry is left out and
-    named in the config. No entry at all: fail, never an empty backend. #}
-{%- set mined = salt['mine.get'](web_names | join(','), haproxy.mine_function, tgt_type='list') %}
-{%- set web_nodes = [] %}
-{%- set missing = [] %}
-{%- for name in web_names %}
-{%-   set addrs = mined.get(name) or [] %}
-{%-   if addrs is string %}{% set addrs = [addrs] %}{% endif %}
-{%-   if addrs %}{% do web_nodes.append({'name': name, 'address': addrs[0]}) %}{% else %}{% do missing.append(name) %}{% endif %}
-{%- endfor %}
-{%- if not web_nodes %}
-{{-   raise('haproxy: the Salt mine has no ' ~ haproxy.mine_function ~ ' for any web node (' ~ (web_names | join(', ')) ~ '): apply the web tier and run mine.update on it first; refusing to write an empty backend') }}
-{%- endif %}
+{#- The web backend (_modules/lemp_pool.py web_servers): the web nodes that
+    published their address in the mine (pillar mine_functions web_address;
+    one without is left out and named in the config, none at all fails,
+    never an empty backend), then a slot per pool name of
+    scaling.web.pool, enabled iff pillar scaling:enrolled lists it. #}
+{%- set backend = salt['lemp_pool.backend'](haproxy.mine_function) %}
 {%- if haproxy.galera.enabled and not db_nodes %}
 {{-   raise('haproxy: galera is enabled but the topology has no machine with role db') }}
 {%- endif %}
@@ -72,8 +60,9 @@ haproxy-config-file-managed:
     - context:
         haproxy: {{ haproxy | json }}
         network: {{ topology.network | json }}
-        web_nodes: {{ web_nodes | json }}
-        missing_web_nodes: {{ missing | json }}
+        web_nodes: {{ backend.serving | json }}
+        missing_web_nodes: {{ backend.missing | json }}
+        pool_slots: {{ backend.slots | json }}
         db_nodes: {{ db_nodes | json }}
         redis_password: {{ redis_password | json }}
     - check_cmd: /usr/sbin/haproxy -c -f

@@ -43,7 +43,8 @@ def salt_roots(tmp_path_factory):
     for item in (folder / "minions").glob("*.yaml"):
         (secrets / f"{item.stem}.sls").write_text(item.read_text())
     return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")],
-            "extras": str(extras), "record": str(root / "deployed.json")}
+            "extras": str(extras), "record": str(root / "deployed.json"),
+            "enrolled": str(root / "enrolled.json"), "enrol_log": str(root / "enrol.log")}
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +59,9 @@ def salt_master(salt_factories, salt_roots):
         "module_dirs": [salt_roots["extras"]],
         # orch.deploy's record (pillar/deployed.sls): a test's own, not the host's
         "lemp_ha_deployed_record": salt_roots["record"],
+        # orch.enrol's store of enrolled pool members (pillar/enrolled.sls) and its log
+        "lemp_ha_enrolled_store": salt_roots["enrolled"],
+        "lemp_ha_enrol_log": salt_roots["enrol_log"],
     }
     master = salt_factories.salt_master_daemon("render-master", overrides=overrides)
     with master.started():

@@ -40,6 +40,7 @@ COMMAND_LINE_PILLAR = {
     "webapp.rollback": {"app": {"rollback_to": "1.0.0"}},
     "deploy": {"app": {"version": "1.0.1"}},
     "rollback": {"app": {"rollback_to": "1.0.0"}},
+    "enrol": {"enrol": {"node": "web3"}},
 }
 
 
