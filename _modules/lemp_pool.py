@@ -17,6 +17,7 @@ Unit tests: tests/unit/test_enrol.py.
 """
 
 __virtualname__ = "lemp_pool"
+POOL_ROLE = "web_pool"  # lemp_topology.POOL_ROLE
 
 
 class PoolError(ValueError):
@@ -83,13 +84,13 @@ def web_servers(topology, mined, enrolled):
 
 def monitored_machines(topology, enrolled):
     """{name: {address, roles}} of every machine Zabbix should hold as a
-    host: the topology's machines, and each enrolled pool member as a web
-    node (it carries the web tier's templates and macros). A pool name that
-    is not enrolled has no host: its VM does not exist."""
+    host: the topology's machines, and each enrolled pool member with its
+    role (web_pool: the web tier's nginx and PHP-FPM templates and macros).
+    A pool name that is not enrolled has no host: its VM does not exist."""
     out = {name: {"address": m.get("address"), "roles": list(m.get("roles") or [])}
            for name, m in ((topology or {}).get("machines") or {}).items()}
     for entry in enrolled_members(topology, enrolled):
-        out[entry["name"]] = {"address": entry["address"], "roles": ["web"]}
+        out[entry["name"]] = {"address": entry["address"], "roles": list(entry.get("roles") or [POOL_ROLE])}
     return out
 
 

@@ -45,7 +45,10 @@ ROLE_KEYS = ("states", "pillars", "secrets", "tier")
 TIERS = ("master", "database", "web", "load-balancers", "monitoring")
 # Keys of the derived topology that validate() recomputes, so that a derived
 # topology (the pillar) validates again as it is.
-DERIVED_KEYS = ("master", "master_address", "roles", "garbd", "tiers", "hosts")
+DERIVED_KEYS = ("master", "master_address", "roles", "garbd", "tiers", "hosts", "pool_machines")
+# The role of the scaling pool's machines (pillar/roles.yaml): what a pool VM
+# applies and receives once orch.enrol highstates it.
+POOL_ROLE = "web_pool"
 
 
 class TopologyError(ValueError):
@@ -228,6 +231,7 @@ def validate(data, roles=None):
         entry["secrets"] = _union(*(roles[r]["secrets"] for r in machine_roles))
         result["machines"][name] = entry
     result["scaling"] = _check_pool(data.get("scaling"), claim, result["machines"])
+    result["pool_machines"] = _pool_machines(result["scaling"], roles)
     # Every machine by name, for what lists them all (/etc/hosts).
     result["hosts"] = [{"name": n, "address": m["address"]} for n, m in result["machines"].items()]
 
@@ -259,6 +263,24 @@ def validate(data, roles=None):
                 tiers[decl["tier"]].append(name)
     result["tiers"] = tiers
     return result
+
+
+def _pool_machines(scaling, roles):
+    """{name: machine} of the scaling pool, shaped like ``machines`` (role
+    POOL_ROLE), for what serves a machine by its id (salt/top.sls,
+    pillar/top.sls, the lab's secrets): a pool VM is configured like any
+    machine once it exists. Not in ``machines`` nor ``roles.*.members``:
+    the tiers, clusters and backends list only the fixed machines."""
+    entries = ((scaling or {}).get("web") or {}).get("pool") or []
+    if not entries:
+        return {}
+    if POOL_ROLE not in roles:
+        raise TopologyError(f"roles: the scaling pool needs the role {POOL_ROLE} declared in pillar/roles.yaml "
+                            "(the states, pillars and secrets of a pool VM)")
+    decl = roles[POOL_ROLE]
+    return {e["name"]: dict(e, roles=[POOL_ROLE], states=_union(["common"], decl["states"]),
+                            pillars=list(decl["pillars"]), secrets=list(decl["secrets"]))
+            for e in entries}
 
 
 def _union(*lists):

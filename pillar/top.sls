@@ -15,7 +15,8 @@ def run():
     spec.loader.exec_module(derived)
     topology = derived.derived_topology()
     base = {"*": ["topology", "enrolled"]}
-    for name, machine in sorted(topology["machines"].items()):
+    # The pool's VMs (scaling.web.pool) get their role's pillars like any machine.
+    for name, machine in sorted({**topology["machines"], **topology.get("pool_machines", {})}.items()):
         if machine["pillars"]:
             base[name] = list(machine["pillars"])
     # The same minion again, as a compound target so that the keys differ.

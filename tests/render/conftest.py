@@ -29,6 +29,13 @@ def representatives(topology):
 
 
 @pytest.fixture(scope="session")
+def pool_representative(topology):
+    """A scaling-pool VM (role web_pool), as orch.enrol finds it once its
+    minion started: its states and pillar render like a machine's."""
+    return next(iter(topology.get("pool_machines") or {}), None)
+
+
+@pytest.fixture(scope="session")
 def salt_roots(tmp_path_factory):
     root = tmp_path_factory.mktemp("roots")
     extras = root / "extras"
@@ -69,13 +76,14 @@ def salt_master(salt_factories, salt_roots):
 
 
 @pytest.fixture(scope="session")
-def salt_minions(salt_master, representatives, topology):
+def salt_minions(salt_master, representatives, pool_representative, topology):
     minions = {}
     started = []
-    for name in representatives:
+    known = {**topology["machines"], **topology.get("pool_machines", {})}
+    for name in representatives + ([pool_representative] if pool_representative else []):
         # The machine's address on an interface, as in the lab (keepalived
         # picks its interface by address).
-        address = topology["machines"][name]["address"]
+        address = known[name]["address"]
         grains = {"ip4_interfaces": {"eth0": [address]}, "ipv4": ["127.0.0.1", address]}
         minion = salt_master.salt_minion_daemon(
             name, overrides={"enable_fqdns_grains": False, "grains": grains})
@@ -89,7 +97,7 @@ def salt_minions(salt_master, representatives, topology):
     # The load balancers build their backends from the web nodes' mine entry;
     # publish it as the lab does (the address, from the grains set above).
     for name in minions:
-        if "web" in topology["machines"][name]["roles"]:
+        if "web" in known[name]["roles"]:
             ret = cli.run("mine.send", "web_address", "mine_function=grains.get", "ip4_interfaces:eth0",
                           minion_tgt=name)
             assert ret.returncode == 0, ret

@@ -54,9 +54,10 @@ def minion_for(sls, topology, representatives):
     parts = sls.split(".")
     roles = next((r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r),
                  None) or [NOT_YET_APPLIED.get(component)]
+    known = {**topology["machines"], **topology.get("pool_machines", {})}
     for role in roles:
         for name in representatives:
-            if role in topology["machines"][name]["roles"]:
+            if role in known[name]["roles"]:
                 return name
     return None
 
@@ -87,9 +88,9 @@ def test_highstate_renders_for_every_kind_of_machine(salt_cli, salt_minions):
 
 
 @pytest.mark.parametrize("path", state_files(), ids=lambda p: str(p.relative_to(REPO / "salt")))
-def test_state_file_renders(path, salt_cli, topology, representatives):
+def test_state_file_renders(path, salt_cli, topology, representatives, pool_representative):
     sls = sls_name(path, REPO / "salt")
-    minion = minion_for(sls, topology, representatives)
+    minion = minion_for(sls, topology, representatives + [pool_representative])
     assert minion, f"{sls}: no role in pillar/roles.yaml applies it; wire it or remove it"
     extra = [f"pillar={json.dumps(COMMAND_LINE_PILLAR[sls])}"] if sls in COMMAND_LINE_PILLAR else []
     ret = salt_cli.run("state.show_sls", sls, *extra, minion_tgt=minion)
@@ -301,12 +302,14 @@ def test_bad_zabbix_settings_stop_the_render_naming_the_key(salt_cli, topology, 
     assert any("zabbix:lookup:server:api:users:jdoe has no group" in e for e in errors), errors
 
 
-def test_every_machine_runs_a_zabbix_agent_announcing_its_roles(salt_cli, topology, representatives):
-    for name in representatives:
+def test_every_machine_runs_a_zabbix_agent_announcing_its_roles(salt_cli, topology, representatives,
+                                                               pool_representative):
+    known = {**topology["machines"], **topology["pool_machines"]}
+    for name in representatives + [pool_representative]:
         ret = salt_cli.run("state.show_sls", "common", minion_tgt=name)
         assert not render_errors(ret), (name, render_errors(ret))
         context = _args(ret.data["zabbix-agent-config-file-managed"], "managed")["context"]
-        roles = ";".join(f"role={r}" for r in topology["machines"][name]["roles"])
+        roles = ";".join(f"role={r}" for r in known[name]["roles"])
         assert context["host_metadata"] == f"lemp-ha;{roles};", name
         assert context["servers"] == [m["address"] for m in topology["roles"]["monitor"]["members"]]
 

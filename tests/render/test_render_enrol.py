@@ -92,3 +92,13 @@ def test_every_machine_sees_the_enrolled_members_and_the_lbs_enable_only_their_s
         ("web3", False), ("web4", True), ("web5", False), ("web6", False)]
     # the serving nodes come from the mine (here only web1 runs a minion), never a pool name
     assert [n["name"] for n in context["web_nodes"]] == ["web1"] and context["missing_web_nodes"] == ["web2"]
+
+
+def test_a_pool_vm_applies_the_web_pool_states_a_client_mount_and_no_cluster_member(
+        salt_cli, pool_representative):
+    ret = salt_cli.run("state.show_top", minion_tgt=pool_representative)
+    assert ret.data == {"base": ["common", "phpfpm", "nginx", "glusterfs.client", "webapp"]}, ret
+    ret = salt_cli.run("state.show_sls", "glusterfs.client", minion_tgt=pool_representative)
+    mount = ret.data["glusterfs-volume-uploads-mounted-as-client"]["mount"]
+    args = {k: v for a in mount if isinstance(a, dict) for k, v in a.items()}
+    assert args["device"] == "10.77.0.21:/uploads" and "backup-volfile-servers=10.77.0.22" in args["opts"]

@@ -285,11 +285,37 @@ def test_the_haproxy_config_declares_each_slot_once_after_the_serving_nodes(topo
     assert "web3" not in redis
 
 
-def test_zabbix_holds_the_enrolled_pool_members_as_web_hosts_and_removes_only_them(topology):
+def test_zabbix_holds_the_enrolled_pool_members_as_hosts_and_removes_only_them(topology):
     machines = lemp_pool.monitored_machines(topology, ["web3"])
-    assert machines["web3"] == {"address": "10.77.0.23", "roles": ["web"]}
+    assert machines["web3"] == {"address": "10.77.0.23", "roles": ["web_pool"]}
     assert "web4" not in machines and machines["web1"]["roles"] == ["web"]
     psks = {name: "00" for name in list(topology["machines"]) + POOL}
     assert lemp_zabbix.agent_host_names(psks, machines) == sorted(list(topology["machines"]) + ["web3"])
     assert lemp_zabbix.host_absent_refusal("web3", topology) is None
     assert "fixed machines stay monitored" in lemp_zabbix.host_absent_refusal("web1", topology)
+
+
+def test_a_pool_node_gets_the_web_pool_role_and_its_zabbix_settings_match_the_web_tier(topology):
+    import yaml
+
+    web3 = topology["pool_machines"]["web3"]
+    assert web3["roles"] == ["web_pool"] and web3["address"] == "10.77.0.23"
+    assert web3["states"] == ["common", "phpfpm", "nginx", "glusterfs.client", "webapp"]
+    assert "web3" not in topology["machines"] and "web3" not in [m["name"] for m in topology["roles"]["web"]["members"]]
+    roles = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]["server"]["api"]["roles"]
+    web, pool = roles["web"]["macros"], roles["web_pool"]["macros"]
+    assert pool == {k: v for k, v in web.items() if k.startswith(("{$NGINX.", "{$PHP_FPM."))}
+    assert set(roles["web_pool"]["templates"]) < set(roles["web"]["templates"])
+    assert not {"lemp-ha GlusterFS", "lemp-ha Redis Sentinel", "Redis by Zabbix agent 2"} & set(
+        roles["web_pool"]["templates"])
+
+
+def test_a_pool_without_the_web_pool_role_declared_is_refused():
+    import lemp_topology
+    import yaml
+
+    raw = yaml.safe_load((REPO / "pillar" / "topology.yaml").read_text())
+    roles = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
+    del roles["web_pool"]
+    with pytest.raises(lemp_topology.TopologyError, match="needs the role web_pool declared in pillar/roles.yaml"):
+        lemp_topology.validate(raw, roles)

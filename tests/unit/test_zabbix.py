@@ -250,8 +250,9 @@ def test_a_psk_that_is_not_hex_is_refused_naming_the_key():
 def test_the_lab_gives_each_machine_its_own_psk_and_mon1_all_of_them(tmp_path, topology):
     spec = REPO / "pillar" / "secrets.spec.yaml"
     folder = lab_secrets.generate(tmp_path, REPO / "pillar" / "topology.yaml", spec)
+    # the scaling pool's names too: a pool VM's agent has its key when it joins
     pillars = {name: yaml.safe_load((folder / "minions" / f"{name}.yaml").read_text())
-               for name in topology["machines"]}
+               for name in list(topology["machines"]) + list(topology["pool_machines"])}
     psks = {name: p["zabbix"]["agent"]["psk"] for name, p in pillars.items()}
     assert len(set(psks.values())) == len(psks)
     assert all(len(k) == 64 and int(k, 16) >= 0 for k in psks.values())

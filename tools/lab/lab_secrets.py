@@ -189,7 +189,10 @@ def generate(state_dir, topology_path, spec_path):
     app_secrets = _read_yaml(folder / "app_secrets.yaml")
     machine_file = folder / "per_machine.yaml"
     stored = _read_yaml(machine_file)
-    per_machine = {kind: with_machine_keys(stored.get(kind), kind_spec or {}, list(topology["machines"]))
+    # The scaling pool's names get theirs too: a pool VM is configured like a
+    # machine when it joins (its TLS certificate, its Zabbix agent's PSK).
+    machines = {**topology["machines"], **topology.get("pool_machines", {})}
+    per_machine = {kind: with_machine_keys(stored.get(kind), kind_spec or {}, list(machines))
                    for kind, kind_spec in (spec.get("per_machine") or {}).items()}
     _write_private(machine_file, yaml.safe_dump(per_machine, default_flow_style=False))
 
@@ -204,7 +207,7 @@ def generate(state_dir, topology_path, spec_path):
         named[cert_name] = (cert_spec, {"cert": cert_pem, "key": key_pem})
 
     check_names(topology, spec)
-    for name, machine in topology["machines"].items():
+    for name, machine in machines.items():
         pillar = {}
         wanted = set(machine["secrets"])
         for pw_name, pw_spec in (spec.get("passwords") or {}).items():
