@@ -53,29 +53,30 @@ def test_the_reactor_hands_on_the_authenticated_id_and_nothing_a_minion_could_fo
 
 
 def test_a_fixed_machine_or_a_name_without_an_accepted_key_is_not_enrolled(salt_run_cli):
-    for node in ("web1", "web3", "rogue"):
+    # web4: a pool name, but no key (web3 runs a minion in these tests: accepted)
+    for node in ("web1", "web4", "rogue"):
         steps = enrol_steps(salt_run_cli, node)
         assert list(steps) == [f"ignore-{node}-not-a-pool-node"], steps
 
 
 def test_a_pool_name_with_a_minted_key_gets_the_runbook_and_a_second_mint_is_refused(salt_run_cli, enrolled):
-    ret = salt_run_cli.run("lemp_enrol.mint", "name=web3")
+    ret = salt_run_cli.run("lemp_enrol.mint", "name=web4")
     assert ret.returncode == 0, ret
-    assert "BEGIN" in ret.data["private"] and ret.data["name"] == "web3"
+    assert "BEGIN" in ret.data["private"] and ret.data["name"] == "web4"
     try:
-        again = salt_run_cli.run("lemp_enrol.mint", "name=web3")
+        again = salt_run_cli.run("lemp_enrol.mint", "name=web4")
         assert "already has an accepted key" in (again.stdout + again.stderr), again
-        steps = enrol_steps(salt_run_cli, "web3")
-        assert "apply-highstate-on-web3" in steps and "enable-web3-on-both-lbs" in steps
-        assert "report-web3-enrol-failed-at-apply-highstate-on-web3" in steps
+        steps = enrol_steps(salt_run_cli, "web4")
+        assert "apply-highstate-on-web4" in steps and "enable-web4-on-both-lbs" in steps
+        assert "report-web4-enrol-failed-at-apply-highstate-on-web4" in steps
         # once enrolled, a restarted minion is only re-checked
-        enrolled(["web3"])
-        steps = enrol_steps(salt_run_cli, "web3")
-        assert "apply-highstate-on-web3" not in steps and "enable-web3-on-both-lbs" not in steps
-        assert "announce-web3-enrolled" in steps
+        enrolled(["web4"])
+        steps = enrol_steps(salt_run_cli, "web4")
+        assert "apply-highstate-on-web4" not in steps and "enable-web4-on-both-lbs" not in steps
+        assert "announce-web4-enrolled" in steps
     finally:
-        ret = salt_run_cli.run("lemp_enrol.forget", "name=web3")
-        assert ret.returncode == 0 and ret.data == {"name": "web3", "deleted": True}, ret
+        ret = salt_run_cli.run("lemp_enrol.forget", "name=web4")
+        assert ret.returncode == 0 and ret.data == {"name": "web4", "deleted": True}, ret
 
 
 def test_every_machine_sees_the_enrolled_members_and_the_lbs_enable_only_their_slots(
