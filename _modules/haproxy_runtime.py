@@ -42,7 +42,11 @@ _ADMF_FDRAIN = 0x08  # forced drain (CLI / stats page)
 _ADMF_IDRAIN = 0x10  # inherited drain
 _ADMF_RMAINT = 0x20  # maintenance: address resolution failed
 _ADMF_HMAINT = 0x40  # maintenance: hostname changed
-_MAINT = _ADMF_FMAINT | _ADMF_IMAINT | _ADMF_CMAINT | _ADMF_RMAINT | _ADMF_HMAINT
+# CMAINT is not in the mask: a server declared "disabled" starts with
+# FMAINT|CMAINT (5), and `set server ... state ready` clears FMAINT only; the
+# server then serves with CMAINT (4) left as a marker of where its maintenance
+# came from (seen with HAProxy 2.6: the scaling pool's slots, salt/haproxy).
+_MAINT = _ADMF_FMAINT | _ADMF_IMAINT | _ADMF_RMAINT | _ADMF_HMAINT
 _DRAIN = _ADMF_FDRAIN | _ADMF_IDRAIN
 
 # HAProxy answers these (or starts with them) when a command is refused.

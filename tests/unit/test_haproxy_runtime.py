@@ -96,6 +96,8 @@ backend web
     balance roundrobin
     server web1 127.0.0.1:{backend.server_port}
     server web2 127.0.0.1:{backend.server_port}
+    # a scaling-pool slot, as salt/haproxy writes one not enrolled
+    server web3 127.0.0.1:{backend.server_port} disabled
 """)
     proc = subprocess.Popen([binary, "-db", "-f", cfg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -346,3 +348,22 @@ def test_wait_up_returns_for_a_ready_server_and_times_out_in_maint(lb):
     mod.disable("web", "web1", socket=s)
     with pytest.raises(CommandExecutionError, match=r"web/web1 is not up after 0.3s: admin maint"):
         mod.wait_up("web", "web1", timeout=0.3, socket=s)
+
+
+def test_a_pool_slot_declared_disabled_joins_and_leaves_at_runtime_without_a_reload(lb):
+    s = lb["socket"]
+    assert mod.state("web", "web3", socket=s)["admin"] == "maint"
+    try:
+        assert mod.enable("web", "web3", socket=s)["admin"] == "ready"
+        assert mod.wait_up("web", "web3", timeout=5, socket=s)["admin"] == "ready"
+
+        def served():
+            return next(int(r["stot"]) for r in mod.show_stat(socket=s) if r["svname"] == "web3")
+
+        before = served()
+        for _ in range(6):
+            with urllib.request.urlopen(lb["url"] + "/", timeout=10) as resp:
+                assert resp.status == 200
+        assert served() > before, "the enabled slot got no request"
+    finally:
+        assert mod.disable("web", "web3", socket=s)["admin"] == "maint"

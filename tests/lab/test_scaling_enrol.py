@@ -1,0 +1,247 @@
+"""Self-registration of pool VMs (issue 12), on the running lab.
+
+`vagrant up web3` and nothing else: the Vagrantfile mints web3's one-time
+key on the master (lemp_enrol.mint) and seeds it into the VM; its minion's
+start event runs orch.enrol through the reactor; web3 ends up serving behind
+both load balancers. Under steady HTTPS load through the VIP no request
+fails, and no backend is ever declared twice.
+
+Also: a restarted minion changes nothing; a pool VM whose highstate fails
+never enters the pool; a used key cannot enrol another machine; a name
+outside the pool gets no key.
+
+Written for the lab; every address is checked to be routed over the lab
+bridge (lemplab) before anything is sent.
+"""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from lemplab import PATH as LAB_PATH
+from lemplab import REPO, wait_for
+from web_helpers import LoadLoop, haproxy_state, lb_names, salt_ret, wait_web_up_on_all_lbs
+
+VAGRANT_ENV = {"VAGRANT_CWD": str(REPO), "VAGRANT_DEFAULT_PROVIDER": "lxc", "VAGRANT_CHECKPOINT_DISABLE": "1"}
+BACKEND = "web"
+ENROL_TIMEOUT = 600
+
+
+def pool(lab):
+    return {e["name"]: e["address"] for e in lab.topology["scaling"]["web"]["pool"]}
+
+
+def vagrant(*args, timeout=900):
+    proc = subprocess.run(["vagrant", *args], env={**os.environ, **VAGRANT_ENV}, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"vagrant {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def enrolled(lab):
+    code, data = lab.salt_run("lemp_enrol.enrolled")
+    assert code == 0, data
+    return data
+
+
+def web_rows(lab, lb):
+    """(server name, admin state) of every server of the web backend on ``lb``."""
+    rows = salt_ret(lab.salt(lb, "haproxy_runtime.show_stat"), lb)
+    assert isinstance(rows, list), rows
+    return [r["svname"] for r in rows if r.get("pxname") == BACKEND and r.get("svname") not in ("FRONTEND", "BACKEND")]
+
+
+def assert_no_duplicate_backend(lab):
+    for lb in lb_names(lab):
+        names = web_rows(lab, lb)
+        assert len(names) == len(set(names)), f"{lb}: a server is declared twice in backend {BACKEND}: {names}"
+
+
+def admin_states(lab):
+    return {(lb, name): haproxy_state(lab, lb, name)["admin"] for lb in lb_names(lab) for name in web_rows(lab, lb)}
+
+
+class EventWaiter:
+    """Listen on the master's event bus (salt-run state.event) from before
+    an action until an event of ``tag`` (fnmatch) for which ``match(data)``
+    holds, so that the event is not missed; ``data()`` waits for it."""
+
+    def __init__(self, lab, tag, match=lambda data: True, timeout=ENROL_TIMEOUT):
+        self.lab, self.tag, self.match, self.timeout = lab, tag, match, timeout
+        self.found = None
+        self.seen = []
+        self._proc = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self):
+        for line in self._proc.stdout:
+            tag, _, body = line.rstrip("\n").partition("\t")
+            try:
+                data = json.loads(body)
+            except ValueError:
+                continue
+            self.seen.append(tag)
+            if self.match(data):
+                self.found = data
+                return
+
+    def __enter__(self):
+        # the same way into the master as lab.run (lxc-attach), but streamed
+        self._proc = subprocess.Popen(
+            ["lxc-attach", "-n", f"lemp-ha-{self.lab.master}", "--clear-env", "--set-var", f"PATH={LAB_PATH}",
+             "--", "bash", "-c", f"exec timeout {self.timeout} salt-run state.event tagmatch='{self.tag}' count=-1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._thread.start()
+        time.sleep(3)  # subscribed before the action runs
+        return self
+
+    def __exit__(self, *exc):
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(10)
+        return False
+
+    def data(self):
+        self._thread.join(self.timeout + 30)
+        assert self.found is not None, f"no {self.tag} event matched within {self.timeout}s (saw {self.seen[-20:]})"
+        return self.found
+
+
+def orchestration_of(node):
+    """An orch.enrol run for ``node`` has ended (its runner return event)."""
+    return lambda data: data.get("fun") == "runner.state.orchestrate" and "orch.enrol" in json.dumps(
+        data.get("fun_args")) and f'"{node}"' in json.dumps(data.get("fun_args"))
+
+
+def take_out(lab, node):
+    """Cleanup: the node out of both LBs, the store, Zabbix and the key
+    list, its VM destroyed (what orch.scale_in does, done here so that this
+    module does not depend on it)."""
+    for lb in lb_names(lab):
+        lab.salt(lb, "haproxy_runtime.drain", BACKEND, node)
+        lab.salt(lb, "haproxy_runtime.wait_drained", BACKEND, node, "timeout=60")
+        lab.salt(lb, "haproxy_runtime.disable", BACKEND, node)
+    lab.salt_run("lemp_enrol.remove", f"node={node}")
+    lab.salt("-L", ",".join(lb_names(lab)), "state.apply", "haproxy.config", "queue=True")
+    monitors = lab.with_role("monitor")
+    if monitors:
+        lab.salt(monitors[0], "lemp_zabbix.host_absent", node)
+    lab.salt_run("lemp_enrol.forget", f"name={node}")
+    vagrant("destroy", "-f", node)
+
+
+@pytest.fixture(scope="module")
+def web3(lab):
+    """web3 booted with `vagrant up web3` under load; destroyed at the end."""
+    name, address = "web3", pool(lab)["web3"]
+    lab.require_route(address)
+    assert lab.state(name) != "RUNNING", f"{name} is already running: destroy it first (vagrant destroy -f {name})"
+    assert name not in enrolled(lab)
+    record = {"name": name}
+    try:
+        with LoadLoop(lab) as load, EventWaiter(lab, "lemp-ha/enrol/done",
+                                                lambda data: data.get("node") == name) as done:
+            started = time.monotonic()
+            vagrant("up", name)
+            wait_for(lambda: load.nodes.get(name, 0) > 0, ENROL_TIMEOUT, f"{name} to serve a request through the VIP",
+                     interval=0.2)
+            record["seconds_to_first_request"] = round(time.monotonic() - started, 1)
+            record["event"] = done.data()
+            wait_web_up_on_all_lbs(lab, name)
+            load.wait_for_requests(100)
+        record["load"] = load
+        print(f"{name}: {record['seconds_to_first_request']} s from `vagrant up` to its first request served")
+        yield record
+    finally:
+        if lab.state(name) == "RUNNING" or name in enrolled(lab):
+            take_out(lab, name)
+
+
+def test_a_booted_pool_vm_joins_by_itself_without_a_failed_request(lab, web3):
+    load = web3["load"]
+    assert load.failures == [], load.report()
+    assert load.nodes.get("web3", 0) > 0, load.report()
+    assert web3["event"].get("node") == "web3", web3["event"]
+    assert "web3" in enrolled(lab)
+    for lb in lb_names(lab):
+        assert haproxy_state(lab, lb, "web3")["admin"] == "ready", lb
+    assert_no_duplicate_backend(lab)
+    # a reload keeps it: the config on disk has the slot enabled
+    for lb in lb_names(lab):
+        line = lab.run(lb, "grep -E '^\\s+server web3 ' /etc/haproxy/haproxy.cfg").stdout
+        assert "disabled" not in line, (lb, line)
+
+
+def test_restarting_salt_minion_on_a_serving_node_changes_nothing(lab, web3):
+    before = admin_states(lab)
+    with LoadLoop(lab) as load:
+        for node in ("web1", "web3"):
+            with EventWaiter(lab, "salt/run/*/ret", orchestration_of(node), timeout=300) as orch_done:
+                lab.run(node, "systemctl restart salt-minion")
+                orch_done.data()
+            # the reaction of this start event has ended: nothing moved
+            assert admin_states(lab) == before, node
+        load.wait_for_requests(50)
+    assert load.failures == [], load.report()
+    assert_no_duplicate_backend(lab)
+    assert enrolled(lab).count("web3") == 1
+
+
+def test_a_used_key_cannot_enrol_another_machine_and_a_name_outside_the_pool_gets_none(lab, web3):
+    code, data = lab.salt_run("lemp_enrol.mint", "name=web3")
+    assert code != 0 and "already has an accepted key" in json.dumps(data), data
+    code, data = lab.salt_run("lemp_enrol.mint", "name=web9")
+    assert code != 0 and "not a name of scaling.web.pool" in json.dumps(data), data
+    # web3's key, copied onto another machine that calls itself web5
+    rogue_dir = "/tmp/lemp-ha-rogue-minion"
+    master = lab.topology["master_address"]
+    lab.run("web1", f"rm -rf {rogue_dir} && mkdir -p {rogue_dir}/pki && chmod 700 {rogue_dir}")
+    key = lab.run("web3", "cat /etc/salt/pki/minion/minion.pem").stdout
+    pub = lab.run("web3", "cat /etc/salt/pki/minion/minion.pub").stdout
+    try:
+        lab.run("web1", f"cat > {rogue_dir}/pki/minion.pem <<'EOF'\n{key}EOF\n"
+                        f"cat > {rogue_dir}/pki/minion.pub <<'EOF'\n{pub}EOF\nchmod 600 {rogue_dir}/pki/minion.pem\n"
+                        f"printf 'id: web5\\nmaster: {master}\\npki_dir: {rogue_dir}/pki\\ncachedir: {rogue_dir}/cache\\n"
+                        f"log_file: {rogue_dir}/log\\nacceptance_wait_time: 1\\nauth_tries: 1\\n' > {rogue_dir}/minion")
+        out = lab.run("web1", f"timeout 60 salt-call -c {rogue_dir} test.ping", check=False)
+        assert out.returncode != 0, out.stdout
+        code, data = lab.salt_run("lemp_enrol.check", "web5")
+        assert code == 0 and data["accepted"] is False and data["kind"] == "not a pool node", data
+        assert "web5" not in enrolled(lab)
+    finally:
+        lab.run("web1", f"rm -rf {rogue_dir}", check=False)
+        lab.run(lab.master, "salt-key -y -d web5", check=False)
+
+
+def test_a_pool_vm_whose_highstate_fails_never_enters_the_pool(lab):
+    name, address = "web4", pool(lab)["web4"]
+    lab.require_route(address)
+    assert lab.state(name) != "RUNNING", f"{name} is already running: destroy it first (vagrant destroy -f {name})"
+    # A pillar override that breaks web4's highstate: its own pillar file on
+    # the master (GPG-rendered YAML; a plain value is fine) names a bad version.
+    pillar = f"/srv/lemp-ha-secrets/minions/{name}.sls"
+    lab.run(lab.master, f"cp -p {pillar} {pillar}.test-backup && printf '\\napp:\\n  version: \"1..2\"\\n' >> {pillar}")
+    try:
+        with LoadLoop(lab) as load, EventWaiter(lab, "lemp-ha/enrol/failed",
+                                                lambda data: data.get("node") == name) as failed:
+            vagrant("up", name)
+            event = failed.data()
+            load.wait_for_requests(50)
+        assert event.get("node") == name and event.get("step") == f"apply-highstate-on-{name}", event
+        assert load.failures == [], load.report()
+        assert load.nodes.get(name, 0) == 0, load.report()
+        assert name not in enrolled(lab)
+        for lb in lb_names(lab):
+            assert haproxy_state(lab, lb, name)["admin"] == "maint", lb
+        assert_no_duplicate_backend(lab)
+        log = lab.run(lab.master, "cat /var/log/lemp-ha/enrol.log").stdout
+        assert f"enrol {name} failed at apply-highstate-on-{name}" in log, log[-2000:]
+    finally:
+        lab.run(lab.master, f"mv -f {pillar}.test-backup {pillar}", check=False)
+        lab.salt_run("lemp_enrol.forget", f"name={name}")
+        if lab.state(name):
+            vagrant("destroy", "-f", name)
