@@ -250,8 +250,11 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
                               "enrol: the topology has no machine with role lb")]
     healthz = HEALTHZ_CMD.format(ca=ca_file, node=node, address=address)
     head = [
-        (_steps.function(f"sync-custom-modules-on-{node}", "saltutil.sync_all", node),
-         f"syncing the custom modules on {node} failed", False),
+        # the load balancers and the monitor too: they render the slot and
+        # the host list with lemp_pool, which a long-running lab may lack
+        (_steps.function(f"sync-custom-modules-on-{node}-the-lbs-and-the-monitor", "saltutil.sync_all",
+                         [node] + list(lbs) + list(monitors)),
+         f"syncing the custom modules on {node}, the load balancers or the monitor failed", False),
         (_steps.function(f"refresh-pillar-on-{node}", "saltutil.refresh_pillar", node, kwarg={"wait": True}),
          f"{node} could not refresh its pillar", False),
         (_steps.function(f"publish-{node}-in-the-mine", "mine.update", node),

@@ -14,7 +14,7 @@
       sync, mine, /healthz from both load balancers, announce. No highstate,
       no drain, no duplicate;
     - a new pool node, the runbook:
-      1. sync-custom-modules-on-<node>, refresh-pillar-on-<node>,
+      1. sync-custom-modules-on-<node>-the-lbs-and-the-monitor, refresh-pillar-on-<node>,
          publish-<node>-in-the-mine;
       2. apply-highstate-on-<node>;
       3. wait-for-healthz-of-<node>-from-both-lbs (through the name HAProxy

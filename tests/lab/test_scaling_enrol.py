@@ -203,10 +203,13 @@ def test_a_used_key_cannot_enrol_another_machine_and_a_name_outside_the_pool_get
     key = lab.run("web3", "cat /etc/salt/pki/minion/minion.pem").stdout
     pub = lab.run("web3", "cat /etc/salt/pki/minion/minion.pub").stdout
     try:
+        config = "\n".join(["id: web5", f"master: {master}", f"pki_dir: {rogue_dir}/pki",
+                            f"cachedir: {rogue_dir}/cache", f"log_file: {rogue_dir}/log",
+                            "acceptance_wait_time: 1", "auth_tries: 1", ""])
         lab.run("web1", f"cat > {rogue_dir}/pki/minion.pem <<'EOF'\n{key}EOF\n"
-                        f"cat > {rogue_dir}/pki/minion.pub <<'EOF'\n{pub}EOF\nchmod 600 {rogue_dir}/pki/minion.pem\n"
-                        f"printf 'id: web5\\nmaster: {master}\\npki_dir: {rogue_dir}/pki\\ncachedir: {rogue_dir}/cache\\n"
-                        f"log_file: {rogue_dir}/log\\nacceptance_wait_time: 1\\nauth_tries: 1\\n' > {rogue_dir}/minion")
+                        f"cat > {rogue_dir}/pki/minion.pub <<'EOF'\n{pub}EOF\n"
+                        f"chmod 600 {rogue_dir}/pki/minion.pem\n"
+                        f"cat > {rogue_dir}/minion <<'EOF'\n{config}EOF\n")
         out = lab.run("web1", f"timeout 60 salt-call -c {rogue_dir} test.ping", check=False)
         assert out.returncode != 0, out.stdout
         code, data = lab.salt_run("lemp_enrol.check", "web5")

@@ -172,7 +172,8 @@ def test_the_pillar_lists_the_enrolled_names(tmp_path):
 # -- orch.enrol's plan ----------------------------------------------------------
 
 
-NEW = ["sync-custom-modules-on-web3", "refresh-pillar-on-web3", "publish-web3-in-the-mine",
+NEW = ["sync-custom-modules-on-web3-the-lbs-and-the-monitor", "refresh-pillar-on-web3",
+       "publish-web3-in-the-mine",
        "apply-highstate-on-web3", "wait-for-healthz-of-web3-from-both-lbs", "record-web3-enrolled-on-the-master",
        "register-web3-in-zabbix-on-mon1", "render-web3-slot-enabled-in-haproxy-config-on-both-lbs",
        "enable-web3-on-both-lbs", "wait-until-web3-is-up-on-both-lbs", "announce-web3-enrolled"]
@@ -192,7 +193,8 @@ def test_a_new_pool_node_follows_the_runbook_in_order():
     assert arg(main[7], "sls") == "haproxy.config" and arg(main[7], "queue") is True
     assert arg(main[8], "arg") == ["web", "web3"] and arg(main[8], "tgt") == "lb1,lb2"
     healthz = arg(main[4], "arg")[0]
-    assert "--resolve web3:443:10.77.0.23 https://web3/healthz" in healthz and "--cacert /etc/haproxy/tls/ca.pem" in healthz
+    assert "--resolve web3:443:10.77.0.23 https://web3/healthz" in healthz
+    assert "--cacert /etc/haproxy/tls/ca.pem" in healthz
 
 
 def test_each_step_has_one_failure_report_and_from_the_record_on_it_takes_the_node_out():
@@ -212,7 +214,7 @@ def test_each_step_has_one_failure_report_and_from_the_record_on_it_takes_the_no
 
 def test_a_restarted_enrolled_node_is_only_checked_never_drained_nor_highstated():
     steps = main_steps(lemp_enrol.enrol_steps("web3", "10.77.0.23", LBS, MON, "web", "enrolled"))
-    assert ids(steps) == ["sync-custom-modules-on-web3", "refresh-pillar-on-web3", "publish-web3-in-the-mine",
+    assert ids(steps) == [NEW[0], "refresh-pillar-on-web3", "publish-web3-in-the-mine",
                           "wait-for-healthz-of-web3-from-both-lbs", "announce-web3-enrolled"]
     assert not any(s["state"] == "salt.state" or "haproxy_runtime" in str(s["args"]) for s in steps)
     assert kwargs(steps[-1])["already"] is True
