@@ -229,9 +229,9 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
     """The runbook of orch.enrol for ``node`` (``kind`` from classify).
 
     new: sync modules, refresh pillar and mine, highstate, wait for /healthz
-    from both load balancers, record it enrolled, register it in Zabbix,
-    render its slot enabled in the load balancers' config, enable it at
-    runtime, wait until both see it UP, announce it. Each step has a failure
+    from both load balancers, record it enrolled, render its slot enabled
+    in the load balancers' config, enable it at runtime, wait until both
+    see it UP, register it in Zabbix, announce it. Each step has a failure
     handler that reports it; from the record on, the handler also takes the
     node back out (store, slot, Zabbix host).
 
@@ -276,12 +276,6 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
             (_steps.step(f"record-{node}-enrolled-on-the-master", "salt.runner", name="lemp_enrol.record",
                          node=node, by="orch.enrol"),
              f"could not record {node} in the enrolled store", True),
-        ]
-        if monitors:
-            body.append((_steps.state(f"register-{node}-in-zabbix-on-{monitors[0]}", "zabbix.server.api",
-                                      monitors[0], queue=True),
-                         f"registering {node} in Zabbix on {monitors[0]} failed", True))
-        body += [
             (_steps.state(f"render-{node}-slot-enabled-in-haproxy-config-on-both-lbs", "haproxy.config", lbs,
                           queue=True),
              f"rendering the haproxy config with {node} enabled failed", True),
@@ -290,8 +284,14 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
             (_steps.function(f"wait-until-{node}-is-up-on-both-lbs", "haproxy_runtime.wait_up", lbs,
                              arg=[backend, node], kwarg={"timeout": 60}),
              f"{backend}/{node} did not come UP on both load balancers within 60 s", True),
-            done,
         ]
+        # after HAProxy: the node serves as soon as it can (the join-time goal);
+        # a failure here still takes it back out, drained first
+        if monitors:
+            body.append((_steps.state(f"register-{node}-in-zabbix-on-{monitors[0]}", "zabbix.server.api",
+                                      monitors[0], queue=True),
+                         f"registering {node} in Zabbix on {monitors[0]} failed", True))
+        body.append(done)
     main = _steps.chain([item for item, _, _ in body])
     out, previous = [], None
     for item, (_, reason, undo) in zip(main, body):
@@ -456,6 +456,10 @@ def failed(node, step, reason, undo=False, lbs=(), monitors=(), backend="web"):
             if lbs:
                 _steps.ask(opts, list(lbs), "state.apply", arg=["haproxy.config"], kwarg={"queue": True},
                            tgt_type="list")
+                # drained first: a node that already served finishes its requests
+                _steps.ask(opts, list(lbs), "haproxy_runtime.drain", arg=[backend, node], tgt_type="list")
+                _steps.ask(opts, list(lbs), "haproxy_runtime.wait_drained", arg=[backend, node],
+                           kwarg={"timeout": 30}, tgt_type="list")
                 _steps.ask(opts, list(lbs), "haproxy_runtime.disable", arg=[backend, node], tgt_type="list")
                 notes.append("slot back to maintenance on " + ", ".join(lbs))
             if monitors:

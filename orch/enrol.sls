@@ -20,15 +20,16 @@
       3. wait-for-healthz-of-<node>-from-both-lbs (through the name HAProxy
          verifies, with the lab CA);
       4. record-<node>-enrolled-on-the-master (pillar scaling:enrolled);
-      5. register-<node>-in-zabbix-on-<monitor> (zabbix.server.api: the
-         enrolled pool members are hosts with the web tier's templates);
-      6. render-<node>-slot-enabled-in-haproxy-config-on-both-lbs (a later
+      5. render-<node>-slot-enabled-in-haproxy-config-on-both-lbs (a later
          reload keeps it), enable-<node>-on-both-lbs (runtime API, no
          reload), wait-until-<node>-is-up-on-both-lbs;
+      6. register-<node>-in-zabbix-on-<monitor> (zabbix.server.api: the
+         enrolled pool members are hosts of role web_pool), after HAProxy
+         so that the node serves as soon as it can;
       7. announce-<node>-enrolled (event lemp-ha/enrol/done).
     A failed step runs its report-<node>-enrol-failed-at-<step>: the node
     stays out of HAProxy (from step 4 on it is taken back out of the store,
-    its slot and Zabbix), /var/log/lemp-ha/enrol.log says why, and the event
+    drained and its slot put back to maintenance, its Zabbix host removed), /var/log/lemp-ha/enrol.log says why, and the event
     lemp-ha/enrol/failed carries {node, step, reason}. #}
 {%- from 'orch/_plan.jinja' import steps with context %}
 {%- import_yaml 'haproxy/defaults.yaml' as haproxy_defaults %}

@@ -175,8 +175,8 @@ def test_the_pillar_lists_the_enrolled_names(tmp_path):
 NEW = ["sync-custom-modules-on-web3-the-lbs-and-the-monitor", "refresh-pillar-on-web3",
        "publish-web3-in-the-mine",
        "apply-highstate-on-web3", "wait-for-healthz-of-web3-from-both-lbs", "record-web3-enrolled-on-the-master",
-       "register-web3-in-zabbix-on-mon1", "render-web3-slot-enabled-in-haproxy-config-on-both-lbs",
-       "enable-web3-on-both-lbs", "wait-until-web3-is-up-on-both-lbs", "announce-web3-enrolled"]
+       "render-web3-slot-enabled-in-haproxy-config-on-both-lbs", "enable-web3-on-both-lbs",
+       "wait-until-web3-is-up-on-both-lbs", "register-web3-in-zabbix-on-mon1", "announce-web3-enrolled"]
 
 
 def main_steps(steps):
@@ -190,8 +190,9 @@ def test_a_new_pool_node_follows_the_runbook_in_order():
     for before, step in zip(main, main[1:]):
         assert requires(step) == [lemp_enrol._steps.requisite(before)]
     assert arg(main[3], "highstate") is True
-    assert arg(main[7], "sls") == "haproxy.config" and arg(main[7], "queue") is True
-    assert arg(main[8], "arg") == ["web", "web3"] and arg(main[8], "tgt") == "lb1,lb2"
+    assert arg(main[6], "sls") == "haproxy.config" and arg(main[6], "queue") is True
+    assert arg(main[7], "arg") == ["web", "web3"] and arg(main[7], "tgt") == "lb1,lb2"
+    assert arg(main[9], "sls") == "zabbix.server.api" and arg(main[9], "tgt") == "mon1"
     healthz = arg(main[4], "arg")[0]
     assert "--resolve web3:443:10.77.0.23 https://web3/healthz" in healthz
     assert "--cacert /etc/haproxy/tls/ca.pem" in healthz
