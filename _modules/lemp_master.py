@@ -170,6 +170,17 @@ def config(settings):
     return doc
 
 
+HEADER = ("# Managed by Salt (salt/master, _modules/lemp_master.py): edit pillar master:lookup\n"
+          "# and master:reactor, never this file. Checked before it is written.\n")
+
+
+def render(settings):
+    """The text of the master.d file: :func:`config` as YAML, with a header."""
+    import yaml
+
+    return HEADER + yaml.safe_dump(config(settings), default_flow_style=False, sort_keys=True)
+
+
 def candidate_problems(opts):
     """Everything wrong with the options Salt loaded from master.d with the
     candidate in place: automatic acceptance, ACLs for other users, missing

@@ -16,8 +16,7 @@ master-config-checker-file-managed:
 master-config-file-managed:
   file.managed:
     - name: {{ master.config_dir }}/{{ master.config_file }}
-    - source: salt://master/files/master.conf.jinja
-    - template: jinja
+    - contents: {{ salt['lemp_master.render'](master) | json }}
     - mode: '0644'
     - check_cmd: {{ master.python }} {{ master.checker }} check
     - require:

@@ -148,3 +148,9 @@ def test_a_missing_folder_is_refused(tmp_path, settings, confdir):
     path.write_text(path.read_text().replace(str(tmp_path / "roots" / "secrets"), str(tmp_path / "nowhere")))
     errors = lemp_master.check_candidate(str(path), str(confdir))
     assert any("pillar_roots:base folder" in e and "nowhere does not exist" in e for e in errors), errors
+
+
+def test_the_file_is_yaml_salt_reads_back_with_a_header(settings):
+    text = lemp_master.render(settings)
+    assert text.startswith("# Managed by Salt (salt/master")
+    assert yaml.safe_load(text) == lemp_master.config(settings)

@@ -11,6 +11,7 @@ lab_up() {
   apt_proxy_up
   ensure_secrets
   ensure_box
+  ensure_web_box
   vagrant_up
   accept_machine_keys
   install_secrets
