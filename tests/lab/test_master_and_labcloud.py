@@ -60,3 +60,19 @@ def test_the_lab_cloud_engine_loads_nothing_else(lab):
 def test_the_lab_cloud_engine_reports_the_pool(lab):
     states = lab.salt("--timeout=120", "labhost", "lemp_labcloud.status")["labhost"]
     assert set(states) == {slot["name"] for slot in lab.topology["scaling"]["web"]["pool"]}
+
+
+def test_with_the_master_stopped_load_through_the_vip_sees_no_failure(lab):
+    from web_helpers import LoadLoop
+
+    stopped = False
+    try:
+        with LoadLoop(lab, max_seconds=120) as load:
+            load.wait_for_requests(20)
+            lab.stop(lab.master)
+            stopped = True
+            load.wait_for_requests(300, timeout=90)  # well past the minions' ping/reconnect timers
+        assert load.failures == [], load.report()
+    finally:
+        if stopped or lab.state(lab.master) != "RUNNING":
+            lab.start(lab.master)
