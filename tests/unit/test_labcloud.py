@@ -98,4 +98,4 @@ def test_the_lab_host_minion_whitelists_the_lab_cloud_and_test_only(tmp_path):
     assert config["enable_fqdns_grains"] is False
     assert config["root_dir"] == str(tmp_path / "labhost")
     assert config["lemp_labcloud"]["repo"] == str(REPO)
-    assert config["module_dirs"] == [str(REPO)]
+    assert config["module_dirs"] == [str(tmp_path / "labhost" / "ext")]

@@ -37,9 +37,10 @@ mine_enabled: False
 acceptance_wait_time: 2
 acceptance_wait_time_max: 10
 random_reauth_delay: 0
-# The checkout's _modules; of them, and of Salt's own, only these load.
+# A folder holding only the checkout's lemp_labcloud (a link); of it and of
+# Salt's own modules, only these load.
 module_dirs:
-  - $LAB_REPO
+  - $(labhost_dir)/ext
 whitelist_modules:
   - lemp_labcloud
   - test
@@ -73,6 +74,8 @@ labhost_up() {
   install -d -m 0700 "$dir"
   pki=$dir/etc/salt/pki/minion
   install -d -m 0700 "$pki"
+  install -d "$dir/ext/modules"
+  ln -sfn "$LAB_REPO/_modules/lemp_labcloud.py" "$dir/ext/modules/lemp_labcloud.py"
   conf=$(labhost_config "$address")
   if [ "$conf" != "$(cat "$dir/minion" 2>/dev/null)" ]; then
     printf '%s\n' "$conf" >"$dir/minion"; restart=1
