@@ -11,7 +11,9 @@
          later does not bring the recorded release back
          (spend-deployed-release-records-pillar-app-moved-away-from, planned
          by the runner lemp_web.spend; _modules/lemp_release.py);
-      3. configure the master;
+      3. configure the master: salt/master writes its configuration
+         (reactor, ACLs), checked before it lands; the master restarts onto
+         it by itself once this run is over (salt/master/service.sls);
       4. the database tier: packages and config, then form (or join) the
          Galera cluster one node at a time; never bootstrap a second cluster;
       5. the web tier, then publish the web nodes in the mine;
@@ -53,10 +55,13 @@ apply-highstate-on-{{ name }}-tier:
 include:
   - orch.galera.site
 
+{#- Every minion but the lab host's cloud engine (tools/lab/labhost.sh),
+    which loads only lemp_labcloud and test, never synced code. #}
 sync-custom-modules-and-pillar-everywhere:
   salt.function:
     - name: saltutil.sync_all
-    - tgt: '*'
+    - tgt: '* and not labhost'
+    - tgt_type: compound
 
 validate-topology-before-touching-any-machine:
   salt.function:

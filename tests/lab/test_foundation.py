@@ -27,9 +27,15 @@ def orch_failures(result):
     return {step.get("__id__", key): step.get("comment") for key, step in steps.items() if not step.get("result")}
 
 
+def fixed_answers(answers, lab):
+    """The answers of the topology's machines (the lab host's engine and
+    enrolled pool machines answer too)."""
+    return {name: answers.get(name) for name in lab.machines}
+
+
 def test_every_machine_of_the_topology_answers_the_master(lab):
     answers = lab.salt("--timeout=10", "*", "test.ping")
-    assert answers == {name: True for name in lab.machines}
+    assert fixed_answers(answers, lab) == {name: True for name in lab.machines}
 
 
 def test_a_restarted_master_is_still_trusted_by_every_minion(lab):
@@ -38,18 +44,21 @@ def test_a_restarted_master_is_still_trusted_by_every_minion(lab):
     # refused ("the master key has changed").
     key_before = lab.run(lab.master, "sha256sum /etc/salt/pki/master/master.pub").stdout.split()[0]
     lab.run(lab.master, "systemctl restart salt-master")
-    lemplab.wait_for(lambda: lab.salt("--timeout=5", "*", "test.ping") == {n: True for n in lab.machines},
+    lemplab.wait_for(lambda: fixed_answers(lab.salt("--timeout=5", "*", "test.ping"), lab) == {n: True for n in lab.machines},
                      120, "every minion to answer the restarted master")
     assert lab.run(lab.master, "sha256sum /etc/salt/pki/master/master.pub").stdout.split()[0] == key_before
 
 
-def test_minions_are_enrolled_by_the_lab_secret_not_by_auto_accept(lab):
+def test_minions_are_accepted_by_pre_seeded_keys_only(lab):
     config = lab.run(lab.master, "cat /etc/salt/master.d/*.conf").stdout
-    assert "auto_accept: True" not in config
-    assert "autosign_grains_dir" in config
+    assert "auto_accept: false" in config.lower()
+    assert "autosign" not in config
+    assert lab.run(lab.master, "ls /etc/salt/master.d").stdout.split() == ["50-lemp-ha.conf"]
     accepted = lab.run(lab.master, "salt-key --out=json -l accepted").stdout
     for name in lab.machines:
         assert f'"{name}"' in accepted
+    grains = lab.run("web1", "cat /etc/salt/grains 2>/dev/null; cat /etc/salt/minion.d/*.conf").stdout
+    assert "lemp_ha_enrol" not in grains and "autosign" not in grains
 
 
 def test_orch_site_succeeds_and_a_second_run_changes_nothing(lab):

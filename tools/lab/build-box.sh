@@ -26,9 +26,12 @@ build_wheels() {
   touch "$dir/.complete-$fp"
 }
 
+# box_installed_fingerprint [NAME MARKER]: the fingerprint of the box NAME
+# vagrant has (kept in $LAB_CACHE/box/MARKER), or nothing.
 box_installed_fingerprint() {
-  vagrant box list --machine-readable 2>/dev/null | grep ",box-name,$BOX_NAME\$" >/dev/null || return 0
-  cat "$LAB_CACHE/box/installed" 2>/dev/null || true
+  local name=${1:-$BOX_NAME} marker=${2:-installed}
+  vagrant box list --machine-readable 2>/dev/null | grep ",box-name,$name\$" >/dev/null || return 0
+  cat "$LAB_CACHE/box/$marker" 2>/dev/null || true
 }
 
 ensure_box() {
@@ -83,7 +86,82 @@ CONF
   tar -C "$work" -czf "$boxfile.tmp" metadata.json lxc-config rootfs.tar.gz
   mv "$boxfile.tmp" "$boxfile"
   rm -rf "$work"
-  find "$(dirname "$boxfile")" -name '*.box' ! -name "$(basename "$boxfile")" -delete
+  find "$(dirname "$boxfile")" -name 'lemp-ha-debian12-????????????.box' ! -name "$(basename "$boxfile")" -delete
+}
+
+# The web pool's box, lemp-ha/debian12-web: the plain box with the web role's
+# packages installed and their services disabled, as a baked AMI would be, so
+# that a pool machine's first highstate only configures (docs/scaling.md).
+# The packages and services come from the web role's states themselves
+# (tools/lab/web_box.py renders its highstate); the box is rebuilt when they,
+# or the plain box, change. LEMP_HA_WEB_BOX=plain skips it: the pool then
+# boots from the plain box (the Vagrantfile reads the same switch).
+WEB_BOX_NAME=lemp-ha/debian12-web
+
+ensure_web_box() {
+  if [ "${LEMP_HA_WEB_BOX:-baked}" = plain ]; then
+    info "LEMP_HA_WEB_BOX=plain: the web pool boots from $BOX_NAME"
+    return 0
+  fi
+  local plan fp boxfile
+  ensure_venv
+  plan=$("$LAB_VENV/bin/python" "$LAB_REPO/tools/lab/web_box.py" plan) \
+    || die "reading the web role's packages from its states failed" "see the message above"
+  fp=$({ box_fingerprint; cat "$LAB_REPO/tools/lab/web_box.py"; printf '%s' "$plan"; } | sha256sum | cut -c1-12)
+  if [ "$(box_installed_fingerprint "$WEB_BOX_NAME" web-installed)" = "$fp" ]; then
+    info "box $WEB_BOX_NAME is up to date ($fp)"
+    return 0
+  fi
+  boxfile=$LAB_CACHE/box/lemp-ha-debian12-web-$fp.box
+  [ -f "$boxfile" ] || build_web_box "$boxfile" "$plan"
+  step "adding the box $WEB_BOX_NAME to vagrant"
+  vagrant box add --force --name "$WEB_BOX_NAME" "$boxfile" >/dev/null \
+    || die "vagrant box add failed" "remove $boxfile and run ./lab up again"
+  echo "$fp" >"$LAB_CACHE/box/web-installed"
+}
+
+build_web_box() {
+  local boxfile=$1 plan=$2 plain work rootfs packages services rc=0
+  plain=$LAB_CACHE/box/lemp-ha-debian12-$(box_fingerprint).box
+  [ -f "$plain" ] || die "the plain box $plain is missing" "run ./lab box"
+  packages=$(printf '%s' "$plan" | "$HOST_PYTHON" -c 'import json, sys; print(" ".join(json.load(sys.stdin)["packages"]))')
+  services=$(printf '%s' "$plan" | "$HOST_PYTHON" -c 'import json, sys; print(" ".join(json.load(sys.stdin)["services"]))')
+  work=$LAB_CACHE/box/build-web
+  rootfs=$work/rootfs
+  rm -rf "$work"; mkdir -p "$work"
+  step "baking the web box: the plain box + $(wc -w <<<"$packages") packages of the web role, services off (once per change)"
+  tar -C "$work" -xzf "$plain" lxc-config rootfs.tar.gz
+  tar --numeric-owner --xattrs --xattrs-include='*' -C "$work" -xzf "$work/rootfs.tar.gz"
+  rm -f "$work/rootfs.tar.gz"
+  # Nothing starts in the chroot; packages come through the apt proxy.
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  mount -t proc proc "$rootfs/proc"
+  {
+    chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
+      apt-get -o Acquire::http::Proxy=http://127.0.0.1:3142/ -o Acquire::Retries=3 update -qq &&
+    # shellcheck disable=SC2086  # one word per package
+    chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
+      apt-get -o Acquire::http::Proxy=http://127.0.0.1:3142/ -o Acquire::Retries=3 \
+      install -y -q --no-install-recommends $packages &&
+    for unit in $services; do
+      # units the states write (lemp-ha-*) do not exist yet: nothing to disable
+      if chroot "$rootfs" systemctl cat "$unit" >/dev/null 2>&1; then chroot "$rootfs" systemctl disable "$unit"; fi
+    done &&
+    chroot "$rootfs" apt-get clean
+  } >"$work/bake.log" 2>&1 || rc=$?
+  umount "$rootfs/proc"
+  [ $rc = 0 ] || die "baking the web box failed" "see $work/bake.log"
+  rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/var/lib/apt/lists/"*_dists_*
+  step "packing the web box"
+  tar --numeric-owner --xattrs --xattrs-include='*' -C "$work" -czf "$work/rootfs.tar.gz" ./rootfs
+  cat >"$work/metadata.json" <<META
+{"provider": "lxc", "version": "1.0.0", "built-on": "$(date -u +%FT%TZ)", "baked": "web"}
+META
+  tar -C "$work" -czf "$boxfile.tmp" metadata.json lxc-config rootfs.tar.gz
+  mv "$boxfile.tmp" "$boxfile"
+  rm -rf "$work"
+  find "$(dirname "$boxfile")" -name 'lemp-ha-debian12-web-*.box' ! -name "$(basename "$boxfile")" -delete
 }
 
 vagrant_insecure_key() {

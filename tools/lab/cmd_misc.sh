@@ -3,6 +3,7 @@
 
 lab_down() {
   need_root
+  labhost_down
   step "destroying the lab machines"
   vagrant destroy -f --parallel >/dev/null 2>&1 || true
   # Anything vagrant lost track of (a half-created lab) goes too.

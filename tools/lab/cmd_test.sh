@@ -19,6 +19,9 @@ lab_test() {
   if ! lab_is_up; then
     brought_up=1
     lab_up
+  else
+    # a reused lab: its cloud engine runs (a host reboot or an older ./lab up left none)
+    labhost_up
   fi
   step "lab tests: real daemons in the lab"
   "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/lab" "$@" || rc=$?

@@ -11,10 +11,14 @@ lab_up() {
   apt_proxy_up
   ensure_secrets
   ensure_box
+  ensure_web_box
   vagrant_up
+  accept_machine_keys
   install_secrets
   wait_for_minions
   run_orch site
+  wait_for_master_config
+  labhost_up
   print_summary "$t0"
 }
 
@@ -22,10 +26,8 @@ lab_up() {
 # and kept, so a re-run never rotates a password under a running cluster.
 ensure_secrets() {
   install -d -m 0700 "$LAB_STATE"
-  if [ ! -s "$LAB_STATE/autosign_key" ]; then
-    step "generating the lab's minion-enrolment secret in $LAB_STATE"
-    (umask 077; head -c 32 /dev/urandom | sha256sum | cut -c1-48 >"$LAB_STATE/autosign_key")
-  fi
+  # The shared enrolment secret of labs made before pre-seeded keys.
+  rm -f "$LAB_STATE/autosign_key"
   step "generating lab passwords and certificates (kept in $LAB_STATE/secrets)"
   "$HOST_PYTHON" "$LAB_REPO/tools/lab/lab_secrets.py" generate "$LAB_STATE" "$LAB_TOPOLOGY" \
     "$LAB_REPO/pillar/secrets.spec.yaml" >/dev/null || die "generating the lab secrets failed" "see the message above"
@@ -94,8 +96,45 @@ report_vagrant_failure() {
   die "machine(s) did not come up: ${bad:-see above}" "the fix per machine is above; full log: $log"
 }
 
-# Minions enrol with the master by themselves (autosign_grains); wait until
-# every machine of the topology answers.
+# No key is accepted on a shared secret nor on first sight: each machine of
+# the topology has its own key pre-accepted on the master, read from the
+# machine itself through lxc-attach (no network). Pool machines get theirs
+# minted by the master instead (Vagrantfile, lemp_enrol.mint).
+accept_machine_keys() {
+  local name pub i
+  step "pre-accepting each machine's own minion key on $(lab_master)"
+  for name in $(lab_machines); do
+    pub=
+    for i in $(seq 60); do
+      pub=$(lab_exec "$name" cat /etc/salt/pki/minion/minion.pub 2>/dev/null) && [ -n "$pub" ] && break
+      sleep 1
+    done
+    [ -n "$pub" ] || die "$name made no minion key in 60 s" "./lab ssh $name, then: journalctl -u salt-minion"
+    accept_minion_key "$name" "$pub"
+  done
+}
+
+# orch.site's salt/master state restarts the master once no salt-run is left
+# (a transient systemd timer, salt/master/service.sls): wait for it, then
+# for the minions to be back.
+wait_for_master_config() {
+  local master unit=lemp-ha-salt-master-restart i
+  master=$(lab_master)
+  for i in $(seq 120); do
+    lab_exec "$master" systemctl is-active -q "$unit.timer" "$unit.service" 2>/dev/null || break
+    [ "$i" = 1 ] && step "waiting for the master to restart onto the configuration orch.site gave it"
+    sleep 1
+  done
+  lab_exec "$master" systemctl is-active -q "$unit.timer" "$unit.service" 2>/dev/null \
+    && die "the master's restart onto its new configuration is still pending after 120 s" \
+      "./lab ssh $master, then: journalctl -u $unit"
+  lab_exec "$master" systemctl is-active -q salt-master \
+    || die "salt-master is not running on $master after its configuration changed" \
+      "./lab ssh $master, then: journalctl -u salt-master -u $unit"
+  wait_for_minions
+}
+
+# Wait until every machine of the topology answers.
 wait_for_minions() {
   local master expected missing i
   master=$(lab_master)

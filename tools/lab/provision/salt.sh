@@ -1,9 +1,16 @@
 #!/bin/bash
 # Vagrant provisioner: make this machine a Salt minion of the lab master (and
-# the master itself on the master machine). Everything else is Salt's job.
+# the master itself on the master machine), enough to reach orch.site.
+# Everything else is Salt's job: the master's own configuration is the state
+# salt/master (applied by orch.site), which replaces the bootstrap file below.
+# Keys are never accepted on a shared secret: ./lab up pre-accepts each
+# fixed machine's own public key on the master (read through lxc-attach), a
+# pool machine (LEMP_HA_POOL=1) gets a key minted for its name by the master
+# (Vagrantfile trigger, runner lemp_enrol.mint) before its minion starts.
 # Safe to re-run: it rewrites the same files and restarts only on change.
 set -euo pipefail
-: "${LEMP_HA_ID:?} ${LEMP_HA_ROLES:?} ${LEMP_HA_MASTER:?} ${LEMP_HA_AUTOSIGN_KEY:?} ${LEMP_HA_SALT_REQUIREMENTS:?}"
+: "${LEMP_HA_ID:?} ${LEMP_HA_ROLES:?} ${LEMP_HA_MASTER:?} ${LEMP_HA_SALT_REQUIREMENTS:?}"
+LEMP_HA_POOL=${LEMP_HA_POOL:-0}
 export DEBIAN_FRONTEND=noninteractive
 
 changed=()
@@ -54,8 +61,12 @@ if [[ ",$LEMP_HA_ROLES," == *,master,* ]]; then
     ln -sfn /srv/lemp-ha/$dir /srv/lemp-ha-extras/$dir
   done
   install -d -m 0700 /srv/lemp-ha-secrets
-  put /etc/salt/master.d/00-lemp-ha-bootstrap.conf 0644 <<CONF
-# Written by lab/provision/salt.sh. Other master settings are Salt-managed.
+  # Once salt/master has written its own file, the bootstrap is not needed
+  # (the state removes it; a re-provision must not bring it back).
+  if [ ! -e /etc/salt/master.d/50-lemp-ha.conf ]; then
+    put /etc/salt/master.d/00-lemp-ha-bootstrap.conf 0644 <<CONF
+# Written by tools/lab/provision/salt.sh: just enough for orch.site, whose
+# state salt/master writes 50-lemp-ha.conf and removes this file.
 file_roots:
   base:
     - /srv/lemp-ha/salt
@@ -64,25 +75,21 @@ pillar_roots:
   base:
     - /srv/lemp-ha/pillar
     - /srv/lemp-ha-secrets
-# Orchestrations call the runners (_runners/) and modules (_modules/, and
-# _states/) of the checkout when they are rendered, before any sync step:
-# runner_dirs loads runners from a folder; module_dirs loads each kind from
-# <folder>/_<kind> (so the extras folder, not _modules itself).
+# Orchestrations call the runners and modules of the checkout when they are
+# rendered, before any sync step.
 runner_dirs:
   - /srv/lemp-ha/_runners
 module_dirs:
   - /srv/lemp-ha-extras
-# The master's id names its key pair (Salt 3008: pki/<id>.pem). Left to
-# Salt it is the FQDN, which changes once orch.site writes /etc/hosts, and a
-# restarted master would then make a new key that every minion refuses.
+# The master's id names its key pair (Salt 3008: pki/<id>.pem); left to Salt
+# it is the FQDN, which changes once orch.site writes /etc/hosts.
 id: ${LEMP_HA_ID}
-# New minions are accepted only when they present the lab's enrolment secret.
-autosign_grains_dir: /etc/salt/autosign_grains
 enable_fqdns_grains: False
 worker_threads: 4
 CONF
-  put /etc/salt/autosign_grains/lemp_ha_enrol 0600 <<<"$LEMP_HA_AUTOSIGN_KEY"
-  chmod 0700 /etc/salt/autosign_grains
+  fi
+  # A lab made before pre-seeded keys: its shared enrolment secret goes.
+  if [ -e /etc/salt/autosign_grains ]; then rm -rf /etc/salt/autosign_grains; changed+=(/etc/salt/autosign_grains); fi
   systemctl enable -q salt-master
   if [[ " ${changed[*]} " == *" /etc/salt/master.d/"* || " ${changed[*]} " == *autosign* ]] || ! systemctl is-active -q salt-master; then
     systemctl restart salt-master
@@ -90,21 +97,28 @@ CONF
 fi
 
 put /etc/salt/minion.d/00-lemp-ha-bootstrap.conf 0644 <<CONF
-# Written by lab/provision/salt.sh.
+# Written by tools/lab/provision/salt.sh.
 id: ${LEMP_HA_ID}
 master: ${LEMP_HA_MASTER}
 # No DNS in the lab: never wait on reverse look-ups.
 enable_fqdns_grains: False
-autosign_grains:
-  - lemp_ha_enrol
 acceptance_wait_time: 2
 acceptance_wait_time_max: 10
 random_reauth_delay: 0
 CONF
-put /etc/salt/grains 0600 <<CONF
-lemp_ha_enrol: ${LEMP_HA_AUTOSIGN_KEY}
-CONF
+# The shared enrolment grain of labs made before pre-seeded keys.
+if [ -e /etc/salt/grains ] && grep -q '^lemp_ha_enrol:' /etc/salt/grains; then
+  sed -i '/^lemp_ha_enrol:/d' /etc/salt/grains
+  changed+=(/etc/salt/grains)
+fi
 systemctl enable -q salt-minion
+if [ "$LEMP_HA_POOL" = 1 ] && [ ! -s /etc/salt/pki/minion/minion.pem ]; then
+  # Started by the Vagrantfile's trigger once the key minted for this name
+  # is installed: a minion started now would make its own key, which the
+  # master refuses (the name's slot holds the minted one).
+  echo "salt minion ${LEMP_HA_ID} (pool): configured, waiting for its minted key before it starts"
+  exit 0
+fi
 if [ ${#changed[@]} -gt 0 ] || ! systemctl is-active -q salt-minion; then
   systemctl restart salt-minion
 fi

@@ -1,0 +1,48 @@
+"""The baked web box carries what the web role's states install, read from
+the states themselves (tools/lab/web_box.py), with their services off."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import web_box  # tests/conftest.py puts tools/lab on the path
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+LOWSTATE = [
+    {"state": "pkg", "fun": "installed", "name": "nginx-packages-installed", "pkgs": ["nginx"]},
+    {"state": "pkg", "fun": "installed", "name": "redis-server"},
+    {"state": "pkg", "fun": "installed", "name": "webapp-app-package", "pkgs": [{"wordpress": "6.1+dfsg1-1"}, "php"]},
+    {"state": "pkg", "fun": "purged", "name": "apache2"},
+    {"state": "service", "fun": "running", "name": "nginx", "enable": True},
+    {"state": "service", "fun": "running", "name": "oneshot"},
+    {"state": "service", "fun": "dead", "name": "glusterd", "enable": False},
+    {"state": "file", "fun": "managed", "name": "/etc/nginx/nginx.conf"},
+]
+
+
+def test_packages_are_every_name_pkg_installed_states_install():
+    assert web_box.packages_of(LOWSTATE) == ["nginx", "php", "redis-server", "wordpress"]
+
+
+def test_services_are_those_the_states_enable():
+    assert web_box.services_of(LOWSTATE) == ["nginx"]
+
+
+def test_a_render_error_is_reported():
+    assert web_box.render_errors({"local": ["Rendering SLS 'base:x' failed: boom"]}) == [
+        "Rendering SLS 'base:x' failed: boom"]
+    assert web_box.render_errors({"local": LOWSTATE}) == []
+
+
+def test_the_plan_comes_from_the_web_roles_highstate():
+    # Rendered for real with Salt (salt-call --local, a throwaway root and secrets).
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "lab" / "web_box.py"), "plan"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    for package in ("nginx", "php8.2-fpm", "redis-server", "redis-sentinel", "glusterfs-client", "zabbix-agent2"):
+        assert package in plan["packages"], plan
+    for service in ("nginx", "php8.2-fpm", "redis-server", "glusterd"):
+        assert service in plan["services"], plan
