@@ -42,8 +42,11 @@ def salt_roots(tmp_path_factory):
     secrets.mkdir(parents=True)
     for item in (folder / "minions").glob("*.yaml"):
         (secrets / f"{item.stem}.sls").write_text(item.read_text())
+    # Scaling (orch.scale_*): web3 is enrolled and keyed, so that scale_in
+    # has a node and scale_out takes web4; the decisions' records stay here.
+    (root / "enrolled.json").write_text('{"web3": {"since": "2026-01-01T00:00:00Z", "by": "reactor"}}')
     return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")],
-            "extras": str(extras), "record": str(root / "deployed.json")}
+            "extras": str(extras), "record": str(root / "deployed.json"), "root": str(root)}
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +61,10 @@ def salt_master(salt_factories, salt_roots):
         "module_dirs": [salt_roots["extras"]],
         # orch.deploy's record (pillar/deployed.sls): a test's own, not the host's
         "lemp_ha_deployed_record": salt_roots["record"],
+        # orch.scale_*: the enrolled store, the scaling state and log (_runners/lemp_scale.py)
+        "lemp_ha_enrolled_store": salt_roots["root"] + "/enrolled.json",
+        "lemp_ha_scaling_state": salt_roots["root"] + "/scaling.json",
+        "lemp_ha_scaling_log": salt_roots["root"] + "/scaling.log",
     }
     master = salt_factories.salt_master_daemon("render-master", overrides=overrides)
     with master.started():

@@ -40,6 +40,8 @@ COMMAND_LINE_PILLAR = {
     "webapp.rollback": {"app": {"rollback_to": "1.0.0"}},
     "deploy": {"app": {"version": "1.0.1"}},
     "rollback": {"app": {"rollback_to": "1.0.0"}},
+    "scale_in": {"node": "web3"},
+    "autoscale": {"scale_request": {"sender": "mon1", "direction": "out"}},
 }
 
 
