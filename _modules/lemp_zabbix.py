@@ -1511,3 +1511,14 @@ def ensure_global_macros_with(api, macros, test):
     return ([f"global macro {r['macro']} created" for r in create]
             + [f"global macro {r['macro']} set to {r['value']!r}" for r in update])
 # --- end of scaling ---
+
+
+def host_names(ca_file="/etc/zabbix/tls/ca.pem", url=None):
+    """Names of every host Zabbix has (scale-in checks: a removed pool node is gone).
+
+    CLI Example::
+
+        salt mon1 lemp_zabbix.host_names
+    """
+    return _api_call(lambda: sorted(h["host"] for h in _login(url or _monitor_url(), ca_file)
+                                    .host.get(output=["host"])))
