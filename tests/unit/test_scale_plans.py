@@ -302,3 +302,46 @@ def test_sudoers_allows_exactly_out_and_in():
 
 def test_zabbix_times_in_seconds():
     assert [lemp_scaling.seconds(v, "k") for v in ("300", "90s", "5m", "1h")] == [300, 90, 300, 3600]
+
+
+# -- the records on the master (files in a temporary folder) ------------------------
+
+
+@pytest.fixture
+def master_files(tmp_path, monkeypatch):
+    opts = {"lemp_ha_scaling_state": str(tmp_path / "lib" / "scaling.json"),
+            "lemp_ha_scaling_log": str(tmp_path / "log" / "scaling.log"),
+            "lemp_ha_enrolled_store": str(tmp_path / "lib" / "enrolled.json")}
+    monkeypatch.setattr(lemp_scale, "__opts__", opts, raising=False)
+    return tmp_path
+
+
+def test_record_keeps_the_cooldown_state_and_logs_even_when_zabbix_is_unreachable(master_files):
+    # a zabbix_sender that is not there: the decision is still recorded, and the log says why it was not sent
+    zabbix = dict(ZABBIX, sender=str(master_files / "no-zabbix_sender"))
+    out = lemp_scale.record(decide(), zabbix)
+    assert out["decision"] == "scale-out web3 (from mon1): high load reported by mon1"
+    assert out["zabbix"].startswith("not sent to Zabbix")
+    state = json.loads((master_files / "lib" / "scaling.json").read_text())
+    assert state["last"]["node"] == "web3" and state["last"]["direction"] == "out"
+    log = (master_files / "log" / "scaling.log").read_text().splitlines()
+    assert log[0].endswith("scale-out web3 (from mon1): high load reported by mon1")
+    assert "not sent to Zabbix" in log[1]
+    assert lemp_scale.status()["last"]["node"] == "web3"
+
+
+def test_record_of_a_decision_that_lost_the_race_fails_and_logs_it(master_files):
+    lemp_scale.record(decide(now=NOW + 5), {})
+    with pytest.raises(CommandExecutionError, match="within the cooldown of this decision"):
+        lemp_scale.record(decide(now=NOW), {}, cooldown=900)
+    log = (master_files / "log" / "scaling.log").read_text()
+    assert "no scale-out (from mon1): scale-out of web3 was recorded at" in log
+    # by hand, the operator's word goes
+    assert lemp_scale.record(decide(now=NOW + 10), {})["decision"].startswith("scale-out web3")
+
+
+def test_a_broken_enrolled_store_names_the_file(master_files):
+    (master_files / "lib").mkdir(parents=True, exist_ok=True)
+    (master_files / "lib" / "enrolled.json").write_text("[not json")
+    with pytest.raises(CommandExecutionError, match="enrolled.json is not JSON"):
+        lemp_scale._enrolled()
