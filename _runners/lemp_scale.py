@@ -114,11 +114,12 @@ def next_free(topology, enrolled, keys):
     return {"refusal": "scale_out: every name of scaling.web.pool is in use; add names to it in pillar/topology.yaml"}
 
 
-def scale_in_target(topology, enrolled, keys, node=None):
+def scale_in_target(topology, enrolled, keys, node=None, only_enrolled=False):
     """``{"node"}``: the pool node to remove (``node``, else the highest
     enrolled one, else the highest keyed one: a VM that never enrolled), or
     ``{"refusal"}``: a fixed machine, a name outside the pool, a node that
-    is not there, or going below min."""
+    is not there, or going below min. ``only_enrolled`` (autoscaling): a
+    keyed VM still enrolling is never chosen."""
     fixed = _steps.role(topology, "web")
     low, _ = limits(topology)
     pool = pool_names(topology)
@@ -134,7 +135,7 @@ def scale_in_target(topology, enrolled, keys, node=None):
         if node not in taken:
             return {"refusal": f"scale_in: {node} is neither enrolled nor keyed on the master: nothing to remove"}
     else:
-        candidates = enrolled or taken
+        candidates = enrolled if only_enrolled else (enrolled or taken)
         if not candidates:
             return {"refusal": "scale_in: no pool node is in use: the web tier is at its fixed machines"}
         node = candidates[-1]
@@ -351,7 +352,7 @@ def autoscale_plan(topology, settings, enrolled, keys, state, now, direction, se
     if direction == "out":
         target = next_free(topology, enrolled, keys)
     elif direction == "in":
-        target = scale_in_target(topology, enrolled, keys)
+        target = scale_in_target(topology, enrolled, keys, only_enrolled=True)
     decision = decide(direction, sender, now, state, settings, _steps.role(topology, "monitor"), target)
     zabbix = zabbix_target(topology, settings)
     cooldown = int(settings.get("cooldown", 0))

@@ -345,3 +345,11 @@ def test_a_broken_enrolled_store_names_the_file(master_files):
     (master_files / "lib" / "enrolled.json").write_text("[not json")
     with pytest.raises(CommandExecutionError, match="enrolled.json is not JSON"):
         lemp_scale._enrolled()
+
+
+def test_autoscaling_never_scales_in_a_vm_that_is_still_enrolling(topology):
+    # web4 keyed, not enrolled yet: by hand it may be cleaned up, autoscaling leaves it alone
+    assert lemp_scale.scale_in_target(topology, [], ["web4"]) == {"node": "web4"}
+    assert "no pool node is in use" in lemp_scale.scale_in_target(topology, [], ["web4"], only_enrolled=True)["refusal"]
+    steps = lemp_scale.autoscale_plan(topology, settings(), [], ["web4"], {}, NOW, "in", "mon1")["steps"]
+    assert ids(steps) == ["record-refused-scale-in-in-the-scaling-log-and-zabbix", "no-scaling-in"]
