@@ -22,7 +22,6 @@ import subprocess
 import time
 
 import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
-import web_helpers as wh
 from common import log
 
 LOG = "/var/log/lemp-ha/scaling.log"
@@ -57,7 +56,6 @@ def timed_orch(lab, args, label, sls, pillar=None):
 
 
 def by_hand(lab, args):
-    node = None
     rows = [timed_orch(lab, args, "orch.scale_out (boot, enrol, serve)", "orch.scale_out")]
     node = enrolled(lab)[-1]
     rows.append(timed_orch(lab, args, f"orch.scale_in {node} (drain, remove, destroy)", "orch.scale_in",
