@@ -1424,3 +1424,148 @@ def ensure_alert_action(url, settings, ca_file=None, test=False):
                                email[0]["mediatypeid"], alerts.get("min_severity", "warning"))
         return _ensure_action(api, desired, test)
     return _api_call(run)
+
+
+# --- scaling (issue #12): Zabbix asks Salt to scale the web tier ---
+# The template "lemp-ha Web tier load" (monitor role) computes the web
+# tier's PHP-FPM busy-worker ratio and has a high and a low trigger, tagged
+# lemp-scale: out / in. Their thresholds and window are global macros from
+# pillar scaling:autoscale (scaling_macros). One action per direction runs a
+# global script on the Zabbix server (mon1): `sudo -n <command> out|in`,
+# which sends the Salt event lemp-ha/scale/request from mon1's minion
+# (salt/zabbix/server/scaling.sls). While the problem lasts the action runs
+# it again every scaling:autoscale:repeat; the master's cooldown decides.
+
+SCRIPT_TYPE_SCRIPT = 0
+SCRIPT_SCOPE_ACTION = 1
+SCRIPT_EXECUTE_ON_SERVER = 1
+OP_REMOTE_COMMAND = 1
+CONDITION_EVENT_TAG_VALUE = 26
+OPERATOR_EQUAL = 0
+SCALING_TAG = "lemp-scale"
+
+
+def scaling_macros(scaling, max_children):
+    """Global macros of the scaling item and triggers: pillar
+    scaling:autoscale, and the web pool's pm.max_children (the tier's
+    capacity per node, phpfpm:lookup:pool:max_children)."""
+    auto = (scaling or {}).get("autoscale") or {}
+    if int(max_children) < 1:
+        raise ZabbixSettingsError(f"phpfpm:lookup:pool:max_children {max_children!r} must be 1 or more")
+    return {"{$LEMP.SCALE.HIGH}": str(auto.get("high")), "{$LEMP.SCALE.LOW}": str(auto.get("low")),
+            "{$LEMP.SCALE.WINDOW}": str(auto.get("window")), "{$LEMP.SCALE.FPM_MAX_CHILDREN}": str(int(max_children))}
+
+
+def scaling_script(direction, command):
+    """The global script the action of ``direction`` runs on the server."""
+    return {"name": f"lemp-ha scaling request {direction}", "type": SCRIPT_TYPE_SCRIPT, "scope": SCRIPT_SCOPE_ACTION,
+            "execute_on": SCRIPT_EXECUTE_ON_SERVER, "command": f"sudo -n {command} {direction}",
+            "description": "Sends the Salt event lemp-ha/scale/request from mon1 (salt/zabbix/server/scaling.sls)."}
+
+
+def scaling_action(direction, scriptid, repeat, enabled=True):
+    """The trigger action of ``direction``: a problem tagged lemp-scale:
+    <direction> runs the script now and every ``repeat`` while it lasts."""
+    return {
+        "name": f"lemp-ha scaling: request scale-{direction}",
+        "eventsource": EVENTSOURCE_TRIGGERS,
+        "status": 0 if enabled else 1,
+        "esc_period": str(repeat),
+        "filter": {"evaltype": 0, "conditions": [
+            {"conditiontype": CONDITION_EVENT_TAG_VALUE, "operator": OPERATOR_EQUAL, "value2": SCALING_TAG,
+             "value": direction},
+            {"conditiontype": CONDITION_PROBLEM_SUPPRESSED, "operator": OPERATOR_NO}]},
+        "operations": [{"operationtype": OP_REMOTE_COMMAND, "esc_step_from": 1, "esc_step_to": 0, "esc_period": "0",
+                        "opcommand": {"scriptid": str(scriptid)}, "opcommand_hst": [{"hostid": "0"}]}],
+    }
+
+
+def scaling_action_signature(action):
+    """What a scaling action does, comparable between the API's answer and
+    ``scaling_action`` (action_signature leaves commands out)."""
+    flt = action.get("filter") or {}
+    return {
+        "status": str(action.get("status", 0)),
+        "esc_period": str(action.get("esc_period", "")),
+        "conditions": sorted((int(c["conditiontype"]), int(c["operator"]), str(c.get("value", "")),
+                              str(c.get("value2", ""))) for c in flt.get("conditions") or []),
+        "operations": sorted((int(o.get("operationtype", -1)), str((o.get("opcommand") or {}).get("scriptid", "")),
+                              int(o.get("esc_step_from", 1)), int(o.get("esc_step_to", 1)),
+                              tuple(sorted(str(h.get("hostid")) for h in o.get("opcommand_hst") or [])))
+                             for o in action.get("operations") or []),
+    }
+
+
+def scaling_action_changes(current, desired):
+    """Fields of ``desired`` to write over ``current`` (None: create; {}: in sync)."""
+    if not current:
+        return None
+    have, want = scaling_action_signature(current), scaling_action_signature(desired)
+    fields = {"status": "status", "esc_period": "esc_period", "conditions": "filter", "operations": "operations"}
+    return {fields[key]: desired[fields[key]] for key in fields if have[key] != want[key]}
+
+
+def ensure_scaling_requests(url, scaling, max_children, ca_file=None, test=False):
+    """The scaling triggers' macros, one global script and one action per
+    direction, as pillar ``scaling`` says (autoscale off: actions disabled)."""
+    auto = (scaling or {}).get("autoscale") or {}
+    command = ((scaling or {}).get("request") or {}).get("command")
+
+    def run():
+        api = _login(url, ca_file)
+        changes = ensure_global_macros_with(api, scaling_macros(scaling, max_children), test)
+        for direction in ("out", "in"):
+            desired = scaling_script(direction, command)
+            rows = api.script.get(output="extend", filter={"name": desired["name"]})
+            scriptid = rows[0]["scriptid"] if rows else None
+            if not rows:
+                if not test:
+                    scriptid = api.script.create(**desired)["scriptids"][0]
+                changes.append(f"script {desired['name']!r} created")
+            else:
+                todo = field_changes(rows[0], desired)
+                if todo:
+                    if not test:
+                        api.script.update(scriptid=scriptid, **todo)
+                    changes.append(f"script {desired['name']!r}: {', '.join(sorted(todo))} updated")
+            action = scaling_action(direction, scriptid or "0", auto.get("repeat", "15m"), auto.get("enabled", True))
+            current = api.action.get(output="extend", filter={"name": action["name"]}, selectFilter="extend",
+                                     selectOperations="extend")
+            current = current[0] if current else None
+            todo = scaling_action_changes(current, action)
+            if todo is None:
+                if not test:
+                    api.action.create(**action)
+                changes.append(f"action {action['name']!r} created")
+            elif todo:
+                if not test:
+                    api.action.update(actionid=current["actionid"], **todo)
+                changes.append(f"action {action['name']!r}: {', '.join(sorted(todo))} updated")
+        return changes
+    return _api_call(run)
+
+
+def ensure_global_macros_with(api, macros, test):
+    """ensure_global_macros on an open session: the changes made."""
+    rows = api.usermacro.get(output=["globalmacroid", "macro", "value"], globalmacro=True,
+                             filter={"macro": sorted(macros)})
+    create, update = global_macro_changes(rows, macros)
+    if not test:
+        for row in create:
+            api.usermacro.createglobal(**row)
+        for row in update:
+            api.usermacro.updateglobal(globalmacroid=row["globalmacroid"], value=row["value"])
+    return ([f"global macro {r['macro']} created" for r in create]
+            + [f"global macro {r['macro']} set to {r['value']!r}" for r in update])
+# --- end of scaling ---
+
+
+def host_names(ca_file="/etc/zabbix/tls/ca.pem", url=None):
+    """Names of every host Zabbix has (scale-in checks: a removed pool node is gone).
+
+    CLI Example::
+
+        salt mon1 lemp_zabbix.host_names
+    """
+    return _api_call(lambda: sorted(h["host"] for h in _login(url or _monitor_url(), ca_file)
+                                    .host.get(output=["host"])))

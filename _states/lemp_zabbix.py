@@ -187,3 +187,10 @@ def local_user_present(name, password_pillar, host="localhost", grants=None):
 def global_macros_present(name, url, macros, ca_file=None):
     """Global macros (lemp_zabbix.global_macros: from the topology)."""
     return _run(name, "ensure_global_macros", url=url, macros=dict(macros), ca_file=ca_file)
+
+
+def scaling_requests_present(name, url, scaling, max_children, ca_file=None):
+    """Scaling (issue #12): the scaling triggers' macros, a global script and
+    an action per direction that send lemp-ha/scale/request (pillar scaling)."""
+    return _run(name, "ensure_scaling_requests", url=url, scaling=scaling, max_children=max_children,
+                ca_file=ca_file)

@@ -4,6 +4,7 @@
 //   GET  /api/info         node, version, session counter (+1 per request)
 //   POST /api/items        body: {"note": "..."} -> {"id": N, ...}
 //   GET  /api/items/N      the row written by POST
+//   GET  /api/work?ms=N    keeps a PHP-FPM worker busy on CPU for N ms (<= 2000): load for the scaling tests
 declare(strict_types=1);
 require dirname(__DIR__) . '/src/bootstrap.php';
 
@@ -55,6 +56,17 @@ try {
         $stmt->execute([(int)$m[1]]);
         $row = $stmt->fetch();
         $row ? app_json(200, $row + ['read_by' => gethostname()]) : app_json(404, ['error' => "no item {$m[1]}"]);
+    } elseif ($path === '/api/work' && $method === 'GET') {
+        // CPU, not sleep: the autoscaling tests need busy workers and busy cores
+        // (tests/lab/test_scaling_scale.py, bench/scale_events.py).
+        $ms = max(0, min(2000, (int)($_GET['ms'] ?? 100)));
+        $until = hrtime(true) + $ms * 1000000;
+        $rounds = 0;
+        $hash = '';
+        while (hrtime(true) < $until) {
+            $hash = hash('sha256', $hash . $rounds++);
+        }
+        app_json(200, ['node' => gethostname(), 'ms' => $ms, 'rounds' => $rounds]);
     } elseif ($path === '/' && $method === 'GET') {
         $info = info();
         $count = (int)app_db()->query('SELECT COUNT(*) FROM items')->fetchColumn();

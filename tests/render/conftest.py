@@ -49,9 +49,12 @@ def salt_roots(tmp_path_factory):
     secrets.mkdir(parents=True)
     for item in (folder / "minions").glob("*.yaml"):
         (secrets / f"{item.stem}.sls").write_text(item.read_text())
+    # Scaling (orch.scale_*): web3 is enrolled and keyed, so that scale_in
+    # has a node and scale_out takes web4; the decisions' records stay here.
+    (root / "enrolled.json").write_text('{"web3": {"since": "2026-01-01T00:00:00Z", "by": "reactor"}}')
     return {"file": [str(REPO / "salt"), str(extras)], "pillar": [str(REPO / "pillar"), str(root / "secrets")],
             "extras": str(extras), "record": str(root / "deployed.json"),
-            "enrolled": str(root / "enrolled.json"), "enrol_log": str(root / "enrol.log")}
+            "enrolled": str(root / "enrolled.json"), "enrol_log": str(root / "enrol.log"), "root": str(root)}
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +72,9 @@ def salt_master(salt_factories, salt_roots):
         # orch.enrol's store of enrolled pool members (pillar/enrolled.sls) and its log
         "lemp_ha_enrolled_store": salt_roots["enrolled"],
         "lemp_ha_enrol_log": salt_roots["enrol_log"],
+        # orch.scale_*: the scaling state and log (_runners/lemp_scale.py)
+        "lemp_ha_scaling_state": salt_roots["root"] + "/scaling.json",
+        "lemp_ha_scaling_log": salt_roots["root"] + "/scaling.log",
     }
     master = salt_factories.salt_master_daemon("render-master", overrides=overrides)
     with master.started():

@@ -41,6 +41,8 @@ COMMAND_LINE_PILLAR = {
     "deploy": {"app": {"version": "1.0.1"}},
     "rollback": {"app": {"rollback_to": "1.0.0"}},
     "enrol": {"enrol": {"node": "web3"}},
+    "scale_in": {"node": "web3"},
+    "autoscale": {"scale_request": {"sender": "mon1", "direction": "out"}},
 }
 
 

@@ -26,3 +26,12 @@ zabbix-server-lemp-ha-files-absent:
       - /etc/exim4/update-exim4.conf.conf
     - require:
       - pkg: zabbix-server-packages-removed
+
+{#- scaling (zabbix.server.scaling): the request command and its sudoers rule #}
+{%- from 'scaling/map.jinja' import scaling with context %}
+
+zabbix-server-scaling-request-files-absent:
+  file.absent:
+    - names:
+      - {{ scaling.request.sudoers }}
+      - {{ scaling.request.command }}

@@ -11,3 +11,4 @@ include:
   - zabbix.server.webhook_receiver
   - zabbix.server.api
   - zabbix.server.ldap
+  - zabbix.server.scaling

@@ -1,0 +1,13 @@
+# Scaling the web tier (issue #12): the lab's settings, on the master
+# (orch.scale_out, orch.scale_in, orch.autoscale) and the monitor (Zabbix's
+# triggers and actions). Every key, with its default: salt/scaling/pillar.example.
+# Min, max and the pool's names: pillar/topology.yaml, scaling.web.
+scaling:
+  # Short enough for tests/lab/test_scaling_scale.py to see a scale-out and
+  # then a scale-in; a site keeps the default 15 min.
+  cooldown: 240
+  autoscale:
+    high: 0.6
+    low: 0.1
+    window: 2m
+    repeat: 3m

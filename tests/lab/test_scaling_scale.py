@@ -1,0 +1,174 @@
+"""Scaling the web tier by hand and on load (issue #12, docs/scaling.md
+"Scaling by hand and on load"), on the running lab:
+
+* orch.scale_out then orch.scale_in of web3 under steady HTTPS load through
+  the VIP: no request fails; web3 served, then is gone from both HAProxies
+  (its slot back in maintenance), from Zabbix and from the master's keys;
+* orch.scale_in refuses a fixed machine and going below min;
+* load above the high threshold scales out by itself (Zabbix -> mon1's
+  scaling request -> reactor -> orch.autoscale), and below the low threshold,
+  after the cooldown, it scales in; each decision is in the master's
+  scaling log and is a Zabbix event;
+* with salt1 stopped, load through the VIP sees no failure.
+
+Load: the sample app's /api/work?ms=N (app/public/index.php) keeps PHP-FPM
+workers busy on CPU; `ab` (apache2-utils, TEST_HOST_PACKAGES) drives it.
+The lab's scaling settings are pillar/autoscale.sls (cooldown 240 s,
+window 2m). Needs the cloud minion `labhost` and enrolment (orch.enrol).
+"""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+import web_helpers as wh
+from lemplab import wait_for
+
+POOL_NODE = "web3"
+LOG = "/var/log/lemp-ha/scaling.log"
+
+
+def enrolled(lab):
+    out = lab.run(lab.master, "cat /var/lib/lemp-ha/enrolled.json 2>/dev/null || echo '{}'", check=False)
+    return sorted(json.loads(out.stdout or "{}"))
+
+
+def accepted_keys(lab):
+    out = lab.run(lab.master, "salt-key --list=accepted --out=json")
+    return json.loads(out.stdout).get("minions", [])
+
+
+def slot_state(lab, lb, node):
+    """haproxy_runtime.state of the slot on ``lb``: {admin, status, ...}."""
+    return wh.haproxy_state(lab, lb, node)
+
+
+def slot_is_out(lab, node):
+    """The slot is in maintenance on every LB (config `disabled`, or runtime maint)."""
+    return all((slot_state(lab, lb, node) or {}).get("admin") == "maint" for lb in wh.lb_names(lab))
+
+
+def zabbix_hosts(lab, mon):
+    """Host names Zabbix has (mon1's lemp_zabbix.host_names, through the API)."""
+    out = lab.salt(mon, "lemp_zabbix.host_names")
+    return wh.salt_ret(out, mon) or []
+
+
+def scaling_log(lab):
+    return lab.run(lab.master, f"cat {LOG} 2>/dev/null", check=False).stdout
+
+
+def nodes_serving(lab, count=40):
+    seen = set()
+    for _ in range(count):
+        seen.add(wh.get_json(lab, "/api/info", session=wh.new_session(lab))["node"])
+    return seen
+
+
+@pytest.fixture
+def pool_is_empty(lab):
+    """Each test starts and ends with no pool node: anything left is scaled in."""
+    pool = [entry["name"] for entry in lab.topology["scaling"]["web"]["pool"]]
+
+    def clean():
+        for node in sorted(set(enrolled(lab)) | {n for n in accepted_keys(lab) if n in pool}):
+            lab.orchestrate("orch.scale_in", {"node": node}, timeout=900)
+    clean()
+    yield
+    clean()
+
+
+def test_scale_out_then_in_under_load_fails_no_request(lab, pool_is_empty):
+    with wh.LoadLoop(lab, max_seconds=1500, max_requests=200000) as load:
+        ok, detail = lab.orchestrate("orch.scale_out", timeout=1200)
+        assert ok, detail
+        assert POOL_NODE in enrolled(lab)
+        wh.wait_web_up_on_all_lbs(lab, POOL_NODE, timeout=120)
+        wait_for(lambda: POOL_NODE in nodes_serving(lab), 60, f"{POOL_NODE} to serve through the VIP")
+        load.wait_for_requests(100, timeout=120)
+
+        ok, detail = lab.orchestrate("orch.scale_in", {"node": POOL_NODE}, timeout=1200)
+        assert ok, detail
+        load.wait_for_requests(100, timeout=120)
+    assert load.failures == [], load.report()
+    assert load.nodes.get(POOL_NODE), f"{POOL_NODE} never answered the load: {load.nodes}"
+    assert POOL_NODE not in enrolled(lab)
+    assert slot_is_out(lab, POOL_NODE), "the slot is not back in maintenance on both LBs"
+    # a reload keeps it out: the config renders the slot disabled
+    for lb in wh.lb_names(lab):
+        cfg = lab.run(lb, "grep -E '^\\s*server web3 ' /etc/haproxy/haproxy.cfg").stdout
+        assert "disabled" in cfg, (lb, cfg)
+    assert POOL_NODE not in accepted_keys(lab)
+    mon = lab.with_role("monitor")[0]
+    assert POOL_NODE not in zabbix_hosts(lab, mon)
+    log = scaling_log(lab)
+    assert f"scale-out {POOL_NODE} (from by hand)" in log and f"scale-in {POOL_NODE} (from by hand)" in log
+
+
+def test_scale_in_refuses_a_fixed_machine_and_going_below_min(lab, pool_is_empty):
+    ok, detail = lab.orchestrate("orch.scale_in", {"node": "web1"})
+    assert not ok and "web1 is a fixed machine of pillar/topology.yaml" in detail, detail
+    ok, detail = lab.orchestrate("orch.scale_in")
+    assert not ok and "no pool node is in use" in detail, detail
+    # the lab's min is its two fixed web nodes: removing one is below min
+    assert set(wh.web_names(lab)) <= nodes_serving(lab)
+
+
+def ab(host_tool, lab, concurrency, seconds, ms):
+    """Real HTTP load through the VIP: `ab` on /api/work?ms=MS (CPU per request)."""
+    return subprocess.Popen([host_tool("ab"), "-q", "-k", "-c", str(concurrency), "-t", str(seconds),
+                             "-n", "100000000", "-s", "30", f"https://{lab.vip}/api/work?ms={ms}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_load_scales_out_by_itself_then_in_after_the_cooldown(lab, host_tool, pool_is_empty):
+    """High load for the window: one node more (and only one within the cooldown);
+    low load for the window after the cooldown: back to the fixed nodes.
+    No request of the steady loop fails meanwhile."""
+    webs = wh.web_names(lab)
+    # every worker of both fixed nodes busy: concurrency above 2 x pm.max_children
+    load_gen = ab(host_tool, lab, concurrency=48, seconds=900, ms=400)
+    started = time.monotonic()
+    try:
+        with wh.LoadLoop(lab, max_seconds=1800, max_requests=400000, pause=0.1) as load:
+            wait_for(lambda: POOL_NODE in enrolled(lab), 900, "Zabbix's high trigger to scale out to web3",
+                     interval=5)
+            out_after = time.monotonic() - started
+            wh.wait_web_up_on_all_lbs(lab, POOL_NODE, timeout=120)
+            # within the cooldown (240 s in the lab) no second node boots, however high the load
+            time.sleep(60)
+            assert enrolled(lab) == [POOL_NODE], enrolled(lab)
+            load_gen.terminate()
+            load_gen.wait(30)
+            wait_for(lambda: not enrolled(lab), 1200, "Zabbix's low trigger to scale back in after the cooldown",
+                     interval=5)
+            load.wait_for_requests(50, timeout=120)
+        assert load.failures == [], load.report()
+    finally:
+        if load_gen.poll() is None:
+            load_gen.terminate()
+    log = scaling_log(lab)
+    assert f"scale-out {POOL_NODE} (from mon1)" in log and f"scale-in {POOL_NODE} (from mon1)" in log, log
+    print(f"scaled out {out_after:.0f} s after the load started; webs {webs} + {POOL_NODE}")
+
+
+def test_a_scale_request_from_a_machine_other_than_the_monitor_is_refused(lab, pool_is_empty):
+    before = enrolled(lab)
+    lab.run("web1", "salt-call event.send lemp-ha/scale/request '{\"direction\": \"out\"}'")
+    wait_for(lambda: "no scale-out (from web1): sender 'web1' is not a monitor-role machine" in scaling_log(lab),
+             60, "the master to record the refusal")
+    assert enrolled(lab) == before
+
+
+def test_with_salt1_stopped_load_through_the_vip_sees_no_failure(lab):
+    master = lab.master
+    try:
+        with wh.LoadLoop(lab, max_seconds=300, max_requests=50000) as load:
+            lab.stop(master)
+            load.wait_for_requests(500, timeout=180)
+        assert load.failures == [], load.report()
+        assert set(wh.web_names(lab)) <= set(load.nodes)
+    finally:
+        lab.ensure_running([master])

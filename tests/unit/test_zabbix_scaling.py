@@ -1,0 +1,94 @@
+"""The Zabbix side of scaling (issue #12), without a server: the web tier's
+load item and its triggers read the pillar's thresholds through global
+macros; one script and one action per direction, compared field by field so
+that a second run changes nothing; staff see each decision as an event."""
+
+import pathlib
+import re
+
+import pytest
+import yaml
+
+import lemp_zabbix
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE = yaml.safe_load((REPO / "salt" / "zabbix" / "server" / "files" / "templates" / "lemp-ha-scaling.yaml")
+                          .read_text())["zabbix_export"]["templates"]
+SCALING = yaml.safe_load((REPO / "salt" / "scaling" / "defaults.yaml").read_text())["scaling"]
+ZABBIX = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]
+PHPFPM = yaml.safe_load((REPO / "salt" / "phpfpm" / "defaults.yaml").read_text())["phpfpm"]
+
+
+def template(name):
+    return next(t for t in TEMPLATE if t["template"] == name)
+
+
+def test_the_load_item_sums_the_web_group_and_the_triggers_read_the_pillar_macros():
+    load = template("lemp-ha Web tier load")
+    item = load["items"][0]
+    assert item["type"] == "CALCULATED" and item["key"] == "lemp.web.busy_ratio"
+    assert 'group="lemp-ha/web"' in item["params"] and "{$LEMP.SCALE.FPM_MAX_CHILDREN}" in item["params"]
+    triggers = {t["tags"][0]["value"]: t for t in item["triggers"]}
+    assert triggers["out"]["expression"] == \
+        "min(/lemp-ha Web tier load/lemp.web.busy_ratio,{$LEMP.SCALE.WINDOW})>{$LEMP.SCALE.HIGH}"
+    assert triggers["in"]["expression"] == \
+        "max(/lemp-ha Web tier load/lemp.web.busy_ratio,{$LEMP.SCALE.WINDOW})<{$LEMP.SCALE.LOW}"
+    assert all(t["tags"][0]["tag"] == lemp_zabbix.SCALING_TAG for t in triggers.values())
+    # information only: the ops mail (min severity warning) is not for load
+    assert {t["priority"] for t in triggers.values()} == {"INFO"}
+    # no template macro: it would win over the pillar's global one
+    assert "macros" not in load
+
+
+def test_the_macros_come_from_the_pillar_and_phpfpm(topology):
+    macros = lemp_zabbix.scaling_macros(SCALING, PHPFPM["pool"]["max_children"])
+    assert macros == {"{$LEMP.SCALE.HIGH}": "0.7", "{$LEMP.SCALE.LOW}": "0.15", "{$LEMP.SCALE.WINDOW}": "5m",
+                      "{$LEMP.SCALE.FPM_MAX_CHILDREN}": "20"}
+    used = set(re.findall(r"\{\$LEMP\.SCALE\.[A-Z_]+\}", yaml.safe_dump(template("lemp-ha Web tier load"))))
+    assert used == set(macros)
+    with pytest.raises(lemp_zabbix.ZabbixSettingsError, match="phpfpm:lookup:pool:max_children 0"):
+        lemp_zabbix.scaling_macros(SCALING, 0)
+
+
+def test_each_decision_is_an_information_event_on_the_masters_host():
+    decisions = template("lemp-ha Scaling decisions")
+    item = decisions["items"][0]
+    assert (item["type"], item["key"], item["value_type"]) == ("TRAP", "lemp.scale.decision", "TEXT")
+    trigger = item["triggers"][0]
+    assert trigger["type"] == "MULTIPLE" and trigger["priority"] == "INFO"
+    assert "nodata(/lemp-ha Scaling decisions/lemp.scale.decision" in trigger["recovery_expression"]
+    roles = ZABBIX["server"]["api"]["roles"]
+    assert "lemp-ha Scaling decisions" in roles["master"]["templates"]
+    assert "lemp-ha Web tier load" in roles["monitor"]["templates"]
+
+
+def test_the_script_runs_exactly_the_sudoers_command_on_the_server():
+    script = lemp_zabbix.scaling_script("out", "/usr/local/sbin/lemp-scale-request")
+    assert script["command"] == "sudo -n /usr/local/sbin/lemp-scale-request out"
+    assert (script["execute_on"], script["scope"], script["type"]) == (1, 1, 0)
+
+
+def test_the_action_matches_its_tag_and_repeats_while_the_problem_lasts():
+    action = lemp_zabbix.scaling_action("in", "42", "15m")
+    assert action["esc_period"] == "15m" and action["status"] == 0
+    assert {"conditiontype": 26, "operator": 0, "value2": "lemp-scale", "value": "in"} in action["filter"]["conditions"]
+    operation = action["operations"][0]
+    assert operation["opcommand"] == {"scriptid": "42"} and operation["esc_step_to"] == 0
+    assert lemp_zabbix.scaling_action("in", "42", "15m", enabled=False)["status"] == 1
+
+
+def test_an_action_as_the_server_returns_it_needs_no_change():
+    desired = lemp_zabbix.scaling_action("out", "42", "15m")
+    served = {"actionid": "7", "name": desired["name"], "status": "0", "esc_period": "15m",
+              "filter": {"evaltype": "0", "conditions": [
+                  {"conditiontype": "26", "operator": "0", "value": "out", "value2": "lemp-scale", "formulaid": "A"},
+                  {"conditiontype": "16", "operator": "11", "value": "", "value2": "", "formulaid": "B"}]},
+              "operations": [{"operationid": "9", "operationtype": "1", "esc_step_from": "1", "esc_step_to": "0",
+                              "esc_period": "0", "opcommand": {"scriptid": "42"},
+                              "opcommand_hst": [{"opcommand_hstid": "3", "hostid": "0"}]}]}
+    assert lemp_zabbix.scaling_action_changes(served, desired) == {}
+    assert lemp_zabbix.scaling_action_changes(None, desired) is None
+    changed = lemp_zabbix.scaling_action_changes(served, lemp_zabbix.scaling_action("out", "42", "30m"))
+    assert changed == {"esc_period": "30m"}
+    assert set(lemp_zabbix.scaling_action_changes(served, lemp_zabbix.scaling_action("out", "43", "15m"))) == \
+        {"operations"}
