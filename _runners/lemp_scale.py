@@ -300,7 +300,8 @@ def in_steps(node, decision, settings, zabbix, lbs, monitors, backend, cooldown=
     steps += [
         _steps.function(f"destroy-{node}-through-the-cloud-minion-{spec['minion']}", spec["destroy"], spec["minion"],
                         arg=[node], timeout=int(spec["timeout"])),
-        _steps.step(f"delete-{node}-minion-key-on-the-master", "salt.runner", name="lemp_enrol.forget", node=node),
+        # forget(name): positional, the state's own `name` is the runner's
+        _steps.step(f"delete-{node}-minion-key-on-the-master", "salt.runner", name="lemp_enrol.forget", arg=[node]),
     ]
     return _steps.chain(steps)
 

@@ -237,7 +237,7 @@ def test_scale_in_drains_waits_disables_then_forgets_and_destroys(topology):
     assert arg(steps[4], "name") == "lemp_enrol.remove" and arg(steps[4], "node") == "web3"
     assert arg(steps[5], "sls") == "haproxy"
     assert [arg(steps[6], k) for k in ("name", "tgt", "arg")] == ["lemp_zabbix.host_absent", "mon1", ["web3"]]
-    assert arg(steps[8], "name") == "lemp_enrol.forget"
+    assert arg(steps[8], "name") == "lemp_enrol.forget" and arg(steps[8], "arg") == ["web3"]
 
 
 def test_scale_in_of_a_fixed_machine_is_refused(topology):
