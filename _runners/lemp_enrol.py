@@ -18,8 +18,9 @@ are kept in a small store on the master (``/var/lib/lemp-ha/enrolled.json``,
 master option ``lemp_ha_enrolled_store``): pillar/enrolled.sls serves it to
 every minion as ``scaling:enrolled``, which the HAProxy config (a slot is
 enabled iff enrolled) and the Zabbix host list read. Writes are atomic and
-serialised by a lock beside the store: orch.enrol runs queued, but
-orch.scale_in may remove a member at the same time.
+serialised by a lock beside the store: orch.enrol runs side by side for
+VMs booting at once (the reactor's ``queue: True`` does not hold runners in
+Salt 3008), and orch.scale_in may remove a member at the same time.
 
 A failed step leaves the node out: ``failed`` removes it from the store
 (when the run had recorded it), puts its slot back to maintenance on the
@@ -144,6 +145,23 @@ def with_member(store, name, since, by):
     return out
 
 
+def with_served(store, name, at):
+    """``store`` with ``name``'s record marked as serving since ``at``
+    (orch.enrol's last step: both load balancers see it UP and Zabbix has
+    it). A name not enrolled is left out: a failed run took it back out.
+    An older mark is kept (a restarted minion's re-check changes nothing)."""
+    out = dict(store or {})
+    if name in out and not out[name].get("served"):
+        out[name] = dict(out[name], served=at)
+    return out
+
+
+def is_served(store, name):
+    """True when ``name`` is enrolled and orch.enrol finished with it
+    (``served``); a record without it is a run still in progress."""
+    return bool(((store or {}).get(name) or {}).get("served"))
+
+
 def without_member(store, name):
     out = dict(store or {})
     out.pop(name, None)
@@ -159,6 +177,20 @@ def record_in(path, name, by, now=None):
         if name in store:
             return False
         write_store(with_member(store, name, since, by), path)
+        return True
+
+
+def mark_served_in(path, name, now=None):
+    """Mark ``name`` serving in the store at ``path``, under the lock. True
+    when it is enrolled (marked now or before)."""
+    at = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
+    with locked(path):
+        store = read_store(path)
+        if name not in store:
+            return False
+        updated = with_served(store, name, at)
+        if updated != store:
+            write_store(updated, path)
         return True
 
 
@@ -270,7 +302,10 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
         body = head + [check, done]
     else:
         body = head + [
-            (_steps.state(f"apply-highstate-on-{node}", None, node, highstate=True),
+            # queued: a second start event (a minion restarted while it
+            # enrols) runs a second orch.enrol side by side, as the reactor
+            # does not queue runners; its highstate then waits, and passes
+            (_steps.state(f"apply-highstate-on-{node}", None, node, highstate=True, queue=True),
              f"the highstate of {node} failed (see the orchestration's output)", False),
             check,
             (_steps.step(f"record-{node}-enrolled-on-the-master", "salt.runner", name="lemp_enrol.record",
@@ -436,7 +471,15 @@ def plan(minion_id, topology=None, backend="web", ca_file=LB_CA_FILE):
 
 
 def done(node, already=False):
-    """Fire lemp-ha/enrol/done for ``node`` (orch.scale_out waits for it)."""
+    """Mark ``node`` serving in the enrolled store and fire
+    lemp-ha/enrol/done. orch.scale_out waits for the mark, not for the
+    event alone: a fast VM may enrol before ``vagrant up`` has returned,
+    that is before scale_out listens (lemp_scale.wait_enrolled)."""
+    from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
+
+    if not mark_served_in(store_path(_opts()), node):
+        raise SaltInvocationError(f"enrol: {node} is not in the enrolled store any more (scaled in meanwhile?): "
+                                  "not announced")
     _fire(DONE_TAG, {"node": node, "already": bool(already)})
     return {"node": node, "event": DONE_TAG}
 

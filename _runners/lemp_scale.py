@@ -51,6 +51,12 @@ _spec = importlib.util.spec_from_file_location(
 _steps = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_steps)
 
+# The enrolled store's reader and its "serving" mark, from the enrolment runner.
+_spec = importlib.util.spec_from_file_location(
+    "lemp_scale_enrol", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lemp_enrol.py"))
+_enrol = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_enrol)
+
 __virtualname__ = "lemp_scale"
 # `in` is a Python keyword: the runner function is in_, called as lemp_scale.in
 __func_alias__ = {"in_": "in"}
@@ -226,17 +232,24 @@ def sender_argv(zabbix, value):
 
 def enrol_outcome(tag, data, node):
     """``("done", "")`` or ``("failed", reason)`` when the event ``tag`` /
-    ``data`` is orch.enrol's outcome for ``node``, else None. The node is
-    ``data["node"]`` (a runner's event.send) or ``data["data"]["node"]``
-    (a minion's)."""
-    if tag not in (ENROL_DONE, ENROL_FAILED) or not isinstance(data, dict):
+    ``data`` is orch.enrol's outcome for ``node``, else None. Only the
+    master's own runner (lemp_enrol.done/failed) fires these, with the node
+    at the top of ``data``; the same tag sent by a minion (``event.send``:
+    its data carries the sender's ``id``) is anyone's word and is ignored."""
+    if tag not in (ENROL_DONE, ENROL_FAILED) or not isinstance(data, dict) or "id" in data:
         return None
-    inner = data.get("data") if isinstance(data.get("data"), dict) else {}
-    if (data.get("node") or inner.get("node")) != node:
+    if data.get("node") != node:
         return None
     if tag == ENROL_DONE:
         return ("done", "")
-    return ("failed", str(data.get("reason") or inner.get("reason") or "no reason given"))
+    return ("failed", str(data.get("reason") or "no reason given"))
+
+
+def enrolment_finished(store, node):
+    """True once orch.enrol has finished with ``node``: enrolled and marked
+    serving (lemp_enrol.done, its last step, after HAProxy and Zabbix). A
+    record alone is a run in progress: HAProxy may not serve it yet."""
+    return _enrol.is_served(store, node)
 
 
 def cloud(settings):
@@ -280,8 +293,9 @@ def out_steps(node, decision, settings, zabbix, cooldown=None):
 
 def in_steps(node, decision, settings, zabbix, lbs, monitors, backend, cooldown=None):
     """orch.scale_in's runbook for ``node`` (from :func:`scale_in_target`):
-    out of HAProxy without a failed request first, then out of every record,
-    then the VM; its key last, so the slot is not free before the VM is gone."""
+    out of HAProxy without a failed request first, then out of the enrolled
+    store, then the VM, then its Zabbix host (a running agent would register
+    it again), its key last, so the slot is not free before the VM is gone."""
     spec = cloud(settings)
     on_lbs = {"arg": [backend, node]}
     steps = [
@@ -291,18 +305,23 @@ def in_steps(node, decision, settings, zabbix, lbs, monitors, backend, cooldown=
                         **on_lbs, kwarg={"timeout": int(settings.get("drain_timeout", 300))}),
         _steps.function(f"disable-{node}-slot-on-both-lbs-at-runtime", "haproxy_runtime.disable", lbs, **on_lbs),
         _steps.step(f"remove-{node}-from-the-enrolled-store", "salt.runner", name="lemp_enrol.remove", node=node),
-        # the slot renders disabled (pillar scaling:enrolled no longer names it): a reload keeps it out
-        _steps.state(f"render-{node}-slot-disabled-in-the-haproxy-config-on-both-lbs", "haproxy", lbs),
-    ]
-    if monitors:
-        steps.append(_steps.function(f"remove-{node}-host-from-zabbix-on-{monitors[0]}", "lemp_zabbix.host_absent",
-                                     monitors[0], arg=[node]))
-    steps += [
+        # the slot renders disabled (pillar scaling:enrolled no longer names it):
+        # a later reload keeps it out. haproxy.config only, as orch.enrol: no
+        # reload now (one would reset other servers' runtime states), and
+        # queued behind an enrolment rendering the same file (the reactor
+        # runs orchestrations side by side: `queue` does not hold them).
+        _steps.state(f"render-{node}-slot-disabled-in-the-haproxy-config-on-both-lbs", "haproxy.config", lbs,
+                     queue=True),
         _steps.function(f"destroy-{node}-through-the-cloud-minion-{spec['minion']}", spec["destroy"], spec["minion"],
                         arg=[node], timeout=int(spec["timeout"])),
-        # forget(name): positional, the state's own `name` is the runner's
-        _steps.step(f"delete-{node}-minion-key-on-the-master", "salt.runner", name="lemp_enrol.forget", arg=[node]),
     ]
+    if monitors:
+        # after the VM: its agent, while it runs, would autoregister the host again
+        steps.append(_steps.function(f"remove-{node}-host-from-zabbix-on-{monitors[0]}", "lemp_zabbix.host_absent",
+                                     monitors[0], arg=[node]))
+    # forget(name): positional, the state's own `name` is the runner's
+    steps.append(_steps.step(f"delete-{node}-minion-key-on-the-master", "salt.runner", name="lemp_enrol.forget",
+                             arg=[node]))
     return _steps.chain(steps)
 
 
@@ -478,16 +497,18 @@ def status():
 
 
 def wait_enrolled(node, timeout=600):
-    """Wait until ``node`` is in the enrolled store (orch.enrol's last
-    record), or fail with orch.enrol's reason (``lemp-ha/enrol/failed``), or
-    after ``timeout`` seconds. The store is read first and every few
-    seconds: an outcome fired before this step listened is not missed."""
+    """Wait until orch.enrol has finished with ``node`` (enrolled and marked
+    serving in the store: :func:`enrolment_finished`), or fail with
+    orch.enrol's reason (``lemp-ha/enrol/failed``), or after ``timeout``
+    seconds. The store is read first and after each event or 3 s: an
+    enrolment that finished before this step listened (a fast VM joins
+    before ``vagrant up`` returns) is not missed."""
     import salt.utils.event  # pylint: disable=import-outside-toplevel
 
     deadline = time.time() + int(timeout)
     with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus:  # noqa: F821
         while time.time() < deadline:
-            if node in _enrolled():
+            if enrolment_finished(_read_json(_path("enrolled")), node):
                 return {"node": node, "enrolled": True}
             event = bus.get_event(wait=3, tag="lemp-ha/enrol/", full=True)
             outcome = enrol_outcome(event.get("tag"), event.get("data"), node) if event else None

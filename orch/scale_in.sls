@@ -14,9 +14,10 @@
          keeps it out (disable-<node>-slot-on-both-lbs-at-runtime,
          remove-<node>-from-the-enrolled-store,
          render-<node>-slot-disabled-in-the-haproxy-config-on-both-lbs);
-      4. remove its Zabbix host (remove-<node>-host-from-zabbix-on-<mon>);
-      5. destroy the VM through the cloud minion, then delete its key
+      4. destroy the VM through the cloud minion, remove its Zabbix host
+         once its agent is gone, then delete its key
          (destroy-<node>-through-the-cloud-minion-<minion>,
+         remove-<node>-host-from-zabbix-on-<mon>,
          delete-<node>-minion-key-on-the-master): the key goes last, so the
          pool name is not free again while its VM may still run.
     A failed step stops the run; the steps before it hold (a drained node

@@ -2,6 +2,11 @@
 # (orch.scale_out, orch.scale_in, orch.autoscale) and the monitor (Zabbix's
 # triggers and actions). Every key, with its default: salt/scaling/pillar.example.
 # Min, max and the pool's names: pillar/topology.yaml, scaling.web.
+{#- The web nodes' PHP-FPM settings, from their own pillar file: mon1 turns
+    busy workers into the tier's busy ratio with their pm.max_children
+    (salt/zabbix/server/scaling.sls), which must be the web nodes' value,
+    not phpfpm's default. Only that key is passed on. #}
+{%- import_yaml 'web.sls' as web %}
 scaling:
   # Short enough for tests/lab/test_scaling_scale.py to see a scale-out and
   # then a scale-in; a site keeps the default 15 min.
@@ -11,3 +16,9 @@ scaling:
     low: 0.1
     window: 2m
     repeat: 3m
+
+# pm.max_children of the web nodes (pillar/web.sls), for the busy ratio.
+phpfpm:
+  lookup:
+    pool:
+      max_children: {{ web.phpfpm.lookup.pool.max_children | int }}

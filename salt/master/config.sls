@@ -13,6 +13,20 @@ master-config-checker-file-managed:
     - makedirs: True
     - mode: '0644'
 
+{#- The extras folder (file_roots, module_dirs, the reactor's files) links
+    the checkout's folders: the lab's provisioner makes the same links, an
+    on-premises master gets them here, before the config that names them. #}
+{%- for dir in master.extras_dirs %}
+
+master-extras-{{ dir }}-linked-to-the-checkout:
+  file.symlink:
+    - name: {{ master.extras }}/{{ dir }}
+    - target: {{ master.checkout }}/{{ dir }}
+    - makedirs: True
+    - require_in:
+      - file: master-config-file-managed
+{%- endfor %}
+
 master-config-file-managed:
   file.managed:
     - name: {{ master.config_dir }}/{{ master.config_file }}

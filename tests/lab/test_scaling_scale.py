@@ -137,8 +137,11 @@ def test_load_scales_out_by_itself_then_in_after_the_cooldown(lab, host_tool, po
                      interval=5)
             out_after = time.monotonic() - started
             wh.wait_web_up_on_all_lbs(lab, POOL_NODE, timeout=120)
-            # within the cooldown (240 s in the lab) no second node boots, however high the load
-            time.sleep(60)
+            # within the cooldown (240 s in the lab) no second node boots, however
+            # high the load: the action asks again after `repeat` (3 min), and the
+            # master refuses that request by its cooldown
+            wait_for(lambda: "no scale-out (from mon1): cooldown:" in scaling_log(lab), 420,
+                     "Zabbix's repeated scale-out request to be refused by the cooldown", interval=5)
             assert enrolled(lab) == [POOL_NODE], enrolled(lab)
             load_gen.terminate()
             load_gen.wait(30)

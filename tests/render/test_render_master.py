@@ -48,3 +48,29 @@ def test_orch_site_syncs_every_minion_but_the_lab_cloud_engine(salt_run_cli):
     steps = next(iter(ret.data.values()))
     sync = steps["sync-custom-modules-and-pillar-everywhere"]["salt"]
     assert {"tgt": "* and not labhost"} in sync and {"tgt_type": "compound"} in sync
+
+
+def test_every_reactor_file_the_config_names_is_linked_from_the_checkout(salt_cli, topology):
+    """The master config names reactor files under the extras folder: the
+    state links that folder to the checkout's reactor/ (an on-premises master
+    has no lab provisioner to do it), and the checkout holds each file."""
+    import pathlib
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    ret = salt_cli.run("state.show_sls", "master.config", minion_tgt=topology["master"])
+    assert not render_errors(ret), render_errors(ret)
+    config = yaml.safe_load(contents(ret, "master-config-file-managed"))
+    links = {}
+    for sid, body in ret.data.items():
+        args = body.get("file") if isinstance(body, dict) else None
+        if isinstance(args, list) and "symlink" in args:
+            kw = {k: v for a in args if isinstance(a, dict) for k, v in a.items()}
+            links[kw["name"]] = kw["target"]
+            assert {"file": "master-config-file-managed"} in kw["require_in"], sid
+    files = [path for reaction in config["reactor"] for paths in reaction.values() for path in paths]
+    assert files
+    for path in files:
+        folder, name = path.rsplit("/", 1)
+        assert folder in links, (path, links)
+        target = pathlib.Path(links[folder])
+        assert target.name == "reactor" and (repo / target.name / name).is_file(), (path, target)

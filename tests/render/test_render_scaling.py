@@ -74,7 +74,10 @@ def test_the_monitor_may_sudo_exactly_the_scaling_request(salt_cli, topology, re
     api = ret.data["zabbix-api-scaling-macros-scripts-and-actions-present"]["lemp_zabbix"]
     scaling = next(a["scaling"] for a in api if isinstance(a, dict) and "scaling" in a)
     assert scaling["autoscale"]["window"] == "2m"     # pillar/autoscale.sls
-    assert {"max_children": 20} in api
+    # the web nodes' pm.max_children (pillar/web.sls), not phpfpm's default
+    web = minion_for("phpfpm", topology, representatives)
+    web_pool = salt_cli.run("pillar.get", "phpfpm:lookup:pool:max_children", "unmask=True", minion_tgt=web).data
+    assert isinstance(web_pool, int) and {"max_children": web_pool} in api, (web_pool, api)
 
 
 def test_the_master_gets_zabbix_sender_with_the_classic_agent_masked(salt_cli, topology, representatives):

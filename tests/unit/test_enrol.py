@@ -134,6 +134,25 @@ def test_the_store_records_once_and_removes(tmp_path):
     assert not [p for p in (tmp_path / "lib").iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_record_is_serving_only_once_orch_enrol_marked_it_done(tmp_path):
+    """scale_out waits for the mark (lemp_enrol.done, the last step), not for
+    the record, which comes before HAProxy and Zabbix."""
+    path = str(tmp_path / "enrolled.json")
+    first = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    assert lemp_enrol.mark_served_in(path, "web3", now=first) is False   # not enrolled: nothing marked
+    assert lemp_enrol.read_store(path) == {}
+    lemp_enrol.record_in(path, "web3", "orch.enrol", now=first)
+    assert not lemp_enrol.is_served(lemp_enrol.read_store(path), "web3")
+    assert lemp_enrol.mark_served_in(path, "web3", now=first) is True
+    assert lemp_enrol.is_served(lemp_enrol.read_store(path), "web3")
+    # a restarted minion's re-check keeps the first mark and the record
+    assert lemp_enrol.mark_served_in(path, "web3", now=first + datetime.timedelta(hours=1)) is True
+    assert lemp_enrol.read_store(path) == {"web3": {"since": "2026-01-02T03:04:05+00:00", "by": "orch.enrol",
+                                                    "served": "2026-01-02T03:04:05+00:00"}}
+    assert lemp_enrol.member_names(lemp_enrol.read_store(path)) == ["web3"]
+    assert not lemp_enrol.is_served(lemp_enrol.read_store(path), "web4")
+
+
 def test_a_broken_store_stops_the_reader_naming_the_fix(tmp_path):
     path = tmp_path / "enrolled.json"
     for text in ("{not json", "[1, 2]"):

@@ -190,12 +190,23 @@ def test_zabbix_target_is_the_monitor_and_the_masters_host(topology):
     assert lemp_scale.zabbix_target({"roles": {}}, settings()) == {}
 
 
-def test_only_enrolment_outcomes_for_the_node_count():
+def test_only_the_masters_enrolment_outcomes_for_the_node_count():
     assert lemp_scale.enrol_outcome("lemp-ha/enrol/done", {"node": "web3"}, "web3") == ("done", "")
-    assert lemp_scale.enrol_outcome("lemp-ha/enrol/failed", {"id": "mon1", "data": {"node": "web3", "reason": "healthz"}},
+    assert lemp_scale.enrol_outcome("lemp-ha/enrol/failed", {"node": "web3", "step": "s", "reason": "healthz"},
                                     "web3") == ("failed", "healthz")
     assert lemp_scale.enrol_outcome("lemp-ha/enrol/done", {"node": "web4"}, "web3") is None
     assert lemp_scale.enrol_outcome("salt/minion/web3/start", {"id": "web3"}, "web3") is None
+    # the same tag sent by a minion (salt-call event.send) is no outcome: anyone could send it
+    assert lemp_scale.enrol_outcome("lemp-ha/enrol/failed", {"id": "web1", "data": {"node": "web3", "reason": "x"}},
+                                    "web3") is None
+
+
+def test_scale_out_waits_for_the_end_of_the_enrolment_not_for_its_record():
+    # orch.enrol records the node before HAProxy serves it; only lemp_enrol.done marks it serving
+    assert not lemp_scale.enrolment_finished({}, "web3")
+    assert not lemp_scale.enrolment_finished({"web3": {"since": "t", "by": "orch.enrol"}}, "web3")
+    assert lemp_scale.enrolment_finished({"web3": {"since": "t", "by": "orch.enrol", "served": "t"}}, "web3")
+    assert not lemp_scale.enrolment_finished({"web4": {"since": "t", "served": "t"}}, "web3")
 
 
 # -- the runbooks ----------------------------------------------------------------
@@ -226,8 +237,9 @@ def test_scale_in_drains_waits_disables_then_forgets_and_destroys(topology):
         "record-scale-in-of-web3-in-the-scaling-log-and-zabbix",
         "drain-web3-on-both-lbs", "wait-until-web3-has-no-session-on-both-lbs",
         "disable-web3-slot-on-both-lbs-at-runtime", "remove-web3-from-the-enrolled-store",
-        "render-web3-slot-disabled-in-the-haproxy-config-on-both-lbs", "remove-web3-host-from-zabbix-on-mon1",
-        "destroy-web3-through-the-cloud-minion-labhost", "delete-web3-minion-key-on-the-master"]
+        "render-web3-slot-disabled-in-the-haproxy-config-on-both-lbs",
+        "destroy-web3-through-the-cloud-minion-labhost", "remove-web3-host-from-zabbix-on-mon1",
+        "delete-web3-minion-key-on-the-master"]
     for before, step in zip(steps, steps[1:]):
         assert len(requires(step)) == 1 and list(requires(step)[0].values()) == [before["id"]]
     drain = steps[1]
@@ -235,8 +247,12 @@ def test_scale_in_drains_waits_disables_then_forgets_and_destroys(topology):
         ["haproxy_runtime.drain", "lb1,lb2", "list", ["web", "web3"]]
     assert arg(steps[2], "kwarg") == {"timeout": DEFAULTS["drain_timeout"]}
     assert arg(steps[4], "name") == "lemp_enrol.remove" and arg(steps[4], "node") == "web3"
-    assert arg(steps[5], "sls") == "haproxy"
-    assert [arg(steps[6], k) for k in ("name", "tgt", "arg")] == ["lemp_zabbix.host_absent", "mon1", ["web3"]]
+    # the config only (no reload: other servers keep their runtime state),
+    # queued behind a concurrent enrolment's render of the same file
+    assert arg(steps[5], "sls") == "haproxy.config" and arg(steps[5], "queue") is True
+    assert [arg(steps[6], k) for k in ("name", "tgt", "arg")] == ["lemp_labcloud.destroy", "labhost", ["web3"]]
+    # the Zabbix host goes once the VM (and its autoregistering agent) is gone
+    assert [arg(steps[7], k) for k in ("name", "tgt", "arg")] == ["lemp_zabbix.host_absent", "mon1", ["web3"]]
     assert arg(steps[8], "name") == "lemp_enrol.forget" and arg(steps[8], "arg") == ["web3"]
 
 

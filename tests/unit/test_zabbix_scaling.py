@@ -40,6 +40,23 @@ def test_the_load_item_sums_the_web_group_and_the_triggers_read_the_pillar_macro
     assert "macros" not in load
 
 
+def test_the_load_item_counts_every_web_tier_role_group_the_pool_included():
+    """Every role of tier web (web, and web_pool: the enrolled pool nodes)
+    is in each of the item's three filters: without web_pool a scale-out
+    would not lower the ratio, and the tier would scale out to max."""
+    roles = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
+    host_roles = ZABBIX["server"]["api"]["roles"]
+    groups = {(host_roles.get(r) or {}).get("group") or f"lemp-ha/{r}"
+              for r, decl in roles.items() if decl.get("tier") == "web"}
+    assert groups >= {"lemp-ha/web", "lemp-ha/web_pool"}
+    params = template("lemp-ha Web tier load")["items"][0]["params"]
+    filters = re.findall(r"php-fpm\.processes_active\?\[([^\]]*)\]", params)
+    assert len(filters) == 3
+    for text in filters:
+        assert set(re.findall(r'group="([^"]+)"', text)) == groups, text
+        assert re.sub(r'group="[^"]+"', "G", text).replace(" or ", "|") == "|".join("G" * len(groups))
+
+
 def test_the_macros_come_from_the_pillar_and_phpfpm(topology):
     macros = lemp_zabbix.scaling_macros(SCALING, PHPFPM["pool"]["max_children"])
     assert macros == {"{$LEMP.SCALE.HIGH}": "0.7", "{$LEMP.SCALE.LOW}": "0.15", "{$LEMP.SCALE.WINDOW}": "5m",
