@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""lemp-backup-stream: the one command arb1's backup key may run on a data node.
+
+Managed by Salt (salt/galera/files/lemp-backup-stream.py, state
+galera.backup_source). sshd runs it as ``sudo -n lemp-backup-stream
+OPTION_FILE`` (authorized_keys ``command=``); what arb1 asked for is in
+SSH_ORIGINAL_COMMAND, one of:
+
+    status                                 this node's wsrep state, as JSON
+    stream full 0 desync|nodesync          mariabackup's mbstream on stdout
+    stream incremental LSN desync|nodesync
+    resync                                 wsrep_desync=OFF unless a stream runs
+
+Anything else is refused. ``desync``: the node is desynced for the backup
+(its lag then never slows the writer through flow control) and ALWAYS
+resynced when the stream ends, fails or is killed (finally + SIGHUP/SIGTERM
+handlers; arb1 sends ``resync`` afterwards as a second net). Nothing is
+written to disk here but mariabackup's temporary files, removed at the end.
+"""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+MARIADB = "/usr/bin/mariadb"
+MARIABACKUP = "/usr/bin/mariabackup"
+LOCK = "/run/lemp-backup-stream.lock"
+SYNCED = 4
+
+
+class Refused(Exception):
+    pass
+
+
+def parse_request(text):
+    """SSH_ORIGINAL_COMMAND -> {action, kind, from_lsn, desync}, or Refused
+    naming what is accepted. Strict: a word more or less is refused."""
+    words = (text or "").split()
+    usage = ("accepted: 'status', 'resync', 'stream full 0 desync|nodesync', "
+             "'stream incremental <lsn> desync|nodesync'")
+    if words in (["status"], ["resync"]):
+        return {"action": words[0]}
+    if len(words) == 4 and words[0] == "stream" and words[1] in ("full", "incremental") \
+            and re.fullmatch(r"\d{1,20}", words[2]) and words[3] in ("desync", "nodesync"):
+        lsn = int(words[2])
+        if words[1] == "full" and lsn != 0:
+            raise Refused(f"a full backup starts at LSN 0, not {lsn}; {usage}")
+        if words[1] == "incremental" and lsn == 0:
+            raise Refused(f"an incremental needs the LSN its parent ended at; {usage}")
+        return {"action": "stream", "kind": words[1], "from_lsn": lsn, "desync": words[3] == "desync"}
+    raise Refused(f"request {text!r} refused; {usage}")
+
+
+def status_from_rows(rows):
+    """SHOW GLOBAL STATUS/VARIABLES rows (name, value) -> the dict
+    lemp_backup.choose_backup_node reads (galera.status's keys)."""
+    values = {name.lower(): value for name, value in rows}
+    try:
+        local_state = int(values.get("wsrep_local_state", ""))
+    except ValueError:
+        local_state = None
+    return {
+        "running": True,
+        "wsrep_on": values.get("wsrep_on", "").upper() == "ON",
+        "cluster_status": values.get("wsrep_cluster_status"),
+        "ready": values.get("wsrep_ready", "").upper() == "ON",
+        "local_state": local_state,
+        "desync": values.get("wsrep_desync", "").upper() == "ON",
+        "node_name": values.get("wsrep_node_name"),
+        "cluster_state_uuid": values.get("wsrep_cluster_state_uuid"),
+        "gtid_binlog_pos": values.get("gtid_binlog_pos"),
+        "last_committed": int(values["wsrep_last_committed"]) if values.get("wsrep_last_committed", "").isdigit()
+        else None,
+    }
+
+
+def mariabackup_command(option_file, kind, from_lsn, tmpdir):
+    command = [MARIABACKUP, f"--defaults-extra-file={option_file}", "--backup", "--stream=mbstream",
+               "--galera-info", f"--tmpdir={tmpdir}", f"--target-dir={tmpdir}"]
+    if kind == "incremental":
+        command.append(f"--incremental-lsn={from_lsn}")
+    return command
+
+
+def sql(statement):
+    """As root over the unix socket (root@localhost is unix_socket on Debian)."""
+    out = subprocess.run([MARIADB, "-N", "-B", "-e", statement], check=True, capture_output=True, text=True)
+    return [line.split("\t", 1) for line in out.stdout.splitlines() if "\t" in line]
+
+
+def status():
+    rows = sql("SHOW GLOBAL STATUS LIKE 'wsrep_%'; "
+               "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+               "('wsrep_on', 'wsrep_desync', 'wsrep_node_name', 'gtid_binlog_pos')")
+    return status_from_rows(rows)
+
+
+def set_desync(on):
+    sql(f"SET GLOBAL wsrep_desync = {'ON' if on else 'OFF'}")
+
+
+def _hangup(signum, _frame):
+    raise SystemExit(f"lemp-backup-stream: signal {signum}, stopping (the node is resynced)")
+
+
+def stream(option_file, request):
+    lock = open(LOCK, "w")  # noqa: SIM115  (held for the whole stream)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise Refused("another backup stream runs on this node")
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _hangup)
+    desynced = False
+    tmpdir = tempfile.mkdtemp(prefix="lemp-backup-")
+    child = None
+    try:
+        if request["desync"]:
+            state = status()
+            if state["local_state"] != SYNCED or state["cluster_status"] != "Primary":
+                raise Refused(f"this node is not Synced in a Primary component ({state}): not desyncing it")
+            set_desync(True)
+            desynced = True
+        child = subprocess.Popen(mariabackup_command(option_file, request["kind"], request["from_lsn"],
+                                                             tmpdir), stdout=sys.stdout.fileno())
+        code = child.wait()
+        if code != 0:
+            raise SystemExit(f"lemp-backup-stream: mariabackup failed with exit code {code} (its log is above)")
+    finally:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            child.wait()
+        if desynced:
+            set_desync(False)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        lock.close()
+
+
+def resync():
+    lock = open(LOCK, "w")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return {"resync": "skipped: a stream runs (it resyncs when it ends)"}
+    if status()["desync"]:
+        set_desync(False)
+        return {"resync": "wsrep_desync was ON, set OFF"}
+    return {"resync": "already in sync"}
+
+
+def main(argv):
+    if len(argv) != 2 or not os.path.isfile(argv[1]):
+        print("usage: lemp-backup-stream OPTION_FILE (run by sshd's forced command)", file=sys.stderr)
+        return 2
+    try:
+        request = parse_request(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+        if request["action"] == "status":
+            print(json.dumps(status()))
+        elif request["action"] == "resync":
+            print(json.dumps(resync()))
+        else:
+            stream(argv[1], request)
+    except Refused as exc:
+        print(f"lemp-backup-stream: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"lemp-backup-stream: {exc.cmd[0]} failed: {exc.stderr}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
