@@ -206,6 +206,53 @@ class MbstreamScanner:
         return {name: data.decode(errors="replace") for name, data in self.files.items()}
 
 
+# -- which node ------------------------------------------------------------------
+
+# A restart this close before the parent backup started still counts as after it.
+RESTART_MARGIN = datetime.timedelta(seconds=5)
+
+
+def choose_node(cat, plan, statuses, writer, now):
+    """Where the backup of ``plan`` (lemp_backup.plan_backup) is taken.
+
+    InnoDB LSNs belong to one node's data files: an incremental
+    (``--incremental-lsn`` of its parent) is only right on the node the
+    parent was taken from, and only while that node's data are the same
+    files, i.e. it has not restarted since (a restart may have been an SST,
+    which replaces them). So:
+
+    * a full: lemp_backup.choose_backup_node (a Synced non-writer, else the
+      writer);
+    * an incremental: the parent's node, when it is Synced and up since
+      before the parent started (``uptime`` of its status); desynced unless
+      it is the writer now;
+    * else the incremental is refused with the reason (the job then takes a
+      full, backup:incremental_falls_back_to_full).
+
+    Returns {choice: {node, writer, desync, reason}} or {refused: why}."""
+    if plan["kind"] == "full":
+        return {"choice": lemp_backup.choose_backup_node(statuses, writer)}
+    parent = cat["backups"][plan["parent"]]
+    node = parent["node"]
+    status = statuses.get(node)
+    if not lemp_backup._is_synced(status):
+        return {"refused": f"the chain's node {node} is not Synced ({'no answer' if status is None else status}): "
+                           "an incremental continues only on the node its parent was taken from"}
+    now = lemp_backup.parse_time(now)
+    uptime = status.get("uptime")
+    if not isinstance(uptime, int):
+        return {"refused": f"{node} did not say how long it has been up: cannot tell whether its data were replaced"}
+    up_since = now - datetime.timedelta(seconds=uptime)
+    if up_since > lemp_backup.parse_time(parent["started"]) - RESTART_MARGIN:
+        return {"refused": (f"{node} restarted at {lemp_backup.format_time(up_since.replace(microsecond=0))}, after "
+                            f"{parent['id']} started: an SST may have replaced its data files, so LSN "
+                            f"{plan['from_lsn']} means nothing there any more")}
+    is_writer = node == writer
+    return {"choice": {"node": node, "writer": is_writer, "desync": not is_writer,
+                       "reason": f"{node} holds the chain of {parent['id']} and has been up since before it"
+                                 + (" (it is the writer now: not desynced)" if is_writer else "")}}
+
+
 # -- mariabackup's info files -------------------------------------------------
 
 

@@ -53,18 +53,26 @@ backup-encryption-key-managed:
     - require:
       - file: backup-config-directory-present
 
+{#- ssh writes known_hosts here (the data nodes' host keys, first use). #}
+backup-ssh-directory-present:
+  file.directory:
+    - name: {{ l.home }}/.ssh
+    - user: {{ l.user }}
+    - group: {{ l.user }}
+    - mode: '0700'
+    - require:
+      - user: backup-system-user-present
+
 backup-ssh-key-managed:
   file.managed:
     - name: {{ l.home }}/.ssh/id_backup_stream
     - contents_pillar: backup:ssh:private_key
-    - makedirs: True
-    - dir_mode: '0700'
     - user: {{ l.user }}
     - group: {{ l.user }}
     - mode: '0600'
     - show_changes: False
     - require:
-      - user: backup-system-user-present
+      - file: backup-ssh-directory-present
 
 backup-ca-cert-managed:
   file.managed:

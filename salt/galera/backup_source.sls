@@ -34,11 +34,19 @@ galera-backup-source-os-user-present:
     - shell: /bin/sh
     - password: '*'
 
+{#- sshd reads authorized_keys as the user: its folder must be the user's. #}
+galera-backup-source-ssh-directory-present:
+  file.directory:
+    - name: {{ b.home }}/.ssh
+    - user: {{ b.os_user }}
+    - group: {{ b.os_user }}
+    - mode: '0700'
+    - require:
+      - user: galera-backup-source-os-user-present
+
 galera-backup-source-authorized-key-managed:
   file.managed:
     - name: {{ b.home }}/.ssh/authorized_keys
-    - makedirs: True
-    - dir_mode: '0700'
     - user: {{ b.os_user }}
     - group: {{ b.os_user }}
     - mode: '0600'
@@ -47,7 +55,7 @@ galera-backup-source-authorized-key-managed:
         # Managed by Salt (salt/galera/backup_source.sls): arb1's backup key, one command only.
         restrict,from="{{ sources | join(',') or '127.0.0.1' }}",command="sudo -n {{ b.command }} {{ b.config_dir }}/my.cnf" {{ public_key }}
     - require:
-      - user: galera-backup-source-os-user-present
+      - file: galera-backup-source-ssh-directory-present
 
 {#- The wrapper needs root (mariabackup reads the datadir, wsrep_desync is a
     global); the key's user may run exactly it, with its option file and the ssh request it got. #}

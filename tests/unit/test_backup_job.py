@@ -366,9 +366,9 @@ def test_the_wrapper_refuses_anything_else(text):
 def test_the_wrapper_reports_the_node_state_as_choose_backup_node_reads_it():
     rows = [("wsrep_local_state", "4"), ("wsrep_cluster_status", "Primary"), ("wsrep_ready", "ON"),
             ("wsrep_on", "ON"), ("wsrep_desync", "OFF"), ("wsrep_node_name", "db2"),
-            ("wsrep_cluster_state_uuid", UUID), ("wsrep_last_committed", "1240")]
+            ("wsrep_cluster_state_uuid", UUID), ("wsrep_last_committed", "1240"), ("Uptime", "3600")]
     status = wrapper.status_from_rows(rows)
-    assert status["last_committed"] == 1240 and not status["desync"]
+    assert status["last_committed"] == 1240 and not status["desync"] and status["uptime"] == 3600
     choice = lemp_backup.choose_backup_node({"db1": dict(status, node_name="db1"), "db2": status}, "db1")
     assert choice == {"node": "db2", "writer": False, "desync": True,
                       "reason": "db2 is Synced and not the writer (the writer is db1)"}
@@ -444,3 +444,48 @@ def test_the_runner_finds_the_store_and_refuses_a_bad_kind(topology):
         runner.store_machine({"roles": {}})
     with pytest.raises(ValueError, match="give kind=full or kind=incremental"):
         runner.check_kind("differential")
+
+
+# -- where the next backup is taken -------------------------------------------------
+
+
+def synced_status(uptime=86400):
+    return {"running": True, "wsrep_on": True, "cluster_status": "Primary", "ready": True, "local_state": 4,
+            "uptime": uptime}
+
+
+def chain_on(node):
+    plan = lemp_backup.plan_backup({"backups": {}, "chains": [], "invalid": []}, "full")
+    full = job.build_manifest(plan, node, STARTED, FINISHED, info(), STORED, KEY)
+    cat = lemp_backup.catalogue([full])
+    return cat, lemp_backup.plan_backup(cat, "incremental")
+
+
+NOW = datetime.datetime(2024, 5, 1, 2, 15, tzinfo=UTC)
+
+
+def test_an_incremental_continues_on_the_node_of_its_parent():
+    cat, plan = chain_on("db2")
+    picked = job.choose_node(cat, plan, {"db1": synced_status(), "db2": synced_status()}, "db2", NOW)
+    # db2 is the writer now: still db2 (its LSNs), not desynced
+    assert picked["choice"]["node"] == "db2" and not picked["choice"]["desync"]
+    picked = job.choose_node(cat, plan, {"db1": synced_status(), "db2": synced_status()}, "db1", NOW)
+    assert picked["choice"] == {"node": "db2", "writer": False, "desync": True,
+                                "reason": f"db2 holds the chain of {plan['parent']} and has been up since before it"}
+
+
+def test_an_incremental_is_refused_when_its_node_is_away_or_restarted_since_the_parent():
+    cat, plan = chain_on("db2")
+    away = job.choose_node(cat, plan, {"db1": synced_status(), "db2": None}, "db1", NOW)
+    assert "the chain's node db2 is not Synced" in away["refused"]
+    # up for 10 minutes at 02:15: restarted at 02:05, after the full started at 01:30
+    restarted = job.choose_node(cat, plan, {"db1": synced_status(), "db2": synced_status(600)}, "db1", NOW)
+    assert "db2 restarted at 2024-05-01T02:05:00Z" in restarted["refused"] and "SST" in restarted["refused"]
+    assert "cannot tell" in job.choose_node(cat, plan, {"db2": dict(synced_status(), uptime=None)}, "db1",
+                                            NOW)["refused"]
+
+
+def test_a_full_goes_to_a_synced_node_that_is_not_the_writer():
+    plan = lemp_backup.plan_backup({"backups": {}, "chains": [], "invalid": []}, "full")
+    picked = job.choose_node({"backups": {}}, plan, {"db1": synced_status(), "db2": synced_status()}, "db1", NOW)
+    assert picked["choice"]["node"] == "db2" and picked["choice"]["desync"]

@@ -161,17 +161,21 @@ def take(cfg, kind):
         nodes = {n["name"]: n for n in cfg["data_nodes"]}
         statuses = {name: ssh_json(cfg, node, "status") for name, node in nodes.items()}
         writer = writer_name(cfg)
-        choice = lemp_backup.choose_backup_node(statuses, writer)
-        log(f"backup node: {choice['reason']}")
         manifests, drills = read_store(cfg)
         cat = lemp_backup.catalogue(manifests, drills)
         try:
             plan = lemp_backup.plan_backup(cat, kind)
+            picked = job.choose_node(cat, plan, statuses, writer, now())
+            if "refused" in picked:
+                raise lemp_backup.BackupError(picked["refused"])
         except lemp_backup.BackupError as exc:
             if kind != "incremental" or not cfg["incremental_falls_back_to_full"]:
                 raise
             log(f"incremental refused ({exc}): taking a full backup instead")
             plan = lemp_backup.plan_backup(cat, "full")
+            picked = job.choose_node(cat, plan, statuses, writer, now())
+        choice = picked["choice"]
+        log(f"backup node: {choice['reason']}")
         node = nodes[choice["node"]]
         started = now()
         bid = lemp_backup.backup_id(plan["kind"], node["name"], started)

@@ -77,6 +77,8 @@ def status_from_rows(rows):
         "gtid_binlog_pos": values.get("gtid_binlog_pos"),
         "last_committed": int(values["wsrep_last_committed"]) if values.get("wsrep_last_committed", "").isdigit()
         else None,
+        # arb1 continues a chain on a node only if it has not restarted since (an SST replaces its data)
+        "uptime": int(values["uptime"]) if values.get("uptime", "").isdigit() else None,
     }
 
 
@@ -95,7 +97,7 @@ def sql(statement):
 
 
 def status():
-    rows = sql("SHOW GLOBAL STATUS LIKE 'wsrep_%'; "
+    rows = sql("SHOW GLOBAL STATUS LIKE 'wsrep_%'; SHOW GLOBAL STATUS LIKE 'Uptime'; "
                "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
                "('wsrep_on', 'wsrep_desync', 'wsrep_node_name', 'gtid_binlog_pos')")
     return status_from_rows(rows)
