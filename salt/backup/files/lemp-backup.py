@@ -300,6 +300,7 @@ class Archiver:
         self.parsed = {}       # path -> ((size, mtime), parse)
         self.complete_until = None
         self.gap = None
+        self.last_error, self.last_logged = None, 0.0
 
     def writer(self):
         """{node, cluster, synced, file, pos, at} of the writer behind the endpoint."""
@@ -401,8 +402,13 @@ class Archiver:
         while True:
             try:
                 self.cycle()
+                self.last_error = None
             except Exception as exc:  # keep following: systemd restarts us only if we die
-                log(f"archiver: {type(exc).__name__}: {getattr(exc, 'stderr', None) or exc}")
+                message = f"archiver: {type(exc).__name__}: {getattr(exc, 'stderr', None) or exc}"
+                # once per minute while the same error lasts (a cluster not formed yet, a long outage)
+                if message != self.last_error or time.monotonic() - self.last_logged > 60:
+                    log(message)
+                    self.last_error, self.last_logged = message, time.monotonic()
                 if self.proc is not None and self.proc.poll() is not None:
                     self.proc = None
             time.sleep(self.cfg["archive"]["poll_seconds"])
