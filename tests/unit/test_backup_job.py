@@ -489,3 +489,26 @@ def test_a_full_goes_to_a_synced_node_that_is_not_the_writer():
     plan = lemp_backup.plan_backup({"backups": {}, "chains": [], "invalid": []}, "full")
     picked = job.choose_node({"backups": {}}, plan, {"db1": synced_status(), "db2": synced_status()}, "db1", NOW)
     assert picked["choice"]["node"] == "db2" and picked["choice"]["desync"]
+
+
+# -- the GTID settings of the data nodes ------------------------------------------------
+
+
+def render_galera_cnf(server_id):
+    import jinja2
+
+    galera = yaml.safe_load((REPO / "salt" / "galera" / "defaults.yaml").read_text())["galera"]
+    galera.update(address="10.77.0.31", server_id=server_id, arbitrators=[], cluster_addresses=["10.77.0.31"],
+                  sst_password="x")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "salt" / "galera" / "files")),
+                             extensions=["jinja2.ext.do"])
+    return env.get_template("galera.cnf.jinja").render(galera=galera, node_name="db1")
+
+
+def test_every_node_writes_cluster_gtids_in_one_domain_and_its_own_writes_in_another():
+    cnf = {line.split("=")[0].strip(): line.split("=", 1)[1].strip()
+           for line in render_galera_cnf(172818463).splitlines() if "=" in line and not line.startswith("#")}
+    assert cnf["wsrep_gtid_mode"] == "ON"
+    assert cnf["wsrep_gtid_domain_id"] == str(lemp_backup.DOMAIN)
+    assert cnf["gtid_domain_id"] == "172818463" != cnf["wsrep_gtid_domain_id"]
+    assert cnf["log_slave_updates"] == "ON"
