@@ -35,6 +35,9 @@ PHP_INI_KEY_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
 # installed from app:php:extensions (a .so named in an ini would not be).
 PHP_INI_RESERVED = ("extension", "zend_extension", "session.save_handler", "session.save_path")
 PHP_INI_PLAIN_RE = re.compile(r"^[A-Za-z0-9._/:+-]+$")
+# A constant expression (error_reporting = E_ALL & ~E_DEPRECATED): PHP
+# evaluates it only unquoted; quoted, it is a string, read as 0.
+PHP_INI_EXPR_RE = re.compile(r"^[A-Z0-9_ &|~^()]*[A-Z_][A-Z0-9_ &|~^()]*$")
 PHP_SIZE_RE = re.compile(r"^([0-9]+)([KMGkmg]?)$")
 # PHP's own defaults (php.ini-production), used when the app sets only one of the two.
 PHP_DEFAULT_SIZES = {"post_max_size": "8M", "upload_max_filesize": "2M"}
@@ -43,6 +46,14 @@ DEB_VERSION_RE = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 DURATION_RE = re.compile(r"^([0-9]+)([smhd]?)$")
+# Folders on the web node (app:root, app:uploads_dir, app:local_dir): they go
+# into shell commands and unit files, so only these characters; the same rule
+# as lemp_cron.SAFE_PATH_RE (tests/unit/test_app_settings.py checks it is).
+SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]+$")
+# In each finished release: its version and the folders linked out of it
+# (JSON). nginx serves those folders as files for as long as the release is on
+# disk; healthz.php reports the version.
+MARKER = ".lemp-ha-release"
 
 try:  # Salt's error shows in the render as it is; the unit tests run without Salt
     from salt.exceptions import CommandExecutionError as AppSettingsError
@@ -127,7 +138,7 @@ def _check_package_source(package, version, apt_knows):
             key = "name" if item == name else "with"
             raise AppSettingsError(
                 f"app:source:package:{key} {item}: apt on this machine knows no such package; "
-                "check the name (apt-cache policy NAME) and the apt sources"
+                f"check the name (apt-cache policy NAME) and the apt sources{APT_UPDATE_HINT}"
             )
     return {"name": name, "path": path.rstrip("/"), "version": pkg_version, "with": [str(e) for e in extra]}
 
@@ -150,8 +161,16 @@ def _check_source(kind, source, list_master, apt_knows, version):
     return None
 
 
+# A machine whose apt lists were never downloaded knows no package at all.
+APT_UPDATE_HINT = "; on a fresh machine with no package lists yet, run apt-get update first"
+
+
 def _list_master(prefix):
-    return __salt__["cp.list_master"](prefix=prefix)  # noqa: F821  (injected by the loader)
+    # One answer per prefix and state run: the map is imported by several states.
+    listed = __context__.setdefault("lemp_app.list_master", {})  # noqa: F821  (injected by the loader)
+    if prefix not in listed:
+        listed[prefix] = __salt__["cp.list_master"](prefix=prefix)  # noqa: F821  (injected by the loader)
+    return listed[prefix]
 
 
 def _apt_knows(package):
@@ -193,13 +212,118 @@ def _url_prefix(path, docroot):
     return None
 
 
+def _safe_path(app, key):
+    """app:<key>, a folder on the web node, as an absolute path of safe
+    characters without a trailing slash."""
+    path = str(app.get(key) or "")
+    stripped = path.rstrip("/")
+    if (not SAFE_PATH_RE.match(path) or not stripped or os.path.normpath(stripped) != stripped
+            or any(part in (".", "..") for part in stripped.split("/"))):
+        raise AppSettingsError(
+            f"app:{key} {json.dumps(path)} must be an absolute folder of A-Z a-z 0-9 . _ - / "
+            '(no spaces, no "..", not /), e.g. /srv/www'
+        )
+    return stripped
+
+
+def _pool_user(app, php):
+    """app:user and app:group run the app's migrations and own what PHP
+    writes: they must be the PHP-FPM pool's, which the web requests run as."""
+    pool = php.get("pool") or {}
+    for key in ("user", "group"):
+        want = str(pool.get(key) or "")
+        have = str(app.get(key) or "")
+        if want and have != want:
+            raise AppSettingsError(
+                f"app:{key} {json.dumps(have)} is not the PHP-FPM pool's {key} (phpfpm:lookup:pool:{key} {json.dumps(want)}): "
+                f"set both to the same {key}, so that migrations, cron jobs and web requests own the same files"
+            )
+
+
+def marker_text(version, links):
+    """The marker file of a finished release: JSON with its version and the
+    folders linked out of it (path in the release, target, URL prefix)."""
+    return json.dumps({"version": version,
+                       "links": [{k: link[k] for k in ("path", "target", "url")} for link in links]},
+                      sort_keys=True)
+
+
+def parse_marker(text):
+    """{version, links} from a marker's text; links is None for a marker
+    written before the links were recorded (it held only the version)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("links"), list):
+        return {"version": str(data.get("version", "")), "links": data["links"]}
+    return {"version": text.strip(), "links": None}
+
+
+def _absolute_links(release_dir):
+    """The folder links with an absolute target in an (older) release: the
+    links Salt made, found without the marker's list."""
+    found = []
+    for folder, dirs, files in os.walk(release_dir):
+        for entry in dirs + files:
+            path = os.path.join(folder, entry)
+            target = os.readlink(path) if os.path.islink(path) else ""
+            if target.startswith("/") and os.path.isdir(path):
+                found.append({"path": os.path.relpath(path, release_dir), "target": target})
+    return sorted(found, key=lambda link: link["path"])
+
+
+def release_links(app_dir):
+    """{version: links} of every finished release under <app_dir>/releases
+    on this machine, read from their markers (each link: path, target and,
+    when recorded, url). A release marked before the links were recorded is
+    searched for its links.
+
+    CLI Example::
+
+        salt-call lemp_app.release_links /srv/www/blog
+    """
+    releases = {}
+    folder = os.path.join(str(app_dir), "releases")
+    for version in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        marker = os.path.join(folder, version, MARKER)
+        if not os.path.isfile(marker):
+            continue
+        with open(marker, encoding="utf-8", errors="replace") as handle:
+            links = parse_marker(handle.read())["links"]
+        releases[version] = links if links is not None else _absolute_links(os.path.join(folder, version))
+    return releases
+
+
+def _check_release_links(version, links, releases, docroot):
+    """Refuse a change of linked folders for a release already built (its
+    links are fixed when it is made); return the URL prefixes nginx serves as
+    files: those of the pillar's links and of every release on disk, so that
+    a folder PHP can write stays static whatever release is current (after a
+    rollback, or while orch.deploy switches)."""
+    wanted = sorted((link["path"], link["target"]) for link in links)
+    built = releases.get(version)
+    if built is not None and sorted((link["path"], link["target"]) for link in built) != wanted:
+        have = ", ".join(f"{p} -> {t}" for p, t in sorted((l["path"], l["target"]) for l in built)) or "none"
+        raise AppSettingsError(
+            f"app:shared_paths/app:writable_paths changed for release {version}, which is built with links {have}: "
+            "a release's links are fixed; deploy a new app:version (or restore these settings)"
+        )
+    urls = []
+    for link in list(links) + [link for ver in sorted(releases) for link in releases[ver] or []]:
+        url = link.get("url") if "url" in link else _url_prefix(link["path"], docroot)
+        if url and url not in urls:
+            urls.append(url)
+    return urls
+
+
 def _linked_paths(app, name, docroot, config_file):
     """shared_paths and writable_paths: each a folder of the release replaced
     by a link to a folder PHP may write, shared (on the uploads volume) or
     node-local. None may hold another, the docroot or the config file."""
     kinds = (
-        ("shared_paths", f"{str(app.get('uploads_dir', '')).rstrip('/')}/{name}", "shared-volume"),
-        ("writable_paths", f"{str(app.get('local_dir', '')).rstrip('/')}/{name}", "this-node"),
+        ("shared_paths", f"{_safe_path(app, 'uploads_dir')}/{name}", "shared-volume"),
+        ("writable_paths", f"{_safe_path(app, 'local_dir')}/{name}", "this-node"),
     )
     links = []
     for key, base, where in kinds:
@@ -249,10 +373,13 @@ def _ini_value(key, value):
         return str(value)
     if not isinstance(value, str):
         raise AppSettingsError(f"app:php:ini:{key} must be a scalar (a string, number or true/false), not a {type(value).__name__}")
-    if PHP_INI_PLAIN_RE.match(value):
+    if PHP_INI_PLAIN_RE.match(value) or PHP_INI_EXPR_RE.match(value):
         return value
-    if any(bad in value for bad in ('"', "\n", "\r", "${")):
-        raise AppSettingsError(f'app:php:ini:{key} {json.dumps(value)} cannot be written to an ini file: no ", newline or ${{')
+    # A backslash before the closing quote escapes it: php-fpm -t then fails.
+    if any(bad in value for bad in ('"', "\\", "\n", "\r", "${")):
+        raise AppSettingsError(
+            f'app:php:ini:{key} {json.dumps(value)} cannot be written to an ini file: no ", \\, newline or ${{'
+        )
     return f'"{value}"'
 
 
@@ -263,7 +390,7 @@ def _php(app, php):
     if not isinstance(settings, dict):
         raise AppSettingsError("app:php must be a mapping with extensions (a list) and ini (a mapping)")
     version = str(php.get("version") or "")
-    base = set(php.get("packages") or [])
+    base = set(php.get("packages") or []) | {f"php{version}-{e}" for e in php.get("base_extensions") or []}
     packages = []
     extensions = settings.get("extensions") or []
     if not isinstance(extensions, list):
@@ -348,7 +475,7 @@ def _secret_names(app):
     return [str(name) for name in names]
 
 
-def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=None):
+def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=None, nginx=None, releases_on_disk=None):
     """Check the merged ``app`` settings and return them with what follows:
 
     ``app`` (as given), ``version`` (a string), ``app_dir``, ``release_dir``,
@@ -359,14 +486,21 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     ``secret_names`` (app:secrets), ``template_app`` (``app`` without the
     database password, for the config template), ``links`` (shared_paths
     and writable_paths: path in the release, target folder, URL prefix or
-    None), ``static_urls`` (their URL prefixes, which nginx serves as
-    files and never runs), ``php_packages`` (extension packages beyond the base set),
-    ``php_ini`` (the ini file's text, empty when app:php:ini is) and
-    ``client_max_body_size`` (from the PHP upload sizes, empty when the app
-    sets none).
+    None), ``marker`` (the text of the release's marker file: version and
+    links), ``static_urls`` (the URL prefixes nginx serves as files and
+    never runs: the links' and those of every release on this machine),
+    ``php_packages`` (extension packages beyond the base set), ``php_ini``
+    (the ini file's text, empty when app:php:ini is) and
+    ``client_max_body_size`` (nginx's: from the PHP upload sizes, else
+    nginx's own ``client_max_body_size``).
+
+    A release already built on this machine with other links is refused
+    (its links are fixed): a new app:version is needed.
 
     ``web_members`` is ``topology:roles:web:members``; ``php`` the phpfpm
-    map (version, packages, pool); ``list_master`` lists the master's files
+    map (version, packages, pool); ``nginx`` the nginx map;
+    ``releases_on_disk(app_dir)`` gives {version: links} of the finished
+    releases (default: :func:`release_links`); ``list_master`` lists the master's files
     under a prefix (default: ``cp.list_master``), to check that a salt://
     source has something to deploy; ``apt_knows(package)`` says whether apt
     on this machine has that package (default: ``apt-cache show``).
@@ -378,6 +512,8 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     name = str(app.get("name", ""))
     if not NAME_RE.match(name):
         raise AppSettingsError(f'app:name {json.dumps(name)} is invalid: 1-32 of a-z 0-9 _ -, starting with a letter')
+    root = _safe_path(app, "root")
+    _pool_user(app, php)
     version = check_version(app.get("version"))
     source = app.get("source") or {}
     kind = _source_kind(source)
@@ -393,11 +529,13 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         if not apt_knows(package_name):
             raise AppSettingsError(
                 f"app:php:extensions: apt on this machine knows no package {package_name}; "
-                f"check the name (apt-cache search php{php.get('version')}-) and the apt sources"
+                f"check the name (apt-cache search php{php.get('version')}-) and the apt sources{APT_UPDATE_HINT}"
             )
     template_app = copy.deepcopy(app)
     (template_app.get("database") or {}).pop("password", None)
-    app_dir = f"{app['root']}/{name}"
+    app_dir = f"{root}/{name}"
+    releases = (releases_on_disk or release_links)(app_dir)
+    static_urls = _check_release_links(version, links, releases, docroot)
     return {
         "app": app,
         "version": version,
@@ -411,11 +549,31 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "secret_names": _secret_names(app),
         "template_app": template_app,
         "links": links,
-        "static_urls": [link["url"] for link in links if link["url"]],
+        "marker": marker_text(version, links),
+        "static_urls": static_urls,
         "php_packages": php_packages,
         "php_ini": php_ini,
-        "client_max_body_size": body,
+        # one limit: PHP's post_max_size when the app sets its upload sizes
+        "client_max_body_size": body or str((nginx or {}).get("client_max_body_size") or ""),
     }
+
+
+def check_not_served(name, sites_dir="/etc/nginx/sites-enabled"):
+    """Refuse to clean app ``name`` while nginx serves it (its site file is
+    enabled): webapp.clean_renamed calls this when it renders, so a typo in
+    the old name stops before anything is removed.
+
+    CLI Example::
+
+        salt-call lemp_app.check_not_served oldblog
+    """
+    site = os.path.join(str(sites_dir), f"{name}.conf")
+    if os.path.lexists(site):
+        raise AppSettingsError(
+            f"webapp.clean_renamed: app {name} is still served ({site}): converge the new app:name first "
+            """(orch.site), then clean the old one with pillar='{"app": {"name": "OLD"}}'"""
+        )
+    return f"app {name} is not served by nginx here"
 
 
 def app_secrets(names, require=None):
@@ -436,7 +594,9 @@ def copy_release(src, dest, exclude=()):
     """Copy the folder ``src`` (a package's files) to ``dest`` as a release:
     symlinks dereferenced (a packaged app links into /etc and /var/lib; a
     release must hold its own files), top-level entries in ``exclude`` left
-    out (the config file, which Salt writes). The copy is made next to
+    out (the config file, which Salt writes), and what is not world-readable
+    left out too (reported as ``skipped``): the copy is readable by all,
+    and a 0640 file reached through a link into /etc is a secret. The copy is made next to
     ``dest`` and renamed into place, so ``dest`` is never half-copied; a
     ``dest`` left by an earlier failed run is replaced. A dangling symlink
     fails the copy, naming it.
@@ -453,9 +613,19 @@ def copy_release(src, dest, exclude=()):
         shutil.rmtree(partial)
     skip = {os.path.normpath(str(path)) for path in exclude or ()}
 
+    skipped = []
+
     def ignore(folder, names):
         here = os.path.relpath(folder, src)
-        return [n for n in names if os.path.normpath(os.path.join(here, n)) in skip]
+        left_out = []
+        for n in names:
+            rel = os.path.normpath(os.path.join(here, n))
+            if rel in skip:
+                left_out.append(n)
+            elif not _world_readable(os.path.join(folder, n)):
+                skipped.append(rel)
+                left_out.append(n)
+        return left_out
 
     try:
         shutil.copytree(src, partial, symlinks=False, ignore=ignore)
@@ -471,4 +641,16 @@ def copy_release(src, dest, exclude=()):
     if os.path.lexists(dest):
         shutil.rmtree(dest)
     os.rename(partial, dest)
-    return {"copied": src, "release": dest, "excluded": sorted(skip)}
+    return {"copied": src, "release": dest, "excluded": sorted(skip), "skipped": sorted(skipped)}
+
+
+def _world_readable(path):
+    """True when anyone may read ``path`` (a folder: list and enter it),
+    links followed; a dangling link counts as readable, so that the copy
+    fails naming it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True
+    need = 0o005 if os.path.isdir(path) else 0o004
+    return mode & need == need

@@ -76,9 +76,10 @@ nginx-app-site-file-managed:
         docroot: {{ app.docroot | json }}
         fpm_socket: {{ phpfpm.pool.socket | json }}
         lb_addresses: {{ lbs | json }}
-        # from PHP's post_max_size when the app sets its upload sizes (app:php:ini)
-        client_max_body_size: {{ (checked.client_max_body_size or nginx.client_max_body_size) | json }}
-        # folders PHP writes (app:shared_paths, app:writable_paths): files only
+        # from PHP's post_max_size when the app sets its upload sizes (app:php:ini), else nginx's
+        client_max_body_size: {{ checked.client_max_body_size | json }}
+        # folders PHP writes (app:shared_paths, app:writable_paths), in the
+        # pillar and in every release on this node: files only
         static_urls: {{ checked.static_urls | json }}
     - require:
       - pkg: nginx-packages-installed

@@ -10,25 +10,15 @@
     Its uploads on the shared volume are kept (data). It refuses the app
     nginx still serves, so a typo cannot remove the live one; unlike
     webapp.clean (all of the webapp formula, cron included), it leaves the
-    current app alone. #}
+    current app alone: lemp_app.check_not_served stops the render, before
+    anything is removed. #}
 {%- from 'webapp/map.jinja' import app, app_dir with context %}
-{%- set site = '/etc/nginx/sites-enabled/' ~ app.name ~ '.conf' %}
-
-webapp-{{ app.name }}-is-not-the-app-nginx-serves:
-  cmd.run:
-    - name: >-
-        echo "webapp.clean_renamed: app {{ app.name }} is still served ({{ site }}): converge the new app:name
-        first (orch.site), then clean the old one with pillar='{\"app\": {\"name\": \"OLD\"}}'" >&2; exit 1
-    - onlyif: test -e {{ site }}
+{%- do salt['lemp_app.check_not_served'](app.name) %}
 
 webapp-{{ app.name }}-old-releases-absent:
   file.absent:
     - name: {{ app_dir }}
-    - require:
-      - cmd: webapp-{{ app.name }}-is-not-the-app-nginx-serves
 
 webapp-{{ app.name }}-old-node-local-writable-folders-absent:
   file.absent:
     - name: {{ app.local_dir }}/{{ app.name }}
-    - require:
-      - cmd: webapp-{{ app.name }}-is-not-the-app-nginx-serves

@@ -2,11 +2,14 @@
     config, WITHOUT making it current (webapp.switch does that). A release is
     immutable once its marker file exists: a re-run only refreshes the config.
     Folders PHP writes (app:shared_paths, app:writable_paths) are links out
-    of the root-owned release, made before the marker. #}
+    of the root-owned release, made before the marker, which records them
+    (lemp_app.marker_text): nginx keeps them static while the release is on
+    disk, and a change of them for a built release is refused. #}
 {%- from 'webapp/map.jinja' import app, app_dir, release_dir, source_kind, db_host, version, checked with context %}
 {%- set password = salt['lemp_secret.require']('app:database:password') %}
 {%- set secrets = salt['lemp_app.app_secrets'](checked.secret_names) %}
 {%- set marker = release_dir ~ '/.lemp-ha-release' %}
+{%- set is_marked = 'test -e ' ~ (marker | quote) %}
 {%- set sessions_vip = salt['pillar.get']('topology:network:vip') %}
 
 {#- What the release needs from the platform comes with it, before any node
@@ -26,6 +29,18 @@ webapp-{{ app.name }}-releases-directory-present:
     - mode: '0755'
     - makedirs: True
 
+{#- A release without its marker is a half-built one (a run failed between
+    fetching and marking): it goes, links and all, before the fetch. A fetch
+    into it would follow its links and write into the shared volume.
+    rm -rf removes a link, never what it points to. #}
+webapp-{{ app.name }}-release-{{ version }}-half-built-copy-removed:
+  cmd.run:
+    - name: rm -rf -- {{ release_dir | quote }}
+    - onlyif: test -e {{ release_dir | quote }} || test -L {{ release_dir | quote }}
+    - unless: {{ is_marked }}
+    - require:
+      - file: webapp-{{ app.name }}-releases-directory-present
+
 {%- if source_kind == 'path' %}
 
 webapp-{{ app.name }}-release-{{ version }}-files-copied-from-master:
@@ -37,9 +52,9 @@ webapp-{{ app.name }}-release-{{ version }}-files-copied-from-master:
     - dir_mode: '0755'
     - file_mode: '0644'
     - include_empty: True
-    - unless: test -e {{ marker }}
+    - unless: {{ is_marked }}
     - require:
-      - file: webapp-{{ app.name }}-releases-directory-present
+      - cmd: webapp-{{ app.name }}-release-{{ version }}-half-built-copy-removed
 {%- set fetched = 'file: webapp-' ~ app.name ~ '-release-' ~ version ~ '-files-copied-from-master' %}
 {%- elif source_kind == 'git' %}
 
@@ -53,10 +68,10 @@ webapp-{{ app.name }}-release-{{ version }}-cloned-from-git:
     - rev: {{ app.source.git.ref | string | json }}
     - target: {{ release_dir }}
     - force_reset: True
-    - unless: test -e {{ marker }}
+    - unless: {{ is_marked }}
     - require:
       - pkg: webapp-git-installed
-      - file: webapp-{{ app.name }}-releases-directory-present
+      - cmd: webapp-{{ app.name }}-release-{{ version }}-half-built-copy-removed
 {%- set fetched = 'git: webapp-' ~ app.name ~ '-release-' ~ version ~ '-cloned-from-git' %}
 {%- elif source_kind == 'package' %}
 {%- set package = checked.package %}
@@ -84,10 +99,10 @@ webapp-{{ app.name }}-release-{{ version }}-files-copied-from-package:
       - src: {{ package.path | json }}
       - dest: {{ release_dir | json }}
       - exclude: [{{ app.config_file | json }}]
-    - unless: test -e {{ marker }}
+    - unless: {{ is_marked }}
     - require:
       - pkg: webapp-{{ app.name }}-package-{{ package.name }}-installed
-      - file: webapp-{{ app.name }}-releases-directory-present
+      - cmd: webapp-{{ app.name }}-release-{{ version }}-half-built-copy-removed
 {%- set fetched = 'module: webapp-' ~ app.name ~ '-release-' ~ version ~ '-files-copied-from-package' %}
 {%- else %}
 
@@ -99,9 +114,9 @@ webapp-{{ app.name }}-release-{{ version }}-archive-extracted:
     - enforce_toplevel: False
     - user: root
     - group: root
-    - unless: test -e {{ marker }}
+    - unless: {{ is_marked }}
     - require:
-      - file: webapp-{{ app.name }}-releases-directory-present
+      - cmd: webapp-{{ app.name }}-release-{{ version }}-half-built-copy-removed
 {%- set fetched = 'archive: webapp-' ~ app.name ~ '-release-' ~ version ~ '-archive-extracted' %}
 {%- endif %}
 
@@ -122,9 +137,9 @@ webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present:
     serves from it yet. (file.symlink's force does not replace a folder.) #}
 webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-shipped-folder-removed:
   cmd.run:
-    - name: rm -rf -- {{ (release_dir ~ '/' ~ link.path) | json }}
-    - onlyif: test -d {{ (release_dir ~ '/' ~ link.path) | json }} && test ! -L {{ (release_dir ~ '/' ~ link.path) | json }}
-    - unless: test -e {{ marker }}
+    - name: rm -rf -- {{ (release_dir ~ '/' ~ link.path) | quote }}
+    - onlyif: test -d {{ (release_dir ~ '/' ~ link.path) | quote }} && test ! -L {{ (release_dir ~ '/' ~ link.path) | quote }}
+    - unless: {{ is_marked }}
     - require:
       - {{ fetched }}
 
@@ -135,7 +150,7 @@ webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-linked-to-{{ link.wh
     - makedirs: True
     - user: root
     - group: root
-    - unless: test -e {{ marker }}
+    - unless: {{ is_marked }}
     - require:
       - cmd: webapp-{{ app.name }}-release-{{ version }}-{{ link.path }}-shipped-folder-removed
       - file: webapp-{{ app.name }}-{{ link.path }}-folder-on-{{ link.where }}-present
@@ -177,7 +192,9 @@ webapp-{{ app.name }}-release-{{ version }}-config-file-managed:
 webapp-{{ app.name }}-release-{{ version }}-marked-complete:
   file.managed:
     - name: {{ marker }}
-    - contents: {{ version | json }}
+    # the version and the links made above (JSON): healthz.php reports the
+    # version, lemp_app.release_links reads the links
+    - contents: {{ checked.marker | json }}
     - user: root
     - group: root
     - mode: '0644'

@@ -28,12 +28,16 @@ def good():
 
 
 PHP = yaml.safe_load((REPO / "salt" / "phpfpm" / "defaults.yaml").read_text())["phpfpm"]
+NGINX = yaml.safe_load((REPO / "salt" / "nginx" / "defaults.yaml").read_text())["nginx"]
 # What apt knows on a web node (a sample of Debian 12's archive).
 APT = {"wordpress-theme-twentytwentythree", "php8.2-xml", "php8.2-gd", "php8.2-mbstring", "php8.2-curl", "php8.2-zip", "php8.2-intl", "wordpress", "mediawiki"}
 
 
-def check(app, web=WEB, apt=APT):
-    return lemp_app.validate(app, web, VIP, list_master=on_master, php=PHP, apt_knows=apt.__contains__)
+def check(app, web=WEB, apt=APT, releases=None):
+    """validate as the map calls it; ``releases``: {version: links} of the
+    releases on the node (default: none)."""
+    return lemp_app.validate(app, web, VIP, list_master=on_master, php=PHP, apt_knows=apt.__contains__, nginx=NGINX,
+                             releases_on_disk=lambda app_dir: dict(releases or {}))
 
 
 def test_good_settings_give_the_release_paths_and_the_database_endpoint(good):
@@ -136,6 +140,15 @@ BAD = [
     ("package with not a list", {"source": {"package": {"name": "wordpress", "path": "/usr/share/wordpress",
                                                         "with": "wordpress-theme-twentytwentythree"}}},
      "app:source:package:with must be a list of Debian package names"),
+    ("relative root", {"root": "srv/www"}, 'app:root "srv/www" must be an absolute folder'),
+    ("root with a space", {"root": "/srv/my www"}, 'app:root "/srv/my www" must be an absolute folder'),
+    ("root with a command", {"root": "/srv/www;reboot"}, 'app:root "/srv/www;reboot"'),
+    ("uploads dir escapes", {"uploads_dir": "/srv/../etc"}, 'app:uploads_dir "/srv/../etc" must be an absolute folder'),
+    ("local dir is /", {"local_dir": "/"}, 'app:local_dir "/" must be an absolute folder'),
+    ("user not the pool's", {"user": "shop"},
+     'app:user "shop" is not the PHP-FPM pool\'s user (phpfpm:lookup:pool:user "www-data")'),
+    ("group not the pool's", {"group": "shop"}, 'app:group "shop" is not the PHP-FPM pool\'s group'),
+    ("ini backslash", {"php": {"extensions": [], "ini": {"error_log": "C:\\logs\\"}}}, 'no ", \\, newline'),
     ("package version", {"source": {"package": {"name": "wordpress", "path": "/usr/share/wordpress", "version": "latest"}}},
      'app:source:package:version "latest" is not a Debian version'),
 ]
@@ -186,7 +199,8 @@ def test_extensions_become_packages_of_the_php_version_beyond_the_base_set(good)
 
 def test_extensions_are_checked_against_apt_only_when_there_are_some(good):
     asked = []
-    lemp_app.validate(good, WEB, VIP, list_master=on_master, php=PHP, apt_knows=lambda p: asked.append(p) or True)
+    lemp_app.validate(good, WEB, VIP, list_master=on_master, php=PHP, apt_knows=lambda p: asked.append(p) or True,
+                      releases_on_disk=lambda app_dir: {})
     assert asked == []
 
 
@@ -207,7 +221,7 @@ def test_ini_settings_are_written_sorted_with_php_literals(good):
 def test_no_ini_settings_means_no_ini_file_and_nginx_keeps_its_own_body_limit(good):
     checked = check(good)
     assert checked["php_ini"] == ""
-    assert checked["client_max_body_size"] == ""
+    assert checked["client_max_body_size"] == NGINX["client_max_body_size"] == "20m"
 
 
 @pytest.mark.parametrize("ini, body", [
@@ -369,3 +383,106 @@ def test_the_wordpress_example_is_accepted_as_the_lab_writes_it(good):
     assert checked["static_urls"] == ["/wp-content/uploads/"]
     assert checked["client_max_body_size"] == "32m"
     assert checked["secret_names"][0] == "auth_key"
+
+
+def test_a_constant_expression_in_ini_is_written_unquoted_so_php_evaluates_it(good):
+    good["php"] = {"extensions": [], "ini": {"error_reporting": "E_ALL & ~E_DEPRECATED & ~E_STRICT",
+                                             "error_log": "/var/log/php errors.log"}}
+    lines = check(good)["php_ini"].splitlines()
+    assert "error_reporting = E_ALL & ~E_DEPRECATED & ~E_STRICT" in lines
+    assert 'error_log = "/var/log/php errors.log"' in lines
+
+
+def test_web_node_folders_follow_the_cron_path_rule():
+    import lemp_cron
+
+    assert lemp_app.SAFE_PATH_RE.pattern == lemp_cron.SAFE_PATH_RE.pattern
+
+
+def test_a_trailing_slash_on_root_does_not_double_in_the_release_path(good):
+    good["root"] = "/srv/www/"
+    assert check(good)["release_dir"] == "/srv/www/app/releases/1.0.0"
+
+
+def test_an_unknown_package_suggests_apt_get_update_for_a_fresh_machine(good):
+    good["php"] = {"extensions": ["xml"], "ini": {}}
+    with pytest.raises(Exception, match="run apt-get update first"):
+        check(good, apt=set())
+
+
+LINKED = {"name": "blog", "docroot": ".", "shared_paths": ["wp-content/uploads"]}
+UPLOADS = {"path": "wp-content/uploads", "target": "/srv/www-uploads/blog/wp-content/uploads", "url": "/wp-content/uploads/"}
+
+
+def test_the_marker_records_the_version_and_the_links(good):
+    good.update(LINKED)
+    marker = lemp_app.parse_marker(check(good)["marker"])
+    assert marker == {"version": "1.0.0", "links": [UPLOADS]}
+    assert lemp_app.parse_marker("1.0.0\n") == {"version": "1.0.0", "links": None}
+
+
+def test_links_of_every_release_on_the_node_stay_static_after_the_pillar_drops_them(good):
+    # 1.0.0 was built with wp-content/uploads linked; the pillar no longer
+    # names it (new version 1.1.0): a rollback to 1.0.0 must not run PHP there.
+    good.update(LINKED, version="1.1.0", shared_paths=[], writable_paths=["wp-content/cache"])
+    checked = check(good, releases={"1.0.0": [UPLOADS]})
+    assert checked["static_urls"] == ["/wp-content/cache/", "/wp-content/uploads/"]
+
+
+def test_changing_the_links_of_a_built_release_is_refused(good):
+    good.update(LINKED, shared_paths=[])
+    with pytest.raises(Exception, match=r"app:shared_paths/app:writable_paths changed for release 1.0.0, which is built "
+                                        r"with links wp-content/uploads -> .*deploy a new app:version"):
+        check(good, releases={"1.0.0": [UPLOADS]})
+    good.update(shared_paths=["wp-content/uploads", "wp-content/gallery"])
+    with pytest.raises(Exception, match="changed for release 1.0.0"):
+        check(good, releases={"1.0.0": [UPLOADS]})
+    good.update(shared_paths=["wp-content/uploads"])
+    assert check(good, releases={"1.0.0": [UPLOADS]})["static_urls"] == ["/wp-content/uploads/"]
+
+
+def test_release_links_reads_markers_and_finds_the_links_of_an_older_marker(tmp_path):
+    app_dir, uploads = tmp_path / "blog", tmp_path / "uploads"
+    (uploads / "files").mkdir(parents=True)
+    new, old, half = (app_dir / "releases" / v for v in ("2.0", "1.0", "3.0"))
+    for release in (new, old, half):
+        (release / "wp-content").mkdir(parents=True)
+    (new / ".lemp-ha-release").write_text(lemp_app.marker_text("2.0", [dict(UPLOADS, key="shared_paths")]) + "\n")
+    (old / ".lemp-ha-release").write_text("1.0\n")  # before the links were recorded
+    (old / "wp-content" / "files").symlink_to(uploads / "files")
+    (old / "wp-content" / "relative").symlink_to("../wp-content")  # the app's own link, not Salt's
+    assert lemp_app.release_links(str(app_dir)) == {
+        "1.0": [{"path": "wp-content/files", "target": str(uploads / "files")}],
+        "2.0": [UPLOADS],
+    }
+    assert lemp_app.release_links(str(tmp_path / "nothing")) == {}
+
+
+def test_copy_release_leaves_out_what_not_everyone_may_read(tmp_path):
+    etc, src = tmp_path / "etc", tmp_path / "src"
+    etc.mkdir()
+    (etc / "secret.php").write_text("<?php $pw = 'x';")
+    (etc / "secret.php").chmod(0o640)
+    src.mkdir()
+    (src / "index.php").write_text("<?php")
+    (src / "secret.php").symlink_to(etc / "secret.php")
+    dest = tmp_path / "rel"
+    ret = lemp_app.copy_release(str(src), str(dest))
+    assert ret["skipped"] == ["secret.php"]
+    assert sorted(p.name for p in dest.iterdir()) == ["index.php"]
+
+
+def test_clean_renamed_refuses_the_app_nginx_serves(tmp_path):
+    (tmp_path / "blog.conf").write_text("server {}")
+    with pytest.raises(Exception, match=r"app blog is still served .*blog.conf.*converge the new app:name first"):
+        lemp_app.check_not_served("blog", str(tmp_path))
+    assert "not served" in lemp_app.check_not_served("oldblog", str(tmp_path))
+
+
+def test_the_masters_file_list_is_asked_once_per_run(monkeypatch):
+    asked = []
+    monkeypatch.setattr(lemp_app, "__context__", {}, raising=False)
+    monkeypatch.setattr(lemp_app, "__salt__", {"cp.list_master": lambda prefix: asked.append(prefix) or ["app/x"]},
+                        raising=False)
+    assert lemp_app._list_master("app/") == lemp_app._list_master("app/") == ["app/x"]
+    assert asked == ["app/"]
