@@ -27,8 +27,9 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 GIT_REF_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._/-]{0,127}$")
 DOCROOT_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 SOURCE_KINDS = ("path", "git", "archive", "package")
-# A path inside the release (shared_paths, writable_paths, config_file).
-REL_PATH_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+# A path inside the release (shared_paths, writable_paths, config_file):
+# the docroot's characters (which may also be ".", refused for these).
+REL_PATH_RE = DOCROOT_RE
 PHP_EXTENSION_RE = re.compile(r"^[a-z0-9]+$")
 PHP_INI_KEY_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
 # Left to the platform: sessions live in Redis (salt/phpfpm), extensions are

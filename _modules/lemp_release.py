@@ -55,6 +55,12 @@ def __virtual__():
     return __virtualname__
 
 
+def record_path(opts):
+    """Where the record lives on the master: the master option
+    ``lemp_ha_deployed_record``, else ``RECORD_PATH``."""
+    return (opts or {}).get(OPTION) or RECORD_PATH
+
+
 def _usable(entry):
     return isinstance(entry, dict) and entry.get("version") not in (None, "")
 

@@ -240,11 +240,14 @@ def status(name, paths, action="reload", stamp_dir=None):
     return facts
 
 
-def check(check_cmd):
+def _output(ret):
+    return "\n".join(part for part in (ret.get("stdout"), ret.get("stderr")) if part)
+
+
+def check(verify_cmd):
     """Run the validation command: (ok, its output)."""
-    ret = _run(check_cmd)
-    output = "\n".join(part for part in (ret.get("stdout"), ret.get("stderr")) if part)
-    return ret["retcode"] == 0, output
+    ret = _run(verify_cmd)
+    return ret["retcode"] == 0, _output(ret)
 
 
 def apply(name, action):
@@ -254,7 +257,7 @@ def apply(name, action):
         raise CommandExecutionError(f"lemp_service: cannot apply with action {action!r}")
     ret = _run(["systemctl", action, name])
     if ret["retcode"] != 0:
-        return False, "\n".join(p for p in (ret.get("stdout"), ret.get("stderr")) if p)
+        return False, _output(ret)
     state = service_facts(name)["active_state"]
     if state not in RUNNING_STATES:
         return False, f"{name} is {state} after systemctl {action}"

@@ -202,7 +202,7 @@ def deploy(topology, version, backend, source=None, app_name="app"):
 
 
 def _record_path():
-    return __opts__.get(lemp_release.OPTION) or lemp_release.RECORD_PATH  # noqa: F821
+    return lemp_release.record_path(__opts__)  # noqa: F821
 
 
 def record_deployed(app_name, version, source=None, base="", known=None):

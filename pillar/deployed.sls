@@ -18,5 +18,4 @@ def run():
         "lemp_pillar_release", os.path.join(here, os.pardir, "_modules", "lemp_release.py"))
     release = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(release)
-    path = __opts__.get(release.OPTION) or release.RECORD_PATH  # noqa: F821  (injected by the renderer)
-    return {"app_deployed": release.read_record(path)}
+    return {"app_deployed": release.read_record(release.record_path(__opts__))}  # noqa: F821  (injected by the renderer)

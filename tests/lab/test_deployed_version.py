@@ -89,7 +89,8 @@ def test_a_pillar_reverted_to_the_deploys_base_runs_the_pillars_release_not_the_
     try:
         ok, detail = lab.orchestrate("orch.deploy", {"app": {"version": deployed}})
         assert ok, detail
-        APP_PILLAR.write_text(re.sub(r"^  version: .*$", f"  version: {moved}", original, flags=re.M))
+        # quoted: unquoted, YAML reads 8.1795702970 as the float 8.179570297
+        APP_PILLAR.write_text(re.sub(r"^  version: .*$", f"  version: '{moved}'", original, flags=re.M))
         ok, detail = lab.orchestrate("orch.site")
         assert ok, detail
         assert "version" not in json.loads(read_record(lab) or "{}").get("app", {}), "the record is spent"
