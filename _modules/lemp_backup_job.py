@@ -88,10 +88,10 @@ def check_settings(settings, analyze=None):
     """The backup pillar's non-secret settings (salt/backup/defaults.yaml
     merged with pillar backup:*): schedules normalized, retention checked
     (lemp_backup.check_policy). Returns {schedule: {full, incremental,
-    prune}, retention}; raises naming the key."""
+    prune, drill}, retention}; raises naming the key."""
     schedule = settings.get("schedule") or {}
     normalized = {}
-    for name in ("full", "incremental", "prune"):
+    for name in ("full", "incremental", "prune", "drill"):
         normalized[name] = check_schedule(f"backup:schedule:{name}", schedule.get(name), analyze)
     try:
         lemp_backup.check_policy(settings.get("retention"))
@@ -506,3 +506,49 @@ def caught_up(local_size, server_file, server_pos, local_name):
     that long. Cheap enough to ask every few seconds: it is the archive's
     ``complete_until``."""
     return local_name == server_file and local_size is not None and local_size >= server_pos
+
+
+# -- the drill's scratch server (salt/backup/files/lemp-backup.py drill) ----------------
+
+# Every user table of the restored server, as db<TAB>table (the server's own schemas left out).
+USER_TABLES_SQL = ("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE' "
+                   "AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') "
+                   "ORDER BY 1, 2")
+
+
+def quote_table(name):
+    """``db.table`` -> `` `db`.`table` ``; a name holding a backquote is refused."""
+    schema, _, table = name.partition(".")
+    if not schema or not table or "`" in name:
+        raise ValueError(f"{name!r} is not a db.table name the drill can quote")
+    return f"`{schema}`.`{table}`"
+
+
+def check_table_sql(name):
+    return f"CHECK TABLE {quote_table(name)}"
+
+
+def scratch_server_args(datadir, run_dir, buffer_pool="128M"):
+    """The drill's own mariadbd on arb1: a prepared datadir, its own socket,
+    pid and log under the scratch folder; no system option file (no
+    conflict with anything installed), no network at all (nothing but the
+    drill can reach it, so the grant tables need not be loaded: the OS user
+    of the drill owns the restored accounts' data anyway), no binlog, no wsrep."""
+    return ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={run_dir}/mysqld.sock",
+            f"--pid-file={run_dir}/mysqld.pid", f"--log-error={run_dir}/mysqld.err", f"--tmpdir={run_dir}",
+            "--skip-networking", "--skip-grant-tables", f"--innodb-buffer-pool-size={buffer_pool}",
+            "--skip-slave-start"]
+
+
+def scratch_measure(query):
+    """Row counts and checksums of every user table of the scratch server,
+    in the shape of a manifest's ``check`` (lemp_backup.compare_check).
+    ``query(sql) -> rows`` runs SQL there."""
+    tables = [f"{schema}.{table}" for schema, table in query(USER_TABLES_SQL)]
+    rows, checksums = {}, {}
+    for name in tables:
+        rows[name] = int(query(f"SELECT COUNT(*) FROM {quote_table(name)}")[0][0])
+    if tables:
+        for row in query("CHECKSUM TABLE " + ", ".join(quote_table(n) for n in tables)):
+            checksums[row[0]] = int(row[1]) if row[1].isdigit() else 0
+    return {"rows": rows, "checksums": checksums}

@@ -7,6 +7,7 @@ backup:
     full: '*-*-* 01:30'
     incremental: '*-*-* *:15'
     prune: '*-*-* *:45'
+    drill: '*-*-* 04:30'
   retention:
     daily_fulls: 7
     hourly_incrementals: 48

@@ -6,6 +6,7 @@
 {%- set l = backup.lookup %}
 
 {%- for unit in ('lemp-backup-full.timer', 'lemp-backup-incremental.timer', 'lemp-backup-prune.timer',
+                 'lemp-backup-drill.timer',
                  'lemp-binlog-archive.service') %}
 
 backup-{{ unit | replace('.', '-') }}-dead:
@@ -22,6 +23,9 @@ backup-units-tools-and-settings-absent:
       - /etc/systemd/system/lemp-backup-incremental.timer
       - /etc/systemd/system/lemp-backup-prune.service
       - /etc/systemd/system/lemp-backup-prune.timer
+      - /etc/systemd/system/lemp-backup-drill.service
+      - /etc/systemd/system/lemp-backup-drill.timer
+      - {{ l.drill.status_file }}
       - /etc/systemd/system/lemp-binlog-archive.service
       - {{ l.command }}
       - {{ l.lib_dir }}

@@ -20,7 +20,7 @@ backup-system-user-present:
     - shell: /usr/sbin/nologin
 
 {#- 0700: the backups are encrypted, the binlogs being archived are not yet. #}
-{%- for sub in ('', '/backups', '/binlogs', '/drills') %}
+{%- for sub in ('', '/backups', '/binlogs', '/drills', '/superseded', '/scratch') %}
 
 backup-store{{ sub | replace('/', '-') }}-directory-present:
   file.directory:
@@ -133,6 +133,11 @@ backup-settings-file-managed:
         retention: {{ backup.retention | json }}
         incremental_falls_back_to_full: {{ backup.incremental_falls_back_to_full | json }}
         domain: {{ backup.galera.domain }}
+        drill:
+          status_file: {{ l.drill.status_file }}
+          buffer_pool: {{ l.drill.buffer_pool }}
+          start_timeout: {{ l.drill.start_timeout }}
+          check_timeout: {{ l.drill.check_timeout }}
         archive:
           poll_seconds: {{ l.archive.poll_seconds }}
           # mariadb-binlog registers as a replica: this machine's own server_id

@@ -1,6 +1,7 @@
 {#- The programs the store runs: Debian's MariaDB client and backup tools,
     openssl for encryption, and lemp-backup (salt/backup/files) with the
-    repo's pure modules it imports (lemp_backup, lemp_backup_job). #}
+    repo's pure modules it imports (lemp_backup, lemp_backup_job, and
+    lemp_restore for the drill's prepare). #}
 {%- from 'backup/map.jinja' import backup with context %}
 {%- set l = backup.lookup %}
 
@@ -15,7 +16,7 @@ backup-library-directory-present:
     - group: root
     - mode: '0755'
 
-{%- for module in ('lemp_backup', 'lemp_backup_job') %}
+{%- for module in ('lemp_backup', 'lemp_backup_job', 'lemp_restore') %}
 
 backup-library-{{ module }}-managed:
   file.managed:
@@ -39,3 +40,4 @@ backup-command-managed:
       - pkg: backup-packages-installed
       - file: backup-library-lemp_backup-managed
       - file: backup-library-lemp_backup_job-managed
+      - file: backup-library-lemp_restore-managed

@@ -1,7 +1,9 @@
 {#- systemd units on arb1: lemp-backup@full / @incremental (one backup, run
-    by their timers), lemp-backup-prune (retention, its own timer), and the
-    binlog archiver lemp-binlog-archive (Restart=always). A backup run by
-    hand: systemctl start lemp-backup@full (salt-run lemp_backup.now). #}
+    by their timers), lemp-backup-prune (retention, its own timer),
+    lemp-backup-drill (the restore drill, its own timer) and the binlog
+    archiver lemp-binlog-archive (Restart=always). A backup run by hand:
+    systemctl start lemp-backup@full (salt-run lemp_backup.now); the drill:
+    salt-run lemp_backup.drill. #}
 {%- from 'backup/map.jinja' import backup with context %}
 {%- set l = backup.lookup %}
 {%- set units = '/etc/systemd/system' %}
@@ -84,6 +86,43 @@ backup-prune-timer-unit-managed:
         [Install]
         WantedBy=timers.target
 
+{#- The drill's scratch mariadbd is a child of this unit (no system
+    service): its own datadir and socket under the store, no network. A
+    failed drill fails the unit (systemctl --failed, the journal). #}
+backup-drill-service-unit-managed:
+  file.managed:
+    - name: {{ units }}/lemp-backup-drill.service
+    - user: root
+    - group: root
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (salt/backup/service.sls).
+        [Unit]
+        Description=lemp-ha restore drill: the newest backup chain into a scratch mariadbd, checked
+        [Service]
+        Type=oneshot
+        User={{ l.user }}
+        Group={{ l.user }}
+        ExecStart={{ l.command }} drill
+        {{ hardening | join('\n        ') }}
+
+backup-drill-timer-unit-managed:
+  file.managed:
+    - name: {{ units }}/lemp-backup-drill.timer
+    - user: root
+    - group: root
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (salt/backup/service.sls): pillar backup:schedule:drill.
+        [Unit]
+        Description=lemp-ha restore drill schedule
+        [Timer]
+        OnCalendar={{ backup.schedule.drill }}
+        Unit=lemp-backup-drill.service
+        Persistent=true
+        [Install]
+        WantedBy=timers.target
+
 backup-binlog-archive-service-unit-managed:
   file.managed:
     - name: {{ units }}/lemp-binlog-archive.service
@@ -118,9 +157,11 @@ backup-systemd-units-reloaded:
       - file: backup-incremental-timer-unit-managed
       - file: backup-prune-service-unit-managed
       - file: backup-prune-timer-unit-managed
+      - file: backup-drill-service-unit-managed
+      - file: backup-drill-timer-unit-managed
       - file: backup-binlog-archive-service-unit-managed
 
-{%- for timer in ('lemp-backup-full', 'lemp-backup-incremental', 'lemp-backup-prune') %}
+{%- for timer in ('lemp-backup-full', 'lemp-backup-incremental', 'lemp-backup-prune', 'lemp-backup-drill') %}
 
 backup-{{ timer }}-timer-running:
   service.running:

@@ -40,6 +40,8 @@ COMMAND_LINE_PILLAR = {
     "webapp.rollback": {"app": {"rollback_to": "1.0.0"}},
     "deploy": {"app": {"version": "1.0.1"}},
     "rollback": {"app": {"rollback_to": "1.0.0"}},
+    "nginx.maintenance": {"nginx_maintenance": {"enabled": True, "reason": "restore"}},
+    "restore": {"restore": {"backup": "latest", "until": "latest"}},
 }
 
 

@@ -11,6 +11,12 @@ installed beside this file; here commands run and bytes move.
     lemp-backup list                    manifests, drills and binlog indexes as JSON (the runner)
     lemp-backup archive                 the binlog archiver (service lemp-binlog-archive)
     lemp-backup status                  status.json, for monitoring
+    lemp-backup drill [ID]              restore the newest chain (or ID's) into a scratch mariadbd and check it
+    lemp-backup send NODE STAMP CLUSTER IDS [BINLOG...]
+                                        (orch.restore) decrypt IDS (comma-separated) and send them and the
+                                        archived binlogs to NODE's staging folder STAMP
+    lemp-backup restored STAMP CLUSTER  (orch.restore) after the bootstrap: the old history's backups and
+                                        binlogs are set apart, the archive starts anew
 """
 
 import contextlib
@@ -29,6 +35,7 @@ import time
 sys.path.insert(0, "/usr/local/lib/lemp-backup")
 import lemp_backup  # noqa: E402
 import lemp_backup_job as job  # noqa: E402
+import lemp_restore  # noqa: E402
 
 CONFIG = pathlib.Path(os.environ.get("LEMP_BACKUP_CONFIG", "/etc/lemp-backup/backup.json"))
 STREAM_FILE = "backup.mbstream.enc"
@@ -91,6 +98,10 @@ def read_store(cfg):
     for path in sorted((store / "drills").glob("*.json")):
         with contextlib.suppress(OSError, ValueError):
             drills[path.stem] = json.loads(path.read_text())
+    # a backup of a history a restore undid counts as failed, whatever a drill said
+    for path in sorted((store / "superseded").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            drills[path.stem] = json.loads(path.read_text())
     return manifests, drills
 
 
@@ -120,10 +131,10 @@ def ssh_command(cfg, node, request):
             "-o", "ServerAliveInterval=15", f"{ssh['user']}@{node['address']}", request]
 
 
-def ssh_json(cfg, node, request):
+def ssh_json(cfg, node, request, timeout=None):
     try:
         out = subprocess.run(ssh_command(cfg, node, request), capture_output=True, text=True, check=True,
-                             timeout=cfg["ssh"]["command_timeout"])
+                             timeout=timeout or cfg["ssh"]["command_timeout"])
         return json.loads(out.stdout)
     except (subprocess.SubprocessError, ValueError, OSError) as exc:
         detail = getattr(exc, "stderr", "") or exc
@@ -189,6 +200,14 @@ def take(cfg, kind):
             manifest = job.build_manifest(plan, node["name"], started, finished, info, [measure(part / STREAM_FILE)],
                                           {"tool": enc["tool"], "cipher": enc["cipher"], "key_id": key_id(cfg)},
                                           status=after, backup_id=bid)
+            if choice["desync"]:
+                # the drill's reference: rows and checksums at one GTID, read
+                # on the desynced node (never on the writer: the lock would stop it)
+                measured = ssh_json(cfg, node, "check desync", timeout=cfg["drill"]["check_timeout"])
+                if measured and not lemp_backup.validate_manifest(dict(manifest, check=measured)):
+                    manifest["check"] = measured
+                else:
+                    log(f"{node['name']}: no check for the drill ({measured!r}); the drill will only read the tables")
             final = store / "backups" / bid
             os.replace(part, final)
             write_json(final / "manifest.json", manifest)  # last: a backup without it never finished
@@ -414,9 +433,244 @@ class Archiver:
             time.sleep(self.cfg["archive"]["poll_seconds"])
 
 
+# -- restore (orch.restore) ---------------------------------------------------------
+
+
+def send(cfg, node_name, stamp, cluster, ids, binlogs):
+    """Check each backup against its manifest, decrypt it here (the key
+    never leaves this machine) and stream it to the node's ``receive``; then
+    the archived binlogs the plan replays. Progress on stdout."""
+    store = pathlib.Path(cfg["store"])
+    nodes = {n["name"]: n for n in cfg["data_nodes"]}
+    if node_name not in nodes:
+        raise ValueError(f"{node_name} is not a data node ({', '.join(sorted(nodes))})")
+    node = nodes[node_name]
+    lemp_restore.check_stamp(stamp)
+    manifests, drills = read_store(cfg)
+    cat = lemp_backup.catalogue(manifests, drills)
+    for bid in ids:
+        if bid not in cat["backups"]:
+            raise ValueError(f"backup {bid} has no valid manifest in {store / 'backups'}")
+    enc = cfg["encryption"]
+    for number, bid in enumerate(ids, 1):
+        manifest = cat["backups"][bid]
+        folder = store / "backups" / bid
+        problems = lemp_backup.check_files(manifest, {f.name: measure(f) for f in folder.iterdir() if f.is_file()})
+        if problems:
+            raise ValueError("; ".join(problems))
+        started = time.monotonic()
+        print(f"[{number}/{len(ids)}] {bid}: {manifest['size']} bytes to {node_name}", flush=True)
+        decrypt = subprocess.Popen(["openssl", "enc", "-d", f"-{enc['cipher']}", "-pbkdf2", "-iter", str(enc["iter"]),
+                                    "-pass", f"file:{enc['key_file']}", "-in", str(folder / STREAM_FILE)],
+                                   stdout=subprocess.PIPE)
+        sent = subprocess.run(ssh_command(cfg, node, f"receive {stamp} {bid}"), stdin=decrypt.stdout,
+                              capture_output=True, text=True)
+        decrypt.stdout.close()
+        if decrypt.wait() != 0 or sent.returncode != 0:
+            raise RuntimeError(f"sending {bid} to {node_name} failed (openssl {decrypt.returncode}, ssh "
+                               f"{sent.returncode}): {sent.stderr.strip()}")
+        print(f"[{number}/{len(ids)}] {bid}: received in {time.monotonic() - started:.0f} s: {sent.stdout.strip()}",
+              flush=True)
+    root = store / "binlogs" / cluster
+    for number, name in enumerate(binlogs, 1):
+        if not lemp_backup.BINLOG_RE.match(name) or ".." in name.split("/"):
+            raise ValueError(f"{name!r} is not an archived binlog name")
+        with open(root / name, "rb") as handle:
+            sent = subprocess.run(ssh_command(cfg, node, f"receive-binlog {stamp} {name}"), stdin=handle,
+                                  capture_output=True, text=True)
+        if sent.returncode != 0:
+            raise RuntimeError(f"sending binlog {name} to {node_name} failed: {sent.stderr.strip()}")
+        print(f"binlog {number}/{len(binlogs)}: {name} sent", flush=True)
+
+
+def restored(cfg, stamp, old_cluster):
+    """After orch.restore bootstrapped the restored node (the archiver is
+    stopped, the web tier in maintenance: nothing writes): the restored
+    cluster will write new transactions under GTIDs the old history already
+    used. So the backups of the old cluster beyond the restored GTID are
+    marked superseded (never restored again), and the old cluster's binlog
+    archive is moved apart (kept, for the record): the archiver starts anew."""
+    store = pathlib.Path(cfg["store"])
+    rows = endpoint_sql(cfg, "SELECT @@gtid_binlog_pos, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                             "WHERE VARIABLE_NAME='WSREP_CLUSTER_STATE_UUID')")
+    gtid, new_cluster = rows[0][0], rows[0][1].lower()
+    seq = lemp_backup.gtid_seq(gtid, cfg["domain"])
+    with locked(store / ".backup.lock"):
+        manifests, drills = read_store(cfg)
+        cat = lemp_backup.catalogue(manifests, drills)
+        marked = lemp_backup.superseded(cat, old_cluster, seq, cfg["domain"], f" on {stamp}")
+        (store / "superseded").mkdir(exist_ok=True)
+        for bid, why in marked.items():
+            write_json(store / "superseded" / f"{bid}.json", {"ok": False, "at": lemp_backup.format_time(now()),
+                                                             "detail": why})
+            log(f"restored: backup {bid}: {why}")
+        old = store / "binlogs" / old_cluster
+        moved = None
+        if old.exists():
+            moved = old.with_name(f"{old_cluster}.before-restore-{stamp}")
+            os.replace(old, moved)
+            log(f"restored: the binlogs of the old history are kept apart in {moved}")
+    update_status(cfg, archive={"node": None, "cluster": new_cluster, "gap": None, "complete_until": None,
+                                "lag_seconds": None}, last_restore={"stamp": stamp, "gtid": gtid,
+                                                                    "cluster": new_cluster, "superseded": sorted(marked)})
+    print(json.dumps({"gtid": gtid, "cluster": new_cluster, "superseded": sorted(marked),
+                      "binlogs_moved_to": str(moved) if moved else None}))
+
+
+# -- the drill ------------------------------------------------------------------------
+
+
+def scratch_sql(socket, statement, timeout=3600):
+    out = subprocess.run(["mariadb", f"--socket={socket}", "-N", "-B", "-e", statement], capture_output=True,
+                         text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{statement[:200]}: {out.stderr.strip()}")
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+class DrillFailed(Exception):
+    def __init__(self, step, problems, backup=None, blame=True):
+        super().__init__(f"{step}: {'; '.join(problems)}")
+        self.step, self.problems, self.backup, self.blame = step, list(problems), backup, blame
+
+
+def drill(cfg, backup=None):
+    """Restore a chain into a scratch mariadbd here and check it
+    (docs/backups.md, The drill). Writes drills/<id>.json, the monitoring
+    file (drill.status_file) and status.json's ``drill``; exits non-zero,
+    with the reason in the journal, when the chain does not restore exactly."""
+    store = pathlib.Path(cfg["store"])
+    settings = cfg["drill"]
+    started = now()
+    with locked(store / ".drill.lock", wait=False):
+        manifests, drills = read_store(cfg)
+        cat = lemp_backup.catalogue(manifests, drills)
+        status_path = store / "status.json"
+        archive = (json.loads(status_path.read_text()) if status_path.exists() else {}).get("archive") or {}
+        target, checked, failure = None, {}, None
+        scratch = store / "scratch" / started.strftime("%Y%m%dT%H%M%SZ")
+        server = None
+        try:
+            try:
+                target = lemp_backup.drill_target(cat, backup)
+            except lemp_backup.BackupError as exc:
+                raise DrillFailed("choose", [str(exc)], blame=False)
+            log(f"drill: {' -> '.join(target['apply'])}")
+            for bid in target["apply"]:  # a flipped byte fails here, before anything is decrypted
+                folder = store / "backups" / bid
+                found = {f.name: measure(f) for f in folder.iterdir() if f.is_file()} if folder.is_dir() else {}
+                problems = lemp_backup.check_files(cat["backups"][bid], found)
+                if problems:
+                    raise DrillFailed("files", problems, bid)
+            scratch.mkdir(parents=True, mode=0o700)
+            enc = cfg["encryption"]
+            for bid in target["apply"]:
+                (scratch / bid).mkdir(mode=0o700)
+                decrypt = subprocess.Popen(
+                    ["openssl", "enc", "-d", f"-{enc['cipher']}", "-pbkdf2", "-iter", str(enc["iter"]),
+                     "-pass", f"file:{enc['key_file']}", "-in", str(store / "backups" / bid / STREAM_FILE)],
+                    stdout=subprocess.PIPE)
+                extract = subprocess.run(["mbstream", "-x", "-C", str(scratch / bid)], stdin=decrypt.stdout,
+                                         capture_output=True, text=True)
+                decrypt.stdout.close()
+                if decrypt.wait() != 0 or extract.returncode != 0:
+                    raise DrillFailed("decrypt", [f"{bid}: openssl {decrypt.returncode}, mbstream "
+                                                  f"{extract.returncode}: {extract.stderr.strip()[-1000:]}"], bid)
+                log(f"drill: {bid} decrypted and extracted")
+            for args, bid in zip(lemp_restore.prepare_commands(str(scratch), target["apply"]), target["apply"]):
+                res = subprocess.run(args, capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise DrillFailed("prepare", [f"{bid}: {res.stderr.strip()[-2000:]}"], bid)
+                log(f"drill: {bid} prepared")
+            datadir, run_dir = scratch / target["apply"][0], scratch / "run"
+            run_dir.mkdir(mode=0o700)
+            socket = str(run_dir / "mysqld.sock")
+            server = subprocess.Popen(job.scratch_server_args(str(datadir), str(run_dir), settings["buffer_pool"]))
+            deadline = time.monotonic() + settings["start_timeout"]
+            while subprocess.run(["mariadb-admin", f"--socket={socket}", "ping"], capture_output=True).returncode:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    errors = (run_dir / "mysqld.err").read_text(errors="replace") if (run_dir / "mysqld.err").exists() else ""
+                    raise DrillFailed("start", [f"the scratch server did not start: {errors[-2000:]}"],
+                                      target["backup"])
+                time.sleep(1)
+            manifest = cat["backups"][target["backup"]]
+            expected = manifest.get("check")
+            if expected:
+                try:
+                    indexes = {p.parent.name: json.loads(p.read_text())
+                               for p in (store / "binlogs").glob("*/index.json")}
+                    index = lemp_backup.pick_index(indexes, cat, target["backup"])
+                    plan = lemp_backup.plan_restore(cat, index, target["backup"], lemp_backup.gtid_in(
+                        expected["gtid"], cfg["domain"]) or "latest", now())
+                except lemp_backup.BackupError as exc:
+                    # the archive, not the backup: the backup is not blamed
+                    raise DrillFailed("replay", [f"cannot replay to the check's GTID {expected['gtid']}: {exc}"],
+                                      blame=False)
+                cluster_dir = store / "binlogs" / plan["cluster"]
+                for entry in plan["binlogs"]:
+                    reader = subprocess.Popen(lemp_backup.binlog_replay_args(entry, str(cluster_dir / entry["file"])),
+                                              stdout=subprocess.PIPE, env=dict(os.environ, TZ="UTC"))
+                    client = subprocess.run(["mariadb", f"--socket={socket}", "--binary-mode"], stdin=reader.stdout,
+                                            capture_output=True, text=True)
+                    reader.stdout.close()
+                    if reader.wait() != 0 or client.returncode != 0:
+                        raise DrillFailed("replay", [f"{entry['file']}: {client.stderr.strip()[-1000:]}"],
+                                          blame=False)
+                measured = job.scratch_measure(lambda q: scratch_sql(socket, q))
+                tables = sorted(set(expected.get("rows", {})) | set(measured["rows"]))
+                problems = lemp_backup.compare_check(expected, measured)
+                checked = {"mode": f"rows and checksums at GTID {expected['gtid']}", "tables": len(tables),
+                           "rows": sum(measured["rows"].values())}
+                if problems:
+                    raise DrillFailed("check", problems, target["backup"])
+            else:
+                rows = scratch_sql(socket, job.USER_TABLES_SQL)
+                tables = [f"{d}.{t}" for d, t in rows]
+                bad = [f"{r[0]}: {r[3]}" for name in tables for r in scratch_sql(socket, job.check_table_sql(name))
+                       if r[2].lower() in ("error", "status") and r[3].lower() != "ok"]
+                measured = job.scratch_measure(lambda q: scratch_sql(socket, q))
+                checked = {"mode": "CHECK TABLE (the manifest has no check: taken on the writer)",
+                           "tables": len(tables), "rows": sum(measured["rows"].values())}
+                if bad:
+                    raise DrillFailed("check", bad, target["backup"])
+        except DrillFailed as exc:
+            failure = exc
+        except (OSError, subprocess.SubprocessError, RuntimeError, ValueError) as exc:
+            failure = DrillFailed("run", [f"{type(exc).__name__}: {exc}"], blame=False)
+        finally:
+            if server is not None and server.poll() is None:
+                subprocess.run(["mariadb-admin", f"--socket={scratch / 'run' / 'mysqld.sock'}", "shutdown"],
+                               capture_output=True)
+                try:
+                    server.wait(120)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+            shutil.rmtree(scratch, ignore_errors=True)
+        record = lemp_backup.drill_record(failure is None, target, cat, now(), archive,
+                                          failure.problems if failure else (), checked, started,
+                                          failure.step if failure else None)
+        if target and (failure is None or failure.blame):
+            blamed = (failure.backup if failure else None) or target["backup"]
+            write_json(store / "drills" / f"{blamed}.json",
+                       {"ok": failure is None, "at": record["at"],
+                        "detail": str(failure) if failure else f"restored and checked ({checked.get('mode')})"})
+        write_json(settings["status_file"], record)
+        os.chmod(settings["status_file"], 0o644)  # monitoring reads it; it holds no secret
+        update_status(cfg, drill=record)
+        print(json.dumps(record, indent=2))
+        if failure:
+            log(f"DRILL FAILED at {failure.step}: {'; '.join(failure.problems)}")
+            return 1
+        log(f"drill passed: {target['backup']} ({checked.get('mode')}; {checked.get('tables')} tables)")
+        return 0
+
+
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("take", "prune", "list", "archive", "status") or \
-            (argv[1] == "take" and (len(argv) != 3 or argv[2] not in lemp_backup.KINDS)):
+    if len(argv) < 2 or argv[1] not in ("take", "prune", "list", "archive", "status", "drill", "send", "restored") \
+            or (argv[1] == "take" and (len(argv) != 3 or argv[2] not in lemp_backup.KINDS)) \
+            or (argv[1] == "drill" and len(argv) > 3) or (argv[1] == "send" and len(argv) < 6) \
+            or (argv[1] == "restored" and len(argv) != 4):
         print(__doc__, file=sys.stderr)
         return 2
     cfg = load_config()
@@ -430,12 +684,21 @@ def main(argv):
             prune(cfg)
         elif argv[1] == "list":
             listing(cfg)
+        elif argv[1] == "drill":
+            return drill(cfg, argv[2] if len(argv) > 2 else None)
+        elif argv[1] == "send":
+            send(cfg, argv[2], argv[3], argv[4], [b for b in argv[5].split(",") if b], argv[6:])
+        elif argv[1] == "restored":
+            restored(cfg, argv[2], argv[3])
         elif argv[1] == "status":
             path = pathlib.Path(cfg["store"]) / "status.json"
             print(path.read_text() if path.exists() else "{}")
         else:
             Archiver(cfg).run()
-    except (lemp_backup.BackupError, job.StreamError, ValueError, RuntimeError) as exc:
+    except BlockingIOError:
+        log(f"lemp-backup {argv[1]}: another drill runs")
+        return 1
+    except (lemp_backup.BackupError, job.StreamError, ValueError, RuntimeError, OSError) as exc:
         log(f"lemp-backup {argv[1]}: {exc}")
         return 1
     return 0
