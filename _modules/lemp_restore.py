@@ -79,6 +79,11 @@ def staging(stamp, root=RESTORE_DIR):
     return os.path.join(root, check_stamp(stamp))
 
 
+def run_path(stamp):
+    """The standalone server's socket, pid and log folder (owned by mysql)."""
+    return f"/run/lemp-restore-{check_stamp(stamp)}"
+
+
 def set_aside_path(stamp, datadir=DATADIR):
     """Where the datadir goes: beside it, named after the restore."""
     return f"{datadir.rstrip('/')}.before-restore-{check_stamp(stamp)}"
@@ -249,7 +254,8 @@ def replay(stamp, segments, datadir=DATADIR):
             return {"changed": False, "gtid": handle.read().strip(), "comment": "already replayed"}
     if not os.path.exists(_marker(folder, "copy-back")):
         raise CommandExecutionError("the backup is not copied back: run lemp_restore.copy_back first")
-    run_dir = os.path.join(folder, "run")
+    # mysql cannot enter the root-only staging folder: its socket, pid and log go here
+    run_dir = run_path(stamp)
     os.makedirs(run_dir, mode=0o700, exist_ok=True)
     shutil.chown(run_dir, OS_USER, OS_USER)
     socket = os.path.join(run_dir, "mysqld.sock")
@@ -290,6 +296,7 @@ def replay(stamp, segments, datadir=DATADIR):
             os.remove(path)
     with open(_marker(folder, "replay"), "w", encoding="utf-8") as handle:
         handle.write(gtid)
+    shutil.rmtree(run_dir, ignore_errors=True)
     return {"changed": True, "gtid": gtid,
             "comment": f"{len(pipeline)} binlog segment(s) replayed; restored server at GTID {gtid}"}
 

@@ -170,6 +170,7 @@ def test_the_restored_server_replays_alone_without_wsrep_or_network():
     assert "--wsrep-on=OFF" in args and "--wsrep-provider=none" in args and "--skip-networking" in args
     assert "--socket=/r/S/run/mysqld.sock" in args
     assert lemp_restore.set_aside_path(STAMP) == f"/var/lib/mysql.before-restore-{STAMP}"
+    assert lemp_restore.run_path(STAMP) == f"/run/lemp-restore-{STAMP}"
     with pytest.raises(lemp_restore.CommandExecutionError, match="restore stamp '../x' is not like"):
         lemp_restore.staging("../x")
 

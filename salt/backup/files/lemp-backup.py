@@ -491,8 +491,18 @@ def restored(cfg, stamp, old_cluster):
     marked superseded (never restored again), and the old cluster's binlog
     archive is moved apart (kept, for the record): the archiver starts anew."""
     store = pathlib.Path(cfg["store"])
-    rows = endpoint_sql(cfg, "SELECT @@gtid_binlog_pos, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
-                             "WHERE VARIABLE_NAME='WSREP_CLUSTER_STATE_UUID')")
+    query = ("SELECT @@gtid_binlog_pos, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+             "WHERE VARIABLE_NAME='WSREP_CLUSTER_STATE_UUID')")
+    # the endpoint sends to the restored node once its health check says Synced (a few checks)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            rows = endpoint_sql(cfg, query)
+            break
+        except (subprocess.SubprocessError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the DB endpoint does not reach the restored node: {getattr(exc, 'stderr', exc)}")
+            time.sleep(2)
     gtid, new_cluster = rows[0][0], rows[0][1].lower()
     seq = lemp_backup.gtid_seq(gtid, cfg["domain"])
     with locked(store / ".backup.lock"):
@@ -606,6 +616,9 @@ def drill(cfg, backup=None):
                     # the archive, not the backup: the backup is not blamed
                     raise DrillFailed("replay", [f"cannot replay to the check's GTID {expected['gtid']}: {exc}"],
                                       blame=False)
+                if plan["apply"] != target["apply"]:
+                    raise DrillFailed("replay", [f"the check's GTID {expected['gtid']} calls for backups "
+                                                 f"{plan['apply']}, not the chain prepared"], blame=False)
                 cluster_dir = store / "binlogs" / plan["cluster"]
                 for entry in plan["binlogs"]:
                     reader = subprocess.Popen(lemp_backup.binlog_replay_args(entry, str(cluster_dir / entry["file"])),
