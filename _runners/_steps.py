@@ -97,3 +97,54 @@ def ask(opts, tgt, fun, timeout=None, **kwargs):
 
 def plan(steps):
     return {"steps": list(steps)}
+
+
+# --- maintenance windows (issue 10) ---
+#
+# orch.deploy and orch.galera_rolling_restart open a Zabbix maintenance
+# window for the machines they touch and close it at the end, also when a
+# step fails. The window is opened and closed by salt.function steps on the
+# monitor minion (lemp_zabbix.maintenance_open/close, _modules/lemp_zabbix.py),
+# not by a runner here: mon1 alone has the API client, the lab CA and the
+# Admin secret, so the master's runners need neither zabbix_utils nor that
+# secret, and the steps show in the orchestration's output like any other.
+
+MAINTENANCE_PREFIX = "lemp-ha maintenance: "  # lemp_zabbix.MAINTENANCE_PREFIX
+
+
+def run_id():
+    """A run's id for its window's name: UTC time and a random suffix."""
+    import secrets  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def with_maintenance(steps, topology, orch, run, hosts, expiry_minutes, enabled=True):
+    """``steps`` (a chained plan) inside a maintenance window for ``hosts``:
+    open it first (every step then requires it), close it after the last
+    step, or, when any step failed, close it anyway (``onfail``). The
+    window expires by itself after ``expiry_minutes`` should the run die.
+
+    No monitor machine in the topology, or ``enabled`` false (pillar
+    maintenance: false, e.g. while mon1 is down): a first step says so and
+    the plan runs as it is. A refusal is returned as it is."""
+    if not steps or any(item["state"] == "test.fail_without_changes" for item in steps):
+        return steps
+    monitors = role(topology, "monitor")
+    if not monitors or not enabled:
+        why = "no monitor machine in the topology" if not monitors else "pillar maintenance is false"
+        return [step(f"no-maintenance-window-{why.replace(' ', '-')}", "test.succeed_without_changes",
+                     name=f"{orch}: no Zabbix maintenance window ({why})")] + list(steps)
+    mon = monitors[0]
+    name = f"{MAINTENANCE_PREFIX}{orch} {run}"
+    opened = function(f"open-maintenance-window-on-{mon}-for-{'-'.join(sorted(hosts))}", "lemp_zabbix.maintenance_open",
+                      mon, kwarg={"name": name, "hosts": sorted(hosts), "expiry_minutes": int(expiry_minutes)})
+    body = chain(steps, after=opened["id"])
+    close = {"name": name}
+    return [opened] + body + [
+        function(f"close-maintenance-window-on-{mon}-after-the-last-step", "lemp_zabbix.maintenance_close", mon,
+                 kwarg=close, require=[requisite(body[-1])]),
+        function(f"close-maintenance-window-on-{mon}-after-a-failed-step", "lemp_zabbix.maintenance_close", mon,
+                 kwarg=close, onfail=[requisite(item) for item in [opened] + body]),
+    ]

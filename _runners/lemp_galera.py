@@ -279,7 +279,16 @@ def recover_positions(topology):
     return _steps.plan(positions_steps(positions(_ask(dbs, "galera.position", 900), dbs), dbs, arbitrators))
 
 
-def rolling_restart(topology):
-    """The plan of orch.galera_rolling_restart."""
+def rolling_restart_expiry(dbs):
+    """Minutes after which the rolling restart's maintenance window expires
+    by itself: per data node, a state transfer's timeout and some."""
+    return 15 + len(dbs) * (JOIN_TIMEOUT // 60 + 5)
+
+
+def rolling_restart(topology, maintenance=True):
+    """The plan of orch.galera_rolling_restart, inside a maintenance window
+    for the data nodes and arbitrators (_steps.with_maintenance)."""
     dbs, arbitrators = members(topology)
-    return _steps.plan(rolling_restart_steps(survey(topology), dbs, arbitrators))
+    steps = rolling_restart_steps(survey(topology), dbs, arbitrators)
+    return _steps.plan(_steps.with_maintenance(steps, topology, "orch.galera_rolling_restart", _steps.run_id(),
+                                               dbs + arbitrators, rolling_restart_expiry(dbs), maintenance))

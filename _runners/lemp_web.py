@@ -191,14 +191,24 @@ def _pillar_app(minion):
     return pillar.get("app") or {}
 
 
-def deploy(topology, version, backend, source=None, app_name="app"):
-    """The plan of orch.deploy, or {refusal} when the topology cannot take it."""
+def deploy_expiry(webs):
+    """Minutes after which orch.deploy's maintenance window expires by
+    itself: per web node, its drain (2 min), switch and checks, with room."""
+    return 15 + 10 * len(webs)
+
+
+def deploy(topology, version, backend, source=None, app_name="app", maintenance=True):
+    """The plan of orch.deploy, or {refusal} when the topology cannot take it.
+    The web nodes and load balancers are in a maintenance window meanwhile
+    (_steps.with_maintenance; pillar maintenance: false skips it)."""
     try:
         webs, lbs = members(topology)
     except ValueError as exc:
         return {"refusal": str(exc)}
     base, known = pillar_base(_pillar_app(webs[0]))
-    return _steps.plan(deploy_steps(webs, lbs, backend, str(version), source, app_name, base, known))
+    steps = deploy_steps(webs, lbs, backend, str(version), source, app_name, base, known)
+    return _steps.plan(_steps.with_maintenance(steps, topology, "orch.deploy", _steps.run_id(), webs + lbs,
+                                               deploy_expiry(webs), maintenance))
 
 
 def _record_path():

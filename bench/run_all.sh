@@ -4,7 +4,8 @@
 #   bench/run_all.sh [--cold] [--no-cache] [--quick]
 #
 #   (default)    lab_up (warm ./lab up + converged orch.site), http_throughput,
-#                lb_failover, web_node_loss, db_failover
+#                lb_failover, web_node_loss, db_failover, third_party_app,
+#                monitoring_alerts
 #   --cold       then ./lab down && ./lab up with the caches present
 #   --no-cache   (implies --cold) then ./lab up with the caches moved aside and
 #                restored afterwards (downloads everything again: slow)
@@ -70,6 +71,11 @@ else
 fi
 run db_failover "$py" "$here/db_failover.py"
 run third_party_app "$py" "$here/third_party_app.py"
+if [ $quick = 1 ]; then
+  run monitoring_alerts "$py" "$here/monitoring_alerts.py" --scenarios nginx,novip --sample 20
+else
+  run monitoring_alerts "$py" "$here/monitoring_alerts.py"
+fi
 
 # Last: these destroy and rebuild the lab (./lab up ends with orch.site).
 if [ ${#cold[@]} -gt 0 ]; then

@@ -9,6 +9,10 @@
     it then (docs/your-app.md).
 
     The runbook (planned by the runner lemp_web.deploy, _runners/lemp_web.py):
+      0. open a Zabbix maintenance window for the web and lb nodes on the
+         monitor machine (open-maintenance-window-on-<mon>-for-<hosts>); it
+         is closed after the last step, or after a failed one
+         (close-maintenance-window-on-<mon>-after-...), and expires by itself;
       1. refuse a bad version before touching any machine (lemp_app.check_version);
       2. unpack the release on every web node, not yet current
          (sync-custom-modules-on-web-and-lb-nodes, unpack-release-<version>-on-all-web-nodes);
@@ -30,4 +34,6 @@
 {%- from 'orch/_web.jinja' import app, backend with context %}
 {%- set version = salt['lemp_app.check_version'](salt['pillar.get']('app:version', '')) %}
 {#- The release's source travels with it: a deploy may name another one. #}
-{{ steps('lemp_web.deploy', {'version': version, 'backend': backend, 'source': salt['pillar.get']('app:source', {}), 'app_name': app.name}) }}
+{#- A Zabbix maintenance window covers the web and lb nodes meanwhile;
+    pillar='{"maintenance": false}' runs without one (e.g. mon1 is down). #}
+{{ steps('lemp_web.deploy', {'version': version, 'backend': backend, 'source': salt['pillar.get']('app:source', {}), 'app_name': app.name, 'maintenance': salt['pillar.get']('maintenance', True)}) }}

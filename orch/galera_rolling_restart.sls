@@ -12,6 +12,10 @@
          (every member present), restart the node, wait until it is Synced
          again (IST from the gcache); stop at the first node that fails:
          check-galera-cluster-complete-before-restarting-<node>,
-         restart-galera-<node>, wait-galera-synced-<node>. #}
+         restart-galera-<node>, wait-galera-synced-<node>.
+    Steps 2-3 run inside a Zabbix maintenance window for the data nodes and
+    arbitrators, opened on the monitor machine first and closed at the end,
+    also after a failed step (_runners/_steps.py with_maintenance). #}
 {%- from 'orch/_plan.jinja' import steps with context %}
-{{ steps('lemp_galera.rolling_restart') }}
+{#- pillar='{"maintenance": false}' runs without a Zabbix maintenance window. #}
+{{ steps('lemp_galera.rolling_restart', {'maintenance': salt['pillar.get']('maintenance', True)}) }}

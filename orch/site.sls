@@ -17,7 +17,9 @@
       5. the web tier, then publish the web nodes in the mine;
       6. the load balancers, whose backends come from that mine, then the
          app's schema migration, once, through the database endpoint they serve;
-      7. monitoring.
+      7. monitoring: mon1's Zabbix server, last. The agents (in `common`,
+         so already on every machine) retry until it answers, and register
+         themselves once mon1 knows their PSK (salt/zabbix/server/api.sls).
     Each tier requires the one before: the run stops at the first failure. #}
 {#- The tiers, the master and the web members come from the derived
     topology (pillar `topology`, built from pillar/topology.yaml and

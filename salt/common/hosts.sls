@@ -17,3 +17,15 @@ common-hosts-own-name-not-on-loopback:
   host.absent:
     - name: {{ grains['id'] }}
     - ip: 127.0.1.1
+
+{#- The lab's box has no localhost line at all (seen in the lab: Zabbix's
+    mail to the local MTA failed with "cannot resolve [localhost]"). #}
+common-hosts-localhost-present:
+  host.present:
+    - name: localhost
+    - ip: 127.0.0.1
+
+common-hosts-localhost-ipv6-present:
+  host.present:
+    - names: [localhost, ip6-localhost, ip6-loopback]
+    - ip: '::1'

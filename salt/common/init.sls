@@ -1,3 +1,7 @@
 include:
   - common.package
   - common.hosts
+  # every machine is monitored; the agent reads the monitor's address from the topology
+  - zabbix.agent
+  # every machine forwards its logs to the monitor (salt/rsyslog; docs/monitoring.md "Logs")
+  - rsyslog

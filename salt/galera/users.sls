@@ -53,3 +53,14 @@ galera-binlog-replication-user-present:
         '*.*': {{ galera.replication.privileges | json }}
     - require:
       - pkg: galera-packages-installed
+
+{#- Zabbix agent 2's account (zabbix templates "MySQL by Zabbix agent 2" and
+    "lemp-ha Galera node"): SHOW GLOBAL STATUS needs USAGE only. #}
+galera-zabbix-agent-db-user-present:
+  galera.user_present:
+    - name: {{ galera.zabbix_agent.user }}
+    - host: localhost
+    - unix_socket: True
+    - grants: {}
+    - require:
+      - pkg: galera-packages-installed

@@ -2,3 +2,4 @@
     metadata only, the tie-breaker between the two web nodes' copies. #}
 include:
   - glusterfs.server
+  - glusterfs.monitoring

@@ -9,6 +9,7 @@
 
 include:
   - glusterfs.server
+  - glusterfs.monitoring
 {%- if grains['id'] == first.name %}
 {%- set others = peers[1:] + ([arbiter] if arbiter else []) %}
 {%- for peer in others %}

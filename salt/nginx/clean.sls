@@ -16,6 +16,7 @@ nginx-lemp-ha-files-absent:
   file.absent:
     - names:
       - /etc/nginx/sites-enabled/{{ app.name }}.conf
+      - /etc/nginx/conf.d/lemp-ha-status.conf
       - {{ nginx.tls_dir }}
       - /etc/lemp-ha/healthz.json
       - {{ nginx.health.script_dir }}/healthz.php

@@ -98,6 +98,19 @@ nginx-app-site-file-managed:
       - file: nginx-healthz-settings-file-managed
       - file: nginx-maintenance-page-file-managed
 
+{#- Loopback-only status pages for the Zabbix agent; in conf.d, not in
+    sites-enabled (which holds only the app's site). #}
+nginx-agent-status-server-file-managed:
+  file.managed:
+    - name: /etc/nginx/conf.d/lemp-ha-status.conf
+    - source: salt://nginx/files/status.conf.j2
+    - template: jinja
+    - context:
+        status: {{ nginx.status | json }}
+        fpm_socket: {{ phpfpm.pool.socket | json }}
+    - require:
+      - pkg: nginx-packages-installed
+
 {#- Only the managed site stays enabled: after an app:name change the old
     site (same default_server) goes, before nginx -t runs. #}
 nginx-sites-enabled-holds-only-the-managed-site:

@@ -30,6 +30,7 @@ nginx-service-running:
     - enable: True
     - require:
       - file: nginx-app-site-file-managed
+      - file: nginx-agent-status-server-file-managed
       - file: nginx-tls-certificate-file-managed
       - file: nginx-tls-key-file-managed
       - file: nginx-default-site-absent

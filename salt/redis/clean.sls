@@ -12,3 +12,11 @@ redis-packages-purged:
 redis-lemp-ha-settings-absent:
   file.absent:
     - name: /etc/redis/lemp-ha.conf
+
+{%- from 'redis/map.jinja' import redis with context %}
+
+redis-zabbix-agent-files-absent:
+  file.absent:
+    - names:
+      - {{ redis.monitoring.session_file }}
+      - {{ redis.monitoring.sentinel_file }}

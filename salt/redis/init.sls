@@ -3,6 +3,8 @@
     replicaof line on failover); our settings live in an included file. #}
 {%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password with context %}
 {%- set first = redis_nodes[0] %}
+include:
+  - redis.monitoring
 
 redis-server-package-installed:
   pkg.installed:

@@ -2,6 +2,8 @@
     master fails. On web and lb nodes so that a quorum survives one loss. #}
 {%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password with context %}
 {%- set first = redis_nodes[0] %}
+include:
+  - redis.sentinel_monitoring
 
 redis-sentinel-package-installed:
   pkg.installed:

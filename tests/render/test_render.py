@@ -50,7 +50,11 @@ def minion_for(sls, topology, representatives):
     component = sls.split(".")[0]
     if component == "common":
         return representatives[0]
-    roles = roles_applying(component) or [NOT_YET_APPLIED.get(component)]
+    # the most specific applier first: zabbix.watchdog.* on the master,
+    # zabbix.server.* on the monitor, then any role applying the component
+    parts = sls.split(".")
+    roles = next((r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r),
+                 None) or [NOT_YET_APPLIED.get(component)]
     for role in roles:
         for name in representatives:
             if role in topology["machines"][name]["roles"]:
@@ -291,6 +295,21 @@ def test_bad_app_settings_stop_the_render_before_any_change(salt_cli, topology, 
     assert any(message in e for e in errors), errors
 
 
+def test_bad_zabbix_settings_stop_the_render_naming_the_key(salt_cli, topology, representatives):
+    mon = minion_for("zabbix.server", topology, representatives)
+    extra = f"pillar={json.dumps({'zabbix': {'lookup': {'server': {'api': {'users': [{'username': 'jdoe'}]}}}}})}"
+    errors = render_errors(salt_cli.run("state.show_sls", "zabbix.server.api", extra, minion_tgt=mon))
+    assert any("zabbix:lookup:server:api:users:jdoe has no group" in e for e in errors), errors
+
+
+def test_every_machine_runs_a_zabbix_agent_announcing_its_roles(salt_cli, topology, representatives):
+    for name in representatives:
+        ret = salt_cli.run("state.show_sls", "common", minion_tgt=name)
+        assert not render_errors(ret), (name, render_errors(ret))
+        context = _args(ret.data["zabbix-agent-config-file-managed"], "managed")["context"]
+        roles = ";".join(f"role={r}" for r in topology["machines"][name]["roles"])
+        assert context["host_metadata"] == f"lemp-ha;{roles};", name
+        assert context["servers"] == [m["address"] for m in topology["roles"]["monitor"]["members"]]
 
 
 def test_nginx_keeps_its_own_body_limit_when_the_app_sets_no_upload_size(salt_cli, topology, representatives):
@@ -310,3 +329,37 @@ def test_the_php_version_names_the_packages_service_and_paths(salt_cli, topology
     assert loaded["paths"] == ["/etc/php/8.3/fpm"]
     assert loaded["verify_cmd"] == "/usr/sbin/php-fpm8.3 -t"
     assert "php8.3-fpm" in json.dumps(ret.data["phpfpm-packages-installed"])
+
+
+# --- staff access through a directory (salt/openldap, zabbix.server.ldap) ---
+def a_monitor(topology, representatives):
+    return next(name for name in representatives if "monitor" in topology["machines"][name]["roles"])
+
+
+def test_the_lab_directory_and_the_ldap_sync_render_on_the_monitor(salt_cli, topology, representatives):
+    ret = salt_cli.run("state.show_sls", "zabbix.server.ldap", minion_tgt=a_monitor(topology, representatives))
+    assert not render_errors(ret), render_errors(ret)
+    for sid in ("openldap-slapd-debconf-preseeded-before-first-install", "openldap-slapd-listens-on-loopback-only",
+                "openldap-lab-directory-seeded-from-pillar", "zabbix-ldap-authentication-configured",
+                "zabbix-ldap-users-synced-from-directory-at-deploy", "zabbix-ldap-sync-timer-running"):
+        assert sid in ret.data, sid
+    # the admin password is preseeded before the first install only
+    preseed = ret.data["openldap-slapd-debconf-preseeded-before-first-install"]["debconf"]
+    assert any("unless" in arg for arg in preseed if isinstance(arg, dict)), preseed
+
+
+def test_without_a_directory_neither_slapd_nor_the_sync_is_applied(salt_cli, topology, representatives):
+    extra = f"pillar={json.dumps({'zabbix': {'lookup': {'ldap': {'lab_directory': False}}}})}"
+    mon = a_monitor(topology, representatives)
+    for sls in ("openldap", "zabbix.server.ldap"):
+        ret = salt_cli.run("state.show_sls", sls, extra, minion_tgt=mon)
+        assert not render_errors(ret), render_errors(ret)
+        assert not [sid for sid in ret.data if "openldap" in sid or "zabbix-ldap" in sid], (sls, sorted(ret.data))
+
+
+def test_a_bad_ldap_host_stops_the_render_naming_the_key(salt_cli, topology, representatives):
+    extra = f"pillar={json.dumps({'zabbix': {'lookup': {'ldap': {'host': 'ldap.example.com'}}}})}"
+    errors = render_errors(salt_cli.run("state.show_sls", "zabbix.server.ldap", extra,
+                                        minion_tgt=a_monitor(topology, representatives)))
+    assert any("zabbix:lookup:ldap:host 'ldap.example.com' must be ldap://host or ldaps://host" in e
+               for e in errors), errors

@@ -67,6 +67,8 @@ def test_each_machine_receives_exactly_its_roles_secrets(tmp_path, topology):
     keys = {lab_secrets.secret_name(kind, name): entry["pillar"]
             for kind in ("passwords", "tls") for name, entry in spec[kind].items()}
     keys[lab_secrets.APP_SECRETS] = spec["app_secrets"]["pillar"]
+    # a per-machine key: a role naming it receives every machine's (`collected`)
+    keys.update({name: entry["collected"] for name, entry in spec["per_machine"].items()})
     for name, machine in topology["machines"].items():
         pillar = yaml.safe_load((folder / "minions" / f"{name}.yaml").read_text())
         wanted = {s for role in machine["roles"] for s in topology["roles"][role]["secrets"]}
@@ -79,8 +81,9 @@ def test_each_machine_receives_exactly_its_roles_secrets(tmp_path, topology):
             elif pillar_has(pillar, entry["public"]):
                 received.add(f"ssh_{key_name}_public")
         assert received == wanted, name
-        # and every machine its own certificate
+        # and every machine its own certificate and per-machine keys
         assert {"ca_cert", "cert", "key"} <= set(pillar["tls"])
+        assert all(pillar_has(pillar, entry["pillar"]) for entry in spec["per_machine"].values()), name
 
 
 def pillar_has(pillar, key):

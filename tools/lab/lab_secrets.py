@@ -12,6 +12,7 @@ only, never in the repo):
     ca.pem, ca.key            the lab CA (tests trust ca.pem)
     ssh/<name>, <name>.pub    SSH key pairs (spec ``ssh_keys``), ECDSA P-256
     passwords.yaml            every generated password, by name
+    per_machine.yaml          per-machine keys (spec `per_machine`), by kind then machine
     app_secrets.yaml          the application's secrets (pillar app_secrets:<name>),
                               by name: ``add-app-secrets`` adds names, then generates
     minions/<name>.yaml       the pillar of one machine: only its secrets
@@ -52,6 +53,21 @@ def random_value():
     """32 letters and digits: some secrets end up in config lines (haproxy
     tcp-check) where quoting rules differ."""
     return "".join(random_source.choice(ALPHABET) for _ in range(32))
+
+
+def random_hex_key(size=32):
+    """``size`` random bytes as hex: a Zabbix PSK (32 bytes, 64 hex digits;
+    Zabbix wants at least 16 bytes)."""
+    return random_source.token_hex(size)
+
+
+def with_machine_keys(existing, kind_spec, machine_names, make_value=random_hex_key):
+    """``existing`` ({machine: value}) with a value for every machine of
+    ``machine_names`` that lacks one; kept values are never rotated, and
+    machines no longer in the topology are dropped."""
+    size = int(kind_spec.get("bytes", 32))
+    existing = existing or {}
+    return {name: existing.get(name) or make_value(size) for name in machine_names}
 
 
 def _nest(tree, path, value):
@@ -145,6 +161,9 @@ def spec_names(spec):
     names = [secret_name(kind, name) for kind in ("passwords", "tls") for name in (spec.get(kind) or {})]
     for name in spec.get("ssh_keys") or {}:
         names += [f"ssh_{name}", f"ssh_{name}_public"]
+    # A per-machine key reaches every machine (its own); a role that names it
+    # also receives every machine's (the Zabbix server: all agents' PSKs).
+    names += list(spec.get("per_machine") or {})
     return names + ([APP_SECRETS] if spec.get(APP_SECRETS) else [])
 
 
@@ -204,6 +223,11 @@ def generate(state_dir, topology_path, spec_path):
         passwords.setdefault(name, random_value())
     _write_private(pw_file, yaml.safe_dump(passwords, default_flow_style=False))
     app_secrets = _read_yaml(folder / "app_secrets.yaml")
+    machine_file = folder / "per_machine.yaml"
+    stored = _read_yaml(machine_file)
+    per_machine = {kind: with_machine_keys(stored.get(kind), kind_spec or {}, list(topology["machines"]))
+                   for kind, kind_spec in (spec.get("per_machine") or {}).items()}
+    _write_private(machine_file, yaml.safe_dump(per_machine, default_flow_style=False))
 
     ca_key, ca_cert = ensure_ca(folder)
     domain = topology["network"]["domain"]
@@ -238,6 +262,10 @@ def generate(state_dir, topology_path, spec_path):
                 _nest(pillar, key_spec["private"], private)
             if f"ssh_{key_name}" in wanted or f"ssh_{key_name}_public" in wanted:
                 _nest(pillar, key_spec["public"], public)
+        for kind, kind_spec in (spec.get("per_machine") or {}).items():
+            _nest(pillar, kind_spec["pillar"], per_machine[kind][name])
+            if kind in wanted:
+                _nest(pillar, kind_spec["collected"], dict(per_machine[kind]))
         if APP_SECRETS in wanted and spec.get(APP_SECRETS):
             # Always the key, even empty: the machine's pillar says "no app secret yet".
             _nest(pillar, spec[APP_SECRETS]["pillar"], dict(app_secrets))
