@@ -241,7 +241,7 @@ def _sql(socket, statement):
     return res.stdout.strip()
 
 
-def replay(stamp, segments, datadir=DATADIR):
+def replay(stamp, segments, base_gtid="", datadir=DATADIR):
     """Replay the plan's binlog segments on the restored datadir through a
     standalone mariadbd (no wsrep, no network), then stop it and remove the
     Galera state files, so that galera.bootstrap starts a new cluster from it.
@@ -268,6 +268,13 @@ def replay(stamp, segments, datadir=DATADIR):
                 errors = open(os.path.join(run_dir, "mysqld.err"), encoding="utf-8", errors="replace").read()
                 raise CommandExecutionError(f"the restored server did not start: {errors[-3000:]}")
             time.sleep(1)
+        # mariabackup copies no binlog: the restored server starts with an
+        # empty GTID state. Seed it with the backup's position, so that
+        # gtid_binlog_pos (and the new cluster's next GTID) continue from it
+        # even when nothing is replayed.
+        if base_gtid and not _sql(socket, "SELECT @@gtid_binlog_state"):
+            lemp_backup.parse_gtid_list(base_gtid, "base gtid")  # refuse anything but a GTID list
+            _sql(socket, f"RESET MASTER; SET GLOBAL gtid_binlog_state = '{base_gtid}'")
         _progress(stamp, "replay", f"restored server up at GTID {_sql(socket, 'SELECT @@gtid_binlog_pos')}")
         env = dict(os.environ, TZ="UTC")
         for number, (binlog, client) in enumerate(pipeline, 1):

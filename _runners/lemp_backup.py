@@ -50,6 +50,9 @@ DRILL_UNIT = "lemp-backup-drill.service"
 ARCHIVER_UNIT = "lemp-binlog-archive"
 
 __virtualname__ = "lemp_backup"
+# The operator command is `lemp_backup.list`; the Python name must not hide
+# the builtin `list` that the plan code checks against.
+__func_alias__ = {"list_": "list"}
 
 
 def __virtual__():
@@ -163,7 +166,8 @@ def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", com
                         timeout=RESTORE_STEP_TIMEOUT),
         _steps.function(f"copy-back-on-{node}", "lemp_restore.copy_back", node, arg=[stamp, plan["apply"][0]],
                         timeout=RESTORE_STEP_TIMEOUT),
-        _steps.function(f"replay-binlogs-on-{node}", "lemp_restore.replay", node, arg=[stamp, plan["binlogs"]],
+        _steps.function(f"replay-binlogs-on-{node}", "lemp_restore.replay", node,
+                        arg=[stamp, plan["binlogs"], plan["base"]["gtid"]],
                         timeout=RESTORE_STEP_TIMEOUT),
         # no grastate.dat: galera_new_cluster starts a new cluster from the restored data
         _steps.function(f"bootstrap-restored-cluster-from-{node}", "galera.bootstrap", node),
@@ -224,14 +228,14 @@ def _run(machine, args, timeout=120):
     return ret
 
 
-def list(**kwargs):  # noqa: A001  (the operator command is `lemp_backup.list`)
+def list_(**kwargs):
     """The backups on the store machine, oldest first, with whether each can
     be restored, and the state of the binlog archive."""
     machine = store_machine(_topology())
     try:
         ret = _run(machine, ["list"])
     except RuntimeError as exc:
-        return _steps.plan([_steps.refuse(refused, f"cannot read the backup store: {exc}")])
+        return {"error": f"cannot read the backup store: {exc}"}
     if ret.get("retcode") != 0:
         return {"error": f"lemp-backup list failed on {machine}: {ret.get('stderr') or ret.get('stdout')}"}
     return summary(json.loads(ret["stdout"]))
@@ -251,7 +255,7 @@ def now(kind="full", **kwargs):
         detail = ret.get("stderr") if isinstance(ret, dict) else ret
         return {"error": f"the {kind} backup failed on {machine}: {detail}; "
                          f"see journalctl -u lemp-backup@{kind} on {machine}"}
-    return list()
+    return list_()
 
 
 def _current_gtid(topology):
