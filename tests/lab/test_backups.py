@@ -265,9 +265,9 @@ def test_a_restore_with_bad_input_gets_a_clear_error_and_touches_nothing(lab, ti
         assert not ok and f"incremental {parent} is missing" in detail, detail
     finally:
         lab.run(store, f"mv {STORE}/backups-aside-{parent} {STORE}/backups/{parent}")
-    for pillar, message in cases:
-        ok, detail = lab.orchestrate("orch.restore", pillar)
-        assert not ok and message in detail, (pillar, detail)
+    for request, message in cases:
+        ok, detail = lab.orchestrate("orch.restore", {"restore": request} if request is not None else None)
+        assert not ok and message in detail, (request, detail)
     # no confirm: the plan is printed, nothing changes
     ok, detail = lab.orchestrate("orch.restore", {"restore": {"backup": "latest", "until": "latest"}})
     assert ok, detail
