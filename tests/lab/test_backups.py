@@ -202,7 +202,8 @@ DRILL_STATUS = "/var/lib/lemp-backup/drill-status.json"
 def listing_of(lab):
     code, data = lab.salt_run("lemp_backup.list")
     assert code == 0, data
-    return data.get("backups", data.get(next(iter(data), ""), {}).get("backups", {})) if isinstance(data, dict) else {}
+    assert isinstance(data, dict) and "backups" in data, data
+    return data["backups"]
 
 
 def drill_now(lab, *args):
