@@ -241,6 +241,18 @@ def _sql(socket, statement):
     return res.stdout.strip()
 
 
+def _tail_logs(run_dir, size=3000):
+    """The end of the standalone server's error log and console output."""
+    text = ""
+    for name in ("console.log", "mysqld.err"):
+        try:
+            with open(os.path.join(run_dir, name), encoding="utf-8", errors="replace") as handle:
+                text += f"[{name}] " + handle.read()[-size:] + "\n"
+        except OSError:
+            text += f"[{name}] (none)\n"
+    return text.strip()
+
+
 def replay(stamp, segments, base_gtid="", datadir=DATADIR):
     """Replay the plan's binlog segments on the restored datadir through a
     standalone mariadbd (no wsrep, no network), then stop it and remove the
@@ -260,13 +272,16 @@ def replay(stamp, segments, base_gtid="", datadir=DATADIR):
     shutil.chown(run_dir, OS_USER, OS_USER)
     socket = os.path.join(run_dir, "mysqld.sock")
     pipeline = replay_pipeline(segments or [], folder, socket)
-    server = subprocess.Popen(standalone_command(datadir, run_dir))
+    # its own output too: a server that dies before it opens its error log
+    # says why only there
+    console = open(os.path.join(run_dir, "console.log"), "wb")  # noqa: SIM115  (closed below)
+    server = subprocess.Popen(standalone_command(datadir, run_dir), stdout=console, stderr=subprocess.STDOUT)
+    console.close()
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while subprocess.run(["mariadb-admin", f"--socket={socket}", "ping"], capture_output=True).returncode:
             if server.poll() is not None or time.monotonic() > deadline:
-                errors = open(os.path.join(run_dir, "mysqld.err"), encoding="utf-8", errors="replace").read()
-                raise CommandExecutionError(f"the restored server did not start: {errors[-3000:]}")
+                raise CommandExecutionError(f"the restored server did not start: {_tail_logs(run_dir)}")
             time.sleep(1)
         # mariabackup copies no binlog: the restored server starts with an
         # empty GTID state. Seed it with the backup's position, so that

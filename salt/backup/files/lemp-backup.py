@@ -689,7 +689,11 @@ def main(argv):
     cfg = load_config()
     # systemctl stop/kill: run the finally blocks (resync the node, remove
     # the unfinished backup) instead of dying where we stand
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(f"lemp-backup {argv[1]}: stopped (signal {signum})"))
+    # the archiver's normal stop (orch.restore, systemctl stop) is not a
+    # failure: it exits 0, so its unit is not left "failed"
+    signal.signal(signal.SIGTERM, lambda signum, _frame: (print(f"lemp-backup {argv[1]}: stopped (signal {signum})",
+                                                                 file=sys.stderr),
+                                                           sys.exit(0 if argv[1] == "archive" else 1)))
     try:
         if argv[1] == "take":
             take(cfg, argv[2])
