@@ -253,10 +253,28 @@ def _tail_logs(run_dir, size=3000):
     return text.strip()
 
 
-def replay(stamp, segments, base_gtid="", datadir=DATADIR):
+def check_reached(gtid, expect_seq, exact=True, domain=lemp_backup.DOMAIN):
+    """Raise unless the restored server's GTID position (``gtid``) is the
+    sequence number the plan reaches (``expect_seq``; None: not checked), or
+    at least that when not ``exact`` (``latest``: the archive's last file may
+    have grown between the plan and the stop of the archiver)."""
+    if expect_seq is None:
+        return
+    reached = lemp_backup.gtid_seq(gtid or "", domain, "the restored server's gtid_binlog_pos")
+    if reached < int(expect_seq) or (exact and reached != int(expect_seq)):
+        raise CommandExecutionError(
+            f"the replay reached GTID seq {reached} of domain {domain} ({gtid or 'nothing'}), the plan reaches "
+            f"{expect_seq}: the cluster is not bootstrapped from it (the old datadirs are still set aside)")
+
+
+def replay(stamp, segments, base_gtid="", expect_seq=None, exact=True, datadir=DATADIR):
     """Replay the plan's binlog segments on the restored datadir through a
     standalone mariadbd (no wsrep, no network), then stop it and remove the
     Galera state files, so that galera.bootstrap starts a new cluster from it.
+
+    ``expect_seq``: the GTID sequence number the plan reaches (the cluster's
+    domain); a replay that stops short of it, or goes past it, fails before
+    the bootstrap, rather than starting a cluster from the wrong point.
 
     Returns {changed, gtid: the restored server's gtid_binlog_pos, comment}."""
     folder = staging(stamp)
@@ -305,6 +323,7 @@ def replay(stamp, segments, base_gtid="", datadir=DATADIR):
                                        f"{time.monotonic() - started:.0f} s, now at GTID "
                                        f"{_sql(socket, 'SELECT @@gtid_binlog_pos')}")
         gtid = _sql(socket, "SELECT @@gtid_binlog_pos")
+        check_reached(gtid, expect_seq, exact)
         subprocess.run(["mariadb-admin", f"--socket={socket}", "shutdown"], capture_output=True, timeout=600)
         server.wait(timeout=600)
     finally:

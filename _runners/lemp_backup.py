@@ -117,6 +117,12 @@ def garbd_service():
         return yaml.safe_load(handle)["garbd"]["service"]
 
 
+def reached_seq(plan):
+    """The GTID seq a replay must end at, or None when the plan stops at a
+    time (the last transaction before it is known only once replayed)."""
+    return None if plan["until"]["kind"] == "time" else plan["reaches_seq"]
+
+
 def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", command=COMMAND):
     """The steps of orch.restore from ``lemp_backup.plan``'s answer.
 
@@ -127,9 +133,11 @@ def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", com
 
     1. print the plan; 2. web tier to the maintenance page; 3. stop the
     binlog archiver (its store is what is replayed); 4. stop MariaDB on
-    every data node, garbd on the arbitrators; 5. set every datadir aside;
-    6. arb1 checks, decrypts and sends the backups and binlogs to the
-    restore node; 7. prepare, 8. copy back, 9. replay the binlogs there;
+    every data node, garbd on the arbitrators; 5. arb1 checks, decrypts and
+    sends the backups and binlogs to the restore node's staging folder;
+    6. prepare them there (a bad file stops the restore before any datadir
+    moves); 7. set every datadir aside; 8. copy back, 9. replay the binlogs
+    there (checked to end where the plan says);
     10. bootstrap a new cluster from it (galera.bootstrap), 11. the others
     join by SST, accounts, garbd, galera-cluster-ready (lemp_galera's
     join_and_finish); 12. the old history is set apart on arb1 and the
@@ -156,18 +164,24 @@ def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", com
     steps.append(_steps.function(f"stop-binlog-archiver-on-{store}", "service.stop", store, arg=[ARCHIVER_UNIT]))
     steps += [_steps.function(f"stop-mariadb-on-{name}", "galera.stop", name) for name in dbs]
     steps += [_steps.function(f"stop-garbd-on-{name}", "service.stop", name, arg=[garb]) for name in arbitrators]
-    steps += [_steps.function(f"set-aside-datadir-on-{name}", "lemp_restore.set_aside", name, arg=[stamp])
-              for name in dbs]
+    # Sent and prepared in the staging folder before any datadir moves: a bad
+    # or missing file, or a full disk, stops the restore with every datadir
+    # in place (orch.galera_recover starts the cluster again as it was).
     steps += [
         _steps.function(f"send-backups-and-binlogs-from-{store}-to-{node}", "cmd.run", store,
                         arg=[as_user + ["send", node, stamp, plan["cluster"], ",".join(plan["apply"])] + binlog_names],
                         kwarg=run_as, timeout=RESTORE_STEP_TIMEOUT),
         _steps.function(f"prepare-backups-on-{node}", "lemp_restore.prepare", node, arg=[stamp, plan["apply"]],
                         timeout=RESTORE_STEP_TIMEOUT),
+    ]
+    steps += [_steps.function(f"set-aside-datadir-on-{name}", "lemp_restore.set_aside", name, arg=[stamp])
+              for name in dbs]
+    steps += [
         _steps.function(f"copy-back-on-{node}", "lemp_restore.copy_back", node, arg=[stamp, plan["apply"][0]],
                         timeout=RESTORE_STEP_TIMEOUT),
         _steps.function(f"replay-binlogs-on-{node}", "lemp_restore.replay", node,
-                        arg=[stamp, plan["binlogs"], plan["base"]["gtid"]],
+                        arg=[stamp, plan["binlogs"], plan["base"]["gtid"], reached_seq(plan),
+                             plan["until"]["kind"] == "gtid"],
                         timeout=RESTORE_STEP_TIMEOUT),
         # no grastate.dat: galera_new_cluster starts a new cluster from the restored data
         _steps.function(f"bootstrap-restored-cluster-from-{node}", "galera.bootstrap", node),

@@ -18,18 +18,22 @@
          HAProxy keeps sending visitors to that page rather than an error;
       3. stop-binlog-archiver-on-arb1: what is replayed no longer moves;
       4. stop-mariadb-on-<node> (every data node), stop-garbd-on-<arb>;
-      5. set-aside-datadir-on-<node>: /var/lib/mysql -> /var/lib/mysql.before-restore-<stamp>
-         on every data node, kept until removed by hand (a wrong restore can
-         be undone); the empty datadirs make the other nodes rejoin by SST;
-      6. send-backups-and-binlogs-from-arb1-to-<node>: arb1 checks each file
+      5. send-backups-and-binlogs-from-arb1-to-<node>: arb1 checks each file
          against its manifest, decrypts it (the key stays on arb1) and
          streams it over ssh into the node's staging folder, then the binlogs;
-      7. prepare-backups-on-<node>: mariabackup --prepare the full, then
-         --prepare --incremental-dir each incremental in order;
+      6. prepare-backups-on-<node>: mariabackup --prepare the full, then
+         --prepare --incremental-dir each incremental in order. A failure in
+         5-6 leaves every datadir in place: orch.galera_recover starts the
+         cluster again as it was;
+      7. set-aside-datadir-on-<node>: /var/lib/mysql -> /var/lib/mysql.before-restore-<stamp>
+         on every data node, kept until removed by hand (a wrong restore can
+         be undone); the empty datadirs make the other nodes rejoin by SST;
       8. copy-back-on-<node>: mariabackup --copy-back, owned by mysql;
       9. replay-binlogs-on-<node>: a standalone mariadbd (no wsrep, no
-         network) replays the archived binlogs by GTID up to the time
-         (--stop-datetime, exclusive) or GTID (--stop-position, inclusive);
+         network), its GTID state seeded with the backup's, replays the
+         archived binlogs by GTID up to the time (--stop-datetime,
+         exclusive) or GTID (--stop-position, inclusive); it fails unless it
+         ends exactly where the plan says (a GTID or latest);
      10. bootstrap-restored-cluster-from-<node> (galera.bootstrap: a new
          cluster), wait-galera-synced-<node>;
      11. set-apart-the-old-history-on-arb1: backups beyond the restored GTID

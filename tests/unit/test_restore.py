@@ -121,8 +121,8 @@ def test_the_confirmed_restore_runs_the_runbook_in_order(topology):
     expected = [
         f"restore-{STAMP}-plan", "web-tier-to-maintenance-page", "stop-binlog-archiver-on-arb1",
         "stop-mariadb-on-db1", "stop-mariadb-on-db2", "stop-garbd-on-arb1",
-        "set-aside-datadir-on-db1", "set-aside-datadir-on-db2",
-        "send-backups-and-binlogs-from-arb1-to-db2", "prepare-backups-on-db2", "copy-back-on-db2",
+        "send-backups-and-binlogs-from-arb1-to-db2", "prepare-backups-on-db2",
+        "set-aside-datadir-on-db1", "set-aside-datadir-on-db2", "copy-back-on-db2",
         "replay-binlogs-on-db2", "bootstrap-restored-cluster-from-db2", "wait-galera-synced-db2",
         "set-apart-the-old-history-on-arb1", "start-binlog-archiver-on-arb1", "create-galera-sst-account-on-db2",
         # lemp_galera.join_and_finish: the same steps as orch.galera_recover
@@ -338,3 +338,22 @@ def test_in_maintenance_every_request_gets_the_page_but_healthz_stays_up():
     assert f"if (-f {flag}) {{\n            return 200 '{{\"status\":\"maintenance\"}}\\n';" in healthz
     assert site.count("{") == site.count("}")
     assert (REPO / "salt" / "nginx" / "files" / nginx["maintenance"]["page"]).exists()
+
+
+def test_a_replay_that_stops_short_of_the_plan_is_refused_before_the_bootstrap():
+    lemp_restore.check_reached("0-1-120", 120)
+    lemp_restore.check_reached("0-2-120,1-5-3", 120)
+    lemp_restore.check_reached("", None)  # a time: not checked
+    lemp_restore.check_reached("0-1-125", 120, exact=False)  # latest: the last file may have grown
+    with pytest.raises(Exception, match="reached GTID seq 100 of domain 0 .* the plan reaches 120"):
+        lemp_restore.check_reached("0-1-100", 120)
+    with pytest.raises(Exception, match="reached GTID seq 0 .*nothing.* the plan reaches 7"):
+        lemp_restore.check_reached("", 7)
+
+
+def test_a_plan_to_a_time_leaves_the_end_unchecked_a_gtid_or_latest_checks_it(topology):
+    backups = day(1, 3)
+    _, to_time = plan_for(topology, backups, {"backup": backups[0]["id"], "until": iso(1440 + 150), "confirm": True})
+    _, to_end = plan_for(topology, backups, {"backup": backups[0]["id"], "until": "latest", "confirm": True})
+    assert runner.reached_seq(to_time) is None
+    assert runner.reached_seq(to_end) == to_end["reaches_seq"] > 0
