@@ -241,6 +241,17 @@ def _sql(socket, statement):
     return res.stdout.strip()
 
 
+def server_environment(environ=None):
+    """The standalone server's environment: the minion's, without
+    NOTIFY_SOCKET. salt-minion is a Type=notify unit with NotifyAccess=all,
+    and mariadbd speaks sd_notify: its STOPPING=1 at shutdown would tell
+    systemd that salt-minion is stopping, and systemd kills the minion (and
+    the restore's next steps) 90 s later."""
+    environ = dict(os.environ if environ is None else environ)
+    environ.pop("NOTIFY_SOCKET", None)
+    return environ
+
+
 def _tail_logs(run_dir, size=3000):
     """The end of the standalone server's error log and console output."""
     text = ""
@@ -293,7 +304,8 @@ def replay(stamp, segments, base_gtid="", expect_seq=None, exact=True, datadir=D
     # its own output too: a server that dies before it opens its error log
     # says why only there
     console = open(os.path.join(run_dir, "console.log"), "wb")  # noqa: SIM115  (closed below)
-    server = subprocess.Popen(standalone_command(datadir, run_dir), stdout=console, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(standalone_command(datadir, run_dir), stdout=console, stderr=subprocess.STDOUT,
+                              env=server_environment())
     console.close()
     try:
         deadline = time.monotonic() + START_TIMEOUT

@@ -158,7 +158,9 @@ def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", com
     run_as = {"python_shell": False, "timeout": RESTORE_STEP_TIMEOUT}
     garb = garbd_service()
     binlog_names = [entry["file"] for entry in plan["binlogs"]]
-    steps = [_steps.step(f"restore-{stamp}-plan", "test.succeed_without_changes", name=plan["text"])]
+    steps = [_steps.step(f"restore-{stamp}-plan", "test.succeed_without_changes", name=plan["text"]),
+             # the node steps are this checkout's lemp_restore, not an older copy
+             _steps.function("sync-modules-on-data-nodes", "saltutil.sync_modules", dbs)]
     if webs:
         steps.append(_steps.state("web-tier-to-maintenance-page", ["nginx.maintenance"], webs, pillar=maintenance))
     steps.append(_steps.function(f"stop-binlog-archiver-on-{store}", "service.stop", store, arg=[ARCHIVER_UNIT]))

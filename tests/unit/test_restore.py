@@ -119,7 +119,7 @@ def test_the_confirmed_restore_runs_the_runbook_in_order(topology):
     order = [s["id"] for s in steps]
     assert len(order) == len(set(order)), "step ids are unique"
     expected = [
-        f"restore-{STAMP}-plan", "web-tier-to-maintenance-page", "stop-binlog-archiver-on-arb1",
+        f"restore-{STAMP}-plan", "sync-modules-on-data-nodes", "web-tier-to-maintenance-page", "stop-binlog-archiver-on-arb1",
         "stop-mariadb-on-db1", "stop-mariadb-on-db2", "stop-garbd-on-arb1",
         "send-backups-and-binlogs-from-arb1-to-db2", "prepare-backups-on-db2",
         "set-aside-datadir-on-db1", "set-aside-datadir-on-db2", "copy-back-on-db2",
@@ -357,3 +357,8 @@ def test_a_plan_to_a_time_leaves_the_end_unchecked_a_gtid_or_latest_checks_it(to
     _, to_end = plan_for(topology, backups, {"backup": backups[0]["id"], "until": "latest", "confirm": True})
     assert runner.reached_seq(to_time) is None
     assert runner.reached_seq(to_end) == to_end["reaches_seq"] > 0
+
+
+def test_the_standalone_server_cannot_notify_the_minions_unit():
+    env = lemp_restore.server_environment({"PATH": "/usr/sbin:/usr/bin", "NOTIFY_SOCKET": "/run/systemd/notify"})
+    assert env == {"PATH": "/usr/sbin:/usr/bin"}

@@ -595,7 +595,10 @@ def drill(cfg, backup=None):
             datadir, run_dir = scratch / target["apply"][0], scratch / "run"
             run_dir.mkdir(mode=0o700)
             socket = str(run_dir / "mysqld.sock")
-            server = subprocess.Popen(job.scratch_server_args(str(datadir), str(run_dir), settings["buffer_pool"]))
+            # without NOTIFY_SOCKET: run from salt-minion (lemp_backup.drill ID), mariadbd's
+            # sd_notify STOPPING=1 would make systemd stop the minion
+            server = subprocess.Popen(job.scratch_server_args(str(datadir), str(run_dir), settings["buffer_pool"]),
+                                      env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
             deadline = time.monotonic() + settings["start_timeout"]
             while subprocess.run(["mariadb-admin", f"--socket={socket}", "ping"], capture_output=True).returncode:
                 if server.poll() is not None or time.monotonic() > deadline:
