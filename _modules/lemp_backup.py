@@ -1084,11 +1084,17 @@ def choose_backup_node(members_status, writer):
     Rules:
 
     * only a Synced node (Primary, ready, local_state 4) may be backed up;
-    * a Synced node that is not the writer is preferred, first in name
-      order; it is desynced (``wsrep_desync``) for the backup so that its
-      lag does not slow the writer through flow control, and resynced after;
-    * else the writer, when it is Synced, with the reason; it is not
-      desynced (it applies no replicated writes that could lag);
+    * the writer, when it is Synced: the binlog archive follows the writer,
+      and a backup's GTID is only a position in the binlogs of the node it
+      was taken on. MariaDB Galera does not keep domain sequence numbers the
+      same on every node (seen in the lab: db2 one transaction behind db1
+      after a DDL), so a backup from another node would make the restore
+      replay from the wrong transaction. Not desynced: it applies no
+      replicated writes that could lag;
+    * else another Synced node (first in name order), desynced for the time
+      of the backup and resynced after, with the reason: a physical backup
+      that restores to its own point; a point-in-time replay after it may be
+      refused or off by the nodes' GTID difference;
     * else refuse, with every node's state.
 
     Returns {node, writer: bool, desync: bool, reason}.
@@ -1104,15 +1110,15 @@ def choose_backup_node(members_status, writer):
         else:
             states[name] = "did not answer"
     synced = [n for n, s in states.items() if s == "Synced"]
-    spare = [n for n in synced if n != writer]
-    if spare:
-        who = f"the writer is {writer}" if writer else "the writer is unknown"
-        return {"node": spare[0], "writer": False, "desync": True,
-                "reason": f"{spare[0]} is Synced and not the writer ({who})"}
     if writer in synced:
-        others = "; ".join(f"{n}: {s}" for n, s in states.items() if n != writer) or "no other data node"
         return {"node": writer, "writer": True, "desync": False,
-                "reason": f"no other data node is Synced ({others}): the backup runs on the writer {writer}"}
+                "reason": f"{writer} is the writer, whose binlogs the archive holds: the backup's GTID is a "
+                          "position in them"}
+    if synced:
+        who = f"the writer {writer}: {states.get(writer, 'not a data node')}" if writer else "the writer is unknown"
+        return {"node": synced[0], "writer": False, "desync": True,
+                "reason": f"{synced[0]} is Synced ({who}): its GTIDs may differ from the archive's, a "
+                          "point-in-time replay after this backup is not guaranteed"}
     detail = "; ".join(f"{n}: {s}" for n, s in states.items()) or "no data node given"
     raise BackupError(f"no data node is Synced, no backup can be taken: {detail}")
 

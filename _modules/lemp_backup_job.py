@@ -221,11 +221,11 @@ def choose_node(cat, plan, statuses, writer, now):
     files, i.e. it has not restarted since (a restart may have been an SST,
     which replaces them). So:
 
-    * a full: lemp_backup.choose_backup_node (a Synced non-writer, else the
-      writer);
-    * an incremental: the parent's node, when it is Synced and up since
-      before the parent started (``uptime`` of its status); desynced unless
-      it is the writer now;
+    * a full: lemp_backup.choose_backup_node (the writer, else a Synced
+      node);
+    * an incremental: the parent's node, when it is Synced, up since
+      before the parent started (``uptime`` of its status) and still the
+      writer (the archive's binlogs are the writer's);
     * else the incremental is refused with the reason (the job then takes a
       full, backup:incremental_falls_back_to_full).
 
@@ -247,10 +247,14 @@ def choose_node(cat, plan, statuses, writer, now):
         return {"refused": (f"{node} restarted at {lemp_backup.format_time(up_since.replace(microsecond=0))}, after "
                             f"{parent['id']} started: an SST may have replaced its data files, so LSN "
                             f"{plan['from_lsn']} means nothing there any more")}
-    is_writer = node == writer
-    return {"choice": {"node": node, "writer": is_writer, "desync": not is_writer,
-                       "reason": f"{node} holds the chain of {parent['id']} and has been up since before it"
-                                 + (" (it is the writer now: not desynced)" if is_writer else "")}}
+    if node != writer:
+        # the archive follows the writer: the chain's GTIDs are positions in
+        # its node's binlogs only (see lemp_backup.choose_backup_node)
+        return {"refused": f"the chain's node {node} is no longer the writer ({writer or 'unknown'}): the binlog "
+                           "archive now holds another node's binlogs, whose GTIDs may differ"}
+    return {"choice": {"node": node, "writer": True, "desync": False,
+                       "reason": f"{node} holds the chain of {parent['id']}, has been up since before it and is "
+                                 "the writer"}}
 
 
 # -- mariabackup's info files -------------------------------------------------

@@ -138,6 +138,7 @@ backup-settings-file-managed:
           buffer_pool: {{ l.drill.buffer_pool }}
           start_timeout: {{ l.drill.start_timeout }}
           check_timeout: {{ l.drill.check_timeout }}
+          check_on_writer: {{ l.drill.check_on_writer | json }}
         archive:
           poll_seconds: {{ l.archive.poll_seconds }}
           # mariadb-binlog registers as a replica: this machine's own server_id

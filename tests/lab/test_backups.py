@@ -107,7 +107,7 @@ def test_a_full_then_an_incremental_backup_land_encrypted_on_arb1_with_matching_
     assert full["id"] in text and inc["id"] in text
     assert listing.get("newest_restorable", listing.get(tier["master"], {}).get("newest_restorable")) == inc["id"]
     assert inc["parent"] == full["id"] and inc["lsn"]["from"] == full["lsn"]["to"]
-    # taken from a node that is not the writer when one is Synced; never left desynced
+    # taken on the writer (the archive's binlogs are its own); never left desynced
     for m in (full, inc):
         assert m["node"] in tier["dbs"]
         assert not desync_of(lab, m["node"])
@@ -330,7 +330,7 @@ def test_a_backup_taken_under_write_load_restores_consistently(lab, tier, store,
         writer.stop()
     found = manifests(lab, store)
     full = max((m for m in found.values() if m["kind"] == "full"), key=lambda m: m["finished"])
-    # taken on a node that is not the writer: it recorded rows and checksums at one GTID
+    # it recorded rows and checksums at one GTID, under a read lock on the writer
     assert full.get("check") and f"app.{table}" in full["check"]["rows"], full.get("check")
     code, data = drill_now(lab, f"backup_id={full['id']}")
     assert code == 0 and "error" not in json.dumps(data)[:300], data

@@ -369,9 +369,8 @@ def test_the_wrapper_reports_the_node_state_as_choose_backup_node_reads_it():
             ("wsrep_cluster_state_uuid", UUID), ("wsrep_last_committed", "1240"), ("Uptime", "3600")]
     status = wrapper.status_from_rows(rows)
     assert status["last_committed"] == 1240 and not status["desync"] and status["uptime"] == 3600
-    choice = lemp_backup.choose_backup_node({"db1": dict(status, node_name="db1"), "db2": status}, "db1")
-    assert choice == {"node": "db2", "writer": False, "desync": True,
-                      "reason": "db2 is Synced and not the writer (the writer is db1)"}
+    choice = lemp_backup.choose_backup_node({"db1": dict(status, node_name="db1"), "db2": status}, "db2")
+    assert choice["node"] == "db2" and choice["writer"] and not choice["desync"]
     donor = wrapper.status_from_rows([(k, "2" if k == "wsrep_local_state" else v) for k, v in rows])
     with pytest.raises(lemp_backup.BackupError, match="no data node is Synced"):
         lemp_backup.choose_backup_node({"db2": donor}, None)
@@ -469,9 +468,9 @@ def test_an_incremental_continues_on_the_node_of_its_parent():
     picked = job.choose_node(cat, plan, {"db1": synced_status(), "db2": synced_status()}, "db2", NOW)
     # db2 is the writer now: still db2 (its LSNs), not desynced
     assert picked["choice"]["node"] == "db2" and not picked["choice"]["desync"]
-    picked = job.choose_node(cat, plan, {"db1": synced_status(), "db2": synced_status()}, "db1", NOW)
-    assert picked["choice"] == {"node": "db2", "writer": False, "desync": True,
-                                "reason": f"db2 holds the chain of {plan['parent']} and has been up since before it"}
+    # the writer moved to db1: the archive now holds db1's binlogs, the chain's GTIDs are db2's
+    moved = job.choose_node(cat, plan, {"db1": synced_status(), "db2": synced_status()}, "db1", NOW)
+    assert "the chain's node db2 is no longer the writer (db1)" in moved["refused"]
 
 
 def test_an_incremental_is_refused_when_its_node_is_away_or_restarted_since_the_parent():
@@ -485,10 +484,10 @@ def test_an_incremental_is_refused_when_its_node_is_away_or_restarted_since_the_
                                             NOW)["refused"]
 
 
-def test_a_full_goes_to_a_synced_node_that_is_not_the_writer():
+def test_a_full_goes_to_the_writer():
     plan = lemp_backup.plan_backup({"backups": {}, "chains": [], "invalid": []}, "full")
     picked = job.choose_node({"backups": {}}, plan, {"db1": synced_status(), "db2": synced_status()}, "db1", NOW)
-    assert picked["choice"]["node"] == "db2" and picked["choice"]["desync"]
+    assert picked["choice"]["node"] == "db1" and not picked["choice"]["desync"]
 
 
 # -- the GTID settings of the data nodes ------------------------------------------------

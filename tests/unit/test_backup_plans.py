@@ -615,18 +615,19 @@ def status(synced=True, cluster_status="Primary", local_state=None):
             "local_state": local_state if local_state is not None else (4 if synced else 2)}
 
 
-def test_the_backup_spares_the_writer_and_desyncs_the_node_it_runs_on():
+def test_the_backup_runs_on_the_writer_whose_binlogs_the_archive_holds():
     choice = lemp_backup.choose_backup_node({"db1": status(), "db2": status(), "db3": status()}, "db1")
-    assert choice == {"node": "db2", "writer": False, "desync": True,
-                      "reason": "db2 is Synced and not the writer (the writer is db1)"}
-
-
-def test_the_backup_runs_on_the_writer_only_when_no_other_node_is_synced():
-    choice = lemp_backup.choose_backup_node({"db1": status(), "db2": status(synced=False)}, "db1")
     assert choice["node"] == "db1" and choice["writer"] and not choice["desync"]
-    assert "db2: not Synced (cluster_status Primary, local_state 2)" in choice["reason"]
-    choice = lemp_backup.choose_backup_node({"db1": status(), "db2": "Minion did not return"}, "db1")
-    assert choice["node"] == "db1" and "db2: did not answer" in choice["reason"]
+    assert "the archive holds" in choice["reason"]
+
+
+def test_another_synced_node_is_desynced_and_named_as_a_risk_when_the_writer_is_not_synced():
+    choice = lemp_backup.choose_backup_node({"db1": status(synced=False), "db2": status()}, "db1")
+    assert choice["node"] == "db2" and not choice["writer"] and choice["desync"]
+    assert "the writer db1: not Synced (cluster_status Primary, local_state 2)" in choice["reason"]
+    assert "point-in-time replay after this backup is not guaranteed" in choice["reason"]
+    choice = lemp_backup.choose_backup_node({"db1": "Minion did not return", "db2": status()}, "db1")
+    assert choice["node"] == "db2" and "the writer db1: did not answer" in choice["reason"]
 
 
 def test_with_no_synced_node_no_backup_is_taken():

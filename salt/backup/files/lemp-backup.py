@@ -200,10 +200,12 @@ def take(cfg, kind):
             manifest = job.build_manifest(plan, node["name"], started, finished, info, [measure(part / STREAM_FILE)],
                                           {"tool": enc["tool"], "cipher": enc["cipher"], "key_id": key_id(cfg)},
                                           status=after, backup_id=bid)
-            if choice["desync"]:
+            if choice["desync"] or cfg["drill"].get("check_on_writer", True):
                 # the drill's reference: rows and checksums at one GTID, read
-                # on the desynced node (never on the writer: the lock would stop it)
-                measured = ssh_json(cfg, node, "check desync", timeout=cfg["drill"]["check_timeout"])
+                # under a read lock (on the writer, writes wait meanwhile:
+                # backup:lookup:drill:check_on_writer)
+                measured = ssh_json(cfg, node, "check desync" if choice["desync"] else "check nodesync",
+                                    timeout=cfg["drill"]["check_timeout"])
                 if measured and not lemp_backup.validate_manifest(dict(manifest, check=measured)):
                     manifest["check"] = measured
                 else:
