@@ -332,6 +332,10 @@ def test_a_backup_taken_under_write_load_restores_consistently(lab, tier, store,
     full = max((m for m in found.values() if m["kind"] == "full"), key=lambda m: m["finished"])
     # it recorded rows and checksums at one GTID, under a read lock on the writer
     assert full.get("check") and f"app.{table}" in full["check"]["rows"], full.get("check")
+    # the check was read after the stream, under load: the drill replays the archive up to its GTID
+    wanted = seq(full["check"]["gtid"])
+    wait_for(lambda: archived_seq(index_of(lab, store)[1]) >= wanted, 120,
+             f"the binlog archive to reach the check's GTID seq {wanted}")
     code, data = drill_now(lab, f"backup_id={full['id']}")
     assert code == 0 and "error" not in json.dumps(data)[:300], data
     record = read_json(lab, store, DRILL_STATUS)
@@ -367,9 +371,11 @@ def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_no
     backup_now(lab, "incremental")
     for i in range(200, 300):
         sql(lab, writer_node, f"INSERT INTO app.{table} VALUES ({i}, 'after the incremental')")
-    time.sleep(2)  # binlog times are seconds: the rows above are before `until`, the ones below at or after it
+    # binlog times are whole seconds: `until` is a second after the rows above, and the rows below come after it
+    last = db_time(lab, writer_node)
+    wait_for(lambda: db_time(lab, writer_node) > last, 10, "the cluster's clock to pass the last row's second")
     until = db_time(lab, writer_node)
-    time.sleep(2)
+    wait_for(lambda: db_time(lab, writer_node) > until, 10, "the cluster's clock to pass `until`")
     for i in range(300, 310):
         sql(lab, writer_node, f"INSERT INTO app.{table} VALUES ({i}, 'after until')")
     sql(lab, writer_node, f"DROP TABLE app.{table}")
