@@ -117,6 +117,23 @@ def parse_gtid_list(text, what="gtid"):
     return result
 
 
+def parse_gtid_state(text, what="Gtid list"):
+    """A binlog's GTID state (a Gtid list event, ``@@gtid_binlog_state``):
+    the last GTID of each (domain, server_id), so a domain may come once per
+    server that wrote in it (after a writer change in Galera,
+    ``0-172818464-2092,0-172818463-2093``). -> {domain: (server_id, seq)},
+    the highest seq of each domain: the position it stands for."""
+    result = {}
+    for part in (p.strip() for p in text.split(",")) if isinstance(text, str) and text.strip() else ():
+        one = parse_gtid_list(part, what)
+        for domain, (server, seq) in one.items():
+            if seq >= result.get(domain, (0, -1))[1]:
+                result[domain] = (server, seq)
+    if not isinstance(text, str):
+        raise BackupError(f"{what} {text!r} is not a GTID list like 0-1-100")
+    return result
+
+
 def gtid_seq(text, domain=DOMAIN, what="gtid"):
     """The sequence number of ``domain`` in a GTID list; 0 when the domain
     has no transaction yet."""

@@ -422,7 +422,7 @@ def parse_binlog_dump(text):
             open_gtid = None
     if start is None:
         start = ""
-    base = lemp_backup.parse_gtid_list(start.replace(" ", ""), "Gtid list") if start.strip() else {}
+    base = lemp_backup.parse_gtid_state(start.replace(" ", ""), "Gtid list") if start.strip() else {}
     merged = dict(base)
     for domain, (server, seq) in current.items():
         if seq >= merged.get(domain, (0, 0))[1]:

@@ -646,3 +646,12 @@ def test_an_unknown_writer_still_gives_a_synced_node():
                                     dict(status(), wsrep_on=False)])
 def test_synced_means_what_galera_means_by_it(answer):
     assert lemp_backup._is_synced(answer) == galera.is_synced(answer)
+
+
+def test_a_binlog_gtid_state_may_name_a_domain_once_per_server_and_stands_for_its_highest_seq():
+    # db2's Gtid list after the writer moved from db2 to db1 (seen in the lab)
+    assert lemp_backup.parse_gtid_state("0-172818464-2092,0-172818463-2093") == {0: (172818463, 2093)}
+    assert lemp_backup.parse_gtid_state("0-2-9,0-1-5,7-7-1") == {0: (2, 9), 7: (7, 1)}
+    assert lemp_backup.parse_gtid_state("") == {}
+    with pytest.raises(BackupError, match="is not a GTID list"):
+        lemp_backup.parse_gtid_state("0-1")
