@@ -422,7 +422,9 @@ def test_everything_lost_restores_from_arb1_alone_within_seconds_of_the_kill(lab
     # the machines come back empty: every datadir wiped
     for node in tier["dbs"]:
         lab.start(node)
-        lab.run(node, "systemctl stop mariadb; rm -rf /var/lib/mysql/*", check=False, timeout=600)
+        # its MariaDB started at boot and waits for peers that never come: SIGTERM waits as long, SIGKILL does not
+        lab.run(node, "systemctl kill --signal=SIGKILL mariadb; systemctl stop mariadb; rm -rf /var/lib/mysql/*",
+                check=False, timeout=600)
     try:
         ok, detail = lab.orchestrate("orch.restore", {"restore": {"backup": "latest", "until": "latest",
                                                                   "confirm": True}}, timeout=7200)
