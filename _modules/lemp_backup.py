@@ -847,7 +847,10 @@ def plan_restore(cat, binlog_index, backup, until, now, domain=DOMAIN, data_node
             stop = {"gtid": f"{target[0]}-{target[1]}-{target[2]}"}
         start_after = base["gtid"] if number == 0 else picked[number - 1][0]["end_gtid"]
         binlogs.append({"file": entry["name"], "node": entry.get("node"),
-                        "start_after": gtid_in(start_after, domain) or f"{domain}-0-{after}", "stop": stop})
+                        "start_after": gtid_in(start_after, domain) or f"{domain}-0-{after}", "stop": stop,
+                        # the file's own GTID state: its other domains (a node's local writes) must be named in
+                        # the start position, or mariadb-binlog refuses the file
+                        "file_state": entry.get("start_gtid") or ""})
     nodes = sorted(data_nodes or [])
     restore_on = base["node"] if base["node"] in nodes else (nodes[0] if nodes else None)
     return {
@@ -981,7 +984,16 @@ def binlog_replay_args(entry, path):
         raise BackupError(f"binlog segment {entry.get('file')!r}: start_after {start!r} is not a GTID")
     if not isinstance(path, str) or not path.startswith("/"):
         raise BackupError(f"binlog segment {entry.get('file')!r}: {path!r} is not an absolute path")
-    args = ["mariadb-binlog", "--base64-output=auto", f"--start-position={start}"]
+    # Only the cluster's domain is replayed (a node's local writes, in its own
+    # gtid_domain_id, are not the cluster's data). mariadb-binlog still wants
+    # every domain of the file in the start position: the others start at the
+    # file's own GTID state, so none of their events is output anyway.
+    domain = parse_gtid_list(start, "start_after")
+    others = {d: v for d, v in parse_gtid_state(entry.get("file_state") or "", "file_state").items()
+              if d not in domain}
+    position = ",".join(f"{d}-{srv}-{n}" for d, (srv, n) in sorted({**others, **domain}.items()))
+    args = ["mariadb-binlog", "--base64-output=auto", f"--start-position={position}",
+            "--do-domain-ids=" + ",".join(str(d) for d in sorted(domain))]
     stop = entry.get("stop") or {}
     if "datetime_utc" in stop:
         parse_time(stop["datetime_utc"].replace(" ", "T"), "stop datetime")

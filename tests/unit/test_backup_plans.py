@@ -410,7 +410,7 @@ def test_restore_to_a_time_uses_the_chain_up_to_the_last_backup_before_it():
     assert plan["base"]["id"] == backups[2]["id"] and plan["base"]["gtid"] == "0-2-1560"
     # the binlog file holding seq 1561.. (1440..1800) is replayed, stopping before the time
     assert plan["binlogs"] == [{"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1560",
-                                "stop": {"datetime_utc": "2024-05-02 04:29:59"}}]
+                                "stop": {"datetime_utc": "2024-05-02 04:29:59"}, "file_state": "0-1-1440"}]
     assert plan["until"] == {"kind": "time", "value": "2024-05-02T04:29:59Z"}
     assert plan["restore_on"] == "db2" and plan["rejoin"] == ["db1"]
 
@@ -428,7 +428,7 @@ def test_restore_to_a_gtid_replays_up_to_and_including_it():
     plan = restore(backups, "latest", "0-1-1700", at(1440 + 400))
     assert plan["backup"] == backups[3]["id"] and plan["apply"] == ids(backups)
     assert plan["binlogs"] == [{"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1620",
-                                "stop": {"gtid": "0-1-1700"}}]
+                                "stop": {"gtid": "0-1-1700"}, "file_state": "0-1-1440"}]
 
 
 def test_restore_to_exactly_a_backup_replays_no_binlog():
@@ -456,8 +456,10 @@ def test_binlogs_line_up_by_gtid_across_a_writer_failover():
              "complete_until": iso(2000)}
     plan = restore(backups, backups[0]["id"], "0-2-1900", at(2000), index=index)
     assert plan["binlogs"] == [
-        {"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1500", "stop": None},
-        {"file": "db2/mariadb-bin.001650", "node": "db2", "start_after": "0-1-1700", "stop": {"gtid": "0-2-1900"}},
+        {"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1500", "stop": None,
+         "file_state": "0-1-1440"},
+        {"file": "db2/mariadb-bin.001650", "node": "db2", "start_after": "0-1-1700", "stop": {"gtid": "0-2-1900"},
+         "file_state": "0-2-1650"},
     ]
 
 

@@ -179,13 +179,18 @@ def test_binlogs_are_replayed_by_gtid_up_to_the_time_or_gtid():
     segments = [{"file": "db1/mariadb-bin.000003", "start_after": "0-2-1560", "stop": None},
                 {"file": "db2/mariadb-bin.000001", "start_after": "0-1-1700", "stop": {"gtid": "0-2-1900"}}]
     pipeline = lemp_restore.replay_pipeline(segments, "/r/S", "/r/S/run/mysqld.sock")
-    assert pipeline[0] == (["mariadb-binlog", "--base64-output=auto", "--start-position=0-2-1560",
+    assert pipeline[0] == (["mariadb-binlog", "--base64-output=auto", "--start-position=0-2-1560", "--do-domain-ids=0",
                             "/r/S/binlogs/db1/mariadb-bin.000003"],
                            ["mariadb", "--socket=/r/S/run/mysqld.sock", "--binary-mode"])
     assert "--stop-position=0-2-1900" in pipeline[1][0]
     timed = lemp_backup.binlog_replay_args({"file": "x", "start_after": "0-1-5",
                                             "stop": {"datetime_utc": "2024-05-02 04:29:59"}}, "/b/x")
     assert "--stop-datetime=2024-05-02 04:29:59" in timed
+    # a file that also holds a node's local writes (its own gtid_domain_id): mariadb-binlog wants that domain
+    # named in the start position (seen in the lab), from the file's own state; only the cluster's is replayed
+    local = lemp_backup.binlog_replay_args({"file": "db1/mariadb-bin.000034", "start_after": "0-7-3993",
+                                            "file_state": "0-7-3990,7-7-4087", "stop": None}, "/b/x")
+    assert local[2:4] == ["--start-position=0-7-3993,7-7-4087", "--do-domain-ids=0"]
     with pytest.raises(BackupError, match="start_after 'x' is not a GTID"):
         lemp_backup.binlog_replay_args({"file": "x", "start_after": "x"}, "/b/x")
     with pytest.raises(lemp_restore.CommandExecutionError, match="is not an archived binlog name"):
