@@ -112,7 +112,13 @@ def copy_back_command(folder, full, datadir=DATADIR):
 def standalone_command(datadir, run_dir):
     """A mariadbd on the restored datadir that nothing else can reach: no
     wsrep (it must not join or start a cluster), no network, its own socket."""
+    # --gtid-domain-id / --wsrep-gtid-mode=OFF: the replayed transactions keep
+    # the cluster's domain. With the node's own settings (gtid_domain_id = its
+    # server_id for local writes, wsrep_gtid_mode ON) only the first replayed
+    # transaction kept domain 0, the rest went to the node's local domain
+    # (seen in the lab), and the new cluster would not continue the old GTIDs.
     return ["mariadbd", f"--user={OS_USER}", f"--datadir={datadir}", "--wsrep-on=OFF", "--wsrep-provider=none",
+            f"--gtid-domain-id={lemp_backup.DOMAIN}", "--wsrep-gtid-mode=OFF",
             "--skip-networking", "--skip-slave-start", f"--socket={run_dir}/mysqld.sock",
             f"--pid-file={run_dir}/mysqld.pid", f"--log-error={run_dir}/mysqld.err"]
 

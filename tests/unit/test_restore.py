@@ -169,6 +169,8 @@ def test_the_restored_server_replays_alone_without_wsrep_or_network():
     args = lemp_restore.standalone_command("/var/lib/mysql", "/r/S/run")
     assert "--wsrep-on=OFF" in args and "--wsrep-provider=none" in args and "--skip-networking" in args
     assert "--socket=/r/S/run/mysqld.sock" in args
+    # the replayed transactions keep the cluster's GTID domain, not the node's local one
+    assert "--gtid-domain-id=0" in args and "--wsrep-gtid-mode=OFF" in args
     assert lemp_restore.set_aside_path(STAMP) == f"/var/lib/mysql.before-restore-{STAMP}"
     assert lemp_restore.run_path(STAMP) == f"/run/lemp-restore-{STAMP}"
     with pytest.raises(lemp_restore.CommandExecutionError, match="restore stamp '../x' is not like"):
