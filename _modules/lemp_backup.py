@@ -117,6 +117,23 @@ def parse_gtid_list(text, what="gtid"):
     return result
 
 
+def parse_gtid_state(text, what="Gtid list"):
+    """A binlog's GTID state (a Gtid list event, ``@@gtid_binlog_state``):
+    the last GTID of each (domain, server_id), so a domain may come once per
+    server that wrote in it (after a writer change in Galera,
+    ``0-172818464-2092,0-172818463-2093``). -> {domain: (server_id, seq)},
+    the highest seq of each domain: the position it stands for."""
+    result = {}
+    for part in (p.strip() for p in text.split(",")) if isinstance(text, str) and text.strip() else ():
+        one = parse_gtid_list(part, what)
+        for domain, (server, seq) in one.items():
+            if seq >= result.get(domain, (0, -1))[1]:
+                result[domain] = (server, seq)
+    if not isinstance(text, str):
+        raise BackupError(f"{what} {text!r} is not a GTID list like 0-1-100")
+    return result
+
+
 def gtid_seq(text, domain=DOMAIN, what="gtid"):
     """The sequence number of ``domain`` in a GTID list; 0 when the domain
     has no transaction yet."""
@@ -830,12 +847,16 @@ def plan_restore(cat, binlog_index, backup, until, now, domain=DOMAIN, data_node
             stop = {"gtid": f"{target[0]}-{target[1]}-{target[2]}"}
         start_after = base["gtid"] if number == 0 else picked[number - 1][0]["end_gtid"]
         binlogs.append({"file": entry["name"], "node": entry.get("node"),
-                        "start_after": gtid_in(start_after, domain) or f"{domain}-0-{after}", "stop": stop})
+                        "start_after": gtid_in(start_after, domain) or f"{domain}-0-{after}", "stop": stop,
+                        # the file's own GTID state: its other domains (a node's local writes) must be named in
+                        # the start position, or mariadb-binlog refuses the file
+                        "file_state": entry.get("start_gtid") or ""})
     nodes = sorted(data_nodes or [])
     restore_on = base["node"] if base["node"] in nodes else (nodes[0] if nodes else None)
     return {
         "backup": chosen,
         "chain": chain["id"],
+        "cluster": cluster,
         "apply": apply,
         "base": {"id": base["id"], "gtid": base["gtid"], "finished": base["finished"], "node": base["node"]},
         "until": {"kind": kind, "value": (format_time(target) if kind == "time" else
@@ -889,6 +910,189 @@ def describe(plan):
     return "\n".join(lines)
 
 
+# -- the restore request, replay and the timeline after a restore ----------------
+
+REQUEST_KEYS = ("backup", "until", "confirm")
+REQUEST_HELP = ("pillar='{\"restore\": {\"backup\": \"<id>|latest\", \"until\": \"<UTC time>|<GTID>|latest\", "
+                "\"confirm\": true}}' (ids: salt-run lemp_backup.list)")
+
+
+def check_request(request):
+    """The pillar ``restore`` of ``orch.restore``: {backup, until, confirm}.
+
+    * ``backup``: a backup id, or ``latest``; ``until``: a UTC time, a GTID
+      or ``latest``; both must be given, so that nobody restores the wrong
+      point by leaving one out;
+    * ``confirm``: ``true`` (a boolean) runs the restore; absent or ``false``
+      only prints the plan; anything else is refused (``"yes"`` is not true);
+    * an unknown key is refused (a typo of ``confirm`` must not turn a
+      restore into a dry run unnoticed, nor the reverse).
+
+    Returns the request with ``confirm`` a bool; raises BackupError naming
+    the key and the fix."""
+    if request is None:
+        raise BackupError(f"pillar restore is missing: give {REQUEST_HELP}; without confirm the plan is only printed")
+    if not isinstance(request, dict):
+        raise BackupError(f"pillar restore {request!r} must be a mapping: {REQUEST_HELP}")
+    unknown = sorted(str(k) for k in request if k not in REQUEST_KEYS)
+    if unknown:
+        raise BackupError(f"restore:{unknown[0]} is not a restore setting; use {', '.join(REQUEST_KEYS)}: {REQUEST_HELP}")
+    for key in ("backup", "until"):
+        value = request.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise BackupError(f"restore:{key} is missing: {REQUEST_HELP}")
+        if not isinstance(value, str):
+            raise BackupError(f"restore:{key} {value!r} must be a string (an id, a time, a GTID or latest)")
+    backup = request["backup"].strip()
+    if backup.lower() != "latest" and not ID_RE.match(backup):
+        raise BackupError(f"restore:backup {backup!r} is not a backup id: see salt-run lemp_backup.list")
+    confirm = request.get("confirm", False)
+    if not isinstance(confirm, bool):
+        raise BackupError(f"restore:confirm {confirm!r} must be true or false (a boolean, not a string)")
+    parse_until(request["until"])  # a malformed until is refused before anything is read
+    return {"backup": backup, "until": request["until"].strip(), "confirm": confirm}
+
+
+def pick_index(indexes, cat, backup):
+    """The binlog index (``{cluster uuid: index}``, the store's
+    binlogs/<uuid>/index.json) a restore of ``backup`` replays: the one of
+    the cluster the backup was taken in (its galera_position's uuid); for
+    ``latest``, the cluster of the newest restorable backup. An empty index
+    when the archive holds none for it: plan_restore then says what is missing."""
+    if isinstance(backup, str) and backup in cat["backups"]:
+        manifest = cat["backups"][backup]
+    else:
+        chain = newest_restorable_chain(cat)
+        manifest = cat["backups"][chain["restorable"][-1]] if chain else None
+    if manifest is None:
+        return {"files": [], "complete_until": None}
+    cluster = manifest["galera_position"].partition(":")[0].lower()
+    for uuid, index in (indexes or {}).items():
+        if uuid.lower() == cluster:
+            return index
+    return {"cluster_uuid": cluster, "files": [], "complete_until": None}
+
+
+def binlog_replay_args(entry, path):
+    """``mariadb-binlog`` arguments replaying one segment of a restore plan
+    (``plan['binlogs'][n]``) from the file at ``path``: from after its
+    ``start_after`` GTID (exclusive), to its stop: a GTID (inclusive) or a
+    UTC time (exclusive; run it with TZ=UTC, mariadb-binlog reads the time
+    in the local zone). Its output goes to ``mariadb`` on the restored server."""
+    start = entry.get("start_after")
+    if not isinstance(start, str) or not GTID_RE.match(start):
+        raise BackupError(f"binlog segment {entry.get('file')!r}: start_after {start!r} is not a GTID")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise BackupError(f"binlog segment {entry.get('file')!r}: {path!r} is not an absolute path")
+    # Only the cluster's domain is replayed (a node's local writes, in its own
+    # gtid_domain_id, are not the cluster's data). mariadb-binlog still wants
+    # every domain of the file in the start position: the others start at the
+    # file's own GTID state, so none of their events is output anyway.
+    domain = parse_gtid_list(start, "start_after")
+    others = {d: v for d, v in parse_gtid_state(entry.get("file_state") or "", "file_state").items()
+              if d not in domain}
+    position = ",".join(f"{d}-{srv}-{n}" for d, (srv, n) in sorted({**others, **domain}.items()))
+    args = ["mariadb-binlog", "--base64-output=auto", f"--start-position={position}",
+            "--do-domain-ids=" + ",".join(str(d) for d in sorted(domain))]
+    stop = entry.get("stop") or {}
+    if "datetime_utc" in stop:
+        parse_time(stop["datetime_utc"].replace(" ", "T"), "stop datetime")
+        args.append(f"--stop-datetime={stop['datetime_utc']}")
+    elif "gtid" in stop:
+        if not GTID_RE.match(stop["gtid"]):
+            raise BackupError(f"binlog segment {entry.get('file')!r}: stop GTID {stop['gtid']!r} is not a GTID")
+        args.append(f"--stop-position={stop['gtid']}")
+    return args + [path]
+
+
+def superseded(cat, cluster, restored_seq, domain=DOMAIN, reason=""):
+    """After a restore to GTID seq ``restored_seq`` of ``cluster``, the
+    backups of that cluster taken after that point describe a history that
+    no longer happened: the restored cluster writes new transactions under
+    the same GTIDs. They must never be restored again (nor combined with the
+    new binlogs). Returns {id: why}; the store records them so that the
+    catalogue leaves them out, like a failed drill."""
+    out = {}
+    for bid, manifest in sorted(cat["backups"].items()):
+        if manifest["galera_position"].partition(":")[0].lower() != cluster.lower():
+            continue
+        if gtid_seq(manifest["gtid"], domain) > restored_seq:
+            out[bid] = (f"superseded by the restore to GTID seq {restored_seq}{reason}: it holds transactions "
+                        "of the history the restore undid")
+    return out
+
+
+# -- the drill ----------------------------------------------------------------
+
+
+def drill_target(cat, backup=None):
+    """What the drill restores: the chain up to ``backup`` (an id), or up to
+    the newest restorable backup. Returns {backup, apply: [ids]} or raises
+    BackupError (nothing to drill, unknown id, an id after a gap)."""
+    if backup in (None, "", "latest"):
+        chain = newest_restorable_chain(cat)
+        if chain is None:
+            raise BackupError("no restorable backup to drill: take one (salt-run lemp_backup.now kind=full)")
+        backup = chain["restorable"][-1]
+    if backup not in cat["backups"]:
+        raise BackupError(f"backup {backup!r} is not a known backup: see salt-run lemp_backup.list")
+    chain = _chain_of(cat, backup)
+    if backup not in chain["restorable"]:
+        raise BackupError(f"backup {backup} cannot be restored: {chain['problem']}")
+    ids = chain["restorable"]
+    return {"backup": backup, "apply": ids[:ids.index(backup) + 1]}
+
+
+def compare_check(expected, measured):
+    """The drill's verdict on the restored data: ``expected`` is the
+    manifest's ``check`` ({rows, checksums} per ``db.table``), ``measured``
+    the same read from the scratch server at the same GTID. Every table of
+    either side must match in rows and checksum; returns the problems
+    (empty: the restore is exact)."""
+    problems = []
+    for key, what in (("rows", "rows"), ("checksums", "checksum")):
+        want, got = expected.get(key) or {}, measured.get(key) or {}
+        for table in sorted(set(want) | set(got)):
+            if table not in got:
+                problems.append(f"{table}: missing from the restored data (the backup node had {what} {want[table]})")
+            elif table not in want:
+                problems.append(f"{table}: in the restored data, not on the backup node")
+            elif want[table] != got[table]:
+                problems.append(f"{table}: {what} {got[table]} restored, {want[table]} on the backup node")
+    return problems
+
+
+def drill_record(ok, target, cat, now, archive=None, problems=(), checked=None, started=None, step=None):
+    """The drill's result as monitoring reads it (backup:lookup:drill:status_file).
+
+    * ``ok``: the chain restored and checked; ``step``: where it failed;
+    * ``backup``, ``kind``, ``finished``, ``backup_age_seconds``: the newest
+      backup the drill restored, and how old it is now (an alert when no
+      fresh backup restores);
+    * ``archive_lag_seconds``, ``archive_complete_until``: how far behind
+      the binlog archive is (status.json's archive), the RPO now;
+    * ``problems``, ``checked`` ({tables, rows, mode}), ``duration_seconds``."""
+    now = parse_time(now, "now")
+    record = {"ok": bool(ok), "at": format_time(now.replace(microsecond=0)), "step": step,
+              "problems": list(problems), "checked": checked or {}}
+    manifest = cat["backups"].get((target or {}).get("backup"))
+    if manifest:
+        finished = parse_time(manifest["finished"])
+        record.update(backup=manifest["id"], kind=manifest["kind"], chain=manifest["chain"],
+                      apply=list(target["apply"]), finished=manifest["finished"],
+                      backup_age_seconds=int((now - finished).total_seconds()))
+    else:
+        record.update(backup=None, kind=None, chain=None, apply=[], finished=None, backup_age_seconds=None)
+    archive = archive or {}
+    record["archive_complete_until"] = archive.get("complete_until")
+    if archive.get("complete_until"):
+        record["archive_lag_seconds"] = int((now - parse_time(archive["complete_until"])).total_seconds())
+    else:
+        record["archive_lag_seconds"] = None
+    record["duration_seconds"] = int((now - parse_time(started)).total_seconds()) if started else None
+    return record
+
+
 # -- where a backup is taken --------------------------------------------------
 
 
@@ -909,11 +1113,17 @@ def choose_backup_node(members_status, writer):
     Rules:
 
     * only a Synced node (Primary, ready, local_state 4) may be backed up;
-    * a Synced node that is not the writer is preferred, first in name
-      order; it is desynced (``wsrep_desync``) for the backup so that its
-      lag does not slow the writer through flow control, and resynced after;
-    * else the writer, when it is Synced, with the reason; it is not
-      desynced (it applies no replicated writes that could lag);
+    * the writer, when it is Synced: the binlog archive follows the writer,
+      and a backup's GTID is only a position in the binlogs of the node it
+      was taken on. MariaDB Galera does not keep domain sequence numbers the
+      same on every node (seen in the lab: db2 one transaction behind db1
+      after a DDL), so a backup from another node would make the restore
+      replay from the wrong transaction. Not desynced: it applies no
+      replicated writes that could lag;
+    * else another Synced node (first in name order), desynced for the time
+      of the backup and resynced after, with the reason: a physical backup
+      that restores to its own point; a point-in-time replay after it may be
+      refused or off by the nodes' GTID difference;
     * else refuse, with every node's state.
 
     Returns {node, writer: bool, desync: bool, reason}.
@@ -929,15 +1139,15 @@ def choose_backup_node(members_status, writer):
         else:
             states[name] = "did not answer"
     synced = [n for n, s in states.items() if s == "Synced"]
-    spare = [n for n in synced if n != writer]
-    if spare:
-        who = f"the writer is {writer}" if writer else "the writer is unknown"
-        return {"node": spare[0], "writer": False, "desync": True,
-                "reason": f"{spare[0]} is Synced and not the writer ({who})"}
     if writer in synced:
-        others = "; ".join(f"{n}: {s}" for n, s in states.items() if n != writer) or "no other data node"
         return {"node": writer, "writer": True, "desync": False,
-                "reason": f"no other data node is Synced ({others}): the backup runs on the writer {writer}"}
+                "reason": f"{writer} is the writer, whose binlogs the archive holds: the backup's GTID is a "
+                          "position in them"}
+    if synced:
+        who = f"the writer {writer}: {states.get(writer, 'not a data node')}" if writer else "the writer is unknown"
+        return {"node": synced[0], "writer": False, "desync": True,
+                "reason": f"{synced[0]} is Synced ({who}): its GTIDs may differ from the archive's, a "
+                          "point-in-time replay after this backup is not guaranteed"}
     detail = "; ".join(f"{n}: {s}" for n, s in states.items()) or "no data node given"
     raise BackupError(f"no data node is Synced, no backup can be taken: {detail}")
 

@@ -41,3 +41,16 @@ galera-config-and-data-absent:
       - /var/lib/mysql
     - require:
       - pkg: galera-packages-purged
+
+{#- The backup source (galera.backup_source): arb1 can no longer log in. #}
+galera-backup-source-files-absent:
+  file.absent:
+    - names:
+      - /etc/sudoers.d/lemp-backup-stream
+      - {{ galera.backup.command }}
+      - {{ galera.backup.config_dir }}
+
+galera-backup-source-os-user-absent:
+  user.absent:
+    - name: {{ galera.backup.os_user }}
+    - purge: True

@@ -20,3 +20,5 @@ nginx-lemp-ha-files-absent:
       - {{ nginx.tls_dir }}
       - /etc/lemp-ha/healthz.json
       - {{ nginx.health.script_dir }}/healthz.php
+      - {{ nginx.maintenance.page_dir }}
+      - {{ nginx.maintenance.flag }}

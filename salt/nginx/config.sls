@@ -65,6 +65,15 @@ nginx-healthz-settings-file-managed:
         db_timeout: {{ nginx.health.db_timeout | int }}
         app_dir: {{ app_dir | json }}
 
+{#- The page itself is configuration (every highstate); whether it is shown
+    is the flag of nginx.maintenance, which a highstate never touches. #}
+nginx-maintenance-page-file-managed:
+  file.managed:
+    - name: {{ nginx.maintenance.page_dir }}/{{ nginx.maintenance.page }}
+    - source: salt://nginx/files/maintenance.html
+    - makedirs: True
+    - mode: '0644'
+
 nginx-app-site-file-managed:
   file.managed:
     - name: /etc/nginx/sites-enabled/{{ app.name }}.conf
@@ -87,6 +96,7 @@ nginx-app-site-file-managed:
       - file: nginx-tls-key-file-managed
       - file: nginx-healthz-script-file-managed
       - file: nginx-healthz-settings-file-managed
+      - file: nginx-maintenance-page-file-managed
 
 {#- Loopback-only status pages for the Zabbix agent; in conf.d, not in
     sites-enabled (which holds only the app's site). #}

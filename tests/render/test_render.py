@@ -43,6 +43,8 @@ COMMAND_LINE_PILLAR = {
     "enrol": {"enrol": {"node": "web3"}},
     "scale_in": {"node": "web3"},
     "autoscale": {"scale_request": {"sender": "mon1", "direction": "out"}},
+    "nginx.maintenance": {"nginx_maintenance": {"enabled": True, "reason": "restore"}},
+    "restore": {"restore": {"backup": "latest", "until": "latest"}},
 }
 
 

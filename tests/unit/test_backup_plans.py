@@ -410,7 +410,7 @@ def test_restore_to_a_time_uses_the_chain_up_to_the_last_backup_before_it():
     assert plan["base"]["id"] == backups[2]["id"] and plan["base"]["gtid"] == "0-2-1560"
     # the binlog file holding seq 1561.. (1440..1800) is replayed, stopping before the time
     assert plan["binlogs"] == [{"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1560",
-                                "stop": {"datetime_utc": "2024-05-02 04:29:59"}}]
+                                "stop": {"datetime_utc": "2024-05-02 04:29:59"}, "file_state": "0-1-1440"}]
     assert plan["until"] == {"kind": "time", "value": "2024-05-02T04:29:59Z"}
     assert plan["restore_on"] == "db2" and plan["rejoin"] == ["db1"]
 
@@ -428,7 +428,7 @@ def test_restore_to_a_gtid_replays_up_to_and_including_it():
     plan = restore(backups, "latest", "0-1-1700", at(1440 + 400))
     assert plan["backup"] == backups[3]["id"] and plan["apply"] == ids(backups)
     assert plan["binlogs"] == [{"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1620",
-                                "stop": {"gtid": "0-1-1700"}}]
+                                "stop": {"gtid": "0-1-1700"}, "file_state": "0-1-1440"}]
 
 
 def test_restore_to_exactly_a_backup_replays_no_binlog():
@@ -456,8 +456,10 @@ def test_binlogs_line_up_by_gtid_across_a_writer_failover():
              "complete_until": iso(2000)}
     plan = restore(backups, backups[0]["id"], "0-2-1900", at(2000), index=index)
     assert plan["binlogs"] == [
-        {"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1500", "stop": None},
-        {"file": "db2/mariadb-bin.001650", "node": "db2", "start_after": "0-1-1700", "stop": {"gtid": "0-2-1900"}},
+        {"file": "db1/mariadb-bin.001440", "node": "db1", "start_after": "0-2-1500", "stop": None,
+         "file_state": "0-1-1440"},
+        {"file": "db2/mariadb-bin.001650", "node": "db2", "start_after": "0-1-1700", "stop": {"gtid": "0-2-1900"},
+         "file_state": "0-2-1650"},
     ]
 
 
@@ -615,18 +617,19 @@ def status(synced=True, cluster_status="Primary", local_state=None):
             "local_state": local_state if local_state is not None else (4 if synced else 2)}
 
 
-def test_the_backup_spares_the_writer_and_desyncs_the_node_it_runs_on():
+def test_the_backup_runs_on_the_writer_whose_binlogs_the_archive_holds():
     choice = lemp_backup.choose_backup_node({"db1": status(), "db2": status(), "db3": status()}, "db1")
-    assert choice == {"node": "db2", "writer": False, "desync": True,
-                      "reason": "db2 is Synced and not the writer (the writer is db1)"}
-
-
-def test_the_backup_runs_on_the_writer_only_when_no_other_node_is_synced():
-    choice = lemp_backup.choose_backup_node({"db1": status(), "db2": status(synced=False)}, "db1")
     assert choice["node"] == "db1" and choice["writer"] and not choice["desync"]
-    assert "db2: not Synced (cluster_status Primary, local_state 2)" in choice["reason"]
-    choice = lemp_backup.choose_backup_node({"db1": status(), "db2": "Minion did not return"}, "db1")
-    assert choice["node"] == "db1" and "db2: did not answer" in choice["reason"]
+    assert "the archive holds" in choice["reason"]
+
+
+def test_another_synced_node_is_desynced_and_named_as_a_risk_when_the_writer_is_not_synced():
+    choice = lemp_backup.choose_backup_node({"db1": status(synced=False), "db2": status()}, "db1")
+    assert choice["node"] == "db2" and not choice["writer"] and choice["desync"]
+    assert "the writer db1: not Synced (cluster_status Primary, local_state 2)" in choice["reason"]
+    assert "point-in-time replay after this backup is not guaranteed" in choice["reason"]
+    choice = lemp_backup.choose_backup_node({"db1": "Minion did not return", "db2": status()}, "db1")
+    assert choice["node"] == "db2" and "the writer db1: did not answer" in choice["reason"]
 
 
 def test_with_no_synced_node_no_backup_is_taken():
@@ -645,3 +648,12 @@ def test_an_unknown_writer_still_gives_a_synced_node():
                                     dict(status(), wsrep_on=False)])
 def test_synced_means_what_galera_means_by_it(answer):
     assert lemp_backup._is_synced(answer) == galera.is_synced(answer)
+
+
+def test_a_binlog_gtid_state_may_name_a_domain_once_per_server_and_stands_for_its_highest_seq():
+    # db2's Gtid list after the writer moved from db2 to db1 (seen in the lab)
+    assert lemp_backup.parse_gtid_state("0-172818464-2092,0-172818463-2093") == {0: (172818463, 2093)}
+    assert lemp_backup.parse_gtid_state("0-2-9,0-1-5,7-7-1") == {0: (2, 9), 7: (7, 1)}
+    assert lemp_backup.parse_gtid_state("") == {}
+    with pytest.raises(BackupError, match="is not a GTID list"):
+        lemp_backup.parse_gtid_state("0-1")

@@ -73,6 +73,13 @@ def test_each_machine_receives_exactly_its_roles_secrets(tmp_path, topology):
         pillar = yaml.safe_load((folder / "minions" / f"{name}.yaml").read_text())
         wanted = {s for role in machine["roles"] for s in topology["roles"][role]["secrets"]}
         received = {secret for secret, key in keys.items() if pillar_has(pillar, key)}
+        # an SSH key pair: both halves (ssh_<name>) or the public one only (ssh_<name>_public)
+        for key_name, entry in (spec.get("ssh_keys") or {}).items():
+            if pillar_has(pillar, entry["private"]):
+                assert pillar_has(pillar, entry["public"]), name
+                received.add(f"ssh_{key_name}")
+            elif pillar_has(pillar, entry["public"]):
+                received.add(f"ssh_{key_name}_public")
         assert received == wanted, name
         # and every machine its own certificate and per-machine keys
         assert {"ca_cert", "cert", "key"} <= set(pillar["tls"])

@@ -24,7 +24,7 @@ lab_test() {
     labhost_up
   fi
   step "lab tests: real daemons in the lab"
-  "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/lab" "$@" || rc=$?
+  "$LAB_VENV/bin/pytest" -p no:cacheprovider --durations=40 "$LAB_REPO/tests/lab" "$@" || rc=$?
   # CI leaves the machine as it found it; a developer keeps the lab to iterate.
   if [ "${CI:-}" = true ]; then
     trap - EXIT

@@ -10,6 +10,7 @@ pillar/roles.yaml) and writes, under STATE_DIR/secrets/ (root
 only, never in the repo):
 
     ca.pem, ca.key            the lab CA (tests trust ca.pem)
+    ssh/<name>, <name>.pub    SSH key pairs (spec ``ssh_keys``), ECDSA P-256
     passwords.yaml            every generated password, by name
     per_machine.yaml          per-machine keys (spec `per_machine`), by kind then machine
     app_secrets.yaml          the application's secrets (pillar app_secrets:<name>),
@@ -21,6 +22,7 @@ password under a running cluster. The master receives the minion files
 GPG-encrypted (tools/lab/provision/encrypt-secrets.py).
 """
 
+import base64
 import os
 import pathlib
 import secrets as random_source  # noqa: I001
@@ -117,14 +119,48 @@ def ensure_cert(folder, ca_key, ca_cert, name, dns_names, addresses):
     return key.read_text(), cert.read_text()
 
 
+def openssh_public_key(public_der, comment):
+    """The authorized_keys line of an ECDSA P-256 public key, from its DER
+    SubjectPublicKeyInfo (``openssl ec -pubout -outform DER``): the key is
+    the uncompressed point, the last 65 bytes. OpenSSH's own encoding
+    (RFC 5656): string "ecdsa-sha2-nistp256", string "nistp256", string Q.
+    Made here so that the host needs no ssh-keygen, only openssl."""
+    point = public_der[-65:]
+    if len(point) != 65 or point[0] != 4:
+        raise ValueError("not an uncompressed P-256 public key")
+
+    def string(data):
+        return len(data).to_bytes(4, "big") + data
+
+    blob = string(b"ecdsa-sha2-nistp256") + string(b"nistp256") + string(point)
+    return f"ecdsa-sha2-nistp256 {base64.b64encode(blob).decode()} {comment}"
+
+
+def ensure_ssh_key(folder, name):
+    """An SSH key pair (ECDSA P-256, PEM private key, which OpenSSH reads);
+    kept once made. Returns (private PEM, public authorized_keys line)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key, pub = folder / name, folder / f"{name}.pub"
+    if not (key.exists() and pub.exists()):
+        _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key))
+        key.chmod(0o600)
+        der = subprocess.run(["openssl", "ec", "-in", str(key), "-pubout", "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        pub.write_text(openssh_public_key(der, f"lemp-ha-{name}") + "\n")
+    return key.read_text(), pub.read_text().strip()
+
+
 def secret_name(kind, name):
     """The name pillar/roles.yaml gives a secret of the spec: a password by
-    its own name, a named certificate as tls_<name> (tls.vip: tls_vip)."""
+    its own name, a named certificate as tls_<name> (tls.vip: tls_vip), an
+    SSH key pair as ssh_<name> (both halves) or ssh_<name>_public."""
     return name if kind == "passwords" else f"{kind}_{name}"
 
 
 def spec_names(spec):
     names = [secret_name(kind, name) for kind in ("passwords", "tls") for name in (spec.get(kind) or {})]
+    for name in spec.get("ssh_keys") or {}:
+        names += [f"ssh_{name}", f"ssh_{name}_public"]
     # A per-machine key reaches every machine (its own); a role that names it
     # also receives every machine's (the Zabbix server: all agents' PSKs).
     names += list(spec.get("per_machine") or {})
@@ -206,6 +242,9 @@ def generate(state_dir, topology_path, spec_path):
                                         names or [cert_name], [vip] if cert_name == "vip" else [])
         named[cert_name] = (cert_spec, {"cert": cert_pem, "key": key_pem})
 
+    ssh_keys = {name: (key_spec, ensure_ssh_key(folder / "ssh", name))
+                for name, key_spec in (spec.get("ssh_keys") or {}).items()}
+
     check_names(topology, spec)
     for name, machine in machines.items():
         pillar = {}
@@ -221,6 +260,11 @@ def generate(state_dir, topology_path, spec_path):
         for cert_name, (cert_spec, material) in named.items():
             if secret_name("tls", cert_name) in wanted:
                 _nest(pillar, cert_spec["pillar"], material)
+        for key_name, (key_spec, (private, public)) in ssh_keys.items():
+            if f"ssh_{key_name}" in wanted:
+                _nest(pillar, key_spec["private"], private)
+            if f"ssh_{key_name}" in wanted or f"ssh_{key_name}_public" in wanted:
+                _nest(pillar, key_spec["public"], public)
         for kind, kind_spec in (spec.get("per_machine") or {}).items():
             _nest(pillar, kind_spec["pillar"], per_machine[kind][name])
             if kind in wanted:

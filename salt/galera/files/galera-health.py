@@ -4,8 +4,15 @@ writes.
 
 HTTP 200 only when the node is Synced (wsrep_local_state 4) in a Primary
 component, wsrep_ready is ON, the server is not read_only and not desynced
-(wsrep_desync OFF); 503 otherwise, including when MariaDB does not answer
-within the timeout. Any path, GET or HEAD. The body says why, for humans.
+on purpose (wsrep_desync OFF); 503 otherwise, including when MariaDB does not
+answer within the timeout.
+
+Donor/Desynced (wsrep_local_state 2) with wsrep_desync OFF is healthy too,
+as Percona's clustercheck does with AVAILABLE_WHEN_DONOR: Galera shows that
+state for a moment while mariabackup holds BACKUP STAGE BLOCK_COMMIT, and
+for the whole of a mariabackup SST on the donor. Both keep serving; a 503
+then made HAProxy move the writer at every backup (seen in the lab). A node
+desynced on purpose (wsrep_desync ON: the backup of a non-writer) stays 503. Any path, GET or HEAD. The body says why, for humans.
 
 Runs as an unprivileged system user that MariaDB authenticates by unix_socket
 (the account has no privilege beyond USAGE). Stdlib only: the mariadb client
@@ -30,17 +37,17 @@ QUERY = (
 def evaluate(values):
     """(healthy, reason) from lower-cased status/variable values."""
     checks = [
-        ("wsrep_on", "ON"),
-        ("wsrep_cluster_status", "Primary"),
-        ("wsrep_local_state", "4"),
-        ("wsrep_ready", "ON"),
-        ("read_only", "OFF"),
-        ("wsrep_desync", "OFF"),
+        ("wsrep_on", ("ON",)),
+        ("wsrep_cluster_status", ("Primary",)),
+        ("wsrep_local_state", ("4", "2")),  # Synced, or Donor/Desynced by mariabackup (see above)
+        ("wsrep_ready", ("ON",)),
+        ("read_only", ("OFF",)),
+        ("wsrep_desync", ("OFF",)),
     ]
     for name, wanted in checks:
-        if values.get(name) != wanted:
-            return False, f"{name} is {values.get(name)!r}, needs {wanted!r}"
-    return True, "synced"
+        if values.get(name) not in wanted:
+            return False, f"{name} is {values.get(name)!r}, needs {' or '.join(map(repr, wanted))}"
+    return True, "synced" if values.get("wsrep_local_state") == "4" else "donor/desynced by mariabackup, serving"
 
 
 class Checker:
