@@ -196,7 +196,8 @@ def test_pruning_keeps_the_newest_restorable_chain(lab, store):
 
 # -- orch.restore and the drill -----------------------------------------------------------
 
-DRILL_STATUS = "/var/lib/lemp-backup/drill-status.json"
+# what the Zabbix agent reads (template "lemp-ha backup store"); the drill record at its top level
+DRILL_STATUS = "/var/lib/lemp-backup/monitoring/backup-status.json"
 
 
 def listing_of(lab):
@@ -284,7 +285,8 @@ def test_the_drill_passes_on_a_good_chain_and_records_age_and_archive_lag(lab, s
     code, data = drill_now(lab)
     assert code == 0 and "error" not in json.dumps(data)[:300], data
     record = read_json(lab, store, DRILL_STATUS)
-    assert record["ok"] is True and record["problems"] == []
+    assert record["ok"] is True and record["problems"] == [] and record["drill_ok"] == 1
+    assert record["drilled_backup"] == record["backup"]
     assert record["backup_age_seconds"] is not None and record["backup_age_seconds"] < 7200
     assert record["archive_lag_seconds"] is not None and record["archive_lag_seconds"] < 60
     assert record["checked"]["tables"] > 0
