@@ -213,6 +213,7 @@ def take(cfg, kind):
             info = stream(cfg, node, plan, choice["desync"], part / STREAM_FILE)
             finished = now()
             after = ssh_json(cfg, node, "status")
+            info = with_archived_gtid(cfg, store, node["name"], after, info)
             enc = cfg["encryption"]
             manifest = job.build_manifest(plan, node["name"], started, finished, info, [measure(part / STREAM_FILE)],
                                           {"tool": enc["tool"], "cipher": enc["cipher"], "key_id": key_id(cfg)},
@@ -245,6 +246,41 @@ def take(cfg, kind):
         update_status(cfg, last_backup={"id": bid, "kind": manifest["kind"], "node": manifest["node"],
                                         "finished": manifest["finished"], "size": manifest["size"]})
         print(json.dumps(manifest, indent=2))
+
+
+def with_archived_gtid(cfg, store, node, status, info, wait=60):
+    """mariabackup writes @@gtid_current_pos into xtrabackup_binlog_info,
+    which is empty on a node whose binlog holds only GTIDs other nodes
+    originated (a Galera node that never was the writer, seen in the lab).
+    The backup's binlog file and position are there: read the GTID at that
+    point from the archive's copy of the node's binlog (the archive follows
+    the writer, where backups run), waiting for the archiver to have it.
+    Returns ``info`` with the GTID filled in, or unchanged (logged) when the
+    archive does not hold that file."""
+    try:
+        binlog = job.parse_binlog_info(info.get("xtrabackup_binlog_info", ""))
+    except ValueError:
+        return info
+    if binlog["gtid"]:
+        return info
+    cluster = (status or {}).get("cluster_state_uuid", "").lower()
+    path = store / "binlogs" / cluster / node / binlog["file"]
+    deadline = time.monotonic() + wait
+    while not (path.exists() and path.stat().st_size >= binlog["pos"]):
+        if time.monotonic() > deadline or not cluster:
+            log(f"{node}: no GTID in xtrabackup_binlog_info and the archive has no {binlog['file']} up to "
+                f"{binlog['pos']}: the backup restores to its own point only (no binlog replay after it)")
+            return info
+        time.sleep(1)
+    out = subprocess.run(["mariadb-binlog", "--base64-output=never", f"--stop-position={binlog['pos']}", str(path)],
+                         capture_output=True, text=True, env=dict(os.environ, TZ="UTC"))
+    gtid = job.parse_binlog_dump(out.stdout)["end_gtid"] if out.returncode == 0 else ""
+    if not gtid:
+        log(f"{node}: no GTID at {binlog['file']}:{binlog['pos']} in the archive ({out.stderr.strip()[-300:]})")
+        return info
+    log(f"{node}: GTID {gtid} at {binlog['file']}:{binlog['pos']}, read from the archive "
+        "(xtrabackup_binlog_info had none)")
+    return dict(info, xtrabackup_binlog_info=f"{binlog['file']}\t{binlog['pos']}\t{gtid}")
 
 
 def stream(cfg, node, plan, desync, target):
