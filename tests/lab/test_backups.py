@@ -23,6 +23,9 @@ from galera_helpers import Writer, acked_after, out, sql, tier_of, wait_cluster_
 from lemplab import wait_for
 from web_helpers import base_url, new_session
 
+# restores replace the database: after the other lab tests (tests/lab/conftest.py)
+pytestmark = pytest.mark.replaces_data
+
 STORE = "/srv/lemp-backup"
 DOMAIN = 0  # wsrep_gtid_domain_id (salt/galera/defaults.yaml, lemp_backup.DOMAIN)
 
