@@ -249,19 +249,21 @@ def take(cfg, kind):
 
 
 def with_archived_gtid(cfg, store, node, status, info, wait=60):
-    """mariabackup writes @@gtid_current_pos into xtrabackup_binlog_info,
-    which is empty on a node whose binlog holds only GTIDs other nodes
-    originated (a Galera node that never was the writer, seen in the lab).
-    The backup's binlog file and position are there: read the GTID at that
-    point from the archive's copy of the node's binlog (the archive follows
-    the writer, where backups run), waiting for the archiver to have it.
-    Returns ``info`` with the GTID filled in, or unchanged (logged) when the
+    """The backup's GTID, read at its binlog file and position.
+
+    mariabackup writes @@gtid_current_pos into xtrabackup_binlog_info, which
+    in Galera is not the node's binlog position: it is empty on a node whose
+    binlog holds only GTIDs other nodes originated, and stale (the last GTID
+    this node once originated) on one that was the writer before (both seen
+    in the lab; the stale one made a restore replay transactions already in
+    the backup). The binlog file and position are right: the GTID at that
+    point is read from the archive's copy of the node's binlog (the archive
+    follows the writer, where backups run), waiting for the archiver to have
+    it. Returns ``info`` with that GTID, or unchanged (logged) when the
     archive does not hold that file."""
     try:
         binlog = job.parse_binlog_info(info.get("xtrabackup_binlog_info", ""))
     except ValueError:
-        return info
-    if binlog["gtid"]:
         return info
     cluster = (status or {}).get("cluster_state_uuid", "").lower()
     path = store / "binlogs" / cluster / node / binlog["file"]
@@ -279,7 +281,7 @@ def with_archived_gtid(cfg, store, node, status, info, wait=60):
         log(f"{node}: no GTID at {binlog['file']}:{binlog['pos']} in the archive ({out.stderr.strip()[-300:]})")
         return info
     log(f"{node}: GTID {gtid} at {binlog['file']}:{binlog['pos']}, read from the archive "
-        "(xtrabackup_binlog_info had none)")
+        f"(xtrabackup_binlog_info said {binlog['gtid'] or 'nothing'})")
     return dict(info, xtrabackup_binlog_info=f"{binlog['file']}\t{binlog['pos']}\t{gtid}")
 
 
