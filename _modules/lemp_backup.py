@@ -1063,7 +1063,7 @@ def compare_check(expected, measured):
 
 
 def drill_record(ok, target, cat, now, archive=None, problems=(), checked=None, started=None, step=None):
-    """The drill's result as monitoring reads it (backup:lookup:drill:status_file).
+    """The drill's result (drills/, status.json ``drill``; monitoring_record passes it on).
 
     * ``ok``: the chain restored and checked; ``step``: where it failed;
     * ``backup``, ``kind``, ``finished``, ``backup_age_seconds``: the newest
@@ -1090,6 +1090,63 @@ def drill_record(ok, target, cat, now, archive=None, problems=(), checked=None, 
     else:
         record["archive_lag_seconds"] = None
     record["duration_seconds"] = int((now - parse_time(started)).total_seconds()) if started else None
+    return record
+
+
+def monitoring_record(status, now):
+    """What the Zabbix agent reads (backup:lookup:monitoring:status_file),
+    from status.json: rewritten at each status change, so every 2 s while
+    the binlog archiver runs (its poll) and after each backup and drill.
+
+    Zabbix computes every age itself, as now minus a ``*_ts`` (epoch
+    seconds) of this file: an age keeps growing when the writers stop, so a
+    stalled job, archiver or drill raises its own problem even though this
+    file no longer changes. Every ``*_ts`` is an integer: when nothing has
+    happened yet (no backup, no drill, an archive not known complete), it is
+    ``since_ts``, when status.json was first written, so "none for 26 h"
+    alerts like "the last one 26 h ago" and a fresh store alerts nothing.
+
+    * ``updated_ts``: this write (the file stopped updating: the archiver,
+      its only frequent writer, is down);
+    * ``drill_ok``: 1 the last drill passed, 0 it failed, -1 no drill yet;
+      ``drill_at_ts``; ``drilled_finished_ts``: the backup the last
+      *passed* drill restored and checked (status.json ``drill_passed``),
+      the newest one proven restorable: a failed drill does not reset it;
+    * ``newest_finished_ts``: the newest backup taken (status.json
+      ``last_backup``);
+    * ``archive_complete_until_ts``: the binlog archive holds every
+      transaction committed before it (the RPO if every db node is lost).
+
+    The drill's own record (ok, at, step, problems, backup, kind, finished,
+    backup_age_seconds, checked, duration_seconds: drill_record) is kept at
+    the top level, as the drill wrote it; ``archive_lag_seconds`` is the lag
+    as of this write."""
+    now = parse_time(now, "now")
+    status = status or {}
+    since = parse_time(status.get("since") or now, "status.json since")
+
+    def ts(value, what):
+        return int((parse_time(value, what) if value else since).timestamp())
+
+    drill = dict(status.get("drill") or {})
+    last = status.get("last_backup") or {}
+    archive = status.get("archive") or {}
+    passed = status.get("drill_passed") or {}
+    record = {key: drill.get(key) for key in ("ok", "at", "step", "problems", "backup", "kind", "finished",
+                                              "backup_age_seconds", "checked", "duration_seconds")}
+    record.update(
+        updated=format_time(now.replace(microsecond=0)), updated_ts=int(now.timestamp()),
+        since=format_time(since.replace(microsecond=0)), since_ts=int(since.timestamp()),
+        drill_ok=-1 if not drill else int(bool(drill.get("ok"))),
+        drill_at_ts=ts(drill.get("at"), "drill at"),
+        drilled_backup=passed.get("backup"),
+        drilled_finished_ts=ts(passed.get("finished"), "drilled backup finished"),
+        newest_backup=last.get("id"), newest_kind=last.get("kind"), newest_finished=last.get("finished"),
+        newest_finished_ts=ts(last.get("finished"), "last_backup finished"),
+        archive_node=archive.get("node"), archive_gap=archive.get("gap"),
+        archive_complete_until=archive.get("complete_until"),
+        archive_complete_until_ts=ts(archive.get("complete_until"), "archive complete_until"))
+    record["archive_lag_seconds"] = record["updated_ts"] - record["archive_complete_until_ts"]
     return record
 
 

@@ -5,11 +5,12 @@
 #
 #   (default)    lab_up (warm ./lab up + converged orch.site), http_throughput,
 #                lb_failover, web_node_loss, db_failover, third_party_app,
-#                monitoring_alerts
+#                monitoring_alerts, backup_restore (about an hour for 1 GiB)
 #   --cold       then ./lab down && ./lab up with the caches present
 #   --no-cache   (implies --cold) then ./lab up with the caches moved aside and
 #                restored afterwards (downloads everything again: slow)
-#   --quick      shorter loads (throughput 10 s, one node-loss mode)
+#   --quick      shorter loads (throughput 10 s, one node-loss mode), a 256 MiB
+#                backup_restore dataset
 #
 # Each script waits for the lab to be healthy before it starts and restores
 # what it broke (in a `finally`), so the next one starts on a healthy lab. The
@@ -75,6 +76,11 @@ if [ $quick = 1 ]; then
   run monitoring_alerts "$py" "$here/monitoring_alerts.py" --scenarios nginx,novip --sample 20
 else
   run monitoring_alerts "$py" "$here/monitoring_alerts.py"
+fi
+if [ $quick = 1 ]; then
+  run backup_restore "$py" "$here/backup_restore.py" --size-mb 256 --run-seconds 30
+else
+  run backup_restore "$py" "$here/backup_restore.py"
 fi
 
 # Last: these destroy and rebuild the lab (./lab up ends with orch.site).

@@ -25,7 +25,7 @@ backup-units-tools-and-settings-absent:
       - /etc/systemd/system/lemp-backup-prune.timer
       - /etc/systemd/system/lemp-backup-drill.service
       - /etc/systemd/system/lemp-backup-drill.timer
-      - {{ l.drill.status_file }}
+      - {{ l.monitoring.dir }}
       - /etc/systemd/system/lemp-binlog-archive.service
       - {{ l.command }}
       - {{ l.lib_dir }}

@@ -9,6 +9,7 @@
 
 include:
   - backup.package
+  - zabbix.agent.package
 
 backup-system-user-present:
   user.present:
@@ -32,6 +33,29 @@ backup-store{{ sub | replace('/', '-') }}-directory-present:
     - require:
       - user: backup-system-user-present
 {%- endfor %}
+
+{#- The file the Zabbix agent reads (template "lemp-ha backup store"):
+    setgid, so each rewrite of it by the job is in the agent's group;
+    nobody else may read it. The agent passes through the job's home
+    (0711: no listing; useradd's 0755 or HOME_MODE otherwise). #}
+backup-home-directory-traversable:
+  file.directory:
+    - name: {{ l.home }}
+    - user: {{ l.user }}
+    - group: {{ l.user }}
+    - mode: '0711'
+    - require:
+      - user: backup-system-user-present
+
+backup-monitoring-directory-present:
+  file.directory:
+    - name: {{ l.monitoring.dir }}
+    - user: {{ l.user }}
+    - group: {{ l.monitoring.group }}
+    - mode: '2750'
+    - require:
+      - file: backup-home-directory-traversable
+      - pkg: zabbix-agent-package-installed
 
 backup-config-directory-present:
   file.directory:
@@ -133,8 +157,9 @@ backup-settings-file-managed:
         retention: {{ backup.retention | json }}
         incremental_falls_back_to_full: {{ backup.incremental_falls_back_to_full | json }}
         domain: {{ backup.galera.domain }}
+        monitoring:
+          status_file: {{ l.monitoring.status_file }}
         drill:
-          status_file: {{ l.drill.status_file }}
           buffer_pool: {{ l.drill.buffer_pool }}
           start_timeout: {{ l.drill.start_timeout }}
           check_timeout: {{ l.drill.check_timeout }}

@@ -183,6 +183,7 @@ backup-binlog-archive-running:
     - enable: True
     - require:
       - cmd: backup-systemd-units-reloaded
+      - file: backup-monitoring-directory-present
     - watch:
       - file: backup-binlog-archive-service-unit-managed
       - file: backup-command-managed

@@ -23,6 +23,9 @@ from galera_helpers import Writer, acked_after, out, sql, tier_of, wait_cluster_
 from lemplab import wait_for
 from web_helpers import base_url, new_session
 
+# restores replace the database: after the other lab tests (tests/lab/conftest.py)
+pytestmark = pytest.mark.replaces_data
+
 STORE = "/srv/lemp-backup"
 DOMAIN = 0  # wsrep_gtid_domain_id (salt/galera/defaults.yaml, lemp_backup.DOMAIN)
 
@@ -128,13 +131,19 @@ def test_a_full_then_an_incremental_backup_land_encrypted_on_arb1_with_matching_
         assert out(lab.run(node, "ls -d /tmp/lemp-backup-* 2>/dev/null || true", check=False)) == ""
 
 
-def test_the_backup_node_is_resynced_when_the_backup_is_killed(lab, tier, store):
+def mariabackup_on(lab, node):
+    return out(lab.run(node, "pgrep -x mariabackup || true", check=False)) != ""
+
+
+def test_a_killed_backup_leaves_nothing_behind_and_no_node_desynced(lab, tier, store):
     before = set(manifests(lab, store))
     lab.run(store, "systemctl start --no-block lemp-backup@full.service")
-    desynced = wait_for(lambda: next((n for n in tier["dbs"] if desync_of(lab, n)), None), 120,
-                        "a data node desynced for the backup")
+    streaming = wait_for(lambda: next((n for n in tier["dbs"] if mariabackup_on(lab, n)), None), 120,
+                         "mariabackup streaming on a data node")
     lab.run(store, "systemctl stop lemp-backup@full.service")
-    wait_for(lambda: not desync_of(lab, desynced), 60, f"{desynced} resynced after the killed backup")
+    # the stream's end on the node: mariabackup gone, and the node neither left desynced nor locked
+    wait_for(lambda: not mariabackup_on(lab, streaming), 60, f"mariabackup to end on {streaming}")
+    assert not any(desync_of(lab, n) for n in tier["dbs"]), "a killed backup left a node desynced"
     assert set(manifests(lab, store)) == before, "a killed backup left a manifest"
     assert out(lab.run(store, f"ls -d {STORE}/backups/*.part 2>/dev/null || true", check=False)) == ""
     wait_cluster_healthy(lab, tier)
@@ -196,7 +205,8 @@ def test_pruning_keeps_the_newest_restorable_chain(lab, store):
 
 # -- orch.restore and the drill -----------------------------------------------------------
 
-DRILL_STATUS = "/var/lib/lemp-backup/drill-status.json"
+# what the Zabbix agent reads (template "lemp-ha backup store"); the drill record at its top level
+DRILL_STATUS = "/var/lib/lemp-backup/monitoring/backup-status.json"
 
 
 def listing_of(lab):
@@ -284,7 +294,8 @@ def test_the_drill_passes_on_a_good_chain_and_records_age_and_archive_lag(lab, s
     code, data = drill_now(lab)
     assert code == 0 and "error" not in json.dumps(data)[:300], data
     record = read_json(lab, store, DRILL_STATUS)
-    assert record["ok"] is True and record["problems"] == []
+    assert record["ok"] is True and record["problems"] == [] and record["drill_ok"] == 1
+    assert record["drilled_backup"] == record["backup"]
     assert record["backup_age_seconds"] is not None and record["backup_age_seconds"] < 7200
     assert record["archive_lag_seconds"] is not None and record["archive_lag_seconds"] < 60
     assert record["checked"]["tables"] > 0

@@ -4,7 +4,7 @@ the key, and the data nodes' key may run only the stream wrapper."""
 
 import json
 
-from test_render import render_errors
+from test_render import _args, minion_for, render_errors
 
 
 def a_machine_with(role, topology, representatives):
@@ -57,7 +57,7 @@ def test_the_restore_drill_runs_on_its_own_timer_as_the_jobs_user(salt_cli, topo
     assert "ExecStart=/usr/local/sbin/lemp-backup drill" in unit and "User=lemp-backup" in unit
     assert "OnCalendar=*-*-* 04:30:00" in json.dumps(ret.data["backup-drill-timer-unit-managed"])
     settings = json.dumps(ret.data["backup-settings-file-managed"])
-    assert "/var/lib/lemp-backup/drill-status.json" in settings
+    assert "/var/lib/lemp-backup/monitoring/backup-status.json" in settings
     # mariadbd alone for the scratch server, never the mariadb service
     packages = json.dumps(ret.data["backup-packages-installed"])
     assert "mariadb-server-core" in packages and '"mariadb-server"' not in packages
@@ -92,3 +92,29 @@ def test_orch_restore_refuses_bad_input_before_any_step(salt_run_cli):
         (steps,) = ret.data.values()
         assert list(steps) == ["restore-refused-nothing-changed"], steps
         assert message in json.dumps(steps)
+
+
+def test_only_the_job_and_the_zabbix_agents_group_can_read_the_backup_status_file(salt_cli, topology,
+                                                                                   representatives):
+    store = a_machine_with("backup", topology, representatives)
+    ret = salt_cli.run("state.show_sls", "backup", minion_tgt=store)
+    assert not render_errors(ret), render_errors(ret)
+    folder = _args(ret.data["backup-monitoring-directory-present"], "directory")
+    assert (folder["name"], folder["user"], folder["group"], folder["mode"]) == (
+        "/var/lib/lemp-backup/monitoring", "lemp-backup", "zabbix", "2750")
+    # the group exists once the agent's package is in
+    assert {"pkg": "zabbix-agent-package-installed"} in folder["require"]
+    home = _args(ret.data["backup-home-directory-traversable"], "directory")
+    assert (home["name"], home["mode"]) == ("/var/lib/lemp-backup", "0711")
+
+
+def test_mon1_imports_and_links_the_backup_store_template_with_the_roles_thresholds(salt_cli, topology,
+                                                                                     representatives):
+    mon = minion_for("zabbix.server", topology, representatives)
+    ret = salt_cli.run("state.show_sls", "zabbix.server.api", minion_tgt=mon)
+    assert not render_errors(ret), render_errors(ret)
+    files = _args(ret.data["zabbix-api-repo-templates-imported"], "templates_imported")["files"]
+    assert any(f.endswith("lemp-ha-backup.yaml") for f in files), files
+    roles = _args(ret.data["zabbix-api-role-macros-on-each-host"], "role_macros_present")["settings"]["roles"]
+    assert "lemp-ha backup store" in roles["backup"]["templates"]
+    assert roles["backup"]["macros"] == {"{$LEMP.BACKUP.NEWEST.MAX_AGE}": "2h"}

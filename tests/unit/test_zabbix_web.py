@@ -105,7 +105,10 @@ def test_each_machine_gets_the_macros_of_its_roles(topology):
             assert plan[name]["{$REDIS.CONN.URI}"] == WEB["{$REDIS.CONN.URI}"]
         if "lb" in machine["roles"]:
             assert plan[name]["{$HAPROXY.STATS.PORT}"] == LB["{$HAPROXY.STATS.PORT}"]
-        if not {"web", "lb", "db"} & set(machine["roles"]):  # db: the MySQL DSN (test_zabbix_db_lb.py)
+        if "backup" in machine["roles"]:  # the backup store's thresholds (test_zabbix_backup.py)
+            assert plan[name]["{$LEMP.BACKUP.NEWEST.MAX_AGE}"] == ROLES["backup"]["macros"][
+                "{$LEMP.BACKUP.NEWEST.MAX_AGE}"]
+        if not {"web", "lb", "db", "backup"} & set(machine["roles"]):  # db: the MySQL DSN (test_zabbix_db_lb.py)
             assert plan[name] == {}, name
 
 

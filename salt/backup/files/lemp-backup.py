@@ -54,11 +54,14 @@ def load_config():
     return json.loads(CONFIG.read_text())
 
 
-def write_json(path, data):
-    """Atomically: a reader sees the old file or the new one, never half."""
+def write_json(path, data, mode=None):
+    """Atomically: a reader sees the old file or the new one, never half
+    (with ``mode``, already with it)."""
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
+        if mode is not None:
+            os.fchmod(handle.fileno(), mode)
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
         handle.flush()
@@ -74,13 +77,27 @@ def locked(path, wait=True):
 
 
 def update_status(cfg, **parts):
+    """status.json, then the file the Zabbix agent reads (lemp_backup.
+    monitoring_record): both under one lock, so the monitoring file is
+    always the projection of the newest status."""
     store = pathlib.Path(cfg["store"])
     with locked(store / ".status.lock"):
         path = store / "status.json"
         status = json.loads(path.read_text()) if path.exists() else {}
         status.update(parts)
-        status["updated"] = lemp_backup.format_time(now())
+        at = now()
+        status.setdefault("since", lemp_backup.format_time(at))  # "nothing yet" counts from here
+        status["updated"] = lemp_backup.format_time(at)
         write_json(path, status)
+        monitoring = cfg.get("monitoring") or {}
+        if monitoring.get("status_file"):
+            # 0640 in the agent's setgid group directory (salt/backup/config.sls).
+            # Never fails a backup or the archiver: a file not rewritten is
+            # what Zabbix alerts on ("Backup status is stale or unreadable").
+            try:
+                write_json(monitoring["status_file"], lemp_backup.monitoring_record(status, at), mode=0o640)
+            except OSError as exc:
+                log(f"monitoring file {monitoring['status_file']} not written: {exc} (state.apply backup)")
 
 
 # -- the store ------------------------------------------------------------------
@@ -196,6 +213,7 @@ def take(cfg, kind):
             info = stream(cfg, node, plan, choice["desync"], part / STREAM_FILE)
             finished = now()
             after = ssh_json(cfg, node, "status")
+            info = with_archived_gtid(cfg, store, node["name"], after, info)
             enc = cfg["encryption"]
             manifest = job.build_manifest(plan, node["name"], started, finished, info, [measure(part / STREAM_FILE)],
                                           {"tool": enc["tool"], "cipher": enc["cipher"], "key_id": key_id(cfg)},
@@ -228,6 +246,43 @@ def take(cfg, kind):
         update_status(cfg, last_backup={"id": bid, "kind": manifest["kind"], "node": manifest["node"],
                                         "finished": manifest["finished"], "size": manifest["size"]})
         print(json.dumps(manifest, indent=2))
+
+
+def with_archived_gtid(cfg, store, node, status, info, wait=60):
+    """The backup's GTID, read at its binlog file and position.
+
+    mariabackup writes @@gtid_current_pos into xtrabackup_binlog_info, which
+    in Galera is not the node's binlog position: it is empty on a node whose
+    binlog holds only GTIDs other nodes originated, and stale (the last GTID
+    this node once originated) on one that was the writer before (both seen
+    in the lab; the stale one made a restore replay transactions already in
+    the backup). The binlog file and position are right: the GTID at that
+    point is read from the archive's copy of the node's binlog (the archive
+    follows the writer, where backups run), waiting for the archiver to have
+    it. Returns ``info`` with that GTID, or unchanged (logged) when the
+    archive does not hold that file."""
+    try:
+        binlog = job.parse_binlog_info(info.get("xtrabackup_binlog_info", ""))
+    except ValueError:
+        return info
+    cluster = (status or {}).get("cluster_state_uuid", "").lower()
+    path = store / "binlogs" / cluster / node / binlog["file"]
+    deadline = time.monotonic() + wait
+    while not (path.exists() and path.stat().st_size >= binlog["pos"]):
+        if time.monotonic() > deadline or not cluster:
+            log(f"{node}: no GTID in xtrabackup_binlog_info and the archive has no {binlog['file']} up to "
+                f"{binlog['pos']}: the backup restores to its own point only (no binlog replay after it)")
+            return info
+        time.sleep(1)
+    out = subprocess.run(["mariadb-binlog", "--base64-output=never", f"--stop-position={binlog['pos']}", str(path)],
+                         capture_output=True, text=True, env=dict(os.environ, TZ="UTC"))
+    gtid = job.parse_binlog_dump(out.stdout)["end_gtid"] if out.returncode == 0 else ""
+    if not gtid:
+        log(f"{node}: no GTID at {binlog['file']}:{binlog['pos']} in the archive ({out.stderr.strip()[-300:]})")
+        return info
+    log(f"{node}: GTID {gtid} at {binlog['file']}:{binlog['pos']}, read from the archive "
+        f"(xtrabackup_binlog_info said {binlog['gtid'] or 'nothing'})")
+    return dict(info, xtrabackup_binlog_info=f"{binlog['file']}\t{binlog['pos']}\t{gtid}")
 
 
 def stream(cfg, node, plan, desync, target):
@@ -548,8 +603,8 @@ class DrillFailed(Exception):
 
 def drill(cfg, backup=None):
     """Restore a chain into a scratch mariadbd here and check it
-    (docs/backups.md, The drill). Writes drills/<id>.json, the monitoring
-    file (drill.status_file) and status.json's ``drill``; exits non-zero,
+    (docs/backups.md, The drill). Writes drills/<id>.json and status.json's
+    ``drill`` (and so the monitoring file, monitoring.status_file); exits non-zero,
     with the reason in the journal, when the chain does not restore exactly."""
     store = pathlib.Path(cfg["store"])
     settings = cfg["drill"]
@@ -673,9 +728,10 @@ def drill(cfg, backup=None):
             write_json(store / "drills" / f"{blamed}.json",
                        {"ok": failure is None, "at": record["at"],
                         "detail": str(failure) if failure else f"restored and checked ({checked.get('mode')})"})
-        write_json(settings["status_file"], record)
-        os.chmod(settings["status_file"], 0o644)  # monitoring reads it; it holds no secret
-        update_status(cfg, drill=record)
+        # the monitoring file follows (update_status); the backup a passed
+        # drill restored is the newest proven restorable until the next pass
+        passed = {"drill_passed": {"backup": record["backup"], "finished": record["finished"], "at": record["at"]}}
+        update_status(cfg, drill=record, **(passed if failure is None else {}))
         print(json.dumps(record, indent=2))
         if failure:
             log(f"DRILL FAILED at {failure.step}: {'; '.join(failure.problems)}")
