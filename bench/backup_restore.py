@@ -516,7 +516,10 @@ def commit_of(repo=common.REPO):
     def git(*args):
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
 
-    head = git("rev-parse", "--short", "HEAD")
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+    except FileNotFoundError:  # no git on this host: a tarball of the repository
+        return "unknown"
     if head.returncode != 0:
         return "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()

@@ -18,8 +18,9 @@ LAB_HOST_PACKAGES="openssl vagrant vagrant-lxc lxc lxc-templates debootstrap apt
 # (a minbase root has no systemd); a real redis-server and redis-cli for the
 # lemp-cron-once tests (on loopback); for bench/: ab, and requests for the lab
 # driver's HTTPS sessions under the host's python3; headless chromium for the
-# Zabbix dashboard's screenshot (tests/lab/test_monitoring_screenshot.py).
-TEST_HOST_PACKAGES="haproxy vagrant-libvirt procps apache2-utils python3-requests systemd redis-server redis-tools chromium"
+# Zabbix dashboard's screenshot (tests/lab/test_monitoring_screenshot.py);
+# git, for the commit that bench/ figures are recorded against.
+TEST_HOST_PACKAGES="git haproxy vagrant-libvirt procps apache2-utils python3-requests systemd redis-server redis-tools chromium"
 
 # install_packages PKG...: install those not installed yet. Their services
 # are not started: the lab runs its own apt proxy, and tests start their own

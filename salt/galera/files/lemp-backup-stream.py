@@ -133,14 +133,22 @@ def _hangup(signum, _frame):
     raise SystemExit(f"lemp-backup-stream: signal {signum}, stopping (the node is resynced)")
 
 
-def stream(option_file, request):
-    lock = open(LOCK, "w")  # noqa: SIM115  (held for the whole stream)
+def _hold_node(refusal):
+    """The node's backup lock, held by the caller until it exits, and the
+    signals turned into a clean stop (its ``finally`` resyncs); Refused with
+    ``refusal`` when another stream or check holds it."""
+    lock = open(LOCK, "w")  # noqa: SIM115  (held for the caller's whole run)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        raise Refused("another backup stream runs on this node")
+        raise Refused(refusal)
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _hangup)
+    return lock
+
+
+def stream(option_file, request):
+    lock = _hold_node("another backup stream runs on this node")
     desynced = False
     tmpdir = tempfile.mkdtemp(prefix="lemp-backup-")
     child = None
@@ -220,13 +228,7 @@ def check(request):
     desynced (unless it is the writer), held still under FLUSH TABLES WITH
     READ LOCK in one session, measured, unlocked and resynced. The drill
     replays the binlogs to that GTID and compares (docs/backups.md)."""
-    lock = open(LOCK, "w")  # noqa: SIM115
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise Refused("a backup stream runs on this node")
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _hangup)
+    lock = _hold_node("a backup stream runs on this node")
     desynced = False
     try:
         if request["desync"]:
