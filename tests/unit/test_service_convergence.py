@@ -6,9 +6,7 @@ digest runs over real files in a temporary folder; the state runs with the
 execution module loaded as Salt would, real check commands, and systemd's
 answers given as samples (no systemd in a unit test)."""
 
-import importlib.util
 import os
-import pathlib
 import shlex
 import subprocess
 import sys
@@ -17,18 +15,10 @@ import time
 import pytest
 from salt.exceptions import CommandExecutionError
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from by_path import load  # tests/unit/by_path.py
 
-
-def _load(kind):
-    spec = importlib.util.spec_from_file_location(f"lemp_service_{kind.strip('_')}", REPO / kind / "lemp_service.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mod = _load("_modules")
-state = _load("_states")
+mod = load("lemp_service_modules", "_modules/lemp_service.py")
+state = load("lemp_service_states", "_states/lemp_service.py")
 
 DIGEST_A, DIGEST_B = "a" * 64, "b" * 64
 T_WRITE = 1_700_000_100.0  # the newest config change
