@@ -31,6 +31,10 @@ import shutil
 import subprocess
 import time
 
+# The file beside this one: Salt's loader (while it loads this module), arb1's
+# lemp-backup and tests/conftest.py each put its folder on sys.path.
+import lemp_backup
+
 try:
     from salt.exceptions import CommandExecutionError
 except ImportError:  # the unit tests import this file without salt installed
@@ -38,10 +42,6 @@ except ImportError:  # the unit tests import this file without salt installed
     class CommandExecutionError(Exception):
         pass
 
-
-# The file beside this one: Salt's loader (while it loads this module), arb1's
-# lemp-backup and tests/conftest.py each put its folder on sys.path.
-import lemp_backup  # noqa: E402
 
 log = logging.getLogger(__name__)
 

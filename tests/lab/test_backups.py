@@ -62,6 +62,13 @@ def insert_rows(lab, node, table, ids, payload):
         sql(lab, node, f"INSERT INTO app.{table} VALUES ({i}, '{payload}')")
 
 
+def started_writer(lab, tier, table):
+    """The app's writes into ``table``, through HAProxy's writer, running (stop it)."""
+    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
+    writer.start()
+    return writer
+
+
 def seq(gtid_list, domain=DOMAIN):
     for part in (gtid_list or "").split(","):
         d, _, n = part.strip().split("-") if part.strip() else ("", "", "")
@@ -164,8 +171,7 @@ def archived_seq(index):
 
 
 def test_the_binlog_archive_follows_the_writer_across_a_failover(lab, tier, store, table):
-    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
-    writer.start()
+    writer = started_writer(lab, tier, table)
     try:
         acked_after(writer, 50, 60, "before the failover")
         first = writer.node()
@@ -333,8 +339,7 @@ def test_the_drill_fails_loudly_on_a_corrupted_chain(lab, store):
 
 
 def test_a_backup_taken_under_write_load_restores_consistently(lab, tier, store, table):
-    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
-    writer.start()
+    writer = started_writer(lab, tier, table)
     try:
         acked_after(writer, 100, 60, "before the backup")
         before = writer.node()
@@ -416,8 +421,7 @@ def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_no
 
 def test_everything_lost_restores_from_arb1_alone_within_seconds_of_the_kill(lab, tier, store, table):
     backup_now(lab, "full")
-    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
-    writer.start()
+    writer = started_writer(lab, tier, table)
     started = time.monotonic()
     try:
         acked_after(writer, 300, 120, "before the loss")
