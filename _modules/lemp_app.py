@@ -166,6 +166,15 @@ def _check_source(kind, source, list_master, apt_knows, version):
 APT_UPDATE_HINT = "; on a fresh machine with no package lists yet, run apt-get update first"
 
 
+def check_path_source(source, files):
+    """Raise when ``source`` (app:source) is a salt:// path with none of the
+    master's ``files`` (its file list) under it; any other source passes
+    (the full check is check_settings', on the web nodes). For orch.deploy's
+    runner, which refuses before any machine is touched."""
+    if (source or {}).get("path"):
+        _check_source("path", source, lambda prefix: [f for f in files if f.startswith(prefix)], None, None)
+
+
 def _list_master(prefix):
     # One answer per prefix and state run: the map is imported by several states.
     listed = __context__.setdefault("lemp_app.list_master", {})  # noqa: F821  (injected by the loader)

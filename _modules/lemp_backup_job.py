@@ -24,18 +24,14 @@ tests/unit/test_backup_job.py.
 """
 
 import datetime
-import importlib.util
 import json
-import os
 import re
 
-try:
-    import lemp_backup
-except ImportError:  # loaded by Salt's loader (extmods): the file beside this one
-    _spec = importlib.util.spec_from_file_location(
-        "lemp_backup_for_job", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lemp_backup.py"))
-    lemp_backup = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(lemp_backup)
+# The file beside this one, wherever this one runs: Salt's loader puts the
+# module's folder (extmods/modules) on sys.path while it loads it, arb1's
+# lemp-backup puts /usr/local/lib/lemp-backup there, and tests/conftest.py
+# _modules (tests/unit/test_salt_loader.py checks the loader's case).
+import lemp_backup
 
 try:  # Salt's error shows in the render as it is; the unit tests run without Salt
     from salt.exceptions import CommandExecutionError as SettingsError
@@ -58,17 +54,12 @@ def __virtual__():
 # -- the settings of the job (salt/backup) -------------------------------------
 
 
-def _systemd_analyze(schedule):
-    ret = __salt__["cmd.run_all"](  # noqa: F821  (injected by the loader)
-        ["systemd-analyze", "calendar", "--", schedule], python_shell=False, ignore_retcode=True)
-    return ret["retcode"], ret["stdout"], ret["stderr"]
-
-
 def check_schedule(key, schedule, analyze=None):
     """The normalized OnCalendar form of ``schedule`` as ``analyze(schedule)
-    -> (rc, stdout, stderr)`` (systemd-analyze calendar) gives it, or raise
-    naming the pillar ``key`` and the fix."""
-    analyze = analyze or _systemd_analyze
+    -> (rc, stdout, stderr)`` (systemd-analyze calendar; by default the
+    minion's, lemp_cron.calendar) gives it, or raise naming the pillar
+    ``key`` and the fix."""
+    analyze = analyze or __salt__["lemp_cron.calendar"]  # noqa: F821  (injected by the loader)
     text = "" if schedule is None else str(schedule)
     if not text.strip() or any(ord(c) < 32 or c in "%\\" for c in text):
         raise SettingsError(f"{key} {json.dumps(text)} is empty or holds a control character, % or \\: write a "

@@ -43,7 +43,12 @@ def __virtual__():
     return __virtualname__
 
 
-def _systemd_analyze(schedule):
+def calendar(schedule):
+    """``systemd-analyze calendar -- SCHEDULE`` on this minion: (rc, stdout,
+    stderr), the ``analyze`` of normalized_schedule, and of
+    lemp_backup_job.check_schedule (through ``__salt__``, so one copy).
+
+    CLI Example: ``salt web1 lemp_cron.calendar '*:0/5'``"""
     ret = __salt__["cmd.run_all"](  # noqa: F821  (injected by the loader)
         ["systemd-analyze", "calendar", "--", schedule], python_shell=False, ignore_retcode=True)
     return ret["retcode"], ret["stdout"], ret["stderr"]
@@ -213,7 +218,7 @@ def plan(app, settings, existing=(), analyze=None):
     command_dir, auth_file.
     """
     _check_settings(settings)
-    jobs = check_jobs((app or {}).get("cron"), analyze or _systemd_analyze)
+    jobs = check_jobs((app or {}).get("cron"), analyze or calendar)
     out = []
     for job in jobs:
         unit = unit_name(app["name"], job["name"])

@@ -24,13 +24,16 @@ tests/unit/test_restore.py.
 """
 
 import datetime
-import importlib.util
 import logging
 import os
 import re
 import shutil
 import subprocess
 import time
+
+# The file beside this one: Salt's loader (while it loads this module), arb1's
+# lemp-backup and tests/conftest.py each put its folder on sys.path.
+import lemp_backup
 
 try:
     from salt.exceptions import CommandExecutionError
@@ -39,14 +42,6 @@ except ImportError:  # the unit tests import this file without salt installed
     class CommandExecutionError(Exception):
         pass
 
-
-try:
-    import lemp_backup
-except ImportError:  # loaded by Salt's loader (extmods): the file beside this one
-    _spec = importlib.util.spec_from_file_location(
-        "lemp_backup_for_restore", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lemp_backup.py"))
-    lemp_backup = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(lemp_backup)
 
 log = logging.getLogger(__name__)
 

@@ -308,6 +308,13 @@ def with_role(data, role):
     return [name for name, m in data["machines"].items() if role in m["roles"]]
 
 
+def applying(data, state):
+    """{name, address} of the machines whose roles apply ``state`` (e.g.
+    redis.sentinel), in topology order."""
+    return [{"name": name, "address": m["address"]} for name, m in data["machines"].items()
+            if state in m["states"]]
+
+
 def load_yaml(path):
     import yaml  # only the command line, the pillar and the tests read files
 
@@ -362,6 +369,16 @@ def machines(role=None):
     """
     data = validate(_pillar_topology())
     return with_role(data, role) if role else list(data["machines"])
+
+
+def machines_applying(state):
+    """{name, address} of the machines in the topology that apply ``state``.
+
+    CLI Example::
+
+        salt-call lemp_topology.machines_applying redis.sentinel
+    """
+    return applying(validate(_pillar_topology()), state)
 
 
 def main(argv):

@@ -205,6 +205,13 @@ def deploy(topology, version, backend, source=None, app_name="app", maintenance=
         webs, lbs = members(topology)
     except ValueError as exc:
         return {"refusal": str(exc)}
+    if (source or {}).get("path"):
+        # a salt:// source with nothing under it: refused here, before the
+        # maintenance window, the sync and the unpack on every web node
+        try:
+            lemp_app.check_path_source(source, __salt__["fileserver.file_list"](saltenv="base"))  # noqa: F821
+        except CommandExecutionError as exc:
+            return {"refusal": f"orch.deploy: {exc}"}
     base, known = pillar_base(_pillar_app(webs[0]))
     steps = deploy_steps(webs, lbs, backend, str(version), source, app_name, base, known)
     return _steps.plan(_steps.with_maintenance(steps, topology, "orch.deploy", _steps.run_id(), webs + lbs,

@@ -11,7 +11,10 @@ redis-packages-purged:
 
 redis-lemp-ha-settings-absent:
   file.absent:
-    - name: /etc/redis/lemp-ha.conf
+    - names:
+      - /etc/redis/lemp-ha.conf
+      - /usr/local/sbin/lemp-redis-follow
+      - /etc/systemd/system/redis-server.service.d/lemp-ha-follow.conf
 
 {%- from 'redis/map.jinja' import redis with context %}
 

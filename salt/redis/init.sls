@@ -1,7 +1,7 @@
 {#- Redis server holding the PHP sessions. Replication is Sentinel's business
     after the first start: redis.conf is written once (Sentinel rewrites the
     replicaof line on failover); our settings live in an included file. #}
-{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password with context %}
+{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password, other_sentinels with context %}
 {%- set first = redis_nodes[0] %}
 include:
   - redis.monitoring
@@ -62,6 +62,36 @@ redis-server-debian-config-replaced-once:
     - require_in:
       - file: redis-server-config-file-written-once
 
+{#- A node that was master when it stopped would come back as master with
+    its old sessions until Sentinel demotes it (up to 10 s), and HAProxy's
+    role:master check could send sessions there, lost at the demotion. So
+    before every start lemp-redis-follow asks the other Sentinels which node
+    is master and, when it is another one, starts this one as its replica
+    (the replicaof line of redis.conf, the one Sentinel rewrites). #}
+redis-follow-script-installed:
+  file.managed:
+    - name: /usr/local/sbin/lemp-redis-follow
+    - source: salt://redis/files/lemp-redis-follow.py
+    - mode: '0755'
+
+redis-server-follows-the-sentinels-master-at-start:
+  file.managed:
+    - name: /etc/systemd/system/redis-server.service.d/lemp-ha-follow.conf
+    - makedirs: True
+    - contents: |
+        # Managed by Salt (salt/redis/init.sls). `+`: as root, outside the
+        # unit's sandbox, to rewrite redis.conf before Redis reads it.
+        [Service]
+        ExecStartPre=+/usr/local/sbin/lemp-redis-follow --me {{ my_address }} --port {{ redis.port }} --master-name {{ redis.master_name }} --sentinels {{ other_sentinels | map(attribute='address') | join(',') }} --sentinel-port {{ redis.sentinel_port }} --config /etc/redis/redis.conf
+    - require:
+      - file: redis-follow-script-installed
+
+redis-server-systemd-unit-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: redis-server-follows-the-sentinels-master-at-start
+
 {#- The watch stays only for the first write of redis.conf (the Debian file
     replaced: a restart is the only way to load it). Our settings are
     applied by the next state, on content, so that a run that wrote them and
@@ -72,6 +102,7 @@ redis-server-service-running:
     - enable: True
     - require:
       - file: redis-lemp-ha-settings-file-managed
+      - cmd: redis-server-systemd-unit-reloaded
     - watch:
       - file: redis-server-config-file-written-once
 

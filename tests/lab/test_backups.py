@@ -56,6 +56,19 @@ def backup_now(lab, kind):
     return data
 
 
+def insert_rows(lab, node, table, ids, payload):
+    """One INSERT per id on ``node``: rows a later backup or restore must hold."""
+    for i in ids:
+        sql(lab, node, f"INSERT INTO app.{table} VALUES ({i}, '{payload}')")
+
+
+def started_writer(lab, tier, table):
+    """The app's writes into ``table``, through HAProxy's writer, running (stop it)."""
+    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
+    writer.start()
+    return writer
+
+
 def seq(gtid_list, domain=DOMAIN):
     for part in (gtid_list or "").split(","):
         d, _, n = part.strip().split("-") if part.strip() else ("", "", "")
@@ -96,11 +109,9 @@ def test_every_data_node_writes_the_same_gtids_after_the_rolling_restart(lab, ti
 
 
 def test_a_full_then_an_incremental_backup_land_encrypted_on_arb1_with_matching_checksums(lab, tier, store, table):
-    for i in range(100):
-        sql(lab, tier["dbs"][0], f"INSERT INTO app.{table} VALUES ({i}, 'before the full')")
+    insert_rows(lab, tier["dbs"][0], table, range(100), "before the full")
     backup_now(lab, "full")
-    for i in range(100, 200):
-        sql(lab, tier["dbs"][0], f"INSERT INTO app.{table} VALUES ({i}, 'before the incremental')")
+    insert_rows(lab, tier["dbs"][0], table, range(100, 200), "before the incremental")
     listing = backup_now(lab, "incremental")
     found = manifests(lab, store)
     full = max((m for m in found.values() if m["kind"] == "full"), key=lambda m: m["finished"])
@@ -160,8 +171,7 @@ def archived_seq(index):
 
 
 def test_the_binlog_archive_follows_the_writer_across_a_failover(lab, tier, store, table):
-    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
-    writer.start()
+    writer = started_writer(lab, tier, table)
     try:
         acked_after(writer, 50, 60, "before the failover")
         first = writer.node()
@@ -247,11 +257,9 @@ def web_healthy(lab, tier):
 
 
 def test_a_restore_with_bad_input_gets_a_clear_error_and_touches_nothing(lab, tier, store, table):
-    for i in range(20):
-        sql(lab, tier["dbs"][0], f"INSERT INTO app.{table} VALUES ({i}, 'kept')")
+    insert_rows(lab, tier["dbs"][0], table, range(20), "kept")
     backup_now(lab, "full")
-    for i in range(20, 30):
-        sql(lab, tier["dbs"][0], f"INSERT INTO app.{table} VALUES ({i}, 'kept')")
+    insert_rows(lab, tier["dbs"][0], table, range(20, 30), "kept")
     backup_now(lab, "incremental")
     backup_now(lab, "incremental")
     found = manifests(lab, store)
@@ -331,8 +339,7 @@ def test_the_drill_fails_loudly_on_a_corrupted_chain(lab, store):
 
 
 def test_a_backup_taken_under_write_load_restores_consistently(lab, tier, store, table):
-    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
-    writer.start()
+    writer = started_writer(lab, tier, table)
     try:
         acked_after(writer, 100, 60, "before the backup")
         before = writer.node()
@@ -375,21 +382,17 @@ class Visitor(threading.Thread):
 
 def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_none_after(lab, tier, store, table):
     writer_node = tier["dbs"][0]
-    for i in range(0, 100):
-        sql(lab, writer_node, f"INSERT INTO app.{table} VALUES ({i}, 'before the full')")
+    insert_rows(lab, writer_node, table, range(100), "before the full")
     backup_now(lab, "full")
-    for i in range(100, 200):
-        sql(lab, writer_node, f"INSERT INTO app.{table} VALUES ({i}, 'before the incremental')")
+    insert_rows(lab, writer_node, table, range(100, 200), "before the incremental")
     backup_now(lab, "incremental")
-    for i in range(200, 300):
-        sql(lab, writer_node, f"INSERT INTO app.{table} VALUES ({i}, 'after the incremental')")
+    insert_rows(lab, writer_node, table, range(200, 300), "after the incremental")
     # binlog times are whole seconds: `until` is a second after the rows above, and the rows below come after it
     last = db_time(lab, writer_node)
     wait_for(lambda: db_time(lab, writer_node) > last, 10, "the cluster's clock to pass the last row's second")
     until = db_time(lab, writer_node)
     wait_for(lambda: db_time(lab, writer_node) > until, 10, "the cluster's clock to pass `until`")
-    for i in range(300, 310):
-        sql(lab, writer_node, f"INSERT INTO app.{table} VALUES ({i}, 'after until')")
+    insert_rows(lab, writer_node, table, range(300, 310), "after until")
     sql(lab, writer_node, f"DROP TABLE app.{table}")
     wait_for(lambda: archive_caught_up(lab, store, until), 60, f"the binlog archive to be complete past {until}")
     visitor = Visitor(lab)
@@ -418,8 +421,7 @@ def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_no
 
 def test_everything_lost_restores_from_arb1_alone_within_seconds_of_the_kill(lab, tier, store, table):
     backup_now(lab, "full")
-    writer = Writer(lab, tier["web"], lab.db_endpoint, lab.secrets["passwords"]["app_db"], table)
-    writer.start()
+    writer = started_writer(lab, tier, table)
     started = time.monotonic()
     try:
         acked_after(writer, 300, 120, "before the loss")

@@ -49,13 +49,19 @@ def test_a_request_through_the_vip_is_in_mons_copies_of_the_haproxy_and_nginx_ac
     assert mode == ["root", RSYSLOG["server"]["group"], "640"], mode
 
 
+# The `root` of a server block itself, not one inside a location (the
+# maintenance page's `location @lemp_maintenance` has its own root): awk
+# counts the braces, and a server-level directive is at depth 1.
+SERVER_ROOT = ("awk '$1 == \"root\" && depth == 1 {sub(/;.*/, \"\", $2); print $2; exit} "
+               "{depth += gsub(/{/, \"{\"); depth -= gsub(/}/, \"}\")}' /etc/nginx/sites-enabled/*")
+
+
 def release_public_dirs(lab, webs):
     """The folder nginx serves on each web node: its site's `root`, resolved
     (the master masks pillar values in its answers, so not from pillar)."""
     dirs = {}
     for web in webs:
-        root = lab.run(web, "sed -n 's/^[[:space:]]*root[[:space:]]\\+\\([^;]*\\);.*/\\1/p' "
-                            "/etc/nginx/sites-enabled/* | head -1").stdout.strip()
+        root = lab.run(web, SERVER_ROOT).stdout.strip()
         served = lab.run(web, f"readlink -f {root}").stdout.strip() if root else ""
         assert served, f"{web}: no document root in /etc/nginx/sites-enabled"
         dirs[web] = served

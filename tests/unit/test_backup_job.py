@@ -8,7 +8,6 @@ host's real systemd-analyze."""
 import base64
 import datetime
 import hashlib
-import importlib.util
 import pathlib
 import subprocess
 
@@ -18,19 +17,13 @@ import yaml
 import lab_secrets  # tests/conftest.py puts tools/lab on the path
 import lemp_backup
 import lemp_backup_job as job
+from by_path import load  # tests/unit/by_path.py
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 UTC = datetime.timezone.utc
 UUID = "6f8c2a1e-8d3b-11ee-9a51-2b1d8c4f0a11"
 KEY = {"tool": "openssl", "cipher": "aes-256-ctr", "key_id": "backup:encryption_key#1a2b3c4d"}
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 wrapper = load("lemp_backup_stream", "salt/galera/files/lemp-backup-stream.py")
@@ -304,17 +297,6 @@ def test_the_archive_is_caught_up_when_its_copy_reaches_the_writers_position():
 
 
 # -- settings (salt/backup) ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def analyze(host_tool):
-    binary = host_tool("systemd-analyze")
-
-    def run(schedule):
-        proc = subprocess.run([binary, "calendar", "--", schedule], capture_output=True, text=True, timeout=30)
-        return proc.returncode, proc.stdout, proc.stderr
-
-    return run
 
 
 def defaults():

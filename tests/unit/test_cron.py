@@ -25,18 +25,6 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def analyze(host_tool):
-    """systemd-analyze calendar of this host, as the minion runs it."""
-    binary = host_tool("systemd-analyze")
-
-    def run(schedule):
-        proc = subprocess.run([binary, "calendar", "--", schedule], capture_output=True, text=True, timeout=30)
-        return proc.returncode, proc.stdout, proc.stderr
-
-    return run
-
-
 def app_with(*jobs):
     return {"name": "shop", "cron": list(jobs)}
 

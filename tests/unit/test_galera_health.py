@@ -1,15 +1,12 @@
 """galera-health's answer (salt/galera/files/galera-health.py): what makes a
 node fit to be the writer behind HAProxy."""
 
-import importlib.util
-import pathlib
 
 import pytest
 
-PATH = pathlib.Path(__file__).resolve().parents[2] / "salt" / "galera" / "files" / "galera-health.py"
-spec = importlib.util.spec_from_file_location("galera_health", PATH)
-health = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(health)
+from by_path import load  # tests/unit/by_path.py
+
+health = load("galera_health", "salt/galera/files/galera-health.py")
 
 SYNCED = {"wsrep_on": "ON", "wsrep_cluster_status": "Primary", "wsrep_local_state": "4", "wsrep_ready": "ON",
           "read_only": "OFF", "wsrep_desync": "OFF"}

@@ -2,7 +2,6 @@
 from the minions' answers at render time: render them with canned answers
 (the runner's questions to the minions faked) and check the runbook they produce."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -13,6 +12,7 @@ import salt.loader
 import salt.template
 
 import lemp_topology  # noqa: E402
+from by_path import load  # noqa: E402  (tests/unit/by_path.py)
 from test_galera_plans import UUID, status  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -42,10 +42,7 @@ def env(tmp_path_factory):
 
 
 def runner_module(name):
-    spec = importlib.util.spec_from_file_location(f"runner_{name}", REPO / "_runners" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(f"runner_{name}", f"_runners/{name}.py")
 
 
 def render(env, sls, answers):

@@ -3,7 +3,6 @@ on loopback (admin socket under /tmp) when haproxy is installed, and against a
 fake socket for the error paths."""
 
 import http.server
-import importlib.util
 import os
 import shutil
 import socket
@@ -16,16 +15,11 @@ import urllib.request
 import pytest
 from salt.exceptions import CommandExecutionError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from by_path import load  # tests/unit/by_path.py
 
 
 def _load(kind):
-    spec = importlib.util.spec_from_file_location(
-        f"haproxy_runtime_{kind}", os.path.join(REPO, kind, "haproxy_runtime.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(f"haproxy_runtime_{kind}", f"{kind}/haproxy_runtime.py")
 
 
 mod = _load("_modules")

@@ -4,7 +4,6 @@ receive and check requests, and the drill's verdict and record. Synthetic
 catalogues from test_backup_plans (one transaction a minute)."""
 
 import datetime
-import importlib.util
 import json
 import pathlib
 
@@ -13,17 +12,11 @@ import pytest
 import lemp_backup
 import lemp_backup_job as job
 import lemp_restore
+from by_path import load  # tests/unit/by_path.py
 from lemp_backup import BackupError
 from test_backup_plans import UUID, archive, at, binlog, day, ids, iso
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 wrapper = load("lemp_backup_stream_for_restore", "salt/galera/files/lemp-backup-stream.py")

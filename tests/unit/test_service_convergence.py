@@ -6,9 +6,7 @@ digest runs over real files in a temporary folder; the state runs with the
 execution module loaded as Salt would, real check commands, and systemd's
 answers given as samples (no systemd in a unit test)."""
 
-import importlib.util
 import os
-import pathlib
 import shlex
 import subprocess
 import sys
@@ -17,18 +15,10 @@ import time
 import pytest
 from salt.exceptions import CommandExecutionError
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from by_path import load  # tests/unit/by_path.py
 
-
-def _load(kind):
-    spec = importlib.util.spec_from_file_location(f"lemp_service_{kind.strip('_')}", REPO / kind / "lemp_service.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mod = _load("_modules")
-state = _load("_states")
+mod = load("lemp_service_modules", "_modules/lemp_service.py")
+state = load("lemp_service_states", "_states/lemp_service.py")
 
 DIGEST_A, DIGEST_B = "a" * 64, "b" * 64
 T_WRITE = 1_700_000_100.0  # the newest config change
@@ -37,41 +27,30 @@ T_WRITE = 1_700_000_100.0  # the newest config change
 # -- decide: the rules of the module docstring ---------------------------------------
 
 
-def test_a_service_that_loaded_the_files_on_disk_is_left_alone():
-    assert mod.decide(DIGEST_A, DIGEST_A, True, T_WRITE - 50, T_WRITE)[0] == "current"
-
-
-def test_a_config_written_by_a_failed_run_is_applied_by_the_next_run():
+# (digest on disk, stamp of what it loaded, running, started at) -> decision, a word of its reason
+@pytest.mark.parametrize("digest, stamp, running, started, decision, why", [
+    pytest.param(DIGEST_A, DIGEST_A, True, T_WRITE - 50, "current", "",
+                 id="a service that loaded the files on disk is left alone"),
     # The stamp holds what nginx loaded before the failed run; it has run since.
-    decision, reason = mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE - 3600, T_WRITE)
-    assert decision == "apply"
-    assert "differs" in reason
-
-
-def test_a_fresh_machine_whose_service_started_after_its_config_is_not_bounced():
-    assert mod.decide(DIGEST_A, None, True, T_WRITE + 2, T_WRITE)[0] == "record"
-
-
-def test_without_a_record_a_service_started_before_its_config_is_reloaded():
-    decision, reason = mod.decide(DIGEST_A, None, True, T_WRITE - 2, T_WRITE)
-    assert decision == "apply"
-    assert "no record" in reason
-
-
-def test_a_service_restarted_after_the_change_is_only_recorded():
-    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE + 0.001, T_WRITE)[0] == "record"
-
-
-def test_a_start_in_the_same_instant_as_the_write_is_not_trusted():
-    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE, T_WRITE)[0] == "apply"
-
-
-def test_a_stopped_service_is_only_recorded_its_start_loads_the_files():
-    assert mod.decide(DIGEST_B, DIGEST_A, False, None, T_WRITE)[0] == "record"
-
-
-def test_an_unknown_start_time_means_apply():
-    assert mod.decide(DIGEST_B, None, True, None, T_WRITE)[0] == "apply"
+    pytest.param(DIGEST_B, DIGEST_A, True, T_WRITE - 3600, "apply", "differs",
+                 id="a config written by a failed run is applied by the next run"),
+    pytest.param(DIGEST_A, None, True, T_WRITE + 2, "record", "",
+                 id="a fresh machine whose service started after its config is not bounced"),
+    pytest.param(DIGEST_A, None, True, T_WRITE - 2, "apply", "no record",
+                 id="without a record a service started before its config is reloaded"),
+    pytest.param(DIGEST_B, DIGEST_A, True, T_WRITE + 0.001, "record", "",
+                 id="a service restarted after the change is only recorded"),
+    pytest.param(DIGEST_B, DIGEST_A, True, T_WRITE, "apply", "",
+                 id="a start in the same instant as the write is not trusted"),
+    pytest.param(DIGEST_B, DIGEST_A, False, None, "record", "",
+                 id="a stopped service is only recorded its start loads the files"),
+    pytest.param(DIGEST_B, None, True, None, "apply", "",
+                 id="an unknown start time means apply"),
+])
+def test_the_decision(digest, stamp, running, started, decision, why):
+    got, reason = mod.decide(digest, stamp, running, started, T_WRITE)
+    assert got == decision
+    assert why in reason
 
 
 def test_action_none_reports_a_pending_restart_instead_of_applying():

@@ -165,3 +165,10 @@ def test_every_tier_is_one_orch_site_applies(repo):
     site = (repo / "orch" / "site.sls").read_text()
     for tier in lemp_topology.TIERS:
         assert f"tier('{tier}'" in site, f"orch/site.sls applies no tier {tier!r}"
+
+
+def test_the_machines_applying_a_state_are_those_whose_roles_name_it(topology):
+    sentinels = lemp_topology.applying(topology, "redis.sentinel")
+    assert [m["name"] for m in sentinels] == ["lb1", "lb2", "web1", "web2"]
+    assert sentinels[0] == {"name": "lb1", "address": "10.77.0.11"}
+    assert lemp_topology.applying(topology, "no.such.state") == []

@@ -161,3 +161,23 @@ def test_rollback_to_an_invalid_release_is_refused_naming_it(monkeypatch):
                              rollback_to="../etc")
     assert plan == {"refusal": 'orch.rollback: app:rollback_to "../etc" is missing or invalid: '
                                "the release to switch back to"}
+
+
+def test_a_deploy_from_a_salt_path_with_no_file_on_the_master_is_refused_before_anything_runs(monkeypatch):
+    monkeypatch.setattr(lemp_web, "__salt__", {"fileserver.file_list": lambda saltenv: ["app/index.php", "top.sls"]},
+                        raising=False)
+    topology = lemp_topology.load(REPO / "pillar" / "topology.yaml")
+    plan = lemp_web.deploy(topology, "8.1", "web", {"path": "salt://no-such-app"})
+    assert plan == {"refusal": "orch.deploy: app:source:path salt://no-such-app has no file on the master: "
+                               "nothing to deploy"}
+    plan = lemp_web.deploy(topology, "8.1", "web", {"path": "salt://ap"})  # a prefix of app/ is not app/
+    assert "refusal" in plan
+
+
+def test_the_path_source_check_passes_a_path_with_files_and_every_other_kind_of_source():
+    import lemp_app
+
+    lemp_app.check_path_source({"path": "salt://app"}, ["app/index.php"])
+    lemp_app.check_path_source({"path": "salt://app/"}, ["app/index.php"])
+    lemp_app.check_path_source({"git": {"url": "https://example.org/x.git", "ref": "main"}}, [])
+    lemp_app.check_path_source({}, [])

@@ -4,7 +4,6 @@ update_status), and the template "lemp-ha backup store" that reads it
 (salt/zabbix/server/files/templates/lemp-ha-backup.yaml)."""
 
 import datetime
-import importlib.util
 import json
 import pathlib
 import re
@@ -12,6 +11,7 @@ import re
 import yaml
 
 import lemp_backup
+from by_path import load  # tests/unit/by_path.py
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ZABBIX = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]
@@ -48,10 +48,7 @@ def macros():
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("lemp_backup_tool", REPO / "salt/backup/files/lemp-backup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("lemp_backup_tool", "salt/backup/files/lemp-backup.py")
 
 
 PASSED = {"ok": True, "at": iso(270), "step": None, "problems": [], "backup": "20240501T041500Z-incremental-db1",

@@ -2,7 +2,6 @@
 its probe against a real Zabbix-protocol server on loopback, its mails, and
 what Salt computes for it (_modules/lemp_zabbix_watchdog.py)."""
 
-import importlib.util
 import json
 import pathlib
 import socket
@@ -13,14 +12,13 @@ import pytest
 import yaml
 
 import lemp_zabbix_watchdog as lzw  # tests/conftest.py puts _modules on the path
+from by_path import load  # tests/unit/by_path.py
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "salt" / "zabbix" / "watchdog" / "files" / "lemp-zabbix-watchdog.py"
 DEFAULTS = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]
 
-_spec = importlib.util.spec_from_file_location("lemp_zabbix_watchdog_script", SCRIPT)
-wd = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(wd)
+wd = load("lemp_zabbix_watchdog_script", SCRIPT)
 
 STATS = {"response": "success", "data": {"uptime": 1234, "hosts": 9, "items": 900,
                                          "wcache": {"history": {"pfree": 99.5}}}}

@@ -3,7 +3,6 @@ repo's GlusterFS and Redis Sentinel templates, and the GlusterFS status
 script the agent reads. Pure functions on sample data; the macros' values
 are checked against the formulas that serve the status pages."""
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 import lemp_zabbix  # tests/conftest.py puts _modules on the path
+from by_path import load  # tests/unit/by_path.py
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = REPO / "salt" / "zabbix" / "server" / "files" / "templates"
@@ -26,15 +26,7 @@ WEB = ROLES["web"]["macros"]
 LB = ROLES["lb"]["macros"]
 
 
-def load_script():
-    path = REPO / "salt" / "glusterfs" / "files" / "gluster_status.py"
-    spec = importlib.util.spec_from_file_location("gluster_status", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gluster_status = load_script()
+gluster_status = load("gluster_status", "salt/glusterfs/files/gluster_status.py")
 
 
 # -- the macros agree with the formulas that serve the pages ------------------

@@ -1,0 +1,25 @@
+"""The one loader of repository files by path, for the unit tests.
+
+For what is not importable by name: the scripts Salt installs
+(salt/*/files/*.py, some with dashes in their names), the runners, and the
+execution and state modules of one name (_modules/X.py and _states/X.py).
+tests/conftest.py puts _modules and tools/lab on the path for the rest.
+
+A module, not conftest.py: tests/, tests/unit and tests/render would each
+have a conftest.py, and ``from conftest import ...`` finds whichever one
+pytest loaded last."""
+
+import importlib.util
+import pathlib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load(name, path):
+    """The file at ``path`` (from the repository's root, or absolute) run as
+    a new module called ``name``. Not put in sys.modules: every call gives a
+    fresh copy, with its own globals (``__salt__`` and the like) to set."""
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
