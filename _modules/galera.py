@@ -535,6 +535,65 @@ def bootstrap(timeout=600):
     return {"changed": True, "comment": "new cluster bootstrapped from this node"}
 
 
+# The schema created and dropped to move a node's GTID counter (align_gtid_seqno).
+ALIGN_SCHEMA = "lemp_ha_gtid_align"
+
+
+def highest_seq(binlog_state, domain):
+    """The highest GTID sequence number of ``domain`` in ``binlog_state``
+    (@@gtid_binlog_state: the last GTID of each domain and server_id, e.g.
+    ``0-172818463-1507,0-172818464-1407``); 0 when the domain has none."""
+    best = 0
+    for part in (p.strip() for p in (binlog_state or "").split(",")):
+        if not part:
+            continue
+        fields = part.split("-")
+        if len(fields) != 3 or not all(f.isdigit() for f in fields):
+            raise CommandExecutionError(f"gtid_binlog_state {binlog_state!r}: {part!r} is not a GTID")
+        if int(fields[0]) == int(domain):
+            best = max(best, int(fields[2]))
+    return best
+
+
+def gtid_alignment_sql(seq):
+    """SQL that makes this node's next wsrep GTIDs follow ``seq``: the
+    session's first write takes seq+1 (wsrep_gtid_seq_no), which moves the
+    node's counter; setting it without a write moves nothing."""
+    return (f"SET SESSION wsrep_gtid_seq_no = {int(seq) + 1};\n"
+            f"CREATE DATABASE IF NOT EXISTS {ALIGN_SCHEMA};\n"
+            f"DROP DATABASE IF EXISTS {ALIGN_SCHEMA};\n")
+
+
+def align_gtid_seqno():
+    """After a bootstrap, make this node's next GTIDs follow the highest one
+    of the cluster's domain in its binlog.
+
+    Why: with wsrep_gtid_mode, a starting node takes its GTID counter from
+    the last GTID in its binlog of its own server_id. When the history's last
+    transactions carry another server_id (they were written while another
+    node bootstrapped the cluster, or replayed by a restore), the counter is
+    behind: new transactions reuse sequence numbers the history already has,
+    and a point-in-time restore that starts after a GTID skips them.
+
+    CLI Example::
+
+        salt db1 galera.align_gtid_seqno
+    """
+    rows = query("SELECT @@gtid_binlog_state, @@wsrep_gtid_domain_id, @@wsrep_gtid_mode")
+    state, domain, mode = rows[0]
+    if mode != "1":
+        return {"changed": False, "comment": "wsrep_gtid_mode is off: nothing to align"}
+    seq = highest_seq(state, domain)
+    query(gtid_alignment_sql(seq))
+    after = query("SELECT @@gtid_binlog_pos")[0][0]
+    reached = highest_seq(after, domain)
+    if reached < seq + 2:
+        raise CommandExecutionError(f"the GTID counter did not move past seq {seq} of domain {domain}: "
+                                    f"gtid_binlog_pos is {after}")
+    return {"changed": True, "gtid": after,
+            "comment": f"new GTIDs of domain {domain} follow seq {reached} (the history's highest was {seq})"}
+
+
 def join(timeout=1800):
     """Start the local server so that it joins the running cluster (IST or
     SST), and wait until it is Synced. A standalone server (first install,

@@ -192,6 +192,9 @@ def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", com
         _steps.function(f"set-apart-the-old-history-on-{store}", "cmd.run", store,
                         arg=[as_user + ["restored", stamp, plan["cluster"]]], kwarg=run_as),
         _steps.function(f"start-binlog-archiver-on-{store}", "service.start", store, arg=[ARCHIVER_UNIT]),
+        # the replayed history's last GTIDs may carry another node's server_id:
+        # new transactions must follow the highest seq, not reuse it
+        _steps.function(f"align-gtid-sequence-of-the-restored-cluster-on-{node}", "galera.align_gtid_seqno", node),
         # the SST account must exist on the donor before anyone joins
         _steps.state(f"create-galera-sst-account-on-{node}", ["galera.users"], node),
     ]

@@ -214,6 +214,9 @@ def positions_steps(found, dbs, arbitrators):
         _steps.function(f"mark-safe-to-bootstrap-{chosen}", "galera.mark_safe_to_bootstrap", chosen),
         _steps.function(f"bootstrap-galera-from-{chosen}", "galera.bootstrap", chosen),
         _steps.function(f"wait-galera-synced-{chosen}", "galera.wait_synced", chosen),
+        # the last GTIDs in its binlog may carry the former bootstrap node's
+        # server_id: new transactions must follow the highest seq
+        _steps.function(f"align-gtid-sequence-on-{chosen}", "galera.align_gtid_seqno", chosen),
     ] + join_and_finish(dbs, [chosen], chosen, arbitrators))
 
 

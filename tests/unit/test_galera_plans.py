@@ -158,9 +158,9 @@ def test_recover_positions_bootstraps_the_most_advanced_node():
         "db2": {"uuid": UUID, "seqno": 42, "safe_to_bootstrap": 0, "source": "wsrep-recover"},
     }
     steps = lemp_galera.positions_steps(lemp_galera.positions(answers, DBS), DBS, ARBS)
-    assert ids(steps)[:5] == [
+    assert ids(steps)[:6] == [
         "chosen-galera-bootstrap-node-db2", "mark-safe-to-bootstrap-db2", "bootstrap-galera-from-db2",
-        "wait-galera-synced-db2", "join-galera-db1",
+        "wait-galera-synced-db2", "align-gtid-sequence-on-db2", "join-galera-db1",
     ]
     assert requires(steps[1]) == [{"test": "chosen-galera-bootstrap-node-db2"}]
     assert "db1: " + UUID + ":40 safe_to_bootstrap=0 (wsrep-recover)" in arg(steps[0], "name")
@@ -195,3 +195,19 @@ def test_rolling_restart_refuses_unless_every_node_is_synced_in_one_component(db
     steps = lemp_galera.rolling_restart_steps(lemp_galera.classify(answers, DBS), DBS, ARBS)
     assert ids(steps) == ["galera-rolling-restart-refused"]
     assert "not every data node is Synced in one Primary component" in arg(steps[0], "name")
+
+
+def test_the_gtid_counter_is_aligned_on_the_highest_seq_of_the_domain_whatever_its_server_id():
+    import galera
+
+    # after a restore replayed db1's transactions (server 463) on db2 (464),
+    # db2's own last GTID is behind: its counter must follow 1507, not 1407
+    assert galera.highest_seq("0-172818463-1507,0-172818464-1407", 0) == 1507
+    assert galera.highest_seq("0-172818463-1507,5-172818464-9000", "0") == 1507, "other domains are not the cluster's"
+    assert galera.highest_seq("", 0) == 0
+    with pytest.raises(Exception, match="is not a GTID"):
+        galera.highest_seq("0-1", 0)
+    sql = galera.gtid_alignment_sql(1507)
+    assert sql.splitlines()[0] == "SET SESSION wsrep_gtid_seq_no = 1508;"
+    # the write that moves the counter leaves nothing behind
+    assert "CREATE DATABASE IF NOT EXISTS lemp_ha_gtid_align;" in sql and "DROP DATABASE IF EXISTS lemp_ha_gtid_align;" in sql
