@@ -215,8 +215,10 @@ def positions_steps(found, dbs, arbitrators):
         _steps.function(f"bootstrap-galera-from-{chosen}", "galera.bootstrap", chosen),
         _steps.function(f"wait-galera-synced-{chosen}", "galera.wait_synced", chosen),
         # the last GTIDs in its binlog may carry the former bootstrap node's
-        # server_id: new transactions must follow the highest seq
-        _steps.function(f"align-gtid-sequence-on-{chosen}", "galera.align_gtid_seqno", chosen),
+        # server_id: new transactions must follow the highest seq. Not fatal
+        # here: bringing the service back comes first (a warning says why)
+        _steps.function(f"align-gtid-sequence-on-{chosen}", "galera.align_gtid_seqno", chosen,
+                        kwarg={"required": False}),
     ] + join_and_finish(dbs, [chosen], chosen, arbitrators))
 
 
