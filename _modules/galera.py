@@ -564,7 +564,7 @@ def gtid_alignment_sql(seq):
             f"DROP DATABASE IF EXISTS {ALIGN_SCHEMA};\n")
 
 
-def align_gtid_seqno():
+def align_gtid_seqno(required=True):
     """After a bootstrap, make this node's next GTIDs follow the highest one
     of the cluster's domain in its binlog.
 
@@ -575,10 +575,24 @@ def align_gtid_seqno():
     behind: new transactions reuse sequence numbers the history already has,
     and a point-in-time restore that starts after a GTID skips them.
 
+    ``required=False`` (orch.galera_recover): a failure is a warning in the
+    result, not an error, so that the recovery goes on.
+
     CLI Example::
 
         salt db1 galera.align_gtid_seqno
     """
+    try:
+        return _align_gtid_seqno()
+    except CommandExecutionError as exc:
+        if required:
+            raise
+        log.warning("galera.align_gtid_seqno: %s", exc)
+        return {"changed": False, "comment": f"WARNING: GTIDs not aligned ({exc}): new transactions may reuse "
+                                             "sequence numbers of the history; run salt NODE galera.align_gtid_seqno"}
+
+
+def _align_gtid_seqno():
     rows = query("SELECT @@gtid_binlog_state, @@wsrep_gtid_domain_id, @@wsrep_gtid_mode")
     state, domain, mode = rows[0]
     if mode != "1":

@@ -188,13 +188,15 @@ def restore_steps(plan, stamp, confirm, topology, store, user="lemp-backup", com
         # no grastate.dat: galera_new_cluster starts a new cluster from the restored data
         _steps.function(f"bootstrap-restored-cluster-from-{node}", "galera.bootstrap", node),
         _steps.function(f"wait-galera-synced-{node}", "galera.wait_synced", node),
+        # at once, before anything writes (the web tier shows the maintenance
+        # page, but cron jobs may write): the replayed history's last GTIDs may
+        # carry another node's server_id, and new transactions must follow the
+        # highest seq, not reuse it
+        _steps.function(f"align-gtid-sequence-of-the-restored-cluster-on-{node}", "galera.align_gtid_seqno", node),
         # before anything writes: the old history's backups and binlogs are set apart
         _steps.function(f"set-apart-the-old-history-on-{store}", "cmd.run", store,
                         arg=[as_user + ["restored", stamp, plan["cluster"]]], kwarg=run_as),
         _steps.function(f"start-binlog-archiver-on-{store}", "service.start", store, arg=[ARCHIVER_UNIT]),
-        # the replayed history's last GTIDs may carry another node's server_id:
-        # new transactions must follow the highest seq, not reuse it
-        _steps.function(f"align-gtid-sequence-of-the-restored-cluster-on-{node}", "galera.align_gtid_seqno", node),
         # the SST account must exist on the donor before anyone joins
         _steps.state(f"create-galera-sst-account-on-{node}", ["galera.users"], node),
     ]

@@ -214,9 +214,11 @@ def positions_steps(found, dbs, arbitrators):
         _steps.function(f"mark-safe-to-bootstrap-{chosen}", "galera.mark_safe_to_bootstrap", chosen),
         _steps.function(f"bootstrap-galera-from-{chosen}", "galera.bootstrap", chosen),
         _steps.function(f"wait-galera-synced-{chosen}", "galera.wait_synced", chosen),
-        # the last GTIDs in its binlog may carry the former bootstrap node's
-        # server_id: new transactions must follow the highest seq
-        _steps.function(f"align-gtid-sequence-on-{chosen}", "galera.align_gtid_seqno", chosen),
+        # No galera.align_gtid_seqno here (orch.restore has it): the others
+        # rejoin by IST with their own binlogs, and an applier numbers a
+        # replicated transaction with its own counter, so moving the
+        # bootstrap node's counter alone made the nodes' GTIDs diverge (the
+        # archive then missed the next writer's transactions).
     ] + join_and_finish(dbs, [chosen], chosen, arbitrators))
 
 

@@ -79,10 +79,10 @@ redis-server-follows-the-sentinels-master-at-start:
     - name: /etc/systemd/system/redis-server.service.d/lemp-ha-follow.conf
     - makedirs: True
     - contents: |
-        # Managed by Salt (salt/redis/init.sls). `+`: as root, outside the
-        # unit's sandbox, to rewrite redis.conf before Redis reads it.
+        # Managed by Salt (salt/redis/init.sls). `+`: as root, to rewrite
+        # redis.conf; `-`: a failure never stops Redis from starting.
         [Service]
-        ExecStartPre=+/usr/local/sbin/lemp-redis-follow --me {{ my_address }} --port {{ redis.port }} --master-name {{ redis.master_name }} --sentinels {{ other_sentinels | map(attribute='address') | join(',') }} --sentinel-port {{ redis.sentinel_port }} --config /etc/redis/redis.conf
+        ExecStartPre=-+/usr/local/sbin/lemp-redis-follow --me {{ my_address }} --master-name {{ redis.master_name }} --quorum {{ redis.quorum }} --sentinels '{{ other_sentinels | map(attribute='address') | join(',') }}' --sentinel-port {{ redis.sentinel_port }} --config /etc/redis/redis.conf
     - require:
       - file: redis-follow-script-installed
 

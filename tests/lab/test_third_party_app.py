@@ -138,7 +138,9 @@ def test_cron_runs_once_per_schedule_also_with_a_web_node_stopped(lab, wordpress
     for slot in done:
         ran = [w for w, what in slots[slot] if what == "ran"]
         assert len(ran) == 1, (slot, slots[slot])
-    survivor, stopped = webs[0], webs[-1]
+    # the node that ran the slot is stopped: the job must move to the other
+    stopped = next(w for w, what in slots[done[0]] if what == "ran")
+    survivor = next(w for w in webs if w != stopped)
     lab.stop(stopped)
     try:
         since = int(lab.run(survivor, "date +%s").stdout) + 1

@@ -158,11 +158,13 @@ def test_recover_positions_bootstraps_the_most_advanced_node():
         "db2": {"uuid": UUID, "seqno": 42, "safe_to_bootstrap": 0, "source": "wsrep-recover"},
     }
     steps = lemp_galera.positions_steps(lemp_galera.positions(answers, DBS), DBS, ARBS)
-    assert ids(steps)[:6] == [
+    assert ids(steps)[:5] == [
         "chosen-galera-bootstrap-node-db2", "mark-safe-to-bootstrap-db2", "bootstrap-galera-from-db2",
-        "wait-galera-synced-db2", "align-gtid-sequence-on-db2", "join-galera-db1",
+        "wait-galera-synced-db2", "join-galera-db1",
     ]
     assert requires(steps[1]) == [{"test": "chosen-galera-bootstrap-node-db2"}]
+    # no GTID alignment in a recovery (the joiners' counters would not follow it)
+    assert not any(i.startswith("align-gtid") for i in ids(steps))
     assert "db1: " + UUID + ":40 safe_to_bootstrap=0 (wsrep-recover)" in arg(steps[0], "name")
 
 

@@ -22,6 +22,9 @@ def test_a_sentinels_answer_is_read_and_a_nil_or_an_error_is_no_answer():
     assert follow.parse_reply("*-1\r\n") is None
     assert follow.parse_reply("-ERR unknown command\r\n") is None
     assert follow.parse_reply("") is None
+    # written into redis.conf as root: only an IP address and a port
+    assert follow.parse_reply("*2\r\n$20\r\n10.0.0.1\ninclude /x\r\n$4\r\n6379\r\n") is None
+    assert follow.parse_reply("*2\r\n$10\r\n10.77.0.22\r\n$5\r\n70000\r\n") is None
 
 
 def test_the_master_most_sentinels_name_is_followed_unless_it_is_this_node():
@@ -32,6 +35,9 @@ def test_the_master_most_sentinels_name_is_followed_unless_it_is_this_node():
     assert follow.choose("10.77.0.21", [None, None]) is None, "no Sentinel answers: the tier is starting"
     assert follow.choose("10.77.0.21", [web1, web2]) is None, "a tie decides nothing"
     assert follow.choose("10.77.0.21", []) is None
+    # one Sentinel alone (a stale one, say) never decides when the quorum is 2
+    assert follow.choose("10.77.0.21", [web2, None, None], quorum=2) is None
+    assert follow.choose("10.77.0.21", [web2, web2, None], quorum=2) == web2
 
 
 def test_redis_conf_gets_one_replicaof_line_in_place_of_any_other():
@@ -77,7 +83,7 @@ def sentinel(host_tool, tmp_path_factory):
 
 
 def run(conf, me, sentinel_port, sentinels="127.0.0.1"):
-    return subprocess.run(["python3", SCRIPT, "--me", me, "--port", "6379", "--master-name", "sessions",
+    return subprocess.run(["python3", SCRIPT, "--me", me, "--master-name", "sessions",
                            "--sentinels", sentinels, "--sentinel-port", str(sentinel_port), "--config", str(conf),
                            "--timeout", "0.5"], capture_output=True, text=True, timeout=30)
 
@@ -102,3 +108,14 @@ def test_the_node_the_sentinel_names_and_a_silent_sentinel_leave_redis_conf_as_i
     proc = run(conf, "10.77.0.21", _free_port())  # nothing listens there
     assert proc.returncode == 0 and conf.read_text() == CONF, proc.stdout + proc.stderr
     assert "starting as configured (127.0.0.1: no answer)" in proc.stdout
+
+
+def test_a_bad_command_line_or_no_other_sentinel_never_stops_redis_from_starting(tmp_path):
+    conf = tmp_path / "redis.conf"
+    conf.write_text(CONF)
+    # the topology's only Sentinel is this node's own: nobody to ask
+    proc = run(conf, "10.77.0.21", 26379, sentinels="")
+    assert proc.returncode == 0 and conf.read_text() == CONF, proc.stdout + proc.stderr
+    assert "no other Sentinel" in proc.stdout
+    proc = subprocess.run(["python3", SCRIPT, "--no-such-option"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "starting as configured" in proc.stdout, proc.stdout + proc.stderr

@@ -117,8 +117,8 @@ def test_the_confirmed_restore_runs_the_runbook_in_order(topology):
         "send-backups-and-binlogs-from-arb1-to-db2", "prepare-backups-on-db2",
         "set-aside-datadir-on-db1", "set-aside-datadir-on-db2", "copy-back-on-db2",
         "replay-binlogs-on-db2", "bootstrap-restored-cluster-from-db2", "wait-galera-synced-db2",
-        "set-apart-the-old-history-on-arb1", "start-binlog-archiver-on-arb1",
-        "align-gtid-sequence-of-the-restored-cluster-on-db2", "create-galera-sst-account-on-db2",
+        "align-gtid-sequence-of-the-restored-cluster-on-db2",
+        "set-apart-the-old-history-on-arb1", "start-binlog-archiver-on-arb1", "create-galera-sst-account-on-db2",
         # lemp_galera.join_and_finish: the same steps as orch.galera_recover
         "join-galera-db1", "wait-galera-synced-db1", "create-galera-accounts-on-db2", "start-garbd-on-arb1",
         "galera-cluster-ready",

@@ -10,19 +10,20 @@ every session written there is lost when it resyncs from the real master.
 
 Run as redis-server's ExecStartPre (salt/redis/init.sls): ask every other
 Sentinel, over a short timeout, which address is master. When the address
-most of the answering Sentinels name is another node, write
+most of the answering Sentinels name (at least the quorum) is another node, write
 `replicaof ADDRESS PORT` into redis.conf (the line Sentinel itself rewrites),
 so Redis starts as its replica. When no Sentinel answers (the whole tier is
 starting) or they name this node, redis.conf is left as it is. Never fails
 the start: a Sentinel that cannot be asked is a vote not cast.
 
-    lemp-redis-follow --me 10.77.0.21 --port 6379 --master-name sessions \
+    lemp-redis-follow --me 10.77.0.21 --master-name sessions --quorum 2 \
         --sentinels 10.77.0.11,10.77.0.22 --sentinel-port 26379 --config /etc/redis/redis.conf
 """
 
 import argparse
 import collections
 import concurrent.futures
+import ipaddress
 import os
 import re
 import socket
@@ -51,26 +52,35 @@ def ask(host, port, master_name, timeout=1.0):
 
 
 def parse_reply(text):
-    """(ip, port) from a RESP array of two bulk strings, else None."""
+    """(ip, port) from a RESP array of two bulk strings, else None: also
+    when the address is not an IP address or the port is out of range (the
+    answer is written into redis.conf as root)."""
     lines = text.split("\r\n")
     if len(lines) < 5 or lines[0] != "*2" or not lines[1].startswith("$") or not lines[3].startswith("$"):
         return None
     ip, port = lines[2], lines[4]
-    return (ip, int(port)) if port.isdigit() else None
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return ip, int(port)
 
 
-def choose(me, answers):
+def choose(me, answers, quorum=1):
     """The master to follow: the (ip, port) most answering Sentinels name,
-    when it is not ``me``; None to leave the configuration as it is (no
-    answer, a tie, or this node named)."""
+    when at least ``quorum`` of them name it and it is not ``me``; None to
+    leave the configuration as it is (too few answers, a tie, or this node
+    named), so that one stale Sentinel never decides alone."""
     votes = collections.Counter(a for a in answers if a)
     if not votes:
         return None
     ranked = votes.most_common(2)
     if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
         return None
-    master = ranked[0][0]
-    return None if master[0] == me else master
+    master, count = ranked[0]
+    return None if master[0] == me or count < quorum else master
 
 
 def with_replicaof(text, master):
@@ -86,6 +96,8 @@ def write_keeping_owner(path, text):
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chown(tmp, st.st_uid, st.st_gid)
         os.chmod(tmp, st.st_mode & 0o7777)
         os.replace(tmp, path)
@@ -95,21 +107,36 @@ def write_keeping_owner(path, text):
 
 
 def main(argv=None):
+    """Never fails the start: any error is printed, and Redis starts as
+    configured (Sentinel demotes it, as it would without this script)."""
+    try:
+        return follow(argv)
+    except SystemExit as exc:  # argparse: a bad command line
+        print(f"lemp-redis-follow: bad arguments ({exc}); starting as configured")
+    except Exception as exc:  # noqa: BLE001  (any error: start as configured)
+        print(f"lemp-redis-follow: {type(exc).__name__}: {exc}; starting as configured")
+    return 0
+
+
+def follow(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--me", required=True, help="this node's address")
-    p.add_argument("--port", type=int, required=True, help="the Redis port")
     p.add_argument("--master-name", required=True)
-    p.add_argument("--sentinels", required=True, help="the other Sentinels' addresses, comma-separated")
+    p.add_argument("--sentinels", default="", help="the other Sentinels' addresses, comma-separated")
     p.add_argument("--sentinel-port", type=int, required=True)
+    p.add_argument("--quorum", type=int, default=1, help="Sentinels that must name the same master")
     p.add_argument("--config", required=True, help="redis.conf")
     p.add_argument("--timeout", type=float, default=1.0)
     args = p.parse_args(argv)
     sentinels = [s for s in args.sentinels.split(",") if s]
+    if not sentinels:
+        print("lemp-redis-follow: starting as configured (no other Sentinel)")
+        return 0
     # asked at once: a Sentinel that is down costs one timeout, not one each
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(sentinels))) as pool:
         answers = list(pool.map(lambda s: ask(s, args.sentinel_port, args.master_name, args.timeout), sentinels))
     named = ", ".join(f"{s}: {a[0]}:{a[1]}" if a else f"{s}: no answer" for s, a in zip(sentinels, answers))
-    master = choose(args.me, answers)
+    master = choose(args.me, answers, args.quorum)
     if master is None:
         print(f"lemp-redis-follow: starting as configured ({named or 'no other Sentinel'})")
         return 0
