@@ -564,35 +564,20 @@ def gtid_alignment_sql(seq):
             f"DROP DATABASE IF EXISTS {ALIGN_SCHEMA};\n")
 
 
-def align_gtid_seqno(required=True):
-    """After a bootstrap, make this node's next GTIDs follow the highest one
-    of the cluster's domain in its binlog.
+def align_gtid_seqno():
+    """After a restore's bootstrap, make this node's next GTIDs follow the
+    highest one of the cluster's domain in its binlog.
 
     Why: with wsrep_gtid_mode, a starting node takes its GTID counter from
     the last GTID in its binlog of its own server_id. When the history's last
-    transactions carry another server_id (they were written while another
-    node bootstrapped the cluster, or replayed by a restore), the counter is
-    behind: new transactions reuse sequence numbers the history already has,
-    and a point-in-time restore that starts after a GTID skips them.
-
-    ``required=False`` (orch.galera_recover): a failure is a warning in the
-    result, not an error, so that the recovery goes on.
+    transactions carry another server_id (replayed by a restore), the counter
+    is behind: new transactions reuse sequence numbers the history already
+    has, and a point-in-time restore that starts after a GTID skips them.
 
     CLI Example::
 
         salt db1 galera.align_gtid_seqno
     """
-    try:
-        return _align_gtid_seqno()
-    except CommandExecutionError as exc:
-        if required:
-            raise
-        log.warning("galera.align_gtid_seqno: %s", exc)
-        return {"changed": False, "comment": f"WARNING: GTIDs not aligned ({exc}): new transactions may reuse "
-                                             "sequence numbers of the history; run salt NODE galera.align_gtid_seqno"}
-
-
-def _align_gtid_seqno():
     rows = query("SELECT @@gtid_binlog_state, @@wsrep_gtid_domain_id, @@wsrep_gtid_mode")
     state, domain, mode = rows[0]
     if mode != "1":

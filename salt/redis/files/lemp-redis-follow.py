@@ -133,12 +133,12 @@ def follow(argv=None):
         print("lemp-redis-follow: starting as configured (no other Sentinel)")
         return 0
     # asked at once: a Sentinel that is down costs one timeout, not one each
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(sentinels))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(sentinels)) as pool:
         answers = list(pool.map(lambda s: ask(s, args.sentinel_port, args.master_name, args.timeout), sentinels))
     named = ", ".join(f"{s}: {a[0]}:{a[1]}" if a else f"{s}: no answer" for s, a in zip(sentinels, answers))
     master = choose(args.me, answers, args.quorum)
     if master is None:
-        print(f"lemp-redis-follow: starting as configured ({named or 'no other Sentinel'})")
+        print(f"lemp-redis-follow: starting as configured ({named})")
         return 0
     with open(args.config, encoding="utf-8") as handle:
         text = handle.read()
