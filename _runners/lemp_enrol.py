@@ -220,6 +220,16 @@ def key_status(keys, name):
     return None
 
 
+def refused(message):
+    """A refusal, as salt-run and orchestrations see a failure: salt-run
+    prints the reason and exits 1 (``retcode``), an orchestration's
+    salt.runner step fails (``Error``). Raising SaltInvocationError would
+    print the docstring and exit 0 (Salt takes it for a TypeError), and any
+    other exception prints a traceback."""
+    log.warning("lemp_enrol: %s", message)
+    return {"Error": message, "retcode": 1}
+
+
 def mint_refusal(pool_names, name, keys):
     """Why ``name`` may not get a new key, or None."""
     if name not in pool_names:
@@ -384,14 +394,12 @@ def mint(name):
 
         salt-run lemp_enrol.mint name=web3 --out=json
     """
-    from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
-
     refusal = mint_refusal(_pool_names(), name, _keys())
     if refusal:
-        raise SaltInvocationError(refusal)
+        return refused(refusal)
     pair = _wheel("key.gen_accept", name, keysize=int(_opts().get("keysize") or 2048))
     if not pair or not pair.get("priv"):
-        raise SaltInvocationError(f"enrol: the master did not make a key for {name} (one appeared meanwhile?)")
+        return refused(f"enrol: the master did not make a key for {name} (one appeared meanwhile?)")
     log.info("lemp_enrol: minted and accepted a key for pool name %s", name)
     return {"name": name, "private": pair["priv"], "public": pair["pub"]}
 
@@ -404,11 +412,9 @@ def forget(name):
 
         salt-run lemp_enrol.forget name=web3
     """
-    from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
-
     pool = _pool_names()
     if name not in pool:
-        raise SaltInvocationError(f"enrol: refusing to delete the key of {name!r}: not a name of scaling.web.pool "
+        return refused(f"enrol: refusing to delete the key of {name!r}: not a name of scaling.web.pool "
                                   f"(pool: {', '.join(pool)})")
     had = key_status(_keys(), name)
     if had:
@@ -443,10 +449,8 @@ def enrolled():
 def record(node, by="orch.enrol"):
     """Record ``node`` enrolled (the next pillar render of every minion
     lists it in scaling:enrolled). Refuses a name outside the pool."""
-    from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
-
     if node not in _pool_names():
-        raise SaltInvocationError(f"enrol: refusing to record {node!r}: not a name of scaling.web.pool")
+        return refused(f"enrol: refusing to record {node!r}: not a name of scaling.web.pool")
     return {"node": node, "recorded": record_in(store_path(_opts()), node, by)}
 
 
@@ -475,10 +479,8 @@ def done(node, already=False):
     lemp-ha/enrol/done. orch.scale_out waits for the mark, not for the
     event alone: a fast VM may enrol before ``vagrant up`` has returned,
     that is before scale_out listens (lemp_scale.wait_enrolled)."""
-    from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
-
     if not mark_served_in(store_path(_opts()), node):
-        raise SaltInvocationError(f"enrol: {node} is not in the enrolled store any more (scaled in meanwhile?): "
+        return refused(f"enrol: {node} is not in the enrolled store any more (scaled in meanwhile?): "
                                   "not announced")
     _fire(DONE_TAG, {"node": node, "already": bool(already)})
     return {"node": node, "event": DONE_TAG}

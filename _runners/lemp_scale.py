@@ -72,6 +72,7 @@ OPTIONS = {"enrolled": "lemp_ha_enrolled_store", "state": "lemp_ha_scaling_state
 DIRECTIONS = ("out", "in")
 ENROL_DONE, ENROL_FAILED = "lemp-ha/enrol/done", "lemp-ha/enrol/failed"
 HISTORY = 20   # decisions kept in the state file, for `salt-run lemp_scale.status`
+MAX_PAUSE_MINUTES = 24 * 60   # lemp_scale.pause: a pause ends by itself within a day
 
 
 def __virtual__():
@@ -159,7 +160,8 @@ def decide(direction, sender, now, state, settings, monitors=(), target=None):
 
     * ``direction`` is not out or in (the event's data is the monitor's word);
     * ``sender`` (the authenticated minion id) is not a monitor-role machine;
-    * autoscaling is off (``settings["autoscale"]["enabled"]``);
+    * autoscaling is off (``settings["autoscale"]["enabled"]``), or paused
+      for now (:func:`pause`: an incident, a deploy, a test by hand);
     * the last scaling action, either way, is less than ``settings["cooldown"]``
       seconds old: a flapping load can neither boot then destroy, nor destroy
       then boot, faster than that;
@@ -178,6 +180,10 @@ def decide(direction, sender, now, state, settings, monitors=(), target=None):
         return none(f"sender {sender!r} is not a monitor-role machine ({', '.join(sorted(monitors or ())) or 'none'})")
     if not ((settings or {}).get("autoscale") or {}).get("enabled", True):
         return none("autoscaling is off (pillar scaling:autoscale:enabled)")
+    paused = active_pause(state, now)
+    if paused:
+        return none(f"autoscaling paused {paused.get('by') or 'by hand'} until {iso(paused['until'])}: "
+                    f"{paused.get('reason')} (salt-run lemp_scale.resume)")
     cooldown = int((settings or {}).get("cooldown", 0))
     last = (state or {}).get("last") or {}
     if last.get("at") is not None and now - float(last["at"]) < cooldown:
@@ -204,6 +210,33 @@ def next_state(state, decision):
         state["last"] = {key: decision.get(key) for key in ("direction", "node", "at", "sender")}
     state["decisions"] = (list(state.get("decisions") or []) + [decision])[-HISTORY:]
     return state
+
+
+def active_pause(state, now):
+    """The pause in ``state`` (``{"at", "until", "reason", "by"}``) while it
+    lasts, else None: a pause ends by itself, so a forgotten one does not
+    leave the site without autoscaling for good."""
+    paused = (state or {}).get("paused") or {}
+    if paused.get("until") is None or float(now) >= float(paused["until"]):
+        return None
+    return paused
+
+
+def paused_state(state, reason, minutes, now, by="by hand"):
+    """The state file with autoscaling paused for ``minutes`` from ``now``."""
+    reason = str(reason or "").strip()
+    if not reason:
+        raise CommandExecutionError("lemp_scale.pause: say why, e.g. reason='incident 42': the log and "
+                                    "every refused request show it")
+    try:
+        minutes = float(minutes)
+    except (TypeError, ValueError):
+        raise CommandExecutionError(f"lemp_scale.pause: minutes={minutes!r} is not a number") from None
+    if not 1 <= minutes <= MAX_PAUSE_MINUTES:
+        raise CommandExecutionError(f"lemp_scale.pause: minutes={minutes:g} must be 1..{MAX_PAUSE_MINUTES} "
+                                    "(pillar scaling:autoscale:enabled: false turns autoscaling off for good)")
+    return dict(state or {}, paused={"at": float(now), "until": float(now) + minutes * 60, "reason": reason,
+                                     "by": by})
 
 
 def iso(at):
@@ -442,6 +475,64 @@ def autoscale(topology, direction, sender, settings=None, backend="web"):
                           direction, sender, backend)
 
 
+def _write_state(state_path, state):
+    tmp = state_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=1, sort_keys=True)
+    os.replace(tmp, state_path)
+
+
+def _log(text):
+    log_path = _path("log")
+    os.makedirs(os.path.dirname(log_path), mode=0o750, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as handle:
+        handle.write(f"{iso(time.time())} {text}\n")
+
+
+def _update_state(change):
+    """``change(state) -> state`` under the state file's lock."""
+    state_path = _path("state")
+    os.makedirs(os.path.dirname(state_path), mode=0o750, exist_ok=True)
+    with open(state_path + ".lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = change(_read_json(state_path))
+        _write_state(state_path, state)
+    return state
+
+
+def pause(reason, minutes=60):
+    """Pause autoscaling for ``minutes`` (1 to 1440): Zabbix's requests are
+    refused and logged meanwhile; orch.scale_out and orch.scale_in by hand
+    still run. For an incident, a deploy, or a test by hand.
+
+    CLI Example::
+
+        salt-run lemp_scale.pause reason='incident 42' minutes=120
+    """
+    state = _update_state(lambda before: paused_state(before, reason, minutes, time.time()))
+    paused = state["paused"]
+    _log(f"autoscaling paused until {iso(paused['until'])}: {paused['reason']}")
+    return {"paused_until": iso(paused["until"]), "reason": paused["reason"]}
+
+
+def resume():
+    """End a pause of autoscaling (:func:`pause`) now.
+
+    CLI Example::
+
+        salt-run lemp_scale.resume
+    """
+    ended = {}
+
+    def change(before):
+        ended.update(active_pause(before, time.time()) or {})
+        return {key: value for key, value in before.items() if key != "paused"}
+    _update_state(change)
+    if ended:
+        _log(f"autoscaling resumed (it was paused: {ended.get('reason')})")
+    return {"resumed": bool(ended)}
+
+
 def record(decision, zabbix=None, cooldown=None):
     """Record ``decision``: the state file (cooldown), one line of the log,
     one value of the Zabbix trapper item. A send that fails is logged and
@@ -462,11 +553,7 @@ def record(decision, zabbix=None, cooldown=None):
         lost = raced(before, decision, cooldown)
         if lost:
             decision = dict(decision, action=None, reason=lost)
-        state = next_state(before, decision)
-        tmp = state_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=1, sort_keys=True)
-        os.replace(tmp, state_path)
+        _write_state(state_path, next_state(before, decision))
     sent = "not sent: no monitor machine in the topology"
     if zabbix:
         try:
@@ -493,7 +580,10 @@ def status():
         salt-run lemp_scale.status
     """
     state = _read_json(_path("state"))
-    return {"last": state.get("last"), "decisions": [log_line(d).strip() for d in state.get("decisions") or []]}
+    paused = active_pause(state, time.time())
+    return {"last": state.get("last"),
+            "paused": {"until": iso(paused["until"]), "reason": paused.get("reason")} if paused else None,
+            "decisions": [log_line(d).strip() for d in state.get("decisions") or []]}
 
 
 def wait_enrolled(node, timeout=600):

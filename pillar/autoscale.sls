@@ -8,14 +8,15 @@
     not phpfpm's default. Only that key is passed on. #}
 {%- import_yaml 'web.sls' as web %}
 scaling:
-  # Short enough for tests/lab/test_scaling_scale.py to see a scale-out and
-  # then a scale-in; a site keeps the default 15 min.
-  cooldown: 240
+  # Short enough for tests/lab/test_scaling_scale.py to see a scale-out, a
+  # refused repeat and a scale-in within a few minutes; a site keeps the
+  # defaults (cooldown 15 min, window 5m, repeat 15m).
+  cooldown: 120
   autoscale:
     high: 0.6
     low: 0.1
-    window: 2m
-    repeat: 3m
+    window: 1m
+    repeat: 1m
 
 # pm.max_children of the web nodes (pillar/web.sls), for the busy ratio.
 phpfpm:

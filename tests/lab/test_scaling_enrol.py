@@ -28,6 +28,9 @@ from lemplab import PATH as LAB_PATH
 from lemplab import REPO, wait_for
 from web_helpers import LoadLoop, haproxy_state, lb_names, salt_ret, wait_web_up_on_all_lbs
 
+# Autoscaling stays out of the way of the VMs booted by hand here.
+pytestmark = pytest.mark.usefixtures("autoscaling_paused")
+
 VAGRANT_ENV = {"VAGRANT_CWD": str(REPO), "VAGRANT_DEFAULT_PROVIDER": "lxc", "VAGRANT_CHECKPOINT_DISABLE": "1"}
 BACKEND = "web"
 ENROL_TIMEOUT = 600

@@ -8,13 +8,15 @@
 * load above the high threshold scales out by itself (Zabbix -> mon1's
   scaling request -> reactor -> orch.autoscale), and below the low threshold,
   after the cooldown, it scales in; each decision is in the master's
-  scaling log and is a Zabbix event;
-* with salt1 stopped, load through the VIP sees no failure.
+  scaling log and is a Zabbix event.
+
+With salt1 stopped, load through the VIP sees no failure:
+test_master_and_labcloud.py.
 
 Load: the sample app's /api/work?ms=N (app/public/index.php) keeps PHP-FPM
 workers busy on CPU; `ab` (apache2-utils, TEST_HOST_PACKAGES) drives it.
-The lab's scaling settings are pillar/autoscale.sls (cooldown 240 s,
-window 2m). Needs the cloud minion `labhost` and enrolment (orch.enrol).
+The lab's scaling settings are pillar/autoscale.sls (cooldown 120 s,
+window 1m, repeat 1m). Needs the cloud minion `labhost` and enrolment (orch.enrol).
 """
 
 import json
@@ -25,6 +27,10 @@ import pytest
 
 import web_helpers as wh
 from lemplab import wait_for
+
+# Autoscaling stays out of the way of the VMs booted by hand here; the
+# autoscale test resumes it for itself.
+pytestmark = pytest.mark.usefixtures("autoscaling_paused")
 
 POOL_NODE = "web3"
 LOG = "/var/log/lemp-ha/scaling.log"
@@ -128,30 +134,33 @@ def test_load_scales_out_by_itself_then_in_after_the_cooldown(lab, host_tool, po
     low load for the window after the cooldown: back to the fixed nodes.
     No request of the steady loop fails meanwhile."""
     webs = wh.web_names(lab)
+    code, data = lab.salt_run("lemp_scale.resume")
+    assert code == 0, data
     # every worker of both fixed nodes busy: concurrency above 2 x pm.max_children
     load_gen = ab(host_tool, lab, concurrency=48, seconds=900, ms=400)
     started = time.monotonic()
     try:
         with wh.LoadLoop(lab, max_seconds=1800, max_requests=400000, pause=0.1) as load:
-            wait_for(lambda: POOL_NODE in enrolled(lab), 900, "Zabbix's high trigger to scale out to web3",
+            wait_for(lambda: POOL_NODE in enrolled(lab), 600, "Zabbix's high trigger to scale out to web3",
                      interval=5)
             out_after = time.monotonic() - started
             wh.wait_web_up_on_all_lbs(lab, POOL_NODE, timeout=120)
-            # within the cooldown (240 s in the lab) no second node boots, however
-            # high the load: the action asks again after `repeat` (3 min), and the
+            # within the cooldown (120 s in the lab) no second node boots, however
+            # high the load: the action asks again after `repeat` (1 min), and the
             # master refuses that request by its cooldown
-            wait_for(lambda: "no scale-out (from mon1): cooldown:" in scaling_log(lab), 420,
+            wait_for(lambda: "no scale-out (from mon1): cooldown:" in scaling_log(lab), 300,
                      "Zabbix's repeated scale-out request to be refused by the cooldown", interval=5)
             assert enrolled(lab) == [POOL_NODE], enrolled(lab)
             load_gen.terminate()
             load_gen.wait(30)
-            wait_for(lambda: not enrolled(lab), 1200, "Zabbix's low trigger to scale back in after the cooldown",
+            wait_for(lambda: not enrolled(lab), 600, "Zabbix's low trigger to scale back in after the cooldown",
                      interval=5)
             load.wait_for_requests(50, timeout=120)
         assert load.failures == [], load.report()
     finally:
         if load_gen.poll() is None:
             load_gen.terminate()
+        lab.salt_run("lemp_scale.pause", "reason=lab test by hand", "minutes=60")
     log = scaling_log(lab)
     assert f"scale-out {POOL_NODE} (from mon1)" in log and f"scale-in {POOL_NODE} (from mon1)" in log, log
     print(f"scaled out {out_after:.0f} s after the load started; webs {webs} + {POOL_NODE}")
@@ -164,14 +173,3 @@ def test_a_scale_request_from_a_machine_other_than_the_monitor_is_refused(lab, p
              60, "the master to record the refusal")
     assert enrolled(lab) == before
 
-
-def test_with_salt1_stopped_load_through_the_vip_sees_no_failure(lab):
-    master = lab.master
-    try:
-        with wh.LoadLoop(lab, max_seconds=300, max_requests=50000) as load:
-            lab.stop(master)
-            load.wait_for_requests(500, timeout=180)
-        assert load.failures == [], load.report()
-        assert set(wh.web_names(lab)) <= set(load.nodes)
-    finally:
-        lab.ensure_running([master])

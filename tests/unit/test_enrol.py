@@ -78,11 +78,9 @@ def test_a_minted_key_is_accepted_and_its_private_half_matches(master_opts, tmp_
 
 
 def test_a_key_enrols_one_machine_once_and_forget_makes_a_kept_copy_useless(master_opts, tmp_path):
-    from salt.exceptions import SaltInvocationError
-
     first = lemp_enrol.mint("web3")
-    with pytest.raises(SaltInvocationError, match="web3 already has an accepted key: its pool slot is in use"):
-        lemp_enrol.mint("web3")
+    again = lemp_enrol.mint("web3")
+    assert again["retcode"] == 1 and "web3 already has an accepted key: its pool slot is in use" in again["Error"]
     assert lemp_enrol.forget("web3") == {"name": "web3", "deleted": True}
     assert not (tmp_path / "pki" / "minions" / "web3").exists()
     second = lemp_enrol.mint("web3")
@@ -91,13 +89,9 @@ def test_a_key_enrols_one_machine_once_and_forget_makes_a_kept_copy_useless(mast
 
 
 def test_names_outside_the_pool_get_no_key(master_opts):
-    from salt.exceptions import SaltInvocationError
-
     for name in ("web1", "web9", "*"):
-        with pytest.raises(SaltInvocationError, match="not a name of scaling.web.pool"):
-            lemp_enrol.mint(name)
-    with pytest.raises(SaltInvocationError, match="refusing to delete the key of 'web1'"):
-        lemp_enrol.forget("web1")
+        assert "not a name of scaling.web.pool" in lemp_enrol.mint(name)["Error"]
+    assert "refusing to delete the key of 'web1'" in lemp_enrol.forget("web1")["Error"]
 
 
 def test_mint_refuses_a_name_the_master_already_holds_in_any_list():

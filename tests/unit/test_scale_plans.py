@@ -147,6 +147,28 @@ def test_a_flapping_load_boots_and_destroys_at_most_once_per_cooldown():
     assert len(actions) <= 4
 
 
+def test_a_pause_refuses_every_request_until_it_ends_by_itself():
+    state = lemp_scale.paused_state({}, "incident 42", 30, NOW)
+    refused = decide(now=NOW + 60, state=state)
+    assert refused["action"] is None
+    assert "autoscaling paused by hand until" in refused["reason"] and "incident 42" in refused["reason"]
+    assert "salt-run lemp_scale.resume" in refused["reason"]
+    assert decide("in", now=NOW + 29 * 60, state=state, target={"node": "web3"})["action"] is None
+    # 30 minutes later the pause is over, with nobody to remember it
+    assert decide(now=NOW + 30 * 60, state=state)["action"] == "out"
+
+
+@pytest.mark.parametrize("reason, minutes, match", [
+    ("", 30, "say why"),
+    ("deploy", 0, "must be 1..1440"),
+    ("deploy", 1441, "must be 1..1440"),
+    ("deploy", "soon", "is not a number"),
+])
+def test_a_pause_needs_a_reason_and_ends_within_a_day(reason, minutes, match):
+    with pytest.raises(CommandExecutionError, match=match):
+        lemp_scale.paused_state({}, reason, minutes, NOW)
+
+
 def test_a_refusal_does_not_restart_the_cooldown_and_history_is_bounded():
     state = lemp_scale.next_state({}, decide())
     assert state["last"]["node"] == "web3"
@@ -354,6 +376,19 @@ def test_record_of_a_decision_that_lost_the_race_fails_and_logs_it(master_files)
     assert "no scale-out (from mon1): scale-out of web3 was recorded at" in log
     # by hand, the operator's word goes
     assert lemp_scale.record(decide(now=NOW + 10), {})["decision"].startswith("scale-out web3")
+
+
+def test_pause_and_resume_keep_the_cooldown_and_are_logged(master_files):
+    lemp_scale.record(decide(), {})
+    out = lemp_scale.pause("test by hand", minutes=5)
+    assert out["reason"] == "test by hand"
+    assert lemp_scale.status()["paused"]["reason"] == "test by hand"
+    assert lemp_scale.status()["last"]["node"] == "web3"
+    assert lemp_scale.resume() == {"resumed": True}
+    assert lemp_scale.resume() == {"resumed": False}
+    assert lemp_scale.status()["paused"] is None and lemp_scale.status()["last"]["node"] == "web3"
+    log = (master_files / "log" / "scaling.log").read_text()
+    assert "autoscaling paused until" in log and "autoscaling resumed (it was paused: test by hand)" in log
 
 
 def test_a_broken_enrolled_store_names_the_file(master_files):

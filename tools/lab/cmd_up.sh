@@ -74,8 +74,11 @@ vagrant_up() {
       vagrant provision "$name" >>"$log" 2>&1 || echo "An error occurred while provisioning $name" >>"$log"
     fi
   done
+  # Only the topology's machines: the scaling pool's (web3...) stay off until
+  # orch.scale_out or `vagrant up NAME` boots them.
   local bad
-  bad=$(vagrant status --machine-readable 2>/dev/null | awk -F, '$3=="state" && $4!="running" {print $2}')
+  bad=$(vagrant status --machine-readable 2>/dev/null \
+    | awk -F, -v want=" $(lab_machines | tr '\n' ' ') " '$3=="state" && $4!="running" && index(want, " " $2 " ") {print $2}')
   if [ -n "$bad" ] || grep -q 'VM, not the ones that failed\|An error occurred\|did not complete successfully' "$log"; then
     report_vagrant_failure "$log" "$bad"
   fi
