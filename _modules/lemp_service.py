@@ -240,7 +240,8 @@ def status(name, paths, action="reload", stamp_dir=None, stand_in_fun=None):
 
     CLI Example::
 
-        salt -L db1,db2 lemp_service.status mariadb '["/etc/mysql"]' action=none stand_in_fun=galera.is_first_install_server
+        salt -L db1,db2 lemp_service.status mariadb '["/etc/mysql"]' action=none \
+            stand_in_fun=galera.is_first_install_server
     """
     facts = config_digest(paths)
     facts.update(service_facts(name))

@@ -27,7 +27,8 @@ galera-mariadb-service-enabled-at-boot:
     orchestration replaces it by a cluster node, which loads the files as
     they are, so a fresh node has no restart pending and orch.site's first
     run leaves the record that its second run finds current. On demand:
-    salt -C 'G@id:db*' lemp_service.status mariadb '["/etc/mysql"]' action=none stand_in_fun=galera.is_first_install_server #}
+    salt -C 'G@id:db*' lemp_service.status mariadb '["/etc/mysql"]' action=none \
+        stand_in_fun=galera.is_first_install_server #}
 galera-mariadb-restart-pending-is-reported:
   lemp_service.config_loaded:
     - name: {{ galera.service }}
