@@ -1114,15 +1114,17 @@ def ensure_dashboard(url, settings, ca_file=None, test=False):
             return [], []
         api = _login(url, ca_file)
         base = _groupids(api, [checked.get("base_group", "lemp-ha")])
+        # itemprototype.get takes no groupids: the group's hosts instead
+        hostids = [h["hostid"] for h in api.host.get(output=["hostid"], groupids=list(base.values()))] \
+            if base else []
         found, prototypes = {}, {}
         for spec in dash.get("widgets") or []:
             for pattern in spec.get("items") or []:
-                query = dict(groupids=list(base.values()) or None, search={"key_": pattern},
-                             searchWildcardsEnabled=True, monitored=True)
-                rows = api.item.get(output=["itemid", "flags"], **query)
+                query = dict(search={"key_": pattern}, searchWildcardsEnabled=True, monitored=True)
+                rows = api.item.get(output=["itemid", "flags"], groupids=list(base.values()) or None, **query)
                 found.setdefault(spec["name"], []).extend(template_itemids(rows))
                 rows = api.itemprototype.get(output=["itemid", "key_"], selectHosts=["host"], templated=False,
-                                             **query)
+                                             hostids=hostids, **query) if hostids else []
                 prototypes.setdefault(spec["name"], []).extend(prototype_sources(rows))
         widgets, skipped = dashboard_widgets(dash.get("widgets"), found, prototypes)
         usrgrps = {g["name"]: g["usrgrpid"] for g in api.usergroup.get(output=["usrgrpid", "name"])}
