@@ -356,6 +356,26 @@ def is_primary(st=None):
     return bool(st["running"] and st["wsrep_on"] and st["cluster_status"] == "Primary")
 
 
+def is_first_install_server(st=None):
+    """True when the running server is the standalone one Debian's package
+    starts on first install: wsrep off and no Galera data (no grastate.dat,
+    or one of a node never in a cluster). The orchestration stops it and
+    starts a cluster node in its place (bootstrap / join), which loads
+    /etc/mysql as it is then: lemp_service.config_loaded only records
+    (salt/galera/service.sls). A node started with wsrep off for
+    maintenance keeps its Galera data, so it is not one.
+
+    CLI Example::
+
+        salt db1 galera.is_first_install_server
+    """
+    st = st if st is not None else status()
+    grastate = st.get("grastate")
+    if isinstance(grastate, dict) and grastate.get("error"):
+        return False
+    return bool(st.get("running") and not st.get("wsrep_on") and not has_cluster_data(grastate))
+
+
 def is_synced(st=None):
     st = st if st is not None else status()
     return is_primary(st) and st["ready"] and st["local_state"] == SYNCED

@@ -14,9 +14,13 @@ only) and applies the configuration when the content on disk differs.
 The rules (``decide``, a pure function):
 
 1. the stamp equals the digest of the files: ``current``, nothing to do;
-2. the service is not running: ``record``. Its next start (service.running,
-   or the orchestration for Galera) loads the files as they are, so only the
-   stamp is written;
+2. the service is not running, or what runs is a stand-in that someone else
+   stops and starts (``stand_in``: the standalone server Debian's MariaDB
+   package starts on first install, which the Galera orchestration replaces
+   by a cluster node): ``record``. Its next start (service.running, or the
+   orchestration for Galera) loads the files as they are, so only the stamp
+   is written. Without it, orch.site's first run reported a restart pending
+   on a fresh database node and its second run recorded (a change);
 3. the service (re)started after the newest change of its files (mtime of
    the files, their symlinks and directories): ``record``. It read them as
    they are now; this keeps a fresh machine, whose services were just
@@ -158,7 +162,7 @@ def started_at(props, now_real, now_mono):
     return now_real - (now_mono - mono_usec / 1e6)
 
 
-def decide(digest, stamp, running, started, newest_mtime, action="reload"):
+def decide(digest, stamp, running, started, newest_mtime, action="reload", stand_in=False):
     """What to do, and why: (``current`` | ``record`` | ``apply`` |
     ``pending``, reason). The rules are in the module docstring."""
     if action not in ACTIONS:
@@ -167,6 +171,9 @@ def decide(digest, stamp, running, started, newest_mtime, action="reload"):
         return "current", "runs the configuration on disk"
     if not running:
         return "record", "is not running: its next start loads the configuration on disk"
+    if stand_in:
+        return "record", ("runs a stand-in that the orchestration replaces (first install): the start that "
+                          "replaces it loads the configuration on disk")
     if started is not None and newest_mtime is not None and started > newest_mtime:
         return "record", "started after the last change of its configuration"
     why = ("has no record of the configuration it loaded and started before its last change"
@@ -225,18 +232,29 @@ def service_facts(name):
             "active_state": props.get("ActiveState", "")}
 
 
-def status(name, paths, action="reload", stamp_dir=None):
+def status(name, paths, action="reload", stamp_dir=None, stand_in_fun=None):
     """Every fact and the decision for service ``name`` and its ``paths``.
+    ``stand_in_fun``: a Salt function (no argument) that returns True when
+    what runs is a stand-in that the orchestration replaces (rule 2), e.g.
+    ``galera.is_first_install_server``.
 
     CLI Example::
 
-        salt -L db1,db2 lemp_service.status mariadb '["/etc/mysql"]' action=none
+        salt -L db1,db2 lemp_service.status mariadb '["/etc/mysql"]' action=none \
+            stand_in_fun=galera.is_first_install_server
     """
     facts = config_digest(paths)
     facts.update(service_facts(name))
     facts["stamp"] = read_stamp(name, stamp_dir)
+    facts["stand_in"] = False
+    if stand_in_fun and facts["running"] and facts["stamp"] != facts["digest"]:
+        if stand_in_fun not in __salt__:  # noqa: F821
+            raise CommandExecutionError(f"lemp_service: stand_in_fun {stand_in_fun} is not a loaded Salt function "
+                                        "(run saltutil.sync_modules, or fix the state's stand_in_fun)")
+        facts["stand_in"] = bool(__salt__[stand_in_fun]())  # noqa: F821
     facts["decision"], facts["reason"] = decide(
-        facts["digest"], facts["stamp"], facts["running"], facts["started_at"], facts["newest_mtime"], action)
+        facts["digest"], facts["stamp"], facts["running"], facts["started_at"], facts["newest_mtime"], action,
+        stand_in=facts["stand_in"])
     return facts
 
 

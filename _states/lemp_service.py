@@ -19,6 +19,9 @@ any state as its own requisite, runs it after the state and replaces the
 result and comment with "check_cmd determined the state failed".
 ``action: none`` never touches the service and only reports a pending
 restart (with ``apply_with``, the command that applies it).
+``stand_in_fun`` names a Salt function that says whether what runs is a
+stand-in the orchestration replaces (Galera: ``galera.is_first_install_server``);
+then the state only records, like for a stopped service.
 """
 
 __virtualname__ = "lemp_service"
@@ -34,7 +37,8 @@ def _short(digest):
     return digest[:12] if digest else None
 
 
-def config_loaded(name, paths, verify_cmd=None, action="reload", apply_with=None, stamp_dir=None):
+def config_loaded(name, paths, verify_cmd=None, action="reload", apply_with=None, stamp_dir=None,
+                  stand_in_fun=None):
     """Service ``name`` has loaded the configuration under ``paths`` (files,
     directories, globs). When it has not: run ``verify_cmd`` (a failure stops
     here and leaves the record as it was), ``action`` it (reload, restart, or
@@ -46,14 +50,15 @@ def config_loaded(name, paths, verify_cmd=None, action="reload", apply_with=None
         ret["comment"] = f"lemp_service.config_loaded {name}: paths is empty; list the files {name} loads"
         return ret
     try:
-        return _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir)
+        return _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir, stand_in_fun)
     except (CommandExecutionError, OSError) as exc:
         ret["comment"] = f"{name}: {exc}"
         return ret
 
 
-def _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir):
-    facts = __salt__["lemp_service.status"](name, paths, action=action, stamp_dir=stamp_dir)  # noqa: F821
+def _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir, stand_in_fun=None):
+    facts = __salt__["lemp_service.status"](name, paths, action=action, stamp_dir=stamp_dir,  # noqa: F821
+                                            stand_in_fun=stand_in_fun)
     decision, reason, digest = facts["decision"], facts["reason"], facts["digest"]
     loaded = {"loaded": {"old": _short(facts["stamp"]), "new": _short(digest)}}
     test = __opts__["test"]  # noqa: F821

@@ -22,13 +22,19 @@ galera-mariadb-service-enabled-at-boot:
     orch.galera_rolling_restart has restarted the node, it started after the
     change and the next run records what it loaded. A node that is not
     running (before the orchestration forms the cluster) only gets a record:
-    its start loads the files as they are. On demand:
-    salt -C 'G@id:db*' lemp_service.status mariadb '["/etc/mysql"]' action=none #}
+    its start loads the files as they are; so does the standalone server
+    Debian's package starts on first install (stand_in_fun): the
+    orchestration replaces it by a cluster node, which loads the files as
+    they are, so a fresh node has no restart pending and orch.site's first
+    run leaves the record that its second run finds current. On demand:
+    salt -C 'G@id:db*' lemp_service.status mariadb '["/etc/mysql"]' action=none \
+        stand_in_fun=galera.is_first_install_server #}
 galera-mariadb-restart-pending-is-reported:
   lemp_service.config_loaded:
     - name: {{ galera.service }}
     - paths: {{ galera.loaded_paths | json }}
     - action: none
+    - stand_in_fun: galera.is_first_install_server
     - apply_with: salt-run state.orchestrate orch.galera_rolling_restart
     - require:
       - service: galera-mariadb-service-enabled-at-boot

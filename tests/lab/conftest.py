@@ -35,14 +35,17 @@ def autoscaling_paused(lab):
 
 
 def pytest_collection_modifyitems(items):
-    # Tests that replace the database (restores) run after the others, so that
-    # a failure there cannot fail every later test; the teardown test destroys
-    # the lab, so it runs after everything else. The sort keeps file order
-    # within each group.
+    # The check that `./lab up`'s orch.site converged runs first, before any
+    # test changes a machine. Tests that replace the database (restores) run
+    # after the others, so that a failure there cannot fail every later test;
+    # the teardown test destroys the lab, so it runs after everything else.
+    # The sort keeps file order within each group.
     items.sort(key=lambda item: (item.get_closest_marker("destroys_lab") is not None,
-                                 item.get_closest_marker("replaces_data") is not None))
+                                 item.get_closest_marker("replaces_data") is not None,
+                                 item.get_closest_marker("right_after_up") is None))
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "right_after_up: checks what `./lab up` left; runs first")
     config.addinivalue_line("markers", "destroys_lab: tears the lab down; runs last, only in CI")
     config.addinivalue_line("markers", "replaces_data: restores the database; runs after the other lab tests")

@@ -43,3 +43,22 @@ def test_a_bad_retention_stops_the_render_naming_the_key(salt_cli, topology, rep
     errors = render_errors(salt_cli.run("state.show_sls", "rsyslog.server", extra,
                                         minion_tgt=with_role("monitor", topology, representatives)))
     assert any("rsyslog:lookup:server:retention_days: 0 must be a whole number" in e for e in errors), errors
+
+
+def test_rsyslog_is_fingerprinted_after_every_package_of_the_highstate(salt_cli, topology, representatives):
+    """Debian's haproxy drops /etc/rsyslog.d/49-haproxy.conf: on a load
+    balancer, the fingerprint taken before it made orch.site's second run
+    restart rsyslog. Every package is installed before it, on every kind of
+    machine."""
+    for minion in representatives:
+        ret = salt_cli.run("state.show_lowstate", minion_tgt=minion)
+        # a list of chunks (dicts), in the order the highstate runs them; errors are strings
+        assert ret.returncode == 0 and all(isinstance(c, dict) for c in ret.data), (minion, ret.data)
+        ids = [(chunk["state"], chunk["__id__"]) for chunk in ret.data]
+        if ("lemp_service", "rsyslog-runs-its-current-configuration") not in ids:
+            continue
+        at = ids.index(("lemp_service", "rsyslog-runs-its-current-configuration"))
+        later = [sid for state, sid in ids[at + 1:] if state == "pkg"]
+        assert not later, f"{minion}: packages installed after rsyslog's fingerprint: {later}"
+        if "lb" in topology["machines"][minion]["roles"]:
+            assert ids.index(("pkg", "haproxy-package-installed")) < at

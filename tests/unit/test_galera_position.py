@@ -246,3 +246,23 @@ def test_user_ensure_is_idempotent_and_least_privilege(monkeypatch):
 def test_odd_identifiers_are_refused():
     with pytest.raises(galera.CommandExecutionError):
         galera.user_ensure("app'; DROP", "%", password="x")
+
+
+# -- the first-install server (lemp_service.config_loaded's stand-in) --------
+
+FRESH_STANDALONE = {"running": True, "wsrep_on": False, "cluster_status": None, "grastate": None}
+
+
+@pytest.mark.parametrize("st, expected", [
+    pytest.param(FRESH_STANDALONE, True, id="debian's first-install server: wsrep off, no grastate.dat"),
+    pytest.param(dict(FRESH_STANDALONE, grastate={"uuid": galera.ZERO_UUID, "seqno": -1, "safe_to_bootstrap": 0}),
+                 True, id="a grastate.dat of a node never in a cluster"),
+    pytest.param(dict(FRESH_STANDALONE, grastate={"uuid": UUID, "seqno": 42, "safe_to_bootstrap": 0}),
+                 False, id="wsrep off for maintenance on a node with galera data"),
+    pytest.param(dict(FRESH_STANDALONE, grastate={"error": "grastate.dat has no valid uuid"}),
+                 False, id="an unreadable grastate.dat is not taken for a fresh node"),
+    pytest.param(dict(FRESH_STANDALONE, wsrep_on=True, cluster_status="Primary"), False, id="a cluster node"),
+    pytest.param(dict(FRESH_STANDALONE, running=False), False, id="a stopped server"),
+])
+def test_the_first_install_server_is_told_from_a_cluster_node(st, expected):
+    assert galera.is_first_install_server(st) is expected

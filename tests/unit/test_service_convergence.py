@@ -59,6 +59,14 @@ def test_action_none_reports_a_pending_restart_instead_of_applying():
     assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE + 10, T_WRITE, action="none")[0] == "record"
 
 
+def test_a_stand_in_is_only_recorded_its_replacement_loads_the_files():
+    # Debian's first-install MariaDB, started before galera.cnf was written:
+    # not a pending restart, the orchestration starts a cluster node instead.
+    assert mod.decide(DIGEST_A, None, True, T_WRITE - 10, T_WRITE, action="none", stand_in=True)[0] == "record"
+    # ... and a record that is current stays current
+    assert mod.decide(DIGEST_A, DIGEST_A, True, T_WRITE - 10, T_WRITE, action="none", stand_in=True)[0] == "current"
+
+
 def test_an_unknown_action_is_refused_naming_it():
     with pytest.raises(CommandExecutionError, match="'bounce' is not one of reload, restart, none"):
         mod.decide(DIGEST_A, None, True, None, None, action="bounce")
@@ -244,3 +252,49 @@ def test_galera_only_reports_a_pending_restart_and_how_to_apply_it(etc, tmp_path
     assert ret["result"] is True and ret["changes"] == {}
     assert "restart pending" in ret["comment"] and "orch.galera_rolling_restart" in ret["comment"]
     assert machine.actions == [] and mod.read_stamp("mariadb", stamps) is None
+
+
+def test_a_fresh_galera_node_has_no_restart_pending_and_the_next_run_changes_nothing(etc, tmp_path):
+    """orch.site's first run on a fresh db node: Debian's standalone server
+    runs, started before Salt wrote /etc/mysql; the orchestration then
+    replaces it by a cluster node (nothing written since). The first run
+    records, the second finds the record current."""
+    stamps = str(tmp_path / "loaded")
+    machine = Machine()  # started before the files
+    _wire(machine)
+    asked = []
+
+    def first_install_server():
+        asked.append(True)
+        return True
+
+    mod.__salt__["galera.is_first_install_server"] = first_install_server
+    kwargs = {"action": "none", "stamp_dir": stamps, "stand_in_fun": "galera.is_first_install_server",
+              "apply_with": "salt-run state.orchestrate orch.galera_rolling_restart"}
+    first = state.config_loaded("mariadb", [str(etc)], **kwargs)
+    assert first["result"] is True and "recorded" in first["comment"], first
+    assert "restart pending" not in first["comment"]
+    assert first["changes"]["loaded"]["old"] is None
+    # the orchestration's bootstrap/join starts the cluster node; then orch.site again
+    machine.started = time.time()
+    second = state.config_loaded("mariadb", [str(etc)], **kwargs)
+    assert second["result"] is True and second["changes"] == {}, second
+    assert machine.actions == [] and len(asked) == 1, "asked only while the record differed"
+
+
+def test_a_cluster_node_that_is_not_a_stand_in_still_reports_its_pending_restart(etc, tmp_path):
+    stamps = str(tmp_path / "loaded")
+    machine = Machine()
+    _wire(machine)
+    mod.__salt__["galera.is_first_install_server"] = lambda: False
+    ret = state.config_loaded("mariadb", [str(etc)], action="none", stamp_dir=stamps,
+                              stand_in_fun="galera.is_first_install_server")
+    assert ret["result"] is True and ret["changes"] == {} and "restart pending" in ret["comment"], ret
+    assert mod.read_stamp("mariadb", stamps) is None
+
+
+def test_a_stand_in_function_that_is_not_loaded_is_named(etc, tmp_path):
+    _wire(Machine())
+    ret = state.config_loaded("mariadb", [str(etc)], action="none", stamp_dir=str(tmp_path / "loaded"),
+                              stand_in_fun="galera.no_such_function")
+    assert ret["result"] is False and "galera.no_such_function is not a loaded Salt function" in ret["comment"]

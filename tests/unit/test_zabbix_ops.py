@@ -10,12 +10,12 @@ import yaml
 
 import lemp_topology
 import lemp_zabbix  # tests/conftest.py puts _modules on the path
+from by_path import load
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_runners"))
-
-import _steps  # noqa: E402
-import lemp_web  # noqa: E402
+# The runners by path, not _runners on sys.path (see test_galera_plans.py).
+_steps = load("lemp_runner_steps", "_runners/_steps.py")
+lemp_web = load("lemp_web_runner", "_runners/lemp_web.py")
 
 DEFAULTS = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]
 API = DEFAULTS["server"]["api"]
@@ -147,7 +147,7 @@ def test_widgets_with_no_item_yet_are_skipped_and_named():
     assert php["type"] == "plaintext"
     assert [f["value"] for f in php["fields"] if f["name"] == "itemids"] == ["99", "120"]
     assert (php["x"], php["y"], php["width"]) == (16, 0, 8)
-    assert any(s.startswith("Backup age (no item matches *backup*age*") for s in skipped)
+    assert any(s.startswith("Backup age (no item or item prototype matches *backup*age*") for s in skipped)
     assert len(skipped) == len(specs) - 3
 
 
@@ -176,6 +176,56 @@ def test_the_dashboard_as_the_server_has_it_needs_no_change():
                                          API["dashboard"]["share"])
     assert list(lemp_zabbix.dashboard_changes(answer, grown)) == ["pages"]
     assert lemp_zabbix.dashboard_changes(None, desired) is None
+
+
+def as_stored(widgets):
+    """dashboard.get's answer for ``widgets``: ids added, every number a string."""
+    return {"dashboardid": "3", "name": "Platform overview", "private": "1",
+            "userGroups": [{"usrgrpid": "9", "permission": "3"}, {"usrgrpid": "8", "permission": "2"}],
+            "pages": [{"dashboard_pageid": "4", "widgets": [
+                dict(w, widgetid=str(i), view_mode="0", x=str(w["x"]), y=str(w["y"]),
+                     width=str(w["width"]), height=str(w["height"]),
+                     fields=[{"type": str(f["type"]), "name": f["name"], "value": str(f["value"])}
+                             for f in w["fields"]])
+                for i, w in enumerate(widgets)]}]}
+
+
+# item.get / itemprototype.get answers on lb1 and lb2 (Zabbix 6.0's shapes), for
+# 'haproxy.frontend.req_rate*': the prototype of "HAProxy by Zabbix agent"
+REQ_RATE = "haproxy.frontend.req_rate[{#PXNAME}:{#SVNAME}]"
+PROTOTYPES = [
+    {"itemid": "702", "key_": REQ_RATE, "hosts": [{"hostid": "11", "host": "lb2"}]},
+    {"itemid": "701", "key_": REQ_RATE, "hosts": [{"hostid": "10", "host": "lb1"}]},
+]
+DISCOVERED = [{"itemid": "801", "flags": "4"}, {"itemid": "802", "flags": "4"}]
+
+
+def test_discovered_items_are_left_out_and_their_prototypes_shown_per_host():
+    assert lemp_zabbix.template_itemids([{"itemid": "5", "flags": "0"}] + DISCOVERED) == ["5"]
+    sources = lemp_zabbix.prototype_sources(PROTOTYPES)
+    assert [(p["host"], p["itemid"]) for p in sources] == [("lb1", "701"), ("lb2", "702")]
+    widgets, skipped = lemp_zabbix.dashboard_widgets(API["dashboard"]["widgets"], {},
+                                                     {"Requests/s (HAProxy)": sources + sources[:1]})
+    haproxy = [w for w in widgets if w["name"].startswith("Requests/s (HAProxy)")]
+    assert [w["name"] for w in haproxy] == ["Requests/s (HAProxy): lb1", "Requests/s (HAProxy): lb2"]
+    assert {w["type"] for w in haproxy} == {"graphprototype"}
+    fields = {f["name"]: (f["type"], f["value"]) for f in haproxy[0]["fields"]}
+    assert fields["itemid"] == (5, "701") and fields["source_type"] == (0, 3)
+    assert not any(s.startswith("Requests/s") for s in skipped)
+
+
+def test_items_discovered_after_the_run_change_nothing_on_the_dashboard():
+    """orch.site links the templates; HAProxy's frontends are discovered
+    minutes later. The dashboard written before must still be in sync."""
+    def dashboard(item_rows):
+        found = {"Requests/s (HAProxy)": lemp_zabbix.template_itemids(item_rows), "VIP holder": ["5"]}
+        widgets, _ = lemp_zabbix.dashboard_widgets(API["dashboard"]["widgets"], found,
+                                                   {"Requests/s (HAProxy)": lemp_zabbix.prototype_sources(PROTOTYPES)})
+        return lemp_zabbix.dashboard_object("Platform overview", widgets, {"staff": "8", "ops": "9"},
+                                            API["dashboard"]["share"])
+
+    written = dashboard([])
+    assert lemp_zabbix.dashboard_changes(as_stored(written["pages"][0]["widgets"]), dashboard(DISCOVERED)) == {}
 
 
 def test_dashboard_settings_name_the_key_when_wrong():

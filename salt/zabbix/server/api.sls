@@ -152,7 +152,11 @@ zabbix-api-webhook-media-user-and-action:
 
 {#- "Platform overview": items looked up by key pattern now; a widget whose
     template has no item yet is skipped (named in the comment) and added
-    by a later run. #}
+    by a later run. Items that low-level discovery creates (HAProxy's
+    frontends) come after the run: they are shown through their item
+    prototypes (a graph prototype widget per host), which the template
+    link creates, so a discovery changes nothing here and needs no run
+    (lemp_zabbix.template_itemids). #}
 zabbix-api-platform-overview-dashboard-present:
   lemp_zabbix.dashboard_present:
     - url: {{ api_url }}
