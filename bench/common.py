@@ -85,6 +85,20 @@ def restoring(lab, names):
     lab.ensure_running(names, log=log)
 
 
+@contextlib.contextmanager
+def autoscaling_paused(lab, why):
+    """Autoscaling paused on the master meanwhile (salt-run lemp_scale.pause):
+    the light bench load is below the low threshold, and Zabbix would scale
+    in the node a bench booted by hand."""
+    code, data = lab.salt_run("lemp_scale.pause", f"reason=bench: {why}", "minutes=120")
+    if code != 0:
+        raise BenchError(f"salt-run lemp_scale.pause failed: {data}")
+    try:
+        yield
+    finally:
+        lab.salt_run("lemp_scale.resume")
+
+
 # -- health ---------------------------------------------------------------------
 
 def wait_web_healthy(lab, timeout=180):

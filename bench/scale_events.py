@@ -67,6 +67,9 @@ def on_load(lab, args):
     ab = shutil.which("ab")
     if not ab:
         raise common.BenchError("`ab` is not installed (apt-get install apache2-utils)")
+    code, status = lab.salt_run("lemp_scale.status")
+    if code == 0 and isinstance(status, dict) and status.get("paused"):
+        raise common.BenchError(f"autoscaling is paused ({status}): salt-run lemp_scale.resume first")
     before = set(enrolled(lab))
     seen = len(decisions(lab))
     row = {"scenario": "autoscale out on CPU load (Zabbix -> reactor -> orch.autoscale)"}
@@ -114,7 +117,8 @@ def main():
             rows += on_load(lab, args)
             scale_in_all(lab)
         if "hand" in kinds:
-            rows += by_hand(lab, args)
+            with common.autoscaling_paused(lab, "scale_events scales by hand"):
+                rows += by_hand(lab, args)
     finally:
         scale_in_all(lab)
     columns = [("scenario", "scenario"), ("decision_s", "load start to decision (s)"),
@@ -123,7 +127,7 @@ def main():
     table = [[row.get(key) for key, _ in columns] for row in rows]
     common.report(args, "scale_events", "Scaling: threshold to serving, failed requests",
                   [title for _, title in columns], table,
-                  common.load_notes(lab, args, rows, "Lab settings: pillar/autoscale.sls (window 2m, cooldown 240 s).",
+                  common.load_notes(lab, args, rows, "Lab settings: pillar/autoscale.sls (window 1m, repeat 1m, cooldown 120 s).",
                                     bounds=f", CPU load: ab -c {args.concurrency} /api/work?ms={args.work_ms}"))
 
 

@@ -106,13 +106,14 @@ def main():
                                 f"(salt-run state.orchestrate orch.scale_in pillar='{{\"node\": \"{args.node}\"}}')")
     common.wait_lab_healthy(lab)
     rows = []
-    for box in boxes:
-        try:
-            rows.append(join(lab, args.node, box, args))
-        finally:
-            if vagrant_state(args.node) != "not_created":
-                remove(lab, args.node)
-            common.wait_web_healthy(lab)
+    with common.autoscaling_paused(lab, f"scale_join boots {args.node} by hand"):
+        for box in boxes:
+            try:
+                rows.append(join(lab, args.node, box, args))
+            finally:
+                if vagrant_state(args.node) != "not_created":
+                    remove(lab, args.node)
+                common.wait_web_healthy(lab)
     headers = ["box", "vagrant up returned (s)", f"first request served by {args.node} (s)",
                "requests ok", "failed", "longest gap (s)"]
     table = [[r["box"], r.get("vagrant_up_s"), r.get("first_served_s"), r["ok"], r["failed"], r["gap"]] for r in rows]

@@ -6,10 +6,12 @@ start event runs orch.enrol through the reactor; web3 ends up serving behind
 both load balancers. Under steady HTTPS load through the VIP no request
 fails, and no backend is ever declared twice.
 
-Also: two VMs booted at once both join, once each; a restarted minion
-changes nothing; a pool VM whose highstate fails
-never enters the pool; a used key cannot enrol another machine; a name
-outside the pool gets no key.
+Meanwhile `orch.scale_out` by hand boots the next free name (web4): both
+join, once each. Also: a restarted minion changes nothing; a used key
+cannot enrol another machine; a name outside the pool gets no key; a pool
+VM whose highstate fails (web5) never enters the pool. Last, `orch.scale_in`
+of web4 and web3 under load fails no request and leaves no trace (HAProxy,
+Zabbix, the key list, the VM).
 
 Written for the lab; every address is checked to be routed over the lab
 bridge (lemplab) before anything is sent.
@@ -159,31 +161,62 @@ def take_out(lab, node):
     vagrant("destroy", "-f", node)
 
 
+def accepted_keys(lab):
+    out = lab.run(lab.master, "salt-key --list=accepted --out=json")
+    return json.loads(out.stdout).get("minions", [])
+
+
 @pytest.fixture(scope="module")
 def web3(lab):
-    """web3 booted with `vagrant up web3` under load; destroyed at the end."""
-    name, address = "web3", pool(lab)["web3"]
-    lab.require_route(address)
-    assert lab.state(name) != "RUNNING", f"{name} is already running: destroy it first (vagrant destroy -f {name})"
-    assert name not in enrolled(lab)
-    record = {"name": name}
+    """Under steady load through the VIP, at the same time: `vagrant up web3`
+    and nothing else, and `orch.scale_out` by hand, which boots the next free
+    name of the pool (web4). Both join; whatever is left at the end of the
+    module is taken out (the last test scales both in)."""
+    names = ["web3", "web4"]
+    for name in names:
+        lab.require_route(pool(lab)[name])
+        assert lab.state(name) != "RUNNING", f"{name} is already running: destroy it first (vagrant destroy -f {name})"
+        assert name not in enrolled(lab)
+    record = {"name": "web3"}
     try:
         with LoadLoop(lab) as load, EventWaiter(lab, "lemp-ha/enrol/done",
-                                                lambda data: data.get("node") == name) as done:
+                                                lambda data: data.get("node") == "web3") as done:
+            errors = []
+
+            def boot():
+                try:
+                    vagrant("up", "web3")
+                except Exception as exc:  # noqa: BLE001  (reported below, from the test's thread)
+                    errors.append(f"web3: {exc}")
             started = time.monotonic()
-            vagrant("up", name)
-            wait_for(lambda: load.nodes.get(name, 0) > 0, ENROL_TIMEOUT, f"{name} to serve a request through the VIP",
-                     interval=0.2)
+            booting = threading.Thread(target=boot)
+            booting.start()
+            # web3's key is minted before its VM boots: from then on it holds
+            # its pool slot, and orch.scale_out takes the next one
+            wait_for(lambda: "web3" in accepted_keys(lab) or not booting.is_alive(), 300,
+                     "the Vagrantfile to have web3's key minted")
+            ok, detail = lab.orchestrate("orch.scale_out", timeout=1200)
+            record["scale_out"] = (ok, detail)
+            wait_for(lambda: load.nodes.get("web3", 0) > 0 or not booting.is_alive() and errors, ENROL_TIMEOUT,
+                     "web3 to serve a request through the VIP", interval=0.2)
+            assert not errors, errors
             record["seconds_to_first_request"] = round(time.monotonic() - started, 1)
+            booting.join(900)
+            assert not errors, errors
             record["event"] = done.data()
-            wait_web_up_on_all_lbs(lab, name)
+            for name in names:
+                wait_web_up_on_all_lbs(lab, name)
+                wait_for(lambda n=name: load.nodes.get(n, 0) > 0, 120, f"{name} to serve a request through the VIP",
+                         interval=0.2)
             load.wait_for_requests(100)
         record["load"] = load
-        print(f"{name}: {record['seconds_to_first_request']} s from `vagrant up` to its first request served")
+        print(f"web3: {record['seconds_to_first_request']} s from `vagrant up` to its first request served "
+              "(web4 booting by orch.scale_out meanwhile)")
         yield record
     finally:
-        if lab.state(name) == "RUNNING" or name in enrolled(lab):
-            take_out(lab, name)
+        for name in names:
+            if lab.state(name) == "RUNNING" or name in enrolled(lab):
+                take_out(lab, name)
 
 
 def test_a_booted_pool_vm_joins_by_itself_without_a_failed_request(lab, web3):
@@ -199,6 +232,23 @@ def test_a_booted_pool_vm_joins_by_itself_without_a_failed_request(lab, web3):
     for lb in lb_names(lab):
         line = lab.run(lb, "grep -E '^\\s+server web3 ' /etc/haproxy/haproxy.cfg").stdout
         assert "disabled" not in line, (lb, line)
+
+
+def test_orch_scale_out_meanwhile_boots_the_next_free_name_and_both_join_once(lab, web3):
+    ok, detail = web3["scale_out"]
+    assert ok, detail
+    load = web3["load"]
+    assert load.nodes.get("web4", 0) > 0, load.report()
+    members = enrolled(lab)
+    assert members.count("web3") == 1 and members.count("web4") == 1, members
+    assert_no_duplicate_backend(lab)
+    for lb in lb_names(lab):
+        for name in ("web3", "web4"):
+            assert haproxy_state(lab, lb, name)["admin"] == "ready", (lb, name)
+            line = lab.run(lb, f"grep -E '^\\s+server {name} ' /etc/haproxy/haproxy.cfg").stdout
+            assert line.count("\n") == 1 and "disabled" not in line, (lb, line)
+    log = lab.run(lab.master, "cat /var/log/lemp-ha/scaling.log").stdout
+    assert "scale-out web4 (from by hand)" in log, log[-2000:]
 
 
 def test_restarting_salt_minion_on_a_serving_node_changes_nothing(lab, web3):
@@ -218,66 +268,19 @@ def test_restarting_salt_minion_on_a_serving_node_changes_nothing(lab, web3):
     assert enrolled(lab).count("web3") == 1
 
 
-def test_two_pool_vms_booted_at_once_both_join_without_a_duplicate(lab, web3):
-    """`vagrant up web4` and `vagrant up web5` side by side: their orch.enrol
-    runs overlap (the reactor does not queue runners), and both end up
-    serving, once each, with the config on disk listing both."""
-    names = ["web4", "web5"]
-    for name in names:
-        lab.require_route(pool(lab)[name])
-        assert lab.state(name) != "RUNNING", f"{name} is already running: destroy it first (vagrant destroy -f {name})"
-    try:
-        with LoadLoop(lab) as load, \
-                EventWaiter(lab, "lemp-ha/enrol/done", lambda data: data.get("node") == "web4") as done4, \
-                EventWaiter(lab, "lemp-ha/enrol/done", lambda data: data.get("node") == "web5") as done5:
-            errors = []
-
-            def boot(name):
-                try:
-                    vagrant("up", name)
-                except Exception as exc:  # noqa: BLE001  (reported below, from the test's thread)
-                    errors.append(f"{name}: {exc}")
-            boots = [threading.Thread(target=boot, args=(name,)) for name in names]
-            for thread in boots:
-                thread.start()
-            for thread in boots:
-                thread.join(900)
-            assert not errors, errors
-            done4.data()
-            done5.data()
-            for name in names:
-                wait_web_up_on_all_lbs(lab, name)
-                wait_for(lambda n=name: load.nodes.get(n, 0) > 0, 120, f"{name} to serve a request through the VIP",
-                         interval=0.2)
-            load.wait_for_requests(100)
-        assert load.failures == [], load.report()
-        members = enrolled(lab)
-        assert all(members.count(name) == 1 for name in names + ["web3"]), members
-        assert_no_duplicate_backend(lab)
-        for lb in lb_names(lab):
-            for name in names:
-                assert haproxy_state(lab, lb, name)["admin"] == "ready", (lb, name)
-                line = lab.run(lb, f"grep -E '^\\s+server {name} ' /etc/haproxy/haproxy.cfg").stdout
-                assert line.count("\n") == 1 and "disabled" not in line, (lb, line)
-    finally:
-        for name in names:
-            if lab.state(name) == "RUNNING" or name in enrolled(lab):
-                take_out(lab, name)
-
-
 def test_a_used_key_cannot_enrol_another_machine_and_a_name_outside_the_pool_gets_none(lab, web3):
     code, data = lab.salt_run("lemp_enrol.mint", "name=web3")
     assert code != 0 and "already has an accepted key" in json.dumps(data), data
     code, data = lab.salt_run("lemp_enrol.mint", "name=web9")
     assert code != 0 and "not a name of scaling.web.pool" in json.dumps(data), data
-    # web3's key, copied onto another machine that calls itself web5
+    # web3's key, copied onto another machine that calls itself web6
     rogue_dir = "/tmp/lemp-ha-rogue-minion"
     master = lab.topology["master_address"]
     lab.run("web1", f"rm -rf {rogue_dir} && mkdir -p {rogue_dir}/pki && chmod 700 {rogue_dir}")
     key = lab.run("web3", "cat /etc/salt/pki/minion/minion.pem").stdout
     pub = lab.run("web3", "cat /etc/salt/pki/minion/minion.pub").stdout
     try:
-        config = "\n".join(["id: web5", f"master: {master}", f"pki_dir: {rogue_dir}/pki",
+        config = "\n".join(["id: web6", f"master: {master}", f"pki_dir: {rogue_dir}/pki",
                             f"cachedir: {rogue_dir}/cache", f"log_file: {rogue_dir}/log",
                             "acceptance_wait_time: 1", "auth_tries: 1", ""])
         lab.run("web1", f"cat > {rogue_dir}/pki/minion.pem <<'EOF'\n{key}EOF\n"
@@ -286,19 +289,19 @@ def test_a_used_key_cannot_enrol_another_machine_and_a_name_outside_the_pool_get
                         f"cat > {rogue_dir}/minion <<'EOF'\n{config}EOF\n")
         out = lab.run("web1", f"timeout 60 salt-call -c {rogue_dir} test.ping", check=False)
         assert out.returncode != 0, out.stdout
-        code, data = lab.salt_run("lemp_enrol.check", "web5")
+        code, data = lab.salt_run("lemp_enrol.check", "web6")
         assert code == 0 and data["accepted"] is False and data["kind"] == "not a pool node", data
-        assert "web5" not in enrolled(lab)
+        assert "web6" not in enrolled(lab)
     finally:
         lab.run("web1", f"rm -rf {rogue_dir}", check=False)
-        lab.run(lab.master, "salt-key -y -d web5", check=False)
+        lab.run(lab.master, "salt-key -y -d web6", check=False)
 
 
 def test_a_pool_vm_whose_highstate_fails_never_enters_the_pool(lab):
-    name, address = "web4", pool(lab)["web4"]
+    name, address = "web5", pool(lab)["web5"]
     lab.require_route(address)
     assert lab.state(name) != "RUNNING", f"{name} is already running: destroy it first (vagrant destroy -f {name})"
-    # A pillar override that breaks web4's highstate: its own pillar file on
+    # A pillar override that breaks web5's highstate: its own pillar file on
     # the master (GPG-rendered YAML; a plain value is fine) names a bad version.
     pillar = f"/srv/lemp-ha-secrets/minions/{name}.sls"
     lab.run(lab.master, f"cp -p {pillar} {pillar}.test-backup && printf '\\napp:\\n  version: \"1..2\"\\n' >> {pillar}")
@@ -322,3 +325,27 @@ def test_a_pool_vm_whose_highstate_fails_never_enters_the_pool(lab):
         lab.salt_run("lemp_enrol.forget", f"name={name}")
         if lab.state(name):
             vagrant("destroy", "-f", name)
+
+
+def test_orch_scale_in_under_load_fails_no_request_and_leaves_no_trace(lab, web3):
+    """Last of the module: web3 and web4 scaled in by hand, one by one."""
+    mon = lab.with_role("monitor")[0]
+    with LoadLoop(lab) as load:
+        for name in ("web4", "web3"):
+            ok, detail = lab.orchestrate("orch.scale_in", {"node": name}, timeout=900)
+            assert ok, (name, detail)
+            load.wait_for_requests(50)
+    assert load.failures == [], load.report()
+    for name in ("web3", "web4"):
+        assert name not in enrolled(lab)
+        assert name not in accepted_keys(lab)
+        assert lab.state(name) != "RUNNING", name
+        assert name not in (salt_ret(lab.salt(mon, "lemp_zabbix.host_names"), mon) or []), name
+        for lb in lb_names(lab):
+            assert haproxy_state(lab, lb, name)["admin"] == "maint", (lb, name)
+            # a reload keeps it out: the config renders the slot disabled
+            line = lab.run(lb, f"grep -E '^\\s+server {name} ' /etc/haproxy/haproxy.cfg").stdout
+            assert "disabled" in line, (lb, line)
+    assert_no_duplicate_backend(lab)
+    log = lab.run(lab.master, "cat /var/log/lemp-ha/scaling.log").stdout
+    assert "scale-in web3 (from by hand)" in log and "scale-in web4 (from by hand)" in log, log[-2000:]

@@ -1,9 +1,8 @@
 """Scaling the web tier by hand and on load (issue #12, docs/scaling.md
 "Scaling by hand and on load"), on the running lab:
 
-* orch.scale_out then orch.scale_in of web3 under steady HTTPS load through
-  the VIP: no request fails; web3 served, then is gone from both HAProxies
-  (its slot back in maintenance), from Zabbix and from the master's keys;
+* orch.scale_out and orch.scale_in by hand under load: test_scaling_enrol.py
+  (web4 booted by orch.scale_out while web3 boots by itself; both scaled in);
 * orch.scale_in refuses a fixed machine and going below min;
 * load above the high threshold scales out by itself (Zabbix -> mon1's
   scaling request -> reactor -> orch.autoscale), and below the low threshold,
@@ -46,20 +45,10 @@ def accepted_keys(lab):
     return json.loads(out.stdout).get("minions", [])
 
 
-def slot_state(lab, lb, node):
-    """haproxy_runtime.state of the slot on ``lb``: {admin, status, ...}."""
-    return wh.haproxy_state(lab, lb, node)
 
 
-def slot_is_out(lab, node):
-    """The slot is in maintenance on every LB (config `disabled`, or runtime maint)."""
-    return all((slot_state(lab, lb, node) or {}).get("admin") == "maint" for lb in wh.lb_names(lab))
 
 
-def zabbix_hosts(lab, mon):
-    """Host names Zabbix has (mon1's lemp_zabbix.host_names, through the API)."""
-    out = lab.salt(mon, "lemp_zabbix.host_names")
-    return wh.salt_ret(out, mon) or []
 
 
 def scaling_log(lab):
@@ -84,33 +73,6 @@ def pool_is_empty(lab):
     clean()
     yield
     clean()
-
-
-def test_scale_out_then_in_under_load_fails_no_request(lab, pool_is_empty):
-    with wh.LoadLoop(lab, max_seconds=1500, max_requests=200000) as load:
-        ok, detail = lab.orchestrate("orch.scale_out", timeout=1200)
-        assert ok, detail
-        assert POOL_NODE in enrolled(lab)
-        wh.wait_web_up_on_all_lbs(lab, POOL_NODE, timeout=120)
-        wait_for(lambda: POOL_NODE in nodes_serving(lab), 60, f"{POOL_NODE} to serve through the VIP")
-        load.wait_for_requests(100, timeout=120)
-
-        ok, detail = lab.orchestrate("orch.scale_in", {"node": POOL_NODE}, timeout=1200)
-        assert ok, detail
-        load.wait_for_requests(100, timeout=120)
-    assert load.failures == [], load.report()
-    assert load.nodes.get(POOL_NODE), f"{POOL_NODE} never answered the load: {load.nodes}"
-    assert POOL_NODE not in enrolled(lab)
-    assert slot_is_out(lab, POOL_NODE), "the slot is not back in maintenance on both LBs"
-    # a reload keeps it out: the config renders the slot disabled
-    for lb in wh.lb_names(lab):
-        cfg = lab.run(lb, "grep -E '^\\s*server web3 ' /etc/haproxy/haproxy.cfg").stdout
-        assert "disabled" in cfg, (lb, cfg)
-    assert POOL_NODE not in accepted_keys(lab)
-    mon = lab.with_role("monitor")[0]
-    assert POOL_NODE not in zabbix_hosts(lab, mon)
-    log = scaling_log(lab)
-    assert f"scale-out {POOL_NODE} (from by hand)" in log and f"scale-in {POOL_NODE} (from by hand)" in log
 
 
 def test_scale_in_refuses_a_fixed_machine_and_going_below_min(lab, pool_is_empty):

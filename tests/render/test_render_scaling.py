@@ -73,7 +73,7 @@ def test_the_monitor_may_sudo_exactly_the_scaling_request(salt_cli, topology, re
                      "zabbix ALL=(root) NOPASSWD: /usr/local/sbin/lemp-scale-request in"]
     api = ret.data["zabbix-api-scaling-macros-scripts-and-actions-present"]["lemp_zabbix"]
     scaling = next(a["scaling"] for a in api if isinstance(a, dict) and "scaling" in a)
-    assert scaling["autoscale"]["window"] == "2m"     # pillar/autoscale.sls
+    assert scaling["autoscale"]["window"] == "1m"     # pillar/autoscale.sls
     # the web nodes' pm.max_children (pillar/web.sls), not phpfpm's default
     web = minion_for("phpfpm", topology, representatives)
     web_pool = salt_cli.run("pillar.get", "phpfpm:lookup:pool:max_children", "unmask=True", minion_tgt=web).data

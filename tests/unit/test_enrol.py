@@ -7,17 +7,18 @@ import getpass
 import json
 import multiprocessing
 import pathlib
-import sys
 
 import jinja2
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_runners"))
 
-import lemp_enrol  # noqa: E402
-import lemp_pool  # noqa: E402
-import lemp_zabbix  # noqa: E402
+import lemp_pool  # tests/conftest.py puts _modules on the path
+import lemp_zabbix
+from by_path import load
+
+# The runner by path, not _runners on sys.path (see test_galera_plans.py).
+lemp_enrol = load("lemp_enrol_runner", "_runners/lemp_enrol.py")
 
 from test_galera_plans import arg, ids, requires  # noqa: E402
 

@@ -5,17 +5,18 @@ steps each orchestration lists."""
 
 import json
 import pathlib
-import sys
 
 import pytest
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_runners"))
 
-import lemp_scale  # noqa: E402
-import lemp_scaling  # noqa: E402
-from salt.exceptions import CommandExecutionError  # noqa: E402
+import lemp_scaling  # tests/conftest.py puts _modules on the path
+from by_path import load
+from salt.exceptions import CommandExecutionError
+
+# The runner by path, not _runners on sys.path (see test_galera_plans.py).
+lemp_scale = load("lemp_scale_runner", "_runners/lemp_scale.py")
 
 from test_galera_plans import arg, ids, requires  # noqa: E402
 
