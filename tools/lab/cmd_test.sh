@@ -12,10 +12,10 @@ lab_test() {
   [ -z "$on_exit" ] || trap "$on_exit" EXIT
   ensure_venv
   local rc=0 brought_up=0
-  # A green run here proves nothing about a newcomer's machine: first prove
-  # the install steps on a clean Debian 12 root.
-  check_fresh_root
+  # A green run here proves nothing about a newcomer's machine: the install
+  # steps are proved on a clean Debian 12 root too, before any lab test.
   if lab_is_up; then
+    check_fresh_root
     step "fast tests: rendering, topology, unit (no lab)"
     "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/unit" "$LAB_REPO/tests/render" "$@" || rc=$?
     [ $rc = 0 ] || die "fast tests failed: fix them before the lab tests run" "see the pytest output above"
@@ -27,15 +27,31 @@ lab_test() {
     # (niced, so the bring-up keeps the CPU it needs). Their verdict still
     # comes before any lab test runs.
     local fast_log="$LAB_CACHE/fast-tests.log" fast_pid
+    local fresh_log="$LAB_CACHE/fresh-machine-check.log" fresh_pid fresh_rc=0
+    # The clean root's installs go through the lab's apt proxy: up first,
+    # here, not from two processes at once.
+    bridge_up
+    apt_proxy_up
+    step "fresh-machine check, in the background while the lab comes up ($fresh_log)"
+    check_fresh_root > "$fresh_log" 2>&1 &
+    fresh_pid=$!
     step "fast tests: rendering, topology, unit (no lab), in the background while the lab comes up ($fast_log)"
     nice -n 10 "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/unit" "$LAB_REPO/tests/render" "$@" \
       > "$fast_log" 2>&1 &
     fast_pid=$!
     # a failed bring-up stops them too (then does what it does on exit anyway)
-    # shellcheck disable=SC2064  # the pid is fixed now
-    trap "kill $fast_pid 2>/dev/null; $on_exit" EXIT
+    # shellcheck disable=SC2064  # the pids are fixed now
+    trap "kill $fast_pid $fresh_pid 2>/dev/null; $on_exit" EXIT
     brought_up=1
     lab_up
+    info "waiting for the fresh-machine check"
+    wait "$fresh_pid" || fresh_rc=$?
+    sed 's/\x1b\[[0-9;]*m//g' "$fresh_log" | grep -E 'passed|fresh-machine check' | tail -n 2 || true
+    if [ $fresh_rc != 0 ]; then
+      kill "$fast_pid" 2>/dev/null || true
+      tail -n 40 "$fresh_log"
+      die "fresh-machine check failed: see above and $fresh_log" "fix the prerequisites before the lab tests run"
+    fi
     info "waiting for the fast tests"
     wait "$fast_pid" || rc=$?
     # shellcheck disable=SC2064
