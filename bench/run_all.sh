@@ -82,6 +82,13 @@ if [ $quick = 1 ]; then
 else
   run backup_restore "$py" "$here/backup_restore.py"
 fi
+if [ $quick = 1 ]; then
+  run scale_join "$py" "$here/scale_join.py" --boxes baked
+  run scale_events "$py" "$here/scale_events.py" --scenarios hand
+else
+  run scale_join "$py" "$here/scale_join.py"
+  run scale_events "$py" "$here/scale_events.py"
+fi
 
 # Last: these destroy and rebuild the lab (./lab up ends with orch.site).
 if [ ${#cold[@]} -gt 0 ]; then

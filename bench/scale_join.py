@@ -120,6 +120,9 @@ def main():
     notes = common.load_notes(lab, args, [dict(r, scenario=f"{r['box']} box") for r in rows],
                               "The clock starts when `vagrant up` is run on the host, and stops at the first "
                               f"response through the VIP that names {args.node}. Goal of issue #12: under 20 s.",
+                              "Between the two: the baked box skips the package installs; what remains is the VM's "
+                              "boot and minion start, the reactor's orch.enrol (module sync, pillar, mine, the "
+                              "highstate that only configures, /healthz from both LBs, the runtime enable).",
                               "baked: lemp-ha/debian12-web (the web role's packages installed, services off, "
                               "tools/lab/build-box.sh); plain: lemp-ha/debian12, the first highstate installs them.")
     common.report(args, "scale_join", "Joining the web tier: vagrant up to first request served", headers, table, notes)
