@@ -8,6 +8,7 @@ after it; the binlog archive holds files of six hours each from the writer."""
 
 import datetime
 import hashlib
+import pathlib
 
 import pytest
 
@@ -657,3 +658,10 @@ def test_a_binlog_gtid_state_may_name_a_domain_once_per_server_and_stands_for_it
     assert lemp_backup.parse_gtid_state("") == {}
     with pytest.raises(BackupError, match="is not a GTID list"):
         lemp_backup.parse_gtid_state("0-1")
+
+
+def test_lemp_backup_here_is_the_execution_module_not_the_runner_of_that_name():
+    # _runners/lemp_backup.py has the same name; a test that put _runners on
+    # sys.path used to make this import find the runner, depending on the order
+    # in which pytest collected the files
+    assert pathlib.Path(lemp_backup.__file__).parent.name == "_modules", lemp_backup.__file__

@@ -8,10 +8,12 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_runners"))
+import lemp_topology  # tests/conftest.py puts _modules on the path
+from by_path import load
 
-import lemp_galera  # noqa: E402
-import lemp_topology  # noqa: E402
+# The runner by path: _runners on sys.path would shadow _modules/lemp_backup.py
+# with the runner of the same name for every later test.
+lemp_galera = load("lemp_galera_runner", "_runners/lemp_galera.py")
 
 UUID = "6f8c2a1e-8d3b-11ee-9a51-2b1d8c4f0a11"
 OTHER = "0a2b4c6d-8d3b-11ee-9a51-2b1d8c4f0a11"

@@ -8,10 +8,11 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_runners"))
+import lemp_topology  # tests/conftest.py puts _modules on the path
+from by_path import load
 
-import lemp_topology  # noqa: E402
-import lemp_web  # noqa: E402
+# The runner by path, not _runners on sys.path (see test_galera_plans.py).
+lemp_web = load("lemp_web_runner", "_runners/lemp_web.py")
 
 from test_galera_plans import arg, ids, requires  # noqa: E402
 

@@ -10,12 +10,12 @@ import yaml
 
 import lemp_topology
 import lemp_zabbix  # tests/conftest.py puts _modules on the path
+from by_path import load
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "_runners"))
-
-import _steps  # noqa: E402
-import lemp_web  # noqa: E402
+# The runners by path, not _runners on sys.path (see test_galera_plans.py).
+_steps = load("lemp_runner_steps", "_runners/_steps.py")
+lemp_web = load("lemp_web_runner", "_runners/lemp_web.py")
 
 DEFAULTS = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]
 API = DEFAULTS["server"]["api"]
