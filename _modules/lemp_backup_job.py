@@ -495,12 +495,40 @@ def archived_seq(entries, domain=0):
     return max(seqs) if seqs else None
 
 
-def caught_up(local_size, server_file, server_pos, local_name):
-    """True when the archive holds the writer's binlog up to its current
-    position (SHOW MASTER STATUS): the local copy of that file is at least
-    that long. Cheap enough to ask every few seconds: it is the archive's
-    ``complete_until``."""
-    return local_name == server_file and local_size is not None and local_size >= server_pos
+def archive_progress(seen, archived):
+    """How far the archive is complete, from what the writer had committed.
+
+    ``seen``: [(time, seq)], oldest first: each look at the writer, its time
+    and the highest GTID seq its binlog held then; ``archived``: the highest
+    seq the archived files hold complete (archived_seq; None: none).
+
+    The archive's copy is only what mariadb-binlog has written out: it
+    buffers up to a few KB of the newest events in memory (stdio, no flush
+    per event) until more events or the file's end push them out, so a
+    byte count says nothing; GTIDs do. Returns {complete_until: the time of
+    the latest look whose seq the archive holds (None: none yet), pending:
+    the looks still ahead of the archive, to keep for the next call,
+    held_since: the time of the oldest of them (None: the archive is
+    complete)}."""
+    done = [when for when, seq in seen if archived is not None and seq <= archived]
+    pending = [(when, seq) for when, seq in seen if archived is None or seq > archived]
+    return {"complete_until": max(done) if done else None, "pending": pending,
+            "held_since": pending[0][0] if pending else None}
+
+
+def rotation_due(held_since, now, rotated_at, after_seconds):
+    """Whether to ask the writer to rotate its binlog (FLUSH LOCAL BINARY
+    LOGS): committed transactions have waited ``after_seconds`` or more for
+    the archive (held_since, from archive_progress), and the last rotation
+    asked is as old. The rotation makes mariadb-binlog close the file, which
+    writes out what it buffered; a steady load pushes it out by itself, so
+    rotations happen on a quiet or trickling writer, at most one per
+    ``after_seconds``."""
+    if held_since is None:
+        return False
+    waited = (now - held_since).total_seconds()
+    since_last = None if rotated_at is None else (now - rotated_at).total_seconds()
+    return waited >= after_seconds and (since_last is None or since_last >= after_seconds)
 
 
 # -- the drill's scratch server (salt/backup/files/lemp-backup.py drill) ----------------

@@ -166,6 +166,7 @@ backup-settings-file-managed:
           check_on_writer: {{ l.drill.check_on_writer | json }}
         archive:
           poll_seconds: {{ l.archive.poll_seconds }}
+          rotate_after_seconds: {{ l.archive.rotate_after_seconds }}
           # mariadb-binlog registers as a replica: this machine's own server_id
           server_id: {{ backup.server_id }}
     - require:

@@ -290,10 +290,35 @@ def test_a_writer_whose_file_was_purged_is_followed_by_gtid():
         job.archive_start([], [], 0, same_node=False)
 
 
-def test_the_archive_is_caught_up_when_its_copy_reaches_the_writers_position():
-    assert job.caught_up(5000, "mariadb-bin.000007", 4999, "mariadb-bin.000007")
-    assert not job.caught_up(4000, "mariadb-bin.000007", 4999, "mariadb-bin.000007")
-    assert not job.caught_up(None, "mariadb-bin.000008", 4, "mariadb-bin.000008")
+T0 = datetime.datetime(2026, 11, 27, 4, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def at(seconds):
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def test_the_archive_is_complete_until_the_last_look_whose_transactions_it_holds():
+    progress = job.archive_progress([(at(0), 10), (at(2), 12), (at(4), 15)], 12)
+    assert progress == {"complete_until": at(2), "pending": [(at(4), 15)], "held_since": at(4)}
+    # nothing archived yet: every look is pending, nothing is complete
+    assert job.archive_progress([(at(0), 3)], None) == {"complete_until": None, "pending": [(at(0), 3)],
+                                                        "held_since": at(0)}
+    # a quiet writer: the same seq at each look, all archived
+    assert job.archive_progress([(at(0), 7), (at(2), 7)], 7)["complete_until"] == at(2)
+
+
+def test_a_look_the_archive_has_not_reached_keeps_the_archive_behind_however_much_was_written():
+    # the copy's size is not asked: mariadb-binlog buffers the newest events
+    progress = job.archive_progress([(at(0), 20), (at(2), 21)], 19)
+    assert progress["complete_until"] is None and progress["held_since"] == at(0)
+
+
+def test_a_rotation_is_asked_only_after_transactions_waited_and_not_more_often_than_that():
+    assert not job.rotation_due(None, at(100), None, 10)
+    assert not job.rotation_due(at(95), at(100), None, 10)
+    assert job.rotation_due(at(90), at(100), None, 10)
+    assert not job.rotation_due(at(80), at(100), at(95), 10)
+    assert job.rotation_due(at(80), at(100), at(90), 10)
 
 
 # -- settings (salt/backup) ------------------------------------------------------------
@@ -329,6 +354,7 @@ def test_bad_settings_stop_the_render_naming_the_key(analyze, key, value, messag
 @pytest.mark.parametrize("text, expected", [
     ("status", {"action": "status"}),
     ("resync", {"action": "resync"}),
+    ("rotate-binlog", {"action": "rotate-binlog"}),
     ("stream full 0 desync", {"action": "stream", "kind": "full", "from_lsn": 0, "desync": True}),
     ("stream incremental 48213 nodesync", {"action": "stream", "kind": "incremental", "from_lsn": 48213,
                                            "desync": False}),
@@ -339,7 +365,8 @@ def test_the_wrapper_accepts_exactly_its_requests(text, expected):
 
 @pytest.mark.parametrize("text", ["", "bash", "status; rm -rf /", "stream full 0", "stream full 5 desync",
                                   "stream incremental 0 desync", "stream incremental -1 desync",
-                                  "stream full 0 desync --user=root", "scp -t /etc"])
+                                  "stream full 0 desync --user=root", "scp -t /etc",
+                                  "rotate-binlog mariadb-bin.000001"])
 def test_the_wrapper_refuses_anything_else(text):
     with pytest.raises(wrapper.Refused, match="accepted: 'status'"):
         wrapper.parse_request(text)

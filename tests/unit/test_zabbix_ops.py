@@ -162,14 +162,7 @@ def test_the_dashboard_as_the_server_has_it_needs_no_change():
     widgets, _ = lemp_zabbix.dashboard_widgets(API["dashboard"]["widgets"], {"VIP holder": ["5"]})
     desired = lemp_zabbix.dashboard_object("Platform overview", widgets, {"staff": "8", "ops": "9"},
                                            API["dashboard"]["share"])
-    answer = {"dashboardid": "3", "name": "Platform overview", "private": "1",
-              "userGroups": [{"usrgrpid": "9", "permission": "3"}, {"usrgrpid": "8", "permission": "2"}],
-              "pages": [{"dashboard_pageid": "4", "widgets": [
-                  dict(w, widgetid=str(i), view_mode="0", x=str(w["x"]), y=str(w["y"]),
-                       width=str(w["width"]), height=str(w["height"]),
-                       fields=[{"type": str(f["type"]), "name": f["name"], "value": str(f["value"])}
-                               for f in w["fields"]])
-                  for i, w in enumerate(widgets)]}]}
+    answer = as_stored(widgets)
     assert lemp_zabbix.dashboard_changes(answer, desired) == {}
     more, _ = lemp_zabbix.dashboard_widgets(API["dashboard"]["widgets"], {"VIP holder": ["5"], "Backup age": ["6"]})
     grown = lemp_zabbix.dashboard_object("Platform overview", more, {"staff": "8", "ops": "9"},

@@ -375,21 +375,24 @@ class Archiver:
         self.cluster = None
         self.parsed = {}       # path -> ((size, mtime), parse)
         self.complete_until = None
+        self.seen = []         # [(time, seq)]: looks at the writer the archive has not reached yet
+        self.rotated_at = None
         self.gap = None
         self.last_error, self.last_logged = None, 0.0
 
     def writer(self):
-        """{node, cluster, synced, file, pos, at} of the writer behind the endpoint."""
+        """{node, cluster, synced, seq, at} of the writer behind the endpoint:
+        seq is the highest GTID seq of the cluster's domain in its binlog."""
         at = now()
         rows = endpoint_sql(self.cfg, (
             "SELECT @@wsrep_node_name, "
             "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_CLUSTER_STATE_UUID'), "
             "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_CLUSTER_STATUS'), "
-            "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_LOCAL_STATE'); "
-            "SHOW MASTER STATUS"))
-        node, cluster, status, state = rows[0][:4]
+            "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_LOCAL_STATE'), "
+            "@@gtid_binlog_pos"))
+        node, cluster, status, state, position = (rows[0] + [""] * 5)[:5]
         return {"node": node, "cluster": cluster.lower(), "synced": status == "Primary" and state == "4",
-                "file": rows[1][0] if len(rows) > 1 else None, "pos": int(rows[1][1]) if len(rows) > 1 else 0,
+                "seq": lemp_backup.gtid_seq("" if position in ("", "NULL") else position, self.cfg["domain"]),
                 "at": at}
 
     def server_logs(self):
@@ -439,7 +442,22 @@ class Archiver:
             env=dict(os.environ, TZ="UTC"))
         if writer["cluster"] != self.cluster:
             self.complete_until = None
+            self.seen = []
         self.node, self.cluster = writer["node"], writer["cluster"]
+
+    def rotate(self, held_since):
+        """Ask the writer to start a new binlog file (its forced command,
+        ``rotate-binlog``): mariadb-binlog then closes the file it writes,
+        and what it held in memory reaches the store."""
+        self.rotated_at = now()
+        node = next((n for n in self.cfg["data_nodes"] if n["name"] == self.node), None)
+        if node is None:
+            log(f"archiver: {self.node} is not a data node of the configuration; no binlog rotation asked")
+            return
+        answer = ssh_json(self.cfg, node, "rotate-binlog")
+        waited = (self.rotated_at - held_since).total_seconds()
+        log(f"archiver: transactions committed {waited:.0f} s ago were not archived yet (mariadb-binlog buffers "
+            f"the newest events); asked {self.node} to rotate its binlog: {answer}")
 
     def stop(self, why):
         if self.proc is not None and self.proc.poll() is None:
@@ -463,11 +481,16 @@ class Archiver:
                 log(f"archiver: mariadb-binlog exited ({self.proc.returncode}); restarting")
             self.start(writer)
             return
-        local = self.root / self.cluster / self.node / (writer["file"] or "-")
-        size = local.stat().st_size if local.exists() else None
-        if job.caught_up(size, writer["file"], writer["pos"], local.name):
-            self.complete_until = writer["at"]
-        index = job.binlog_index(self.cluster, self.entries(self.cluster), self.complete_until)
+        entries = self.entries(self.cluster)
+        self.seen.append((writer["at"], writer["seq"]))
+        progress = job.archive_progress(self.seen, job.archived_seq(entries, self.cfg["domain"]))
+        self.seen = progress["pending"]
+        if progress["complete_until"]:
+            self.complete_until = progress["complete_until"]
+        if job.rotation_due(progress["held_since"], writer["at"], self.rotated_at,
+                            self.cfg["archive"]["rotate_after_seconds"]):
+            self.rotate(progress["held_since"])
+        index = job.binlog_index(self.cluster, entries, self.complete_until)
         write_json(self.root / self.cluster / "index.json", index)
         lag = (now() - self.complete_until).total_seconds() if self.complete_until else None
         update_status(self.cfg, archive={"node": self.node, "cluster": self.cluster, "gap": self.gap,

@@ -10,6 +10,8 @@ SSH_ORIGINAL_COMMAND, one of:
     stream full 0 desync|nodesync          mariabackup's mbstream on stdout
     stream incremental LSN desync|nodesync
     resync                                 wsrep_desync=OFF unless a stream runs
+    rotate-binlog                          FLUSH LOCAL BINARY LOGS (the archiver: what
+                                           mariadb-binlog buffered reaches arb1)
     check desync|nodesync                  row counts and checksums of every table at one GTID, as JSON
     receive STAMP BACKUP_ID                (restore) stdin, an mbstream, into the staging folder
     receive-binlog STAMP NODE/FILE         (restore) stdin, an archived binlog, into the staging folder
@@ -55,10 +57,10 @@ def parse_request(text):
     """SSH_ORIGINAL_COMMAND -> {action, kind, from_lsn, desync}, or Refused
     naming what is accepted. Strict: a word more or less is refused."""
     words = (text or "").split()
-    usage = ("accepted: 'status', 'resync', 'stream full 0 desync|nodesync', "
+    usage = ("accepted: 'status', 'resync', 'rotate-binlog', 'stream full 0 desync|nodesync', "
              "'stream incremental <lsn> desync|nodesync', 'check desync|nodesync', "
              "'receive <stamp> <backup id>', 'receive-binlog <stamp> <node>/<file>'")
-    if words in (["status"], ["resync"]):
+    if words in (["status"], ["resync"], ["rotate-binlog"]):
         return {"action": words[0]}
     if len(words) == 2 and words[0] == "check" and words[1] in ("desync", "nodesync"):
         return {"action": "check", "desync": words[1] == "desync"}
@@ -186,6 +188,15 @@ def resync():
     return {"resync": "already in sync"}
 
 
+def rotate_binlog():
+    """A new binlog file on this node, not written to the binlog nor
+    replicated (LOCAL). The archiver on arb1 asks for it when transactions
+    wait in mariadb-binlog's buffer: closing the file writes them out."""
+    sql("FLUSH LOCAL BINARY LOGS")
+    rows = sql("SHOW MASTER STATUS")
+    return {"rotated": rows[0][0] if rows else None}
+
+
 def check_script(tables):
     """The statements of ``check``, run in one session so that the lock
     holds while everything is read: the GTID, each table's row count, one
@@ -287,6 +298,8 @@ def main(argv):
             print(json.dumps(status()))
         elif request["action"] == "resync":
             print(json.dumps(resync()))
+        elif request["action"] == "rotate-binlog":
+            print(json.dumps(rotate_binlog()))
         elif request["action"] == "check":
             print(json.dumps(check(request)))
         elif request["action"] in ("receive", "receive-binlog"):
