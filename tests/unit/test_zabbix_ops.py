@@ -243,3 +243,18 @@ def test_hosts_are_in_maintenance_only_when_every_one_is():
     assert lemp_zabbix.hosts_in_maintenance([{"maintenance_status": "1"}, {"maintenance_status": 1}])
     assert not lemp_zabbix.hosts_in_maintenance([{"maintenance_status": "1"}, {"maintenance_status": "0"}])
     assert not lemp_zabbix.hosts_in_maintenance([])
+
+
+def test_opening_a_window_asks_the_server_to_reload_its_cache_and_says_when_that_failed(monkeypatch):
+    calls = []
+
+    def run_all(cmd, **_kwargs):
+        calls.append(cmd)
+        return {"retcode": 1, "stdout": "", "stderr": "cannot connect to the server"}
+
+    monkeypatch.setattr(lemp_zabbix, "__salt__", {"cmd.run_all": run_all}, raising=False)
+    said = lemp_zabbix._reload_server_config_cache()
+    assert calls == [["zabbix_server", "-R", "config_cache_reload"]]
+    assert said and "cannot connect to the server" in said[0] and "next cache update" in said[0]
+    monkeypatch.setattr(lemp_zabbix, "__salt__", {"cmd.run_all": lambda cmd, **kw: {"retcode": 0}}, raising=False)
+    assert lemp_zabbix._reload_server_config_cache() == []
