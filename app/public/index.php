@@ -5,6 +5,7 @@
 //   POST /api/items        body: {"note": "..."} -> {"id": N, ...}
 //   GET  /api/items/N      the row written by POST
 //   GET  /api/work?ms=N    keeps a PHP-FPM worker busy on CPU for N ms (<= 2000): load for the scaling tests
+//                          (&cpu=0: busy without a core, usleep)
 declare(strict_types=1);
 require dirname(__DIR__) . '/src/bootstrap.php';
 
@@ -57,14 +58,20 @@ try {
         $row = $stmt->fetch();
         $row ? app_json(200, $row + ['read_by' => gethostname()]) : app_json(404, ['error' => "no item {$m[1]}"]);
     } elseif ($path === '/api/work' && $method === 'GET') {
-        // CPU, not sleep: the autoscaling tests need busy workers and busy cores
-        // (tests/lab/test_scaling_scale.py, bench/scale_events.py).
+        // A busy PHP-FPM worker for ms: on CPU by default, as real load is
+        // (bench/scale_events.py); cpu=0 holds it without a core (usleep), so
+        // that the lab test of autoscaling (tests/lab/test_scaling_auto.py)
+        // does not starve the VM it boots on a 2-core host.
         $ms = max(0, min(2000, (int)($_GET['ms'] ?? 100)));
-        $until = hrtime(true) + $ms * 1000000;
         $rounds = 0;
-        $hash = '';
-        while (hrtime(true) < $until) {
-            $hash = hash('sha256', $hash . $rounds++);
+        if (($_GET['cpu'] ?? '1') === '0') {
+            usleep($ms * 1000);
+        } else {
+            $until = hrtime(true) + $ms * 1000000;
+            $hash = '';
+            while (hrtime(true) < $until) {
+                $hash = hash('sha256', $hash . $rounds++);
+            }
         }
         app_json(200, ['node' => gethostname(), 'ms' => $ms, 'rounds' => $rounds]);
     } elseif ($path === '/' && $method === 'GET') {
