@@ -170,6 +170,20 @@ def archived_seq(index):
     return max((seq(f["end_gtid"]) for f in index["files"]), default=0)
 
 
+def test_a_single_write_on_a_quiet_writer_reaches_the_archive_within_seconds(lab, tier, store, table):
+    """mariadb-binlog keeps the newest events in its stdio buffer: on a
+    quiet writer the last transactions stayed off arb1 (the archive lag grew
+    by the minute). The archiver now asks the writer to rotate its binlog
+    when committed transactions wait (backup:lookup:archive:rotate_after_seconds,
+    10 s), which writes them out. One row, then nothing: it is archived."""
+    sql(lab, tier["dbs"][0], f"INSERT INTO app.{table} VALUES (1, 'quiet')")
+    top = seq(sql(lab, tier["dbs"][0], "SELECT @@gtid_binlog_pos")[0][0])
+    wait_for(lambda: archived_seq(index_of(lab, store)[1]) >= top, 60,
+             f"the archive to hold GTID seq {top}, the only write")
+    status, _ = index_of(lab, store)
+    assert status["archive"]["lag_seconds"] is not None and status["archive"]["lag_seconds"] < 30, status
+
+
 def test_the_binlog_archive_follows_the_writer_across_a_failover(lab, tier, store, table):
     writer = started_writer(lab, tier, table)
     try:
