@@ -88,7 +88,21 @@ def check_settings(settings, analyze=None):
         lemp_backup.check_policy(settings.get("retention"))
     except lemp_backup.BackupError as exc:
         raise SettingsError(str(exc))
+    check_archive_settings((settings.get("lookup") or {}).get("archive") or {})
     return {"schedule": normalized, "retention": settings["retention"]}
+
+
+def check_archive_settings(archive):
+    """backup:lookup:archive: whole seconds >= 1, and rotate_after_seconds
+    at least two polls (a rotation must not be asked before the archiver
+    had a chance to see the events arrive)."""
+    for key in ("poll_seconds", "rotate_after_seconds", "rotate_min_interval_seconds"):
+        value = archive.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SettingsError(f"backup:lookup:archive:{key} is {value!r}; it must be a whole number of seconds >= 1")
+    if archive["rotate_after_seconds"] < 2 * archive["poll_seconds"]:
+        raise SettingsError(f"backup:lookup:archive:rotate_after_seconds is {archive['rotate_after_seconds']}; it "
+                            f"must be at least two polls (2 x poll_seconds = {2 * archive['poll_seconds']})")
 
 
 class StreamError(ValueError):
@@ -499,36 +513,62 @@ def archive_progress(seen, archived):
     """How far the archive is complete, from what the writer had committed.
 
     ``seen``: [(time, seq)], oldest first: each look at the writer, its time
-    and the highest GTID seq its binlog held then; ``archived``: the highest
-    seq the archived files hold complete (archived_seq; None: none).
+    and the highest GTID seq its binlog held then (0: none in the domain);
+    ``archived``: the highest seq the archived files hold complete
+    (archived_seq; None: none).
 
-    The archive's copy is only what mariadb-binlog has written out: it
-    buffers up to a few KB of the newest events in memory (stdio, no flush
-    per event) until more events or the file's end push them out, so a
-    byte count says nothing; GTIDs do. Returns {complete_until: the time of
-    the latest look whose seq the archive holds (None: none yet), pending:
-    the looks still ahead of the archive, to keep for the next call,
-    held_since: the time of the oldest of them (None: the archive is
-    complete)}."""
-    done = [when for when, seq in seen if archived is not None and seq <= archived]
-    pending = [(when, seq) for when, seq in seen if archived is None or seq > archived]
+    GTIDs, not bytes: mariadb-binlog can hold the newest events in memory
+    (stdio buffer, no flush per event), so the copy's size says nothing.
+    Returns {complete_until: the time of the latest look whose transactions
+    the archive holds, counting only looks before the first one it does not
+    (a new writer's position can briefly read lower after a failover; a
+    later look must not hide an earlier one), None when none;
+    pending: the looks from the first one not held on, to keep for the next
+    call, runs of one seq kept as their first and last look so that a long
+    stall keeps the list short; held_since: the time of the oldest pending
+    look (None: the archive is complete)}."""
+    have = archived or 0
+    first_pending = next((i for i, (_, seq) in enumerate(seen) if seq > have), len(seen))
+    done = [when for when, _ in seen[:first_pending]]
+    pending = []
+    for look in seen[first_pending:]:
+        if len(pending) >= 2 and pending[-1][1] == pending[-2][1] == look[1]:
+            pending[-1] = look
+        else:
+            pending.append(look)
     return {"complete_until": max(done) if done else None, "pending": pending,
             "held_since": pending[0][0] if pending else None}
 
 
-def rotation_due(held_since, now, rotated_at, after_seconds):
+# How far behind the writer's current position the archive's copy of the same
+# file may be for a rotation to help: the tail mariadb-binlog holds, not a
+# backlog it is still reading (a restarted archiver catching up).
+ROTATION_TAIL_BYTES = 65536
+
+
+def rotation_due(held_since, now, rotated_at, after_seconds, min_interval_seconds, tail):
     """Whether to ask the writer to rotate its binlog (FLUSH LOCAL BINARY
-    LOGS): committed transactions have waited ``after_seconds`` or more for
-    the archive (held_since, from archive_progress), and the last rotation
-    asked is as old. The rotation makes mariadb-binlog close the file, which
-    writes out what it buffered; a steady load pushes it out by itself, so
-    rotations happen on a quiet or trickling writer, at most one per
-    ``after_seconds``."""
-    if held_since is None:
+    LOGS), which makes mariadb-binlog close the file and write out what it
+    held. Only when committed transactions have waited ``after_seconds``
+    or more for the archive (held_since, from archive_progress), the
+    missing part is a tail of the writer's current file (``tail``: the
+    server's position less the archive's copy of that same file, bytes;
+    None: the copy is of another file, a backlog), and the last rotation
+    asked is ``min_interval_seconds`` old: a trickling writer whose every
+    write waits rotates at most that often."""
+    if held_since is None or tail is None or not 0 <= tail <= ROTATION_TAIL_BYTES:
         return False
     waited = (now - held_since).total_seconds()
     since_last = None if rotated_at is None else (now - rotated_at).total_seconds()
-    return waited >= after_seconds and (since_last is None or since_last >= after_seconds)
+    return waited >= after_seconds and (since_last is None or since_last >= min_interval_seconds)
+
+
+def archive_tail(server_file, server_pos, local_name, local_size):
+    """The bytes of the writer's current binlog the archive's copy lacks, or
+    None when the archive's newest file is not that file."""
+    if not server_file or local_name != server_file or local_size is None:
+        return None
+    return max(0, server_pos - local_size)
 
 
 # -- the drill's scratch server (salt/backup/files/lemp-backup.py drill) ----------------

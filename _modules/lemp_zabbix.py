@@ -1043,8 +1043,11 @@ def maintenance_open(name, hosts, expiry_minutes=120, ca_file="/etc/zabbix/tls/c
 def _reload_server_config_cache():
     """``zabbix_server -R config_cache_reload`` on this machine, when it runs
     the server; what to report when that failed."""
-    res = __salt__["cmd.run_all"](["zabbix_server", "-R", "config_cache_reload"],  # noqa: F821
-                                  python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+    try:
+        res = __salt__["cmd.run_all"](["zabbix_server", "-R", "config_cache_reload"],  # noqa: F821
+                                      python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+    except Exception as exc:  # pylint: disable=broad-except  # no zabbix_server here (url= from elsewhere)
+        res = {"retcode": None, "stderr": str(exc)}
     if res["retcode"] == 0:
         return []
     return [f"configuration cache not reloaded ({(res.get('stderr') or res.get('stdout') or '').strip()}): "

@@ -84,8 +84,13 @@ galera-backup-source-option-file-managed:
     - mode: '0600'
     - show_changes: False
     - contents: |
-        # Managed by Salt (salt/galera/backup_source.sls): mariabackup's account.
+        # Managed by Salt (salt/galera/backup_source.sls): mariabackup's account,
+        # also the mariadb client's for the wrapper's rotate-binlog (RELOAD).
         [mariabackup]
+        user = {{ b.user }}
+        password = {{ password }}
+
+        [client]
         user = {{ b.user }}
         password = {{ password }}
 

@@ -300,25 +300,50 @@ def at(seconds):
 def test_the_archive_is_complete_until_the_last_look_whose_transactions_it_holds():
     progress = job.archive_progress([(at(0), 10), (at(2), 12), (at(4), 15)], 12)
     assert progress == {"complete_until": at(2), "pending": [(at(4), 15)], "held_since": at(4)}
-    # nothing archived yet: every look is pending, nothing is complete
+    # nothing archived yet: every look with a transaction is pending
     assert job.archive_progress([(at(0), 3)], None) == {"complete_until": None, "pending": [(at(0), 3)],
                                                         "held_since": at(0)}
     # a quiet writer: the same seq at each look, all archived
     assert job.archive_progress([(at(0), 7), (at(2), 7)], 7)["complete_until"] == at(2)
+    # a domain with no transaction yet (seq 0) and an empty archive: complete
+    assert job.archive_progress([(at(0), 0)], None)["held_since"] is None
 
 
 def test_a_look_the_archive_has_not_reached_keeps_the_archive_behind_however_much_was_written():
-    # the copy's size is not asked: mariadb-binlog buffers the newest events
     progress = job.archive_progress([(at(0), 20), (at(2), 21)], 19)
     assert progress["complete_until"] is None and progress["held_since"] == at(0)
 
 
-def test_a_rotation_is_asked_only_after_transactions_waited_and_not_more_often_than_that():
-    assert not job.rotation_due(None, at(100), None, 10)
-    assert not job.rotation_due(at(95), at(100), None, 10)
-    assert job.rotation_due(at(90), at(100), None, 10)
-    assert not job.rotation_due(at(80), at(100), at(95), 10)
-    assert job.rotation_due(at(80), at(100), at(90), 10)
+def test_a_later_look_with_a_lower_seq_does_not_hide_an_earlier_one_not_archived():
+    # after a failover the new writer's position can read lower for a moment
+    progress = job.archive_progress([(at(0), 10), (at(2), 14), (at(4), 12)], 12)
+    assert progress["complete_until"] == at(0)
+    assert progress["pending"] == [(at(2), 14), (at(4), 12)]
+
+
+def test_a_long_stall_keeps_the_first_and_last_look_of_each_seq():
+    seen = [(at(i), 30) for i in range(0, 100, 2)]
+    progress = job.archive_progress(seen, 29)
+    assert progress["pending"] == [(at(0), 30), (at(98), 30)] and progress["held_since"] == at(0)
+
+
+def test_a_rotation_is_asked_only_for_a_tail_that_waited_and_not_more_often_than_the_minimum():
+    assert not job.rotation_due(None, at(100), None, 10, 60, 120)
+    assert not job.rotation_due(at(95), at(100), None, 10, 60, 120)
+    assert job.rotation_due(at(90), at(100), None, 10, 60, 120)
+    # a trickling writer: the next one waits for the minimum interval
+    assert not job.rotation_due(at(80), at(100), at(50), 10, 60, 120)
+    assert job.rotation_due(at(80), at(120), at(50), 10, 60, 120)
+    # a backlog (another file, or far behind): reading it is the cure, not a rotation
+    assert not job.rotation_due(at(0), at(100), None, 10, 60, None)
+    assert not job.rotation_due(at(0), at(100), None, 10, 60, job.ROTATION_TAIL_BYTES + 1)
+
+
+def test_the_tail_is_what_the_copy_of_the_writers_current_file_lacks():
+    assert job.archive_tail("mariadb-bin.000007", 5000, "mariadb-bin.000007", 4000) == 1000
+    assert job.archive_tail("mariadb-bin.000007", 5000, "mariadb-bin.000007", 5100) == 0
+    assert job.archive_tail("mariadb-bin.000008", 400, "mariadb-bin.000007", 9000) is None
+    assert job.archive_tail(None, 0, "mariadb-bin.000007", 9000) is None
 
 
 # -- settings (salt/backup) ------------------------------------------------------------
@@ -341,6 +366,12 @@ def test_the_default_settings_pass(analyze):
     ("schedule", {"full": "daily", "prune": "hourly"}, 'backup:schedule:incremental "" is empty'),
     ("retention", {"daily_fulls": 0, "hourly_incrementals": 48}, "backup:retention:daily_fulls is 0"),
     ("retention", {"daily_fulls": 7, "weekly": 4}, "backup:retention:weekly is not a retention setting"),
+    ("lookup", {"archive": {"poll_seconds": 2, "rotate_after_seconds": 0, "rotate_min_interval_seconds": 60}},
+     "backup:lookup:archive:rotate_after_seconds is 0"),
+    ("lookup", {"archive": {"poll_seconds": 2, "rotate_after_seconds": 10}},
+     "backup:lookup:archive:rotate_min_interval_seconds is None"),
+    ("lookup", {"archive": {"poll_seconds": 10, "rotate_after_seconds": 10, "rotate_min_interval_seconds": 60}},
+     "rotate_after_seconds is 10; it must be at least two polls"),
 ])
 def test_bad_settings_stop_the_render_naming_the_key(analyze, key, value, message):
     settings = dict(defaults(), **{key: value})

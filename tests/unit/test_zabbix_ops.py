@@ -258,3 +258,9 @@ def test_opening_a_window_asks_the_server_to_reload_its_cache_and_says_when_that
     assert said and "cannot connect to the server" in said[0] and "next cache update" in said[0]
     monkeypatch.setattr(lemp_zabbix, "__salt__", {"cmd.run_all": lambda cmd, **kw: {"retcode": 0}}, raising=False)
     assert lemp_zabbix._reload_server_config_cache() == []
+
+    def missing(cmd, **_kwargs):
+        raise OSError("Unable to run command: zabbix_server: not found")
+
+    monkeypatch.setattr(lemp_zabbix, "__salt__", {"cmd.run_all": missing}, raising=False)
+    assert "not found" in lemp_zabbix._reload_server_config_cache()[0]

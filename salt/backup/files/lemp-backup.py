@@ -381,18 +381,21 @@ class Archiver:
         self.last_error, self.last_logged = None, 0.0
 
     def writer(self):
-        """{node, cluster, synced, seq, at} of the writer behind the endpoint:
-        seq is the highest GTID seq of the cluster's domain in its binlog."""
+        """{node, cluster, synced, seq, file, pos, at} of the writer behind
+        the endpoint: seq is the highest GTID seq of the cluster's domain in
+        its binlog, file and pos its SHOW MASTER STATUS."""
         at = now()
         rows = endpoint_sql(self.cfg, (
             "SELECT @@wsrep_node_name, "
             "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_CLUSTER_STATE_UUID'), "
             "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_CLUSTER_STATUS'), "
             "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_LOCAL_STATE'), "
-            "@@gtid_binlog_pos"))
+            "@@gtid_binlog_pos; "
+            "SHOW MASTER STATUS"))
         node, cluster, status, state, position = (rows[0] + [""] * 5)[:5]
         return {"node": node, "cluster": cluster.lower(), "synced": status == "Primary" and state == "4",
                 "seq": lemp_backup.gtid_seq("" if position in ("", "NULL") else position, self.cfg["domain"]),
+                "file": rows[1][0] if len(rows) > 1 else None, "pos": int(rows[1][1]) if len(rows) > 1 else 0,
                 "at": at}
 
     def server_logs(self):
@@ -403,8 +406,14 @@ class Archiver:
         return [(name, lemp_backup.gtid_seq("" if start in ("", "NULL") else start, self.cfg["domain"]))
                 for name, start in zip(names, starts)]
 
+    def newest_file(self, directory):
+        names = sorted(p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")) \
+            if directory.is_dir() else []
+        return names[-1] if names else None
+
     def entries(self, cluster):
         entries = []
+        newest = {}
         for path in sorted((self.root / cluster).glob("*/*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
@@ -416,8 +425,10 @@ class Archiver:
                                      text=True, env=dict(os.environ, TZ="UTC"))
                 cached = (key, job.parse_binlog_dump(out.stdout))
                 self.parsed[path] = cached
+            if path.parent not in newest:
+                newest[path.parent] = self.newest_file(path.parent)
             writing = (self.proc is not None and self.proc.poll() is None and path.parent.name == self.node
-                       and path.name == sorted(p.name for p in path.parent.iterdir() if not p.name.startswith("."))[-1])
+                       and path.name == newest[path.parent])
             entries.append(dict(cached[1], name=f"{path.parent.name}/{path.name}", node=path.parent.name,
                                 size=stat.st_size, complete=not writing))
         return entries
@@ -454,7 +465,7 @@ class Archiver:
         if node is None:
             log(f"archiver: {self.node} is not a data node of the configuration; no binlog rotation asked")
             return
-        answer = ssh_json(self.cfg, node, "rotate-binlog")
+        answer = ssh_json(self.cfg, node, "rotate-binlog", timeout=15)
         waited = (self.rotated_at - held_since).total_seconds()
         log(f"archiver: transactions committed {waited:.0f} s ago were not archived yet (mariadb-binlog buffers "
             f"the newest events); asked {self.node} to rotate its binlog: {answer}")
@@ -487,8 +498,13 @@ class Archiver:
         self.seen = progress["pending"]
         if progress["complete_until"]:
             self.complete_until = progress["complete_until"]
+        directory = self.root / self.cluster / self.node
+        local = self.newest_file(directory)
+        tail = job.archive_tail(writer["file"], writer["pos"], local,
+                                (directory / local).stat().st_size if local else None)
         if job.rotation_due(progress["held_since"], writer["at"], self.rotated_at,
-                            self.cfg["archive"]["rotate_after_seconds"]):
+                            self.cfg["archive"]["rotate_after_seconds"],
+                            self.cfg["archive"]["rotate_min_interval_seconds"], tail):
             self.rotate(progress["held_since"])
         index = job.binlog_index(self.cluster, entries, self.complete_until)
         write_json(self.root / self.cluster / "index.json", index)

@@ -28,12 +28,14 @@ written to disk here but mariabackup's temporary files, removed at the end.
 import fcntl
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 MARIADB = "/usr/bin/mariadb"
 MARIABACKUP = "/usr/bin/mariabackup"
@@ -114,9 +116,12 @@ def mariabackup_command(option_file, kind, from_lsn, tmpdir):
     return command
 
 
-def sql(statement):
-    """As root over the unix socket (root@localhost is unix_socket on Debian)."""
-    out = subprocess.run([MARIADB, "-N", "-B", "-e", statement], check=True, capture_output=True, text=True)
+def sql(statement, option_file=None, timeout=None):
+    """As root over the unix socket (root@localhost is unix_socket on Debian),
+    or as the account of ``option_file``."""
+    account = [f"--defaults-extra-file={option_file}"] if option_file else []
+    out = subprocess.run([MARIADB, *account, "-N", "-B", "-e", statement], check=True, capture_output=True,
+                         text=True, timeout=timeout)
     return [line.split("\t", 1) for line in out.stdout.splitlines() if "\t" in line]
 
 
@@ -188,12 +193,28 @@ def resync():
     return {"resync": "already in sync"}
 
 
-def rotate_binlog():
+# The last rotation asked over this key: a leaked key may not rotate in a loop.
+ROTATED = "/run/lemp-backup-stream.rotated"
+ROTATE_MIN_SECONDS = 5
+
+
+def rotate_binlog(option_file):
     """A new binlog file on this node, not written to the binlog nor
-    replicated (LOCAL). The archiver on arb1 asks for it when transactions
-    wait in mariadb-binlog's buffer: closing the file writes them out."""
-    sql("FLUSH LOCAL BINARY LOGS")
-    rows = sql("SHOW MASTER STATUS")
+    replicated (LOCAL), as the backup account (RELOAD, which mariabackup
+    needs anyway). The archiver on arb1 asks for it when committed
+    transactions wait in mariadb-binlog's memory: closing the file writes
+    them out. At most one per ROTATE_MIN_SECONDS; a FLUSH that waits on a
+    lock gives up after 5 s."""
+    try:
+        age = time.time() - os.stat(ROTATED).st_mtime
+    except FileNotFoundError:
+        age = None
+    if age is not None and age < ROTATE_MIN_SECONDS:
+        raise Refused(f"rotate-binlog refused: the last one was {age:.0f} s ago (at most one per "
+                      f"{ROTATE_MIN_SECONDS} s)")
+    pathlib.Path(ROTATED).touch()
+    sql("SET SESSION lock_wait_timeout = 5; FLUSH LOCAL BINARY LOGS", option_file=option_file, timeout=15)
+    rows = sql("SHOW MASTER STATUS", option_file=option_file, timeout=15)
     return {"rotated": rows[0][0] if rows else None}
 
 
@@ -299,7 +320,7 @@ def main(argv):
         elif request["action"] == "resync":
             print(json.dumps(resync()))
         elif request["action"] == "rotate-binlog":
-            print(json.dumps(rotate_binlog()))
+            print(json.dumps(rotate_binlog(argv[1])))
         elif request["action"] == "check":
             print(json.dumps(check(request)))
         elif request["action"] in ("receive", "receive-binlog"):
