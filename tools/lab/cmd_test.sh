@@ -1,6 +1,8 @@
-# ./lab test: the whole suite. Fast tests first (no lab; while the lab comes
-# up, when it is not up yet); then the lab tests, on the running lab or on one
-# brought up for them. Sourced by ./lab.
+# ./lab test: the whole suite. Fast tests first (no lab) on a lab that is up;
+# when it is not, they run in the background, at the lowest priority, from
+# the start of the bring-up until they end (the lab tests start meanwhile:
+# both phases are bound by the 2 cores, and the lab tests leave some idle);
+# then the lab tests. Sourced by ./lab.
 # shellcheck shell=bash
 
 lab_test() {
@@ -22,10 +24,13 @@ lab_test() {
     # a reused lab: its cloud engine runs (a host reboot or an older ./lab up left none)
     labhost_up
   else
-    # The lab's bring-up waits on containers, apt and Salt much of the
-    # time: the fast tests use those minutes instead of running before it
-    # (niced, so the bring-up keeps the CPU it needs). Their verdict still
-    # comes before any lab test runs.
+    # The fast tests run in the background at the lowest priority, from the
+    # bring-up on: they use the minutes the bring-up and the lab tests spend
+    # waiting on containers, apt, Salt and Zabbix, instead of adding theirs
+    # to the run (on a 2-core machine with no caches, waiting for them
+    # before the lab tests cost about 2 minutes). Their verdict comes at the
+    # end, and fails the run; the fresh-machine check's comes before any
+    # lab test.
     local fast_log="$LAB_CACHE/fast-tests.log" fast_pid
     local fresh_log="$LAB_CACHE/fresh-machine-check.log" fresh_pid fresh_rc=0
     # The clean root's installs go through the lab's apt proxy: up first,
@@ -36,7 +41,7 @@ lab_test() {
     check_fresh_root > "$fresh_log" 2>&1 &
     fresh_pid=$!
     step "fast tests: rendering, topology, unit (no lab), in the background while the lab comes up ($fast_log)"
-    nice -n 10 "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/unit" "$LAB_REPO/tests/render" "$@" \
+    nice -n 19 "$LAB_VENV/bin/pytest" -p no:cacheprovider "$LAB_REPO/tests/unit" "$LAB_REPO/tests/render" "$@" \
       > "$fast_log" 2>&1 &
     fast_pid=$!
     # a failed bring-up stops them too (then does what it does on exit anyway)
@@ -52,20 +57,21 @@ lab_test() {
       tail -n 40 "$fresh_log"
       die "fresh-machine check failed: see above and $fresh_log" "fix the prerequisites before the lab tests run"
     fi
-    info "waiting for the fast tests"
-    wait "$fast_pid" || rc=$?
-    # shellcheck disable=SC2064
-    if [ -n "$on_exit" ]; then trap "$on_exit" EXIT; else trap - EXIT; fi
-    if [ $rc = 0 ]; then
-      # the summary line (with -q it has no ===== around it)
-      grep -E '[0-9]+ passed' "$fast_log" | tail -1 || tail -n 1 "$fast_log"
+    # a fast test that has failed already stops the run here
+    if ! kill -0 "$fast_pid" 2>/dev/null || grep -qE '^(FAILED|ERROR) ' "$fast_log"; then
+      fast_verdict "$fast_pid" "$fast_log" \
+        || die "fast tests failed: fix them before the lab tests run" "see the pytest output above and $fast_log"
+      fast_pid=""
     else
-      tail -n 80 "$fast_log"
-      die "fast tests failed: fix them before the lab tests run" "see the pytest output above and $fast_log"
+      info "the fast tests go on in the background ($fast_log); their verdict comes after the lab tests"
     fi
   fi
   step "lab tests: real daemons in the lab"
   "$LAB_VENV/bin/pytest" -p no:cacheprovider --durations=40 "$LAB_REPO/tests/lab" "$@" || rc=$?
+  if [ -n "${fast_pid:-}" ]; then
+    step "fast tests: their verdict"
+    fast_verdict "$fast_pid" "$fast_log" || rc=1
+  fi
   # CI leaves the machine as it found it; a developer keeps the lab to iterate.
   if [ "${CI:-}" = true ]; then
     trap - EXIT
@@ -74,6 +80,24 @@ lab_test() {
     info "the lab stays up for the next run; ./lab down removes it"
   fi
   return $rc
+}
+
+# Wait for the background fast tests; print their summary, or their output's
+# end and fail (during the bring-up: stop the run; after the lab tests:
+# return 1, and the run fails).
+fast_verdict() {
+  local pid=$1 log=$2 fast_rc=0
+  wait "$pid" || fast_rc=$?
+  # shellcheck disable=SC2064
+  if [ -n "${on_exit:-}" ]; then trap "$on_exit" EXIT; else trap - EXIT; fi
+  if [ $fast_rc = 0 ]; then
+    # the summary line (with -q it has no ===== around it)
+    grep -E '[0-9]+ passed' "$log" | tail -1 || tail -n 1 "$log"
+    return 0
+  fi
+  tail -n 80 "$log"
+  info "fast tests FAILED: see the pytest output above and $log"
+  return 1
 }
 
 lab_is_up() {
