@@ -37,7 +37,9 @@ STATUS_ITEMS = {
             "php-fpm ping": lambda key: key == "php-fpm.ping",
             "redis": lambda key: key.startswith("redis.info["),
             "sentinel": lambda key: key == "lemp.sentinel.ckquorum",
-            "glusterfs": lambda key: key.startswith("vfs.file.contents[")},
+            # the status file's item, not any vfs.file.contents: the Linux
+            # template's interface discovery adds one per NIC, collected hourly
+            "glusterfs": lambda key: key == "vfs.file.contents[{$GLUSTER.STATUS.FILE}]"},
     "lb": {"haproxy": lambda key: key.startswith("haproxy.frontend.scur["),
            "sentinel": lambda key: key == "lemp.sentinel.ckquorum"},
 }
