@@ -14,7 +14,7 @@ def run():
     derived = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(derived)
     topology = derived.derived_topology()
-    base = {"*": ["topology"]}
+    base = {"*": ["topology", "ports"]}
     for name, machine in sorted(topology["machines"].items()):
         if machine["pillars"]:
             base[name] = list(machine["pillars"])
