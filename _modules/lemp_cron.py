@@ -109,7 +109,10 @@ def timer_unit(app_name, job_name, schedule):
 def service_unit(app_name, job_name, settings):
     """The .service the timer starts: lemp-cron-once with the job's settings
     in its environment (no secret: the Redis password is in the root-only
-    ``settings['auth_file']``)."""
+    ``settings['auth_file']``). ``settings['timeout']`` bounds the run: a
+    oneshot unit has no start timeout by default, and while it is still
+    starting its timer fires no more, so one hung job would stop the job on
+    this node for good."""
     env = {
         "LEMP_CRON_APP": app_name,
         "LEMP_CRON_JOB": job_name,
@@ -132,6 +135,7 @@ def service_unit(app_name, job_name, settings):
         "[Service]\n"
         "Type=oneshot\n"
         "SyslogIdentifier=lemp-cron\n"
+        f"TimeoutStartSec={settings['timeout']}\n"
         f"{lines}"
         f"ExecStart={settings['wrapper']} {settings['command_dir']}/{unit_name(app_name, job_name)}.command\n"
     )
@@ -151,7 +155,7 @@ def _check_settings(settings):
         value = str(settings.get(field, ""))
         if not rule.match(value) or ".." in value:
             raise CronError(f"app:cron: {field} {json.dumps(value)} cannot go into a unit file ({what})")
-    for field in ("redis_port", "lock_ttl"):
+    for field in ("redis_port", "lock_ttl", "timeout"):
         value = settings.get(field)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise CronError(f"app:cron: {field} {json.dumps(value)} must be a positive integer")
@@ -200,10 +204,12 @@ def plan(app, settings, existing=(), analyze=None):
     ``jobs``: [{name, unit, schedule, command, timer, service}] where
     ``timer`` and ``service`` are the unit files' contents; ``files``: the
     planned unit file names; ``stale``: the lemp-cron unit files in
-    ``existing`` (``settings['unit_dir']``'s) that are not planned.
+    ``existing`` (``settings['unit_dir']``'s) that are not planned;
+    ``stale_timers``: those of ``stale`` that are timers, to stop before
+    their file goes.
 
     ``app`` is the merged app settings (map.jinja's ``app``); ``settings``:
-    node, user, app_dir, redis_host, redis_port, lock_ttl, wrapper,
+    node, user, app_dir, redis_host, redis_port, lock_ttl, timeout, wrapper,
     command_dir, auth_file.
     """
     _check_settings(settings)
@@ -215,4 +221,6 @@ def plan(app, settings, existing=(), analyze=None):
                         timer=timer_unit(app["name"], job["name"], job["schedule"]),
                         service=service_unit(app["name"], job["name"], settings)))
     files = [f"{job['unit']}.{kind}" for job in out for kind in ("timer", "service")]
-    return {"jobs": out, "files": files, "stale": stale_units(existing, files)}
+    stale = stale_units(existing, files)
+    return {"jobs": out, "files": files, "stale": stale,
+            "stale_timers": [name for name in stale if name.endswith(".timer")]}

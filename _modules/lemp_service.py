@@ -230,7 +230,7 @@ def status(name, paths, action="reload", stamp_dir=None):
 
     CLI Example::
 
-        salt -C 'G@roles:db' lemp_service.status mariadb '["/etc/mysql"]' action=none
+        salt -L db1,db2 lemp_service.status mariadb '["/etc/mysql"]' action=none
     """
     facts = config_digest(paths)
     facts.update(service_facts(name))

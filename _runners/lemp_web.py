@@ -10,7 +10,8 @@ put it back and wait until every load balancer sees it UP. They differ only
 in what comes before (unpack and migrate, or check the release is there) and
 in the switch itself. Both end by recording, on the master, the release
 they made current (``record_deployed``, ``_modules/lemp_release.py``), so
-that the next highstate keeps it.
+that the next highstate keeps it. ``spend`` plans orch.site's first step,
+which spends that record once pillar/app.sls has moved away from it.
 
 The pure functions are unit-tested with sample data
 (tests/unit/test_web_plans.py).
@@ -87,18 +88,29 @@ def rolling_steps(webs, lbs, backend, release, switch):
     return steps
 
 
-def record_step(app_name, version, source, base):
+def record_step(app_name, version, source, base, known=None):
     """The last step: record on the master that ``version`` (from ``source``)
-    of ``app_name`` is current, and that pillar/app.sls named ``base``."""
+    of ``app_name`` is current, that pillar/app.sls named ``base`` (its
+    fingerprint, lemp_release.fingerprint), and ``known`` ([{version,
+    source}]: pillar/app.sls's own, for a later orch.rollback to it)."""
     return _steps.step(f"record-{app_name}-release-{version}-as-deployed-on-the-master", "salt.runner",
                        name="lemp_web.record_deployed", app_name=app_name, version=version,
-                       source=source or {}, base="" if base is None else str(base))
+                       source=source or {}, base="" if base is None else str(base), known=known or None)
 
 
-def deploy_steps(webs, lbs, backend, version, source=None, app_name="app", base=""):
+def pillar_base(pillar_app):
+    """(base, known) of pillar/app.sls's ``app`` for record_step: the
+    fingerprint of its version and source, and that version's source."""
+    pillar_app = pillar_app or {}
+    version, source = pillar_app.get("version", ""), pillar_app.get("source") or {}
+    known = [{"version": str(version), "source": source}] if version not in (None, "") else []
+    return lemp_release.fingerprint(version, source), known
+
+
+def deploy_steps(webs, lbs, backend, version, source=None, app_name="app", base="", known=None):
     """orch.deploy: unpack the release everywhere, migrate once from the
     first web node, then the rolling switch, then record it. ``version`` is
-    already checked; ``base`` is the version pillar/app.sls names."""
+    already checked; ``base`` and ``known`` come from :func:`pillar_base`."""
     # The record of an earlier deploy is set aside while this one runs: the
     # release made current is the one named here, even when it equals the
     # record's base (salt/webapp/map.jinja, lemp_release.effective_app).
@@ -109,7 +121,7 @@ def deploy_steps(webs, lbs, backend, version, source=None, app_name="app", base=
         _steps.state(f"migrate-database-for-release-{version}-from-{webs[0]}", "webapp.migrate", webs[0], pillar=app),
     ] + rolling_steps(webs, lbs, backend, version, lambda web: _steps.state(
         f"switch-{web}-to-release-{version}", "webapp.switch", web, pillar=app))
-        + [record_step(app_name, version, source, base)])
+        + [record_step(app_name, version, source, base, known)])
 
 
 def rollback_target(rollback_to, previous_link):
@@ -125,10 +137,21 @@ def rollback_target(rollback_to, previous_link):
         return None
 
 
-def rollback_steps(webs, lbs, backend, app_dir, target, app_name="app", base="", source=None):
+def rollback_source(record, app_name, target, pillar_app):
+    """The source ``target`` was made from, recorded with it by orch.rollback
+    (used only on a node that lacks the release): the record's history, else
+    pillar/app.sls's when it names ``target``, else {} (unknown: a node that
+    lacks the release builds it from pillar/app.sls's source)."""
+    source = lemp_release.source_of(record, app_name, target)
+    if source is None and str((pillar_app or {}).get("version", "")) == str(target):
+        source = (pillar_app or {}).get("source") or {}
+    return source or {}
+
+
+def rollback_steps(webs, lbs, backend, app_dir, target, app_name="app", base="", source=None, known=None):
     """orch.rollback: check the release is complete everywhere, then the
-    rolling switch back, then record it (with ``source``: pillar/app.sls's,
-    used only on a node that lacks the release)."""
+    rolling switch back, then record it (with ``source``: the target's own,
+    :func:`rollback_source`)."""
     app = {"app": {"rollback_to": target}}
     return _steps.chain([
         _sync(webs, lbs),
@@ -137,7 +160,23 @@ def rollback_steps(webs, lbs, backend, app_dir, target, app_name="app", base="",
                         kwarg={"python_shell": True}),
     ] + rolling_steps(webs, lbs, backend, target, lambda web: _steps.state(
         f"switch-{web}-back-to-release-{target}", "webapp.rollback", web, pillar=app))
-        + [record_step(app_name, target, source, base)])
+        + [record_step(app_name, target, source, base, known)])
+
+
+SPEND_STEP = "spend-deployed-release-records-pillar-app-moved-away-from"
+
+
+def spend_steps(spend, after=None):
+    """orch.site's step that spends the records of ``spend`` ({name: base},
+    lemp_release.to_spend): a runner step when there is one to spend, else
+    a step that changes nothing (a second orch.site reports no change). The
+    same id either way, for the steps that require it."""
+    if spend:
+        step = _steps.step(SPEND_STEP, "salt.runner", name="lemp_web.spend_records", spend=dict(spend))
+    else:
+        step = _steps.step(SPEND_STEP, "test.succeed_without_changes",
+                           name="no deployed-release record to spend: pillar/app.sls names the recorded base")
+    return _steps.chain([step], after=after)
 
 
 # -- runner functions: gather the facts, return the plan --------------------
@@ -158,23 +197,54 @@ def deploy(topology, version, backend, source=None, app_name="app"):
         webs, lbs = members(topology)
     except ValueError as exc:
         return {"refusal": str(exc)}
-    base = _pillar_app(webs[0]).get("version", "")
-    return _steps.plan(deploy_steps(webs, lbs, backend, str(version), source, app_name, base))
+    base, known = pillar_base(_pillar_app(webs[0]))
+    return _steps.plan(deploy_steps(webs, lbs, backend, str(version), source, app_name, base, known))
 
 
-def record_deployed(app_name, version, source=None, base=""):
+def _record_path():
+    return __opts__.get(lemp_release.OPTION) or lemp_release.RECORD_PATH  # noqa: F821
+
+
+def record_deployed(app_name, version, source=None, base="", known=None):
     """Record that ``version`` of ``app_name`` is current on the web tier
     (the last step of orch.deploy and orch.rollback); pillar/deployed.sls
     serves the record as pillar ``app_deployed``.
 
     CLI Example::
 
-        salt-run lemp_web.record_deployed app 1.1.0 base=1.0.0 source='{"path": "salt://app"}'
+        salt-run lemp_web.record_deployed app 1.1.0 base=1.0.0#<digest> source='{"path": "salt://app"}'
     """
-    path = __opts__.get(lemp_release.OPTION) or lemp_release.RECORD_PATH  # noqa: F821
-    record = lemp_release.updated_record(lemp_release.read_record(path), app_name, version, source, base)
+    path = _record_path()
+    record = lemp_release.updated_record(lemp_release.read_record(path), app_name, version, source, base, known)
     lemp_release.write_record(record, path)
     return {"path": path, app_name: record[app_name]}
+
+
+def spend(topology, app_name="app", after=None):
+    """The plan of orch.site's first step: spend the records pillar/app.sls
+    (compiled for the first web node) has moved away from. Reads only: the
+    step it returns writes."""
+    webs = _steps.role(topology, "web")
+    if not webs:
+        return _steps.plan(spend_steps({}, after))
+    todo = lemp_release.to_spend(lemp_release.read_record(_record_path()), app_name, _pillar_app(webs[0]))
+    return _steps.plan(spend_steps(todo, after))
+
+
+def spend_records(spend):
+    """Spend the records of ``spend`` ({name: base}, planned by
+    :func:`spend`); the names spent.
+
+    CLI Example::
+
+        salt-run lemp_web.spend_records '{"app": "1.0.0#<digest>"}'
+    """
+    path = _record_path()
+    before = lemp_release.read_record(path)
+    after = lemp_release.spent_record(before, spend)
+    if after != before:
+        lemp_release.write_record(after, path)
+    return {"path": path, "spent": sorted(name for name in after if after[name] != before.get(name))}
 
 
 def rollback(topology, backend, app_dir, rollback_to="", app_name="app"):
@@ -196,5 +266,6 @@ def rollback(topology, backend, app_dir, rollback_to="", app_name="app"):
         return {"refusal": f"orch.rollback: no release to roll back to ({webs[0]} has no {app_dir}/previous link); "
                            'pass pillar={"app": {"rollback_to": "X.Y.Z"}}'}
     app = _pillar_app(webs[0])
-    return _steps.plan(rollback_steps(webs, lbs, backend, app_dir, target, app_name, app.get("version", ""),
-                                      app.get("source")))
+    base, known = pillar_base(app)
+    source = rollback_source(lemp_release.read_record(_record_path()), app_name, target, app)
+    return _steps.plan(rollback_steps(webs, lbs, backend, app_dir, target, app_name, base, source, known))

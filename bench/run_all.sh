@@ -69,6 +69,7 @@ else
   run web_node_loss "$py" "$here/web_node_loss.py"
 fi
 run db_failover "$py" "$here/db_failover.py"
+run third_party_app "$py" "$here/third_party_app.py"
 
 # Last: these destroy and rebuild the lab (./lab up ends with orch.site).
 if [ ${#cold[@]} -gt 0 ]; then

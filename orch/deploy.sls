@@ -5,7 +5,8 @@
 
     The last step records the release on the master (lemp_web.record_deployed,
     /var/lib/lemp-ha/deployed.json): the next highstate keeps it until
-    pillar/app.sls names another version (docs/your-app.md).
+    pillar/app.sls names another version or source, and orch.site spends
+    it then (docs/your-app.md).
 
     The runbook (planned by the runner lemp_web.deploy, _runners/lemp_web.py):
       1. refuse a bad version before touching any machine (lemp_app.check_version);
@@ -20,8 +21,9 @@
          (drain-<web>-on-both-lbs, wait-until-<web>-has-no-session-on-both-lbs,
          switch-<web>-to-release-<version>, check-healthz-on-<web>-serves-release-<version>,
          enable-<web>-on-both-lbs, wait-until-<web>-is-up-on-both-lbs);
-      5. record the release as deployed, with the version pillar/app.sls
-         names (record-<app>-release-<version>-as-deployed-on-the-master).
+      5. record the release as deployed, with a fingerprint of the version
+         and source pillar/app.sls names
+         (record-<app>-release-<version>-as-deployed-on-the-master).
     A failed step stops the run: the node being worked on stays drained (out
     of rotation) and the others keep serving. #}
 {%- from 'orch/_plan.jinja' import steps with context %}

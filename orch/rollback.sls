@@ -18,7 +18,8 @@
     `previous` link names. No migration is undone: migrations must stay
     backward compatible (expand, then contract in a later release).
     The record keeps the next highstate on that release until pillar/app.sls
-    names another version. #}
+    names another version or source; it holds the release's own source (from
+    the record's history of earlier deploys), not pillar/app.sls's. #}
 {%- from 'orch/_plan.jinja' import steps with context %}
 {%- from 'orch/_web.jinja' import app, backend, app_dir with context %}
 {{ steps('lemp_web.rollback', {'backend': backend, 'app_dir': app_dir, 'rollback_to': salt['pillar.get']('app:rollback_to', ''), 'app_name': app.name}) }}

@@ -4,7 +4,13 @@
 
     The runbook, in order:
       1. give every minion our custom modules and fresh pillar;
-      2. refuse a bad topology before touching any machine;
+      2. refuse a bad topology before touching any machine; spend the
+         deployed-release record of orch.deploy/orch.rollback once
+         pillar/app.sls has moved away from the version and source it
+         named then (or the app was renamed), so that reverting the pillar
+         later does not bring the recorded release back
+         (spend-deployed-release-records-pillar-app-moved-away-from, planned
+         by the runner lemp_web.spend; _modules/lemp_release.py);
       3. configure the master;
       4. the database tier: packages and config, then form (or join) the
          Galera cluster one node at a time; never bootstrap a second cluster;
@@ -19,6 +25,8 @@
 {%- set topology = salt['pillar.get']('topology') %}
 {%- set master = topology.master %}
 {%- set web = topology.roles.web.members | map(attribute='name') | list %}
+{%- from 'orch/_plan.jinja' import steps with context %}
+{%- from 'orch/_web.jinja' import app with context %}
 
 {%- macro tier(name, after) %}
 {%- set members = topology.tiers.get(name, []) | sort %}
@@ -54,7 +62,8 @@ validate-topology-before-touching-any-machine:
     - tgt: {{ master }}
     - require:
       - salt: sync-custom-modules-and-pillar-everywhere
-{{ tier('master', 'salt: validate-topology-before-touching-any-machine') }}
+{{ steps('lemp_web.spend', {'app_name': app.name, 'after': 'validate-topology-before-touching-any-machine'}) }}
+{{ tier('master', 'spend-deployed-release-records-pillar-app-moved-away-from') }}
 {{ tier('database', 'apply-highstate-on-master-tier') }}
 {#- orch.galera.site (included above) forms the cluster after the database
     tier and ends with `galera-cluster-ready`. #}

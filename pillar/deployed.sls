@@ -1,6 +1,8 @@
 #!py
 """Pillar `app_deployed`: the release orch.deploy / orch.rollback last made
-current, per app name, with the version pillar/app.sls named then (`base`).
+current, per app name, with a fingerprint of the version and source
+pillar/app.sls named then (`base`); orch.site's first step spends it once the
+pillar has moved away from `base` (runner lemp_web.spend).
 Written on the master by the runner lemp_web.record_deployed into
 /var/lib/lemp-ha/deployed.json (master option lemp_ha_deployed_record), read
 here at every pillar render; salt/webapp/map.jinja decides with it

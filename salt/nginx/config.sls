@@ -1,7 +1,7 @@
 {#- The site: HTTPS with this machine's certificate (the load balancers
     re-encrypt to it), the app's current release, /healthz, status pages. #}
 {%- from 'nginx/map.jinja' import nginx with context %}
-{%- from 'webapp/map.jinja' import app, app_dir, db_host with context %}
+{%- from 'webapp/map.jinja' import app, app_dir, db_host, checked with context %}
 {%- from 'phpfpm/map.jinja' import phpfpm with context %}
 {%- set cert = salt['lemp_secret.require']('tls:cert') %}
 {%- set key = salt['lemp_secret.require']('tls:key') %}
@@ -76,9 +76,23 @@ nginx-app-site-file-managed:
         docroot: {{ app.docroot | json }}
         fpm_socket: {{ phpfpm.pool.socket | json }}
         lb_addresses: {{ lbs | json }}
+        # from PHP's post_max_size when the app sets its upload sizes (app:php:ini), else nginx's
+        client_max_body_size: {{ checked.client_max_body_size | json }}
+        # folders PHP writes (app:shared_paths, app:writable_paths), in the
+        # pillar and in every release on this node: files only
+        static_urls: {{ checked.static_urls | json }}
     - require:
       - pkg: nginx-packages-installed
       - file: nginx-tls-certificate-file-managed
       - file: nginx-tls-key-file-managed
       - file: nginx-healthz-script-file-managed
       - file: nginx-healthz-settings-file-managed
+
+{#- Only the managed site stays enabled: after an app:name change the old
+    site (same default_server) goes, before nginx -t runs. #}
+nginx-sites-enabled-holds-only-the-managed-site:
+  file.directory:
+    - name: /etc/nginx/sites-enabled
+    - clean: True
+    - require:
+      - file: nginx-app-site-file-managed

@@ -33,6 +33,7 @@ nginx-service-running:
       - file: nginx-tls-certificate-file-managed
       - file: nginx-tls-key-file-managed
       - file: nginx-default-site-absent
+      - file: nginx-sites-enabled-holds-only-the-managed-site
 
 {#- nginx -t covers every file nginx includes (also ones Salt does not
     write): when it fails, nginx keeps its previous configuration and the

@@ -1,4 +1,5 @@
 {%- from 'phpfpm/map.jinja' import phpfpm with context %}
+{%- from 'webapp/map.jinja' import checked as webapp with context %}
 {%- set etc = '/etc/php/' ~ phpfpm.version ~ '/fpm' %}
 {%- if phpfpm.sessions.enabled %}
 {%-   set redis_password = salt['lemp_secret.require']('sessions:redis_password') %}
@@ -59,3 +60,22 @@ phpfpm-session-settings-file-managed:
 {%- endif %}
     - require:
       - pkg: phpfpm-packages-installed
+{%- for sapi in ('fpm', 'cli') %}
+
+{#- The app's php.ini settings (pillar app:php:ini), the same for the pool
+    and for the CLI its migrations and cron jobs run with. #}
+phpfpm-app-{{ sapi }}-ini-file-managed:
+{%- if webapp.php_ini %}
+  file.managed:
+    - name: /etc/php/{{ phpfpm.version }}/{{ sapi }}/conf.d/{{ phpfpm.app_ini_file }}
+    - contents: {{ webapp.php_ini | json }}
+    - user: root
+    - group: root
+    - mode: '0644'
+{%- else %}
+  file.absent:
+    - name: /etc/php/{{ phpfpm.version }}/{{ sapi }}/conf.d/{{ phpfpm.app_ini_file }}
+{%- endif %}
+    - require:
+      - pkg: phpfpm-packages-installed
+{%- endfor %}

@@ -13,6 +13,7 @@ phpfpm-service-running:
       - file: phpfpm-{{ phpfpm.pool.name }}-pool-file-managed
       - file: phpfpm-opcache-settings-file-managed
       - file: phpfpm-session-settings-file-managed
+      - file: phpfpm-app-fpm-ini-file-managed
 
 phpfpm-runs-its-current-configuration:
   lemp_service.config_loaded:

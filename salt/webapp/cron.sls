@@ -17,6 +17,7 @@
       'redis_host': salt['pillar.get']('topology:network:vip', ''),
       'redis_port': phpfpm.sessions.port | int,
       'lock_ttl': cron.lock_ttl | int,
+      'timeout': cron.timeout | int,
       'wrapper': cron.wrapper,
       'command_dir': cron.command_dir,
       'auth_file': cron.auth_file,
@@ -57,8 +58,8 @@ webapp-cron-{{ job.unit }}-command-file-managed:
     - name: {{ cron.command_dir }}/{{ job.unit }}.command
     - contents: {{ job.command | json }}
     - user: root
-    - group: root
-    - mode: '0600'
+    - group: {{ app.group }}
+    - mode: '0640'
     - makedirs: True
 
 webapp-cron-{{ job.unit }}-service-unit-file-managed:
@@ -78,13 +79,15 @@ webapp-cron-{{ job.unit }}-timer-unit-file-managed:
     - mode: '0644'
 {%- endfor %}
 
-{#- Command files of removed jobs go with the directory's clean. #}
+{#- Command files of removed jobs go with the directory's clean. The job's
+    user reads its command (sh runs the file, so the command is not in ps);
+    it cannot change it. #}
 webapp-cron-command-directory-holds-only-planned-jobs:
   file.directory:
     - name: {{ cron.command_dir }}
     - user: root
-    - group: root
-    - mode: '0700'
+    - group: {{ app.group }}
+    - mode: '0750'
     - makedirs: True
     - clean: True
 {%- if plan.jobs %}
@@ -94,8 +97,7 @@ webapp-cron-command-directory-holds-only-planned-jobs:
 {%-   endfor %}
 {%- endif %}
 
-{%- for name in plan.stale %}
-{%-   if name.endswith('.timer') %}
+{%- for name in plan.stale_timers %}
 
 webapp-cron-stale-{{ name }}-stopped-and-disabled:
   service.dead:
@@ -103,7 +105,9 @@ webapp-cron-stale-{{ name }}-stopped-and-disabled:
     - enable: False
     - require_in:
       - file: webapp-cron-stale-{{ name }}-unit-file-absent
-{%-   endif %}
+{%- endfor %}
+
+{%- for name in plan.stale %}
 
 webapp-cron-stale-{{ name }}-unit-file-absent:
   file.absent:

@@ -8,7 +8,7 @@ webapp-{{ app.name }}-release-{{ target }}-is-current-again:
   cmd.run:
     - name: |
         set -eu
-        cd {{ app_dir }}
+        cd {{ app_dir | quote }}
         if [ ! -e "releases/{{ target }}/.lemp-ha-release" ]; then
           echo "rollback: release {{ target }} is missing or incomplete in {{ app_dir }}/releases; current unchanged" >&2
           exit 1
@@ -17,4 +17,4 @@ webapp-{{ app.name }}-release-{{ target }}-is-current-again:
         ln -sfn "releases/{{ target }}" .current.tmp && mv -T .current.tmp current
         if [ -n "$old" ]; then ln -sfn "$old" .previous.tmp && mv -T .previous.tmp previous; fi
         echo "current -> releases/{{ target }} (was: ${old:-nothing})"
-    - unless: test "$(readlink {{ app_dir }}/current)" = "releases/{{ target }}"
+    - unless: test "$(readlink {{ (app_dir ~ '/current') | quote }})" = "releases/{{ target }}"

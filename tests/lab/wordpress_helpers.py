@@ -58,7 +58,7 @@ def install(lab, password):
         "blog_public": "0", "language": "", "Submit": "Install WordPress"})
 
 
-def xmlrpc(lab):
+def wp_api(lab):
     """WordPress's XML-RPC API through the VIP, trusting the lab CA."""
     context = ssl.create_default_context(cafile=lab.ca_cert_path)
     return xmlrpc.client.ServerProxy(f"https://{lab.vip}/xmlrpc.php", context=context)

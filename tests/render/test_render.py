@@ -6,7 +6,11 @@ import pathlib
 import pytest
 import yaml
 
+import lemp_release  # tests/conftest.py puts _modules on the path
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# What pillar/app.sls names, as orch.deploy records it (lemp_release.fingerprint).
+PILLAR_APP_BASE = lemp_release.fingerprint("1.0.0", {"path": "salt://app"})
 
 
 def sls_name(path, root):
@@ -151,13 +155,35 @@ def test_the_deployed_release_stays_current_until_the_pillar_names_another(salt_
     # pillar/app.sls names 1.0.0; orch.deploy recorded 1.0.1 while it did.
     web = a_web_node(topology, representatives)
     record = pathlib.Path(salt_roots["record"])
-    record.write_text(json.dumps({"app": {"version": "1.0.1", "base": "1.0.0", "source": {"path": "salt://app"}}}))
+    record.write_text(json.dumps({"app": {"version": "1.0.1", "base": PILLAR_APP_BASE,
+                                          "source": {"path": "salt://app"}}}))
     try:
         ret = salt_cli.run("state.show_sls", "webapp.switch", minion_tgt=web)
         assert "webapp-app-release-1.0.1-is-current" in ret.data, render_errors(ret) or ret.data
         extra = f"pillar={json.dumps({'app': {'version': '1.0.2'}})}"
         ret = salt_cli.run("state.show_sls", "webapp.switch", extra, minion_tgt=web)
         assert "webapp-app-release-1.0.2-is-current" in ret.data, render_errors(ret) or ret.data
+    finally:
+        record.unlink()
+
+
+SPEND = "spend-deployed-release-records-pillar-app-moved-away-from"
+
+
+def test_orch_site_spends_a_record_pillar_app_moved_away_from_and_keeps_a_current_one(salt_run_cli, salt_roots):
+    record = pathlib.Path(salt_roots["record"])
+    try:
+        for base, state in ((PILLAR_APP_BASE, "test.succeed_without_changes"),
+                            (lemp_release.fingerprint("0.9.0", {"path": "salt://app"}), "salt.runner")):
+            record.write_text(json.dumps({"app": {"version": "1.0.1", "base": base, "source": {}}}))
+            ret = salt_run_cli.run("state.orchestrate_show_sls", "orch.site")
+            assert ret.returncode == 0, ret
+            steps = next(iter(ret.data.values()))
+            assert isinstance(steps, dict), steps
+            module, function = state.split(".")
+            assert function in steps[SPEND].get(module, []), steps[SPEND]
+            assert "spend-deployed-release-records-pillar-app-moved-away-from" in str(
+                steps["apply-highstate-on-master-tier"]), "the highstates come after it"
     finally:
         record.unlink()
 
@@ -239,3 +265,76 @@ def test_a_bad_admin_network_stops_the_firewall_render_naming_the_pillar_key(sal
     extra = f"pillar={json.dumps({'firewall': {'lookup': {'admin_networks': ['everyone']}}})}"
     _, errors = _firewall_rules(salt_cli, representatives[0], extra)
     assert any("firewall:lookup:admin_networks: 'everyone' is not an IPv4 address" in e for e in errors), errors
+
+
+def show(salt_cli, sls, pillar, minion):
+    return salt_cli.run("state.show_sls", sls, f"pillar={json.dumps(pillar)}", minion_tgt=minion)
+
+
+WORDPRESS = {"app": {
+    "name": "blog", "version": "6.1.9",
+    "source": {"path": "", "package": {"name": "wordpress", "path": "/usr/share/wordpress", "version": "6.1.9+dfsg1-0+deb12u1",
+                                     "with": ["wordpress-theme-twentytwentythree"]}},
+    "docroot": ".", "config_file": "wp-config.php", "url": "https://www.example.com",
+    "php": {"extensions": ["xml", "mbstring"], "ini": {"upload_max_filesize": "64M", "post_max_size": "70M"}},
+    "shared_paths": ["wp-content/uploads"], "writable_paths": ["wp-content/cache"],
+}}
+
+
+def test_a_packaged_app_with_shared_paths_renders_its_links_and_static_locations(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    ret = show(salt_cli, "webapp.release", WORDPRESS, web)
+    assert not render_errors(ret), render_errors(ret)
+    ids = set(ret.data)
+    assert "webapp-blog-package-wordpress-installed" in ids
+    assert "webapp-blog-release-6.1.9-files-copied-from-package" in ids
+    assert "webapp-blog-release-6.1.9-wp-content/uploads-linked-to-shared-volume" in ids
+    assert "webapp-blog-release-6.1.9-wp-content/cache-linked-to-this-node" in ids
+    # a half-built release goes before the copy; the marker records the links
+    assert "webapp-blog-release-6.1.9-half-built-copy-removed" in ids
+    marker = _args(ret.data["webapp-blog-release-6.1.9-marked-complete"], "managed")["contents"]
+    assert json.loads(marker)["links"][0]["target"] == "/srv/www-uploads/blog/wp-content/uploads"
+    nginx = show(salt_cli, "nginx.config", WORDPRESS, web)
+    assert not render_errors(nginx), render_errors(nginx)
+    site = json.dumps(nginx.data["nginx-app-site-file-managed"])
+    assert '"client_max_body_size": "70m"' in site
+    assert '"static_urls": ["/wp-content/uploads/", "/wp-content/cache/"]' in site
+    php = show(salt_cli, "phpfpm.config", WORDPRESS, web)
+    assert "php8.2-xml" in json.dumps(php.data["phpfpm-packages-installed"])
+    assert "upload_max_filesize = 64M" in json.dumps(php.data["phpfpm-app-cli-ini-file-managed"])
+
+
+BAD_APP = [
+    ("unknown extension", "phpfpm.package", {"php": {"extensions": ["nosuchext"]}},
+     "apt on this machine knows no package php8.2-nosuchext"),
+    ("shared path escaping", "webapp.release", {"shared_paths": ["../etc"]},
+     'app:shared_paths entry "../etc" must be a relative path inside the release'),
+    ("missing secret", "webapp.release", {"secrets": ["wp_nonce_salt"]},
+     "secret app_secrets:wp_nonce_salt is missing from the pillar"),
+    ("bad url", "nginx.config", {"url": "ftp://www.example.com"}, 'app:url "ftp://www.example.com" is invalid'),
+]
+
+
+@pytest.mark.parametrize("case, sls, app, message", BAD_APP, ids=[b[0] for b in BAD_APP])
+def test_bad_app_settings_stop_the_render_before_any_change(salt_cli, topology, representatives, case, sls, app, message):
+    errors = render_errors(show(salt_cli, sls, {"app": app}, a_web_node(topology, representatives)))
+    assert any(message in e for e in errors), errors
+
+
+def test_nginx_keeps_its_own_body_limit_when_the_app_sets_no_upload_size(salt_cli, topology, representatives):
+    ret = show(salt_cli, "nginx.config", {"app": {"php": {"ini": {}}}}, a_web_node(topology, representatives))
+    assert not render_errors(ret), render_errors(ret)
+    assert '"client_max_body_size": "20m"' in json.dumps(ret.data["nginx-app-site-file-managed"])
+
+
+def test_the_php_version_names_the_packages_service_and_paths(salt_cli, topology, representatives):
+    web = a_web_node(topology, representatives)
+    ret = show(salt_cli, "phpfpm", {"phpfpm": {"lookup": {"version": "8.3"}}}, web)
+    assert not render_errors(ret), render_errors(ret)
+    text = json.dumps(ret.data)
+    assert "8.2" not in text
+    loaded = _args(ret.data["phpfpm-runs-its-current-configuration"], "config_loaded")
+    assert loaded["name"] == "php8.3-fpm"
+    assert loaded["paths"] == ["/etc/php/8.3/fpm"]
+    assert loaded["verify_cmd"] == "/usr/sbin/php-fpm8.3 -t"
+    assert "php8.3-fpm" in json.dumps(ret.data["phpfpm-packages-installed"])

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import lab_secrets  # tests/conftest.py puts tools/lab on the path
+import lemp_app  # and _modules
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "pillar" / "topology.yaml"
@@ -31,10 +32,26 @@ def test_a_name_given_twice_gets_one_value():
     assert merged == {"a": "value0"} and added == ["a"]
 
 
-@pytest.mark.parametrize("name", ["Stripe", "1key", "mail-token", "a:b", "", "x" * 65])
+@pytest.mark.parametrize("name", ["1key", "mail-token", "a:b", "", "x" * 65])
 def test_a_name_that_is_not_a_pillar_key_is_refused_naming_the_rule(name):
-    with pytest.raises(lab_secrets.SecretNameError, match=r"invalid: 1-64 of a-z 0-9 _, starting with a letter"):
+    with pytest.raises(lab_secrets.SecretNameError, match=r"invalid: 1-64 of A-Z a-z 0-9 _, not starting with a digit"):
         lab_secrets.with_app_secrets({}, ["good", name])
+
+
+@pytest.mark.parametrize("name", ["APP_KEY", "Stripe", "_token", "mail_token", "x" * 64, "1key", "a-b", ""])
+def test_the_lab_accepts_exactly_the_secret_names_app_secrets_accepts(name):
+    # One rule: a name app:secrets lists can be added with ./lab secrets add.
+    try:
+        lemp_app._secret_names({"secrets": [name]})
+        in_pillar = True
+    except lemp_app.AppSettingsError:
+        in_pillar = False
+    try:
+        lab_secrets.with_app_secrets({}, [name], counter())
+        in_lab = True
+    except lab_secrets.SecretNameError:
+        in_lab = False
+    assert in_lab == in_pillar
 
 
 def test_the_random_values_are_32_letters_and_digits_and_differ():

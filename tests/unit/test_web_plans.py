@@ -75,11 +75,64 @@ def test_deploy_and_rollback_end_by_recording_the_release_and_the_pillars_versio
 def test_the_record_step_writes_the_file_the_pillar_reads(monkeypatch, tmp_path):
     path = tmp_path / "deployed.json"
     monkeypatch.setattr(lemp_web, "__opts__", {lemp_web.lemp_release.OPTION: str(path)}, raising=False)
-    lemp_web.record_deployed("shop", "2.0.0", {"path": "salt://shop"}, "1.0.0")
-    lemp_web.record_deployed("app", "1.1.0", None, "1.0.0")
+    lemp_web.record_deployed("shop", "2.0.0", {"path": "salt://shop"}, "1.0.0#x",
+                             [{"version": "1.0.0", "source": {"path": "salt://shop1"}}])
+    lemp_web.record_deployed("app", "1.1.0", None, "1.0.0#y")
     assert lemp_web.lemp_release.read_record(str(path)) == {
-        "shop": {"version": "2.0.0", "source": {"path": "salt://shop"}, "base": "1.0.0"},
-        "app": {"version": "1.1.0", "source": {}, "base": "1.0.0"}}
+        "shop": {"version": "2.0.0", "source": {"path": "salt://shop"}, "base": "1.0.0#x",
+                 "history": [{"version": "1.0.0", "source": {"path": "salt://shop1"}},
+                             {"version": "2.0.0", "source": {"path": "salt://shop"}}]},
+        "app": {"version": "1.1.0", "source": {}, "base": "1.0.0#y", "history": [{"version": "1.1.0", "source": {}}]}}
+
+
+PILLAR_APP = {"name": "app", "version": "1.0.0", "source": {"path": "salt://app"}}
+GIT_1_1 = {"git": {"url": "https://git.example.com/app.git", "ref": "v1.1.0"}}
+
+
+def test_deploy_records_a_fingerprint_of_the_pillars_version_and_source_and_its_source():
+    base, known = lemp_web.pillar_base(PILLAR_APP)
+    assert base == lemp_web.lemp_release.fingerprint("1.0.0", {"path": "salt://app"})
+    assert known == [{"version": "1.0.0", "source": {"path": "salt://app"}}]
+    step = lemp_web.deploy_steps(WEBS, LBS, "web", "1.1.0", GIT_1_1, "app", base, known)[-1]
+    assert arg(step, "base") == base and arg(step, "known") == known
+
+
+def test_rollback_records_the_targets_own_source_not_the_pillars():
+    # pillar 1.0.0 (salt://app); orch.deploy 1.1.0 from git, then 1.2.0 from
+    # an archive; orch.rollback to 1.1.0 records 1.1.0's git source.
+    release = lemp_web.lemp_release
+    base, known = lemp_web.pillar_base(PILLAR_APP)
+    record = release.updated_record({}, "app", "1.1.0", GIT_1_1, base, known)
+    record = release.updated_record(record, "app", "1.2.0", {"archive": {"url": "https://x/1.2.tgz", "hash": "h"}},
+                                    base, known)
+    assert lemp_web.rollback_source(record, "app", "1.1.0", PILLAR_APP) == GIT_1_1
+    assert lemp_web.rollback_source(record, "app", "1.0.0", PILLAR_APP) == {"path": "salt://app"}
+    # Made by a highstate from an older pillar and never recorded: unknown.
+    assert lemp_web.rollback_source({}, "app", "0.9.0", PILLAR_APP) == {}
+    assert lemp_web.rollback_source({}, "app", "1.0.0", PILLAR_APP) == {"path": "salt://app"}
+
+
+def test_orch_site_spends_a_record_once_the_pillar_moved_away_and_otherwise_changes_nothing(monkeypatch, tmp_path):
+    release = lemp_web.lemp_release
+    path = tmp_path / "deployed.json"
+    monkeypatch.setattr(lemp_web, "__opts__", {release.OPTION: str(path)}, raising=False)
+    base, known = lemp_web.pillar_base(PILLAR_APP)
+    lemp_web.record_deployed("app", "1.1.0", GIT_1_1, base, known)
+    topology = lemp_topology.load(REPO / "pillar" / "topology.yaml")
+    after = "validate-topology-before-touching-any-machine"
+
+    monkeypatch.setattr(lemp_web, "_pillar_app", lambda minion: PILLAR_APP)
+    (keep,) = lemp_web.spend(topology, "app", after)["steps"]
+    assert keep["id"] == lemp_web.SPEND_STEP and keep["state"] == "test.succeed_without_changes"
+    assert requires(keep) == [{"salt": after}]
+
+    monkeypatch.setattr(lemp_web, "_pillar_app", lambda minion: dict(PILLAR_APP, version="1.2.0"))
+    (step,) = lemp_web.spend(topology, "app", after)["steps"]
+    assert step["id"] == lemp_web.SPEND_STEP and step["state"] == "salt.runner"
+    assert arg(step, "name") == "lemp_web.spend_records" and arg(step, "spend") == {"app": base}
+    assert lemp_web.spend_records(arg(step, "spend"))["spent"] == ["app"]
+    assert release.effective_app(PILLAR_APP, release.read_record(str(path)))["version"] == "1.0.0"
+    assert lemp_web.spend_records(arg(step, "spend"))["spent"] == [], "a second run changes nothing"
 
 
 @pytest.mark.parametrize("rollback_to, link, target", [

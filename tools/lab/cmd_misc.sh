@@ -35,7 +35,7 @@ lab_ssh() {
 # secrets (roles.yaml: app_secrets) refresh their pillar. ./lab up keeps them.
 lab_secrets_cmd() {
   [ "${1:-}" = add ] && [ $# -ge 2 ] \
-    || die "usage: ./lab secrets add NAME..." "NAME: a name the app lists in pillar app:secrets (a-z 0-9 _, starting with a letter)"
+    || die "usage: ./lab secrets add NAME..." "NAME: a name the app lists in pillar app:secrets (A-Z a-z 0-9 _, not starting with a digit)"
   shift
   need_root
   install -d -m 0700 "$LAB_STATE"

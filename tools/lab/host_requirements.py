@@ -152,6 +152,7 @@ def lxc_includes(build_box_text):
 def _host_python_scripts():
     """Python files the lab runs with the host's /usr/bin/python3."""
     yield REPO / "_modules" / "lemp_topology.py"
+    yield REPO / "_modules" / "lemp_app.py"  # lab_secrets.py takes its secret-name rule
     for path in sorted(LAB.glob("*.py")):
         yield path
 

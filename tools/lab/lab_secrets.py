@@ -22,7 +22,6 @@ GPG-encrypted (tools/lab/provision/encrypt-secrets.py).
 
 import os
 import pathlib
-import re
 import secrets as random_source  # noqa: I001
 import string
 import subprocess
@@ -32,11 +31,14 @@ import tempfile
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_modules"))
+import lemp_app  # noqa: E402  (pure: standard library only)
 import lemp_topology  # noqa: E402
 
 ALPHABET = string.ascii_letters + string.digits
-# An app secret's name is a pillar key (app_secrets:<name>) the app reads.
-APP_SECRET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# An app secret's name is a pillar key (app_secrets:<name>) the app reads,
+# listed in app:secrets: one rule for both, lemp_app's (APP_KEY is a name
+# PHP apps use), so that `./lab secrets add` accepts what the pillar does.
+APP_SECRET_NAME_RE = lemp_app.SECRET_NAME_RE
 APP_SECRETS = "app_secrets"  # the spec's key and the role secret name (pillar/roles.yaml)
 
 
@@ -116,8 +118,8 @@ def with_app_secrets(existing, names, make_value=random_value):
     Returns (all, the names added). A bad name raises naming the rule."""
     bad = [name for name in names if not APP_SECRET_NAME_RE.match(str(name))]
     if bad:
-        raise SecretNameError(f"app secret name(s) {', '.join(map(repr, bad))} invalid: 1-64 of a-z 0-9 _, "
-                              "starting with a letter (the pillar key app_secrets:<name>)")
+        raise SecretNameError(f"app secret name(s) {', '.join(map(repr, bad))} invalid: 1-64 of A-Z a-z 0-9 _, "
+                              "not starting with a digit (the pillar key app_secrets:<name>, as in app:secrets)")
     merged = dict(existing or {})
     added = []
     for name in names:

@@ -15,9 +15,10 @@ LAB_HOST_PACKAGES="openssl vagrant vagrant-lxc lxc lxc-templates debootstrap apt
 # ./lab test, besides: a real haproxy for the runtime-API unit tests, the
 # libvirt plugin so that the Vagrantfile's libvirt block is validated,
 # pgrep for the teardown test; systemd-analyze for the cron schedule tests
-# (a minbase root has no systemd); for bench/: ab, and requests for the lab
+# (a minbase root has no systemd); a real redis-server and redis-cli for the
+# lemp-cron-once tests (on loopback); for bench/: ab, and requests for the lab
 # driver's HTTPS sessions under the host's python3.
-TEST_HOST_PACKAGES="haproxy vagrant-libvirt procps apache2-utils python3-requests systemd"
+TEST_HOST_PACKAGES="haproxy vagrant-libvirt procps apache2-utils python3-requests systemd redis-server redis-tools"
 
 # install_packages PKG...: install those not installed yet. Their services
 # are not started: the lab runs its own apt proxy, and tests start their own

@@ -16,9 +16,13 @@ if (!is_array($cfg)) {
 // PHP caches resolved paths (realpath_cache_ttl): without this, the
 // `current` symlink would still point at the previous release for minutes.
 clearstatcache(true);
+// The marker is JSON ({"version": ..., "links": [...]}, lemp_app.marker_text);
+// a release marked before that holds only its version.
 $marker = $cfg['app_dir'] . '/current/.lemp-ha-release';
 if (is_readable($marker)) {
-    $out['release'] = trim(file_get_contents($marker));
+    $text = trim(file_get_contents($marker));
+    $data = json_decode($text, true);
+    $out['release'] = is_array($data) ? (string)($data['version'] ?? '') : $text;
 }
 mysqli_report(MYSQLI_REPORT_OFF);
 $db = mysqli_init();
