@@ -14,7 +14,7 @@ def run():
     derived = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(derived)
     topology = derived.derived_topology()
-    base = {"*": ["topology", "enrolled"]}
+    base = {"*": ["topology", "enrolled", "ports"]}
     # The pool's VMs (scaling.web.pool) get their role's pillars like any machine.
     for name, machine in sorted({**topology["machines"], **topology.get("pool_machines", {})}.items()):
         if machine["pillars"]:

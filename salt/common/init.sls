@@ -5,3 +5,5 @@ include:
   - zabbix.agent
   # every machine forwards its logs to the monitor (salt/rsyslog; docs/monitoring.md "Logs")
   - rsyslog
+  # Every machine's host firewall, from the topology and pillar/ports.yaml.
+  - firewall

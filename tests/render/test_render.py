@@ -48,10 +48,16 @@ COMMAND_LINE_PILLAR = {
 }
 
 
+def applied_by_common():
+    """Components salt/common includes: every machine applies them."""
+    included = yaml.safe_load((REPO / "salt" / "common" / "init.sls").read_text())["include"]
+    return {"common"} | {sls.split(".")[0] for sls in included}
+
+
 def minion_for(sls, topology, representatives):
     """The representative minion whose roles apply this component."""
     component = sls.split(".")[0]
-    if component == "common":
+    if component in applied_by_common():
         return representatives[0]
     # the most specific applier first: zabbix.watchdog.* on the master,
     # zabbix.server.* on the monitor, then any role applying the component
@@ -203,6 +209,7 @@ CONVERGENCE = {
     "redis": ("redis-server", "restart"),
     # a highstate never restarts a Galera node: it only reports
     "galera": ("mariadb", "none"),
+    "firewall": ("nftables", "reload"),
 }
 
 
@@ -245,6 +252,31 @@ def test_sentinel_is_restarted_when_it_does_not_monitor_the_sessions_master(salt
     args = _args(body, "run")
     assert args["name"] == "systemctl restart redis-sentinel"
     assert "SENTINEL MASTER sessions" in args["unless"]
+
+
+def _firewall_rules(salt_cli, minion, *extra):
+    ret = salt_cli.run("state.show_sls", "firewall.config", *extra, minion_tgt=minion)
+    if render_errors(ret):
+        return None, render_errors(ret)
+    return _args(ret.data["firewall-nftables-config-file-managed"], "managed")["context"]["rules"], []
+
+
+def test_every_machine_gets_the_firewall_rules_of_its_roles(salt_cli, topology, representatives):
+    import lemp_firewall
+
+    services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()), topology)
+    for name in representatives:
+        rules, errors = _firewall_rules(salt_cli, name)
+        assert not errors, (name, errors)
+        assert rules == lemp_firewall.machine_rules(topology, services, name), name
+
+
+def test_a_bad_admin_network_stops_the_firewall_render_naming_the_pillar_key(salt_cli, representatives):
+    extra = f"pillar={json.dumps({'firewall': {'lookup': {'admin_networks': ['everyone']}}})}"
+    _, errors = _firewall_rules(salt_cli, representatives[0], extra)
+    assert any("firewall:lookup:admin_networks: 'everyone' is not an IPv4 address" in e for e in errors), errors
+
+
 def show(salt_cli, sls, pillar, minion):
     return salt_cli.run("state.show_sls", sls, f"pillar={json.dumps(pillar)}", minion_tgt=minion)
 
