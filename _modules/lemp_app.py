@@ -485,13 +485,15 @@ def _secret_names(app):
     return [str(name) for name in names]
 
 
-def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=None, nginx=None, releases_on_disk=None):
+def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=None, nginx=None, releases_on_disk=None,
+             db_endpoint=""):
     """Check the merged ``app`` settings and return them with what follows:
 
     ``app`` (as given), ``version`` (a string), ``app_dir``, ``release_dir``,
     ``source_kind`` (path, git, archive or package), ``package`` (for a
     package source: name, path and version), ``db_host``
-    (app:database:host, else the VIP), ``first_web`` (the first web member:
+    (app:database:host, else ``db_endpoint``: the internal endpoints'
+    address, topology network.internal_vip), ``first_web`` (the first web member:
     it runs the migration), ``url`` (app:url, else https://<VIP>),
     ``secret_names`` (app:secrets), ``template_app`` (``app`` without the
     database password, for the config template), ``links`` (shared_paths
@@ -553,7 +555,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "release_dir": f"{app_dir}/releases/{version}",
         "source_kind": kind,
         "package": package,
-        "db_host": (app.get("database") or {}).get("host") or vip,
+        "db_host": (app.get("database") or {}).get("host") or db_endpoint or vip,
         "first_web": web_members[0]["name"],
         "url": _url(app.get("url"), vip),
         "secret_names": _secret_names(app),

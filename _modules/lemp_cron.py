@@ -154,7 +154,7 @@ def _check_settings(settings):
         ("auth_file", SAFE_PATH_RE, "an absolute path"),
         ("user", USER_RE, "app:user: a system user name"),
         ("node", NODE_RE, "the minion id"),
-        ("redis_host", HOST_RE, "topology network.vip"),
+        ("redis_host", HOST_RE, "topology network.internal_vip"),
     )
     for field, rule, what in checks:
         value = str(settings.get(field, ""))

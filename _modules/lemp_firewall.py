@@ -52,7 +52,12 @@ PROTOS = ("tcp", "udp", "tcp+udp", "vrrp")
 SERVICE_KEYS = ("proto", "ports", "to", "from", "why")
 # Sources that are not groups: what each stands for.
 SPECIAL_SOURCES = ("admin", "machines", "scaling_pool", "public")
-DERIVED_GROUPS = ("garbd",)
+# Groups that are not roles: the arbitrators that run garbd, and every machine
+# (a service all of them serve, e.g. the Zabbix agent).
+DERIVED_GROUPS = ("garbd", "machines")
+# Where a service listens: nothing (the machine's own address), or an address
+# of the topology's network that the LB holding the VIPs carries.
+DESTINATIONS = {"vip": "vip", "internal_vip": "internal_vip"}
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 PORT_RANGE_RE = re.compile(r"^(\d{1,5})-(\d{1,5})$")
 
@@ -127,8 +132,9 @@ def check_services(declared, topology):
             else:
                 ports = _ports(spec.get("ports"), where)
             to = spec.get("to")
-            if to not in (None, "vip"):
-                raise FirewallError(f"ports: {where}.to {to!r}: only 'vip' (or nothing: any own address)")
+            if to is not None and to not in DESTINATIONS:
+                raise FirewallError(f"ports: {where}.to {to!r}: one of {', '.join(DESTINATIONS)} "
+                                    "(or nothing: the machine's own address)")
             allowed = spec.get("from")
             if not isinstance(allowed, list) or not allowed:
                 raise FirewallError(f"ports: {where}.from must list who may reach it "
@@ -175,10 +181,22 @@ def admin_networks(topology, configured=None):
 # -- groups and sources ------------------------------------------------------------
 
 
+def all_machines(topology):
+    """{name: machine} of the topology's machines and of every slot of the
+    scaling pool: a pool slot is firewalled, and admitted, as what it will
+    be, before it boots, so that scaling needs no firewall change."""
+    return {**topology.get("pool_machines", {}), **topology["machines"]}
+
+
 def group_members(topology):
-    """{group: [machine names]} for every role and derived group."""
+    """{group: [machine names]} for every role and derived group. The role
+    web_pool stands for every slot of the scaling pool, enrolled or not."""
     members = {role: [m["name"] for m in decl["members"]] for role, decl in topology["roles"].items()}
     members["garbd"] = [m["name"] for m in topology.get("garbd", [])]
+    pool = sorted(topology.get("pool_machines", {}))
+    if "web_pool" in members:
+        members["web_pool"] = sorted(set(members["web_pool"]) | set(pool))
+    members["machines"] = sorted(all_machines(topology))
     return members
 
 
@@ -188,12 +206,11 @@ def source_addresses(topology, source, admin):
         return None
     if source == "admin":
         return sorted(admin, key=_sort_key)
-    if source == "machines":
-        addrs = [m["address"] for m in topology["machines"].values()]
-    elif source == "scaling_pool":
+    machines = all_machines(topology)
+    if source == "scaling_pool":
         addrs = [e["address"] for pool in (topology.get("scaling") or {}).values() for e in pool["pool"]]
     else:
-        addrs = [topology["machines"][n]["address"] for n in group_members(topology)[source]]
+        addrs = [machines[n]["address"] for n in group_members(topology)[source]]
     return sorted(set(addrs), key=_sort_key)
 
 
@@ -237,11 +254,22 @@ def port_matrix(topology, services, admin=None):
                 else:
                     addrs.update(got)
             rows.append({"group": group, "service": name, "proto": spec["proto"], "ports": list(spec["ports"]),
-                         "to": spec["to"], "daddr": topology["network"]["vip"] if spec["to"] == "vip" else None,
+                         "to": spec["to"], "daddr": destination(topology, spec["to"]),
                          "from": list(spec["from"]), "why": spec["why"],
                          "servers": list(members.get(group, [])),
                          "sources": None if public else sorted(addrs, key=_sort_key)})
     return rows
+
+
+def destination(topology, to):
+    """The address a service declared ``to: vip`` or ``to: internal_vip``
+    listens on; None for the machine's own address."""
+    if to is None:
+        return None
+    address = topology["network"].get(DESTINATIONS[to])
+    if not address:
+        raise FirewallError(f"ports: a service is declared to: {to}, but the topology has no network.{to}")
+    return address
 
 
 def machine_rules(topology, services, name, admin=None):
@@ -249,8 +277,10 @@ def machine_rules(topology, services, name, admin=None):
     the VIP: {machine, roles, groups, admin, vip,
     admin_elements, rules: [{service, set, proto, ports, daddr, sources
     (None: anyone), elements (the set's, merged), from, why}]}, rules in the order of pillar/ports.yaml, one per service."""
-    if name not in topology["machines"]:
-        raise FirewallError(f"firewall: {name} is not a machine of the topology (pillar/topology.yaml)")
+    machines = all_machines(topology)
+    if name not in machines:
+        raise FirewallError(f"firewall: {name} is not a machine of the topology nor a slot of its scaling pool "
+                            "(pillar/topology.yaml)")
     admin = admin_networks(topology, admin)
     members = group_members(topology)
     mine = [g for g in services if name in members.get(g, [])]
@@ -264,7 +294,7 @@ def machine_rules(topology, services, name, admin=None):
                     "ports": row["ports"],
                     # Its own address, never any: the VIP (on whichever LB
                     # holds it) serves only what is declared `to: vip`.
-                    "daddr": row["daddr"] or topology["machines"][name]["address"],
+                    "daddr": row["daddr"] or machines[name]["address"],
                     "sources": row["sources"], "from": list(row["from"]), "why": row["why"]}
             by_service[row["service"]] = rule
             rules.append(rule)
@@ -277,8 +307,9 @@ def machine_rules(topology, services, name, admin=None):
             rule["sources"] = sorted(set(rule["sources"]) | set(row["sources"]), key=_sort_key)
     for rule in rules:
         rule["elements"] = elements(rule["sources"])
-    return {"machine": name, "roles": list(topology["machines"][name]["roles"]), "groups": mine,
+    return {"machine": name, "roles": list(machines[name]["roles"]), "groups": mine,
             "admin": admin, "admin_elements": elements(admin), "vip": topology["network"]["vip"],
+            "internal_vip": topology["network"].get("internal_vip"),
             "rules": rules}
 
 
@@ -319,7 +350,8 @@ def markdown(rows):
         ports = row["proto"] + ("/" + ",".join(row["ports"]) if row["ports"] else " (IP protocol 112)")
         servers = f"{row['group']} ({', '.join(row['servers']) or 'none now'})"
         now = "anyone" if row["sources"] is None else ", ".join(row["sources"]) or "nobody now"
-        lines.append(f"| {servers} | {row['service']} | {ports} | {('VIP ' + row['daddr']) if row['daddr'] else 'own address'} | "
+        where = {"vip": "VIP ", "internal_vip": "internal VIP "}.get(row["to"], "") + (row["daddr"] or "own address")
+        lines.append(f"| {servers} | {row['service']} | {ports} | {where} | "
                      f"{', '.join(row['from'])} | {now} | {row['why']} |")
     return "\n".join(lines) + "\n"
 

@@ -175,7 +175,7 @@ def validate(data, roles=None):
     if not isinstance(machines, dict) or not machines:
         raise TopologyError("topology: 'machines' is missing or empty")
 
-    for key in ("subnet", "host", "bridge", "vip"):
+    for key in ("subnet", "host", "bridge", "vip", "internal_vip"):
         if key not in network:
             raise TopologyError(f"topology: network.{key} is missing")
     try:
@@ -194,6 +194,7 @@ def validate(data, roles=None):
 
     claim(_address(network["host"], "network.host"), "network.host")
     claim(_address(network["vip"], "network.vip"), "network.vip")
+    claim(_address(network["internal_vip"], "network.internal_vip"), "network.internal_vip")
     if not re.match(r"^[a-z][a-z0-9]{0,14}$", str(network["bridge"])):
         raise TopologyError(
             f"topology: network.bridge {network['bridge']!r} must be 1-15 lower-case letters or digits"

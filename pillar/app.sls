@@ -13,7 +13,7 @@ app:
   migrate: php bin/migrate.php
   uploads_dir: /srv/www-uploads
   database:
-    host: {{ topology.network.vip }}
+    host: {{ topology.network.internal_vip }}
     port: 3306
     name: app
     user: app

@@ -5,6 +5,8 @@ galera:
   lookup:
     cluster_name: lemp-ha
     gcache_size: 512M
+    # HAProxy's database endpoint is sized from it (pillar/lb.sls)
+    max_connections: 200
     binlog:
       expire_logs_days: 7
     innodb:

@@ -1,6 +1,13 @@
 {#- Non-secret settings of the load balancers (role lb). #}
+{#- HAProxy's connection limits are sized from the backends' own limits,
+    read from their pillar files (only those keys are passed on). #}
+{%- import_yaml 'web.sls' as web %}
+{%- import_yaml 'galera.sls' as galera %}
 haproxy:
   lookup:
+    limits:
+      php_max_children: {{ web.phpfpm.lookup.pool.max_children | int }}
+      db_max_connections: {{ galera.galera.lookup.max_connections | int }}
     stats_port: 8404
     web:
       backend: web

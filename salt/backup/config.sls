@@ -145,7 +145,7 @@ backup-settings-file-managed:
           connect_timeout: {{ l.ssh.connect_timeout }}
           command_timeout: {{ l.ssh.command_timeout }}
         endpoint:
-          host: {{ backup.vip }}
+          host: {{ backup.endpoint_host }}
           port: {{ l.endpoint_port }}
           option_file: {{ l.config_dir }}/replication.cnf
         encryption:

@@ -132,7 +132,7 @@ backup-binlog-archive-service-unit-managed:
     - contents: |
         # Managed by Salt (salt/backup/service.sls).
         [Unit]
-        Description=lemp-ha binlog archive: follows the Galera writer through {{ backup.vip }}:{{ l.endpoint_port }}
+        Description=lemp-ha binlog archive: follows the Galera writer through {{ backup.endpoint_host }}:{{ l.endpoint_port }}
         After=network-online.target
         Wants=network-online.target
         # never give up: a cluster down for an hour is followed again when it is back

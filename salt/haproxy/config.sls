@@ -1,6 +1,6 @@
 {#- haproxy.cfg: HTTPS on the VIP, web backends from the Salt mine (refuses an
     empty list) and the scaling pool's slots, galera and redis TCP endpoints
-    on the VIP, stats page and admin socket. #}
+    on the internal VIP, stats page and admin socket, a maxconn everywhere. #}
 {%- from 'haproxy/map.jinja' import haproxy with context %}
 {%- set topology = salt['pillar.get']('topology') or raise('haproxy: pillar topology is missing') %}
 {%- set vip_cert = salt['lemp_secret.require']('tls:vip:cert') %}
@@ -8,6 +8,7 @@
 {%- set ca_cert = salt['lemp_secret.require']('tls:ca_cert') %}
 {%- set redis_password = salt['lemp_secret.require']('sessions:redis_password') if haproxy.redis.enabled else '' %}
 {%- set db_nodes = topology.roles.db.members %}
+{%- set limits = salt['lemp_haproxy.checked'](haproxy.limits) %}
 {#- The web backend (_modules/lemp_pool.py web_servers): the web nodes that
     published their address in the mine (pillar mine_functions web_address;
     one without is left out and named in the config, none at all fails,
@@ -65,6 +66,7 @@ haproxy-config-file-managed:
         pool_slots: {{ backend.slots | json }}
         db_nodes: {{ db_nodes | json }}
         redis_password: {{ redis_password | json }}
+        limits: {{ limits | json }}
     - check_cmd: /usr/sbin/haproxy -c -f
     - require:
       - file: haproxy-vip-certificate-file-managed

@@ -42,6 +42,7 @@ keepalived-config-file-managed:
         peers: {{ lbs | rejectattr('name', 'equalto', grains['id']) | list | json }}
         priority: {{ priority }}
         vip: {{ topology.network.vip }}
+        internal_vip: {{ topology.network.internal_vip }}
         prefixlen: {{ topology.network.prefixlen }}
     - require:
       - pkg: keepalived-package-installed

@@ -14,7 +14,7 @@
       'node': grains['id'],
       'user': app.user,
       'app_dir': app_dir,
-      'redis_host': salt['pillar.get']('topology:network:vip', ''),
+      'redis_host': salt['pillar.get']('topology:network:internal_vip', ''),
       'redis_port': phpfpm.sessions.port | int,
       'lock_ttl': cron.lock_ttl | int,
       'timeout': cron.timeout | int,

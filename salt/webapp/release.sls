@@ -10,7 +10,6 @@
 {%- set secrets = salt['lemp_app.app_secrets'](checked.secret_names) %}
 {%- set marker = release_dir ~ '/.lemp-ha-release' %}
 {%- set is_marked = 'test -e ' ~ (marker | quote) %}
-{%- set sessions_vip = salt['pillar.get']('topology:network:vip') %}
 
 {#- What the release needs from the platform comes with it, before any node
     switches to it (orch.deploy applies this state on every web node first):

@@ -1,0 +1,87 @@
+"""
+HAProxy's connection limits, sized from what stands behind each listener.
+
+Without limits a flood of connections that never log in uses up MariaDB's
+``max_connections`` or Redis's client slots, and then every web node's
+``/healthz`` fails (issue #13). With them, the excess waits in HAProxy's
+queue (bounded by ``timeout queue``) or is refused at the LB, and the
+backends keep room for their own administration.
+
+``limits`` takes pillar ``haproxy:lookup:limits`` (pillar/lb.sls fills the
+backends' figures from the web and database pillars) and returns the
+``maxconn`` of each listener and server (salt/haproxy/files/haproxy.cfg.j2):
+
+* a web server: PHP-FPM's ``pm.max_children`` times ``requests_per_child``
+  (nginx answers static files beside PHP's workers);
+* the database endpoint, and each db server: ``max_connections`` less
+  ``db_reserved`` (a node's own users: the health check, backups, the
+  monitoring agent, an administrator);
+* the Redis endpoint and each Redis server: ``redis_maxconn``, under Redis's
+  ``maxclients`` less ``redis_reserved`` (replication, Sentinels);
+* the public frontends: ``public_maxconn`` each;
+* the process: the sum of them all, plus the stats listeners.
+"""
+
+__virtualname__ = "lemp_haproxy"
+
+KEYS = ("php_max_children", "requests_per_child", "db_max_connections", "db_reserved", "redis_maxclients",
+        "redis_reserved", "redis_maxconn", "public_maxconn", "stats_maxconn")
+
+
+class LimitsError(ValueError):
+    """A limit is missing or unusable; the message names the pillar key."""
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _positive(settings, key):
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LimitsError(f"haproxy:lookup:limits:{key} must be a positive integer, not {value!r}")
+    return value
+
+
+def limits(settings):
+    """{web_server, db, redis, public, stats, global}: the maxconn values.
+    Raises LimitsError naming the key when a figure is missing, or when the
+    reserves leave a backend no room."""
+    if not isinstance(settings, dict):
+        raise LimitsError("haproxy:lookup:limits must be a mapping (salt/haproxy/defaults.yaml lists its keys)")
+    unknown = sorted(set(settings) - set(KEYS))
+    if unknown:
+        raise LimitsError(f"haproxy:lookup:limits has unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+    got = {key: _positive(settings, key) for key in KEYS}
+    db = got["db_max_connections"] - got["db_reserved"]
+    if db < 1:
+        raise LimitsError(f"haproxy:lookup:limits:db_reserved ({got['db_reserved']}) leaves no connection of "
+                          f"db_max_connections ({got['db_max_connections']}, galera:lookup:max_connections) "
+                          "for the app: lower it or raise max_connections")
+    room = got["redis_maxclients"] - got["redis_reserved"]
+    if got["redis_maxconn"] > room:
+        raise LimitsError(f"haproxy:lookup:limits:redis_maxconn ({got['redis_maxconn']}) is above Redis's "
+                          f"maxclients less redis_reserved ({room}): lower it")
+    web_server = got["php_max_children"] * got["requests_per_child"]
+    public = got["public_maxconn"]
+    stats = got["stats_maxconn"]
+    return {"web_server": web_server, "db": db, "redis": got["redis_maxconn"], "public": public, "stats": stats,
+            # http and https frontends, the two TCP endpoints, two stats listeners
+            "global": 2 * public + db + got["redis_maxconn"] + 2 * stats}
+
+
+def checked(settings):
+    """``limits`` for a state: salt/haproxy/config.sls passes
+    haproxy:lookup:limits merged over salt/haproxy/defaults.yaml; a bad
+    value stops the render with the key at fault, before any file is written.
+
+    CLI Example::
+
+        salt-call lemp_haproxy.checked '{...}'
+    """
+    from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
+
+    try:
+        return limits(settings)
+    except LimitsError as exc:
+        raise CommandExecutionError(str(exc))
