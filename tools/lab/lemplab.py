@@ -160,7 +160,9 @@ class Lab:
         self.state_dir = STATE
         # a str, not a Path: requests takes only a str as a CA bundle
         self.ca_cert_path = str(STATE / "secrets" / "ca.pem")
-        self.db_endpoint = (self.vip, DB_PORT)
+        # the internal endpoints (database, Redis sessions): from web machines only
+        self.internal_vip = self.network["internal_vip"]
+        self.db_endpoint = (self.internal_vip, DB_PORT)
         self._http = None
 
     def with_role(self, role):
