@@ -310,6 +310,9 @@ def machine_rules(topology, services, name, admin=None):
     return {"machine": name, "roles": list(machines[name]["roles"]), "groups": mine,
             "admin": admin, "admin_elements": elements(admin), "vip": topology["network"]["vip"],
             "internal_vip": topology["network"].get("internal_vip"),
+            # every machine of the topology (and pool slot) and the admin
+            # networks: the peers whose connections may predate the rules
+            "peers_elements": elements(source_addresses(topology, "machines", admin) + admin),
             "rules": rules}
 
 
