@@ -307,7 +307,8 @@ def machine_rules(topology, services, name, admin=None):
             rule["sources"] = sorted(set(rule["sources"]) | set(row["sources"]), key=_sort_key)
     for rule in rules:
         rule["elements"] = elements(rule["sources"])
-    return {"machine": name, "roles": list(machines[name]["roles"]), "groups": mine,
+    return {"machine": name, "address": machines[name]["address"], "roles": list(machines[name]["roles"]),
+            "groups": mine,
             "admin": admin, "admin_elements": elements(admin), "vip": topology["network"]["vip"],
             "internal_vip": topology["network"].get("internal_vip"),
             # every machine of the topology (and pool slot) and the admin

@@ -59,7 +59,8 @@ def probe_ports(spec):
 
 
 def targets(topology):
-    return [m["address"] for m in topology["machines"].values()] + [topology["network"]["vip"]]
+    network = topology["network"]
+    return [m["address"] for m in topology["machines"].values()] + [network["vip"], network["internal_vip"]]
 
 
 def probe_script(probes):
@@ -80,14 +81,14 @@ def expected(pairs, client, address, spec):
 
 def test_from_every_machine_only_the_ports_the_matrix_admits_answer(lab, topology, services, firewall_loaded):
     pairs = lemp_firewall.allowed_pairs(topology, services)
-    vip = topology["network"]["vip"]
+    vips = {topology["network"]["vip"], topology["network"]["internal_vip"]}
     lbs = set(lab.with_role("lb"))
     wrong = []
     for client, machine in topology["machines"].items():
         plan = {}
         for address in targets(topology):
-            # Its own address, and the VIP on an LB (it may hold it), go over loopback.
-            if address == machine["address"] or (address == vip and client in lbs):
+            # Its own address, and the VIPs on an LB (it may hold them), go over loopback.
+            if address == machine["address"] or (address in vips and client in lbs):
                 continue
             for spec in tcp_ports(services):
                 for port in probe_ports(spec):
@@ -125,9 +126,13 @@ def test_from_the_lab_host_only_https_and_the_admin_services_answer(lab, topolog
                     plan[(address, port)] = plan.get((address, port), False) or allow
         plan[(topology["machines"][name]["address"], 22)] = True
         plan[(topology["machines"][name]["address"], NEVER_OPEN)] = False
-    # The issue's own case: the database and Redis endpoints do not answer the host.
-    vip = topology["network"]["vip"]
-    assert plan[(vip, 3306)] is False and plan[(vip, 6379)] is False and plan[(vip, 443)] is True
+    # The issue's own case: the database and Redis endpoints do not answer the
+    # host, and the public VIP serves nothing but HTTP and HTTPS.
+    vip, internal = topology["network"]["vip"], topology["network"]["internal_vip"]
+    assert plan[(internal, 3306)] is False and plan[(internal, 6379)] is False
+    assert {port for (address, port), allow in plan.items() if address == vip and allow} == {80, 443}
+    for port in (3306, 6379, 8404, 22):
+        plan[(vip, port)] = False
     with ThreadPoolExecutor(max_workers=64) as pool:
         answered = dict(zip(plan, pool.map(lambda ap: host_answers(*ap), plan)))
     wrong = [f"host -> {a}:{p}: {'answered' if answered[(a, p)] else 'no answer'}, "
