@@ -24,6 +24,12 @@ __virtualname__ = "lemp_scaling"
 TIME_RE = re.compile(r"^([1-9][0-9]*)([smhdw]?)$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DIRECTIONS = ("out", "in")
+# The load is read every scaling:autoscale:interval; the agent answers
+# within its Timeout (4 s, salt/zabbix/defaults.yaml), so not more often
+# than this. A window must hold this many readings: one busy reading (a
+# burst) never scales the tier.
+MIN_INTERVAL = 5
+MIN_READINGS = 3
 
 
 def __virtual__():
@@ -70,10 +76,17 @@ def check(settings):
     if low >= high:
         raise CommandExecutionError(f"pillar scaling:autoscale:low {low} must be below scaling:autoscale:high {high}: "
                                     "between them the tier neither grows nor shrinks")
+    interval = seconds(auto.get("interval"), "scaling:autoscale:interval")
+    if not MIN_INTERVAL <= interval <= 3600:
+        raise CommandExecutionError(f"pillar scaling:autoscale:interval {auto.get('interval')!r} must be "
+                                    f"{MIN_INTERVAL}s..1h: the agent may take {MIN_INTERVAL - 1} s to answer "
+                                    "(zabbix:lookup:agent:settings:Timeout)")
     window = seconds(auto.get("window"), "scaling:autoscale:window")
-    if window < 60:
-        raise CommandExecutionError(f"pillar scaling:autoscale:window {auto.get('window')!r} is under a minute: "
-                                    "one busy request would scale the tier")
+    if window < MIN_READINGS * interval:
+        raise CommandExecutionError(f"pillar scaling:autoscale:window {auto.get('window')!r} holds fewer than "
+                                    f"{MIN_READINGS} readings of scaling:autoscale:interval {auto.get('interval')!r}: "
+                                    f"make it at least {MIN_READINGS * interval}s, or one busy reading would "
+                                    "scale the tier")
     repeat = seconds(auto.get("repeat"), "scaling:autoscale:repeat")
     if not 60 <= repeat <= 604800:
         raise CommandExecutionError(f"pillar scaling:autoscale:repeat {auto.get('repeat')!r} must be 1m..1w "

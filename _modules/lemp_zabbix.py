@@ -1524,15 +1524,35 @@ OPERATOR_EQUAL = 0
 SCALING_TAG = "lemp-scale"
 
 
+# A node whose busy workers were not read for this many intervals drops out
+# of the tier's ratio (an agent down, a node being destroyed): one missed
+# reading is not enough, a dead node must not count for long.
+SCALING_STALE_READINGS = 3
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def scaling_stale_period(interval):
+    """The last_foreach period of the busy ratio ({$LEMP.SCALE.STALE}):
+    SCALING_STALE_READINGS intervals, in seconds (``"5s"`` -> ``"15s"``)."""
+    match = re.match(r"^([1-9][0-9]*)([smhdw]?)$", str(interval))
+    if not match:
+        raise ZabbixSettingsError(f"pillar scaling:autoscale:interval {interval!r} is not a Zabbix time (e.g. 5s, 1m)")
+    return f"{int(match.group(1)) * _TIME_UNITS[match.group(2)] * SCALING_STALE_READINGS}s"
+
+
 def scaling_macros(scaling, max_children):
-    """Global macros of the scaling item and triggers: pillar
+    """Global macros of the scaling items and triggers: pillar
     scaling:autoscale, and the web pool's pm.max_children (the tier's
-    capacity per node, phpfpm:lookup:pool:max_children)."""
+    capacity per node, phpfpm:lookup:pool:max_children). The interval is
+    the update interval of every web node's busy-worker item and of the
+    ratio; the stale period is how long a silent node still counts."""
     auto = (scaling or {}).get("autoscale") or {}
     if int(max_children) < 1:
         raise ZabbixSettingsError(f"phpfpm:lookup:pool:max_children {max_children!r} must be 1 or more")
     return {"{$LEMP.SCALE.HIGH}": str(auto.get("high")), "{$LEMP.SCALE.LOW}": str(auto.get("low")),
-            "{$LEMP.SCALE.WINDOW}": str(auto.get("window")), "{$LEMP.SCALE.FPM_MAX_CHILDREN}": str(int(max_children))}
+            "{$LEMP.SCALE.WINDOW}": str(auto.get("window")), "{$LEMP.SCALE.FPM_MAX_CHILDREN}": str(int(max_children)),
+            "{$LEMP.SCALE.INTERVAL}": str(auto.get("interval")),
+            "{$LEMP.SCALE.STALE}": scaling_stale_period(auto.get("interval"))}
 
 
 def scaling_script(direction, command):

@@ -127,7 +127,7 @@ def main():
     table = [[row.get(key) for key, _ in columns] for row in rows]
     common.report(args, "scale_events", "Scaling: threshold to serving, failed requests",
                   [title for _, title in columns], table,
-                  common.load_notes(lab, args, rows, "Lab settings: pillar/autoscale.sls (window 1m, repeat 1m, cooldown 120 s). The load start to the decision is the trigger's window plus the PHP-FPM items' 1-min interval.",
+                  common.load_notes(lab, args, rows, "Lab settings: pillar/autoscale.sls (load read every 5 s, window 25s, repeat 1m, cooldown 75 s). The load start to the decision is the trigger's window plus up to two reading intervals.",
                                     "Decision to serving under the CPU load: every lab VM shares the host's 2 cores with that load, so the new node boots and runs its highstate on a saturated CPU; on an idle host the same join takes the scale_join figure. On separate cloud hosts the new VM has its own CPU.",
                                     bounds=f", CPU load: ab -c {args.concurrency} /api/work?ms={args.work_ms}"))
 

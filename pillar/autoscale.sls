@@ -8,14 +8,21 @@
     not phpfpm's default. Only that key is passed on. #}
 {%- import_yaml 'web.sls' as web %}
 scaling:
-  # Short enough for tests/lab/test_scaling_scale.py to see a scale-out, a
-  # refused repeat and a scale-in within a few minutes; a site keeps the
-  # defaults (cooldown 15 min, window 5m, repeat 15m).
-  cooldown: 120
+  # Short enough for tests/lab/test_scaling_auto.py to see a scale-out, a
+  # refused repeat and a scale-in in about 2.5 min; a site keeps the
+  # defaults (cooldown 15 min, interval 1m, window 5m, repeat 15m).
+  # The cooldown sits between two moments of that test (docs/scaling.md,
+  # "The lab's timeline"): it must outlast Zabbix's repeated request, which
+  # comes `repeat` (60 s, Zabbix's least) after the first one, plus a few
+  # seconds of jitter (~66 s), and end before the low trigger's request,
+  # which comes at the earliest about 60 + window - interval s after it
+  # (~80 s). It also outlasts a pool VM's boot and join (25-60 s here).
+  cooldown: 75
   autoscale:
     high: 0.6
     low: 0.1
-    window: 1m
+    interval: 5s
+    window: 25s
     repeat: 1m
 
 # pm.max_children of the web nodes (pillar/web.sls), for the busy ratio.

@@ -73,7 +73,8 @@ def test_the_monitor_may_sudo_exactly_the_scaling_request(salt_cli, topology, re
                      "zabbix ALL=(root) NOPASSWD: /usr/local/sbin/lemp-scale-request in"]
     api = ret.data["zabbix-api-scaling-macros-scripts-and-actions-present"]["lemp_zabbix"]
     scaling = next(a["scaling"] for a in api if isinstance(a, dict) and "scaling" in a)
-    assert scaling["autoscale"]["window"] == "1m"     # pillar/autoscale.sls
+    # pillar/autoscale.sls: the lab reads the load every 5 s over 25 s
+    assert (scaling["autoscale"]["interval"], scaling["autoscale"]["window"], scaling["cooldown"]) == ("5s", "25s", 75)
     # the web nodes' pm.max_children (pillar/web.sls), not phpfpm's default
     web = minion_for("phpfpm", topology, representatives)
     web_pool = salt_cli.run("pillar.get", "phpfpm:lookup:pool:max_children", "unmask=True", minion_tgt=web).data

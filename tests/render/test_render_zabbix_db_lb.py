@@ -38,9 +38,21 @@ def test_a_load_balancer_agent_checks_whether_it_holds_the_vip(salt_cli, topolog
     assert user_parameters(salt_cli, lb) == [f"UserParameter=lemp.vip.held,ip -o -4 addr show to {vip}/32 | wc -l"]
 
 
-@pytest.mark.parametrize("role", ["web", "db", "monitor"])
+@pytest.mark.parametrize("role", ["db", "monitor"])
 def test_other_machines_get_no_userparameter(salt_cli, topology, representatives, role):
     assert user_parameters(salt_cli, member(topology, representatives, role)) == []
+
+
+FPM_ACTIVE = ("UserParameter=lemp.phpfpm.active,curl -fsS --max-time 3 http://127.0.0.1:8081/fpm-status"
+              " | sed -n 's/^active processes: *//p'")
+
+
+def test_web_nodes_read_their_busy_workers_for_scaling(salt_cli, topology, representatives, pool_representative):
+    """Fixed web nodes and pool VMs alike: the agent reads PHP-FPM's status
+    page on nginx's loopback status server (template lemp-ha Web node load
+    polls it every {$LEMP.SCALE.INTERVAL})."""
+    assert FPM_ACTIVE in user_parameters(salt_cli, member(topology, representatives, "web"))
+    assert user_parameters(salt_cli, pool_representative) == [FPM_ACTIVE]
 
 
 def test_every_machines_agent_reloads_when_its_userparameters_change(salt_cli, topology, representatives):

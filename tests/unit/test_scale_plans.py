@@ -310,17 +310,45 @@ def test_the_defaults_pass_the_check():
     assert lemp_scaling.check(settings()) == settings()
 
 
+def lab_scaling():
+    """The `scaling:` block of pillar/autoscale.sls (plain YAML; the file's
+    Jinja is only for the phpfpm block after it)."""
+    text = (REPO / "pillar" / "autoscale.sls").read_text()
+    return yaml.safe_load(text[text.index("\nscaling:\n"):text.index("\n# pm.max_children")])["scaling"]
+
+
+def test_the_labs_fast_settings_pass_the_check_and_hold_the_autoscale_tests_timeline():
+    """pillar/autoscale.sls: the load read every 5 s over a 25 s window;
+    the cooldown outlasts Zabbix's repeated request (repeat, 60 s, plus a
+    few seconds of jitter) and ends before the earliest low-load request
+    after it (repeat + window - interval): tests/lab/test_scaling_auto.py
+    sees the repeat refused, then the scale-in at its first request."""
+    lab = settings(**lab_scaling())
+    assert lemp_scaling.check(lab) == lab
+    auto = lab["autoscale"]
+    interval, window, repeat = (lemp_scaling.seconds(auto[k], k) for k in ("interval", "window", "repeat"))
+    assert (interval, window, repeat) == (5, 25, 60)
+    assert repeat + 5 < lab["cooldown"] < repeat + window - interval
+    assert lemp_scaling.check(settings(autoscale={"interval": "5s", "window": "15s"}))
+
+
 @pytest.mark.parametrize("over, message", [
     ({"cooldown": 10}, "pillar scaling:cooldown 10 must be between 60"),
     ({"cooldown": "soon"}, "pillar scaling:cooldown 'soon' is not a number"),
     ({"autoscale": {"low": 0.8}}, "scaling:autoscale:low 0.8 must be below scaling:autoscale:high 0.7"),
     ({"autoscale": {"window": "five minutes"}}, "pillar scaling:autoscale:window 'five minutes' is not a Zabbix time"),
-    ({"autoscale": {"window": "30s"}}, "is under a minute"),
+    ({"autoscale": {"window": "2m"}}, "window '2m' holds fewer than 3 readings of scaling:autoscale:interval '1m': "
+                                      "make it at least 180s"),
+    ({"autoscale": {"interval": "5s", "window": "10s"}}, "make it at least 15s"),
+    ({"autoscale": {"interval": "2s", "window": "30s"}}, "pillar scaling:autoscale:interval '2s' must be 5s..1h"),
+    ({"autoscale": {"interval": "2h", "window": "1d"}}, "pillar scaling:autoscale:interval '2h' must be 5s..1h"),
+    ({"autoscale": {"interval": "often"}}, "pillar scaling:autoscale:interval 'often' is not a Zabbix time"),
     ({"autoscale": {"repeat": "10s"}}, "scaling:autoscale:repeat '10s' must be 1m..1w"),
     ({"cooldown": 120, "autoscale": {"window": "5m"}}, "scaling:cooldown 120 s is shorter than scaling:autoscale:window"),
     ({"cloud": {"minion": ""}}, "pillar scaling:cloud:minion is empty"),
     ({"request": {"command": "lemp-scale-request"}}, "scaling:request:command 'lemp-scale-request' must be an absolute"),
-], ids=["cooldown-short", "cooldown-nan", "low-above-high", "window-text", "window-short", "repeat-short",
+], ids=["cooldown-short", "cooldown-nan", "low-above-high", "window-text", "window-short", "window-short-lab",
+        "interval-too-short", "interval-too-long", "interval-text", "repeat-short",
         "cooldown-below-window", "no-cloud-minion", "relative-command"])
 def test_bad_settings_name_the_pillar_key(over, message):
     with pytest.raises(CommandExecutionError, match=message):

@@ -126,7 +126,7 @@ def test_an_lb_checks_whether_it_holds_the_topologys_vip(topology):
 
 
 def test_a_machine_whose_roles_need_no_userparameter_gets_none():
-    assert lemp_zabbix.agent_user_parameters(["web", "db"], DEFAULTS["agent"]["user_parameters"],
+    assert lemp_zabbix.agent_user_parameters(["db", "monitor"], DEFAULTS["agent"]["user_parameters"],
                                              {"vip": "10.0.0.1"}) == []
 
 

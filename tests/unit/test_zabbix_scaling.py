@@ -50,7 +50,7 @@ def test_the_load_item_counts_every_web_tier_role_group_the_pool_included():
               for r, decl in roles.items() if decl.get("tier") == "web"}
     assert groups >= {"lemp-ha/web", "lemp-ha/web_pool"}
     params = template("lemp-ha Web tier load")["items"][0]["params"]
-    filters = re.findall(r"php-fpm\.processes_active\?\[([^\]]*)\]", params)
+    filters = re.findall(r"lemp\.phpfpm\.active\?\[([^\]]*)\]", params)
     assert len(filters) == 3
     for text in filters:
         assert set(re.findall(r'group="([^"]+)"', text)) == groups, text
@@ -60,11 +60,59 @@ def test_the_load_item_counts_every_web_tier_role_group_the_pool_included():
 def test_the_macros_come_from_the_pillar_and_phpfpm(topology):
     macros = lemp_zabbix.scaling_macros(SCALING, PHPFPM["pool"]["max_children"])
     assert macros == {"{$LEMP.SCALE.HIGH}": "0.7", "{$LEMP.SCALE.LOW}": "0.15", "{$LEMP.SCALE.WINDOW}": "5m",
-                      "{$LEMP.SCALE.FPM_MAX_CHILDREN}": "20"}
-    used = set(re.findall(r"\{\$LEMP\.SCALE\.[A-Z_]+\}", yaml.safe_dump(template("lemp-ha Web tier load"))))
+                      "{$LEMP.SCALE.FPM_MAX_CHILDREN}": "20", "{$LEMP.SCALE.INTERVAL}": "1m",
+                      "{$LEMP.SCALE.STALE}": "180s"}
+    used = set(re.findall(r"\{\$LEMP\.SCALE\.[A-Z_]+\}", yaml.safe_dump(TEMPLATE)))
     assert used == set(macros)
     with pytest.raises(lemp_zabbix.ZabbixSettingsError, match="phpfpm:lookup:pool:max_children 0"):
         lemp_zabbix.scaling_macros(SCALING, 0)
+
+
+def test_a_silent_node_drops_out_of_the_ratio_after_three_intervals():
+    assert [lemp_zabbix.scaling_stale_period(v) for v in ("5s", "10", "1m", "1h")] == ["15s", "30s", "180s",
+                                                                                       "10800s"]
+    lab = lemp_zabbix.scaling_macros({"autoscale": {"high": 0.6, "low": 0.1, "window": "25s", "interval": "5s"}}, 16)
+    assert (lab["{$LEMP.SCALE.INTERVAL}"], lab["{$LEMP.SCALE.STALE}"]) == ("5s", "15s")
+    with pytest.raises(lemp_zabbix.ZabbixSettingsError, match="scaling:autoscale:interval 'often'"):
+        lemp_zabbix.scaling_stale_period("often")
+
+
+def test_each_web_node_is_read_at_the_scaling_interval_by_its_own_item():
+    """The stock PHP-FPM template polls once a minute with no macro for it;
+    the ratio reads lemp-ha's own item, polled (no agent buffer) every
+    {$LEMP.SCALE.INTERVAL}, from a UserParameter of roles web and web_pool,
+    and is computed as often, over values no older than {$LEMP.SCALE.STALE}."""
+    node = template("lemp-ha Web node load")
+    item = node["items"][0]
+    assert (item["type"], item["key"], item["delay"], item["value_type"]) == \
+        ("ZABBIX_PASSIVE", "lemp.phpfpm.active", "{$LEMP.SCALE.INTERVAL}", "UNSIGNED")
+    assert "macros" not in node      # a template macro would win over the pillar's global one
+    ratio = template("lemp-ha Web tier load")["items"][0]
+    assert ratio["delay"] == "{$LEMP.SCALE.INTERVAL}"
+    periods = re.findall(r"last_foreach\(/\*/([^?]+)\?\[[^\]]*\],([^)]*)\)", ratio["params"])
+    assert periods == [("lemp.phpfpm.active", "{$LEMP.SCALE.STALE}")] * 3
+    roles = ZABBIX["server"]["api"]["roles"]
+    params = ZABBIX["agent"]["user_parameters"]
+    for role in ("web", "web_pool"):
+        assert "lemp-ha Web node load" in roles[role]["templates"], role
+        assert "lemp.phpfpm.active" in params[role], role
+    assert not any("lemp-ha Web node load" in decl["templates"] for role, decl in roles.items()
+                   if role not in ("web", "web_pool"))
+
+
+def test_the_userparameter_reads_nginxs_loopback_fpm_status_page():
+    nginx = yaml.safe_load((REPO / "salt" / "nginx" / "defaults.yaml").read_text())["nginx"]["status"]
+    url = f"http://{nginx['listen']}:{nginx['port']}{nginx['fpm_status_path']}"
+    for role in ("web", "web_pool"):
+        lines = lemp_zabbix.agent_user_parameters([role], ZABBIX["agent"]["user_parameters"],
+                                                  {"vip": "10.0.0.9", "fpm_status_url": url})
+        assert lines == ["UserParameter=lemp.phpfpm.active,curl -fsS --max-time 3 http://127.0.0.1:8081/fpm-status"
+                         " | sed -n 's/^active processes: *//p'"]
+    # the same page as the stock template's macros of the role
+    macros = ZABBIX["server"]["api"]["roles"]["web"]["macros"]
+    assert url == f"http://{macros['{$PHP_FPM.HOST}']}:{macros['{$PHP_FPM.PORT}']}/{macros['{$PHP_FPM.STATUS.PAGE}']}"
+    # curl gives up before the agent does
+    assert 3 < int(ZABBIX["agent"]["settings"]["Timeout"])
 
 
 def test_each_decision_is_an_information_event_on_the_masters_host():

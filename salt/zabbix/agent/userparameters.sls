@@ -6,8 +6,13 @@
     the change (zabbix-agent-runs-its-current-configuration watches the
     drop-in directory). #}
 {%- from 'zabbix/map.jinja' import zabbix, topology, me with context %}
+{#- the loopback status server of salt/nginx, where the stock PHP-FPM
+    template reads too (a machine without nginx gets the defaults, unused) #}
+{%- from 'nginx/map.jinja' import nginx with context %}
+{%- set fpm_status_url = 'http://' ~ nginx.status.listen ~ ':' ~ nginx.status.port ~ nginx.status.fpm_status_path %}
 {%- set lines = salt['lemp_zabbix.agent_user_parameters'](me.roles, zabbix.agent.user_parameters,
-                                                           {'vip': topology.network.vip}) %}
+                                                           {'vip': topology.network.vip,
+                                                            'fpm_status_url': fpm_status_url}) %}
 include:
   - zabbix.agent.service
 
