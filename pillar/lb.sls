@@ -3,12 +3,23 @@
     read from their pillar files (only those keys are passed on). #}
 {%- import_yaml 'web.sls' as web %}
 {%- import_yaml 'galera.sls' as galera %}
+{#- Network fields only (as pillar/web.sls): a plain value of pillar/topology.yaml. #}
+{%- import_yaml 'topology.yaml' as topology %}
 haproxy:
   lookup:
     limits:
       php_max_children: {{ web.phpfpm.lookup.pool.max_children | int }}
       db_max_connections: {{ galera.galera.lookup.max_connections | int }}
     stats_port: 8404
+    edge:
+      rate_limit:
+        # The lab's limit: 200 requests in 10 s per client address, low
+        # enough that tests/lab/test_edge.py reaches it from one lab machine
+        # in a second or two. The lab host (the admin network; the tests'
+        # load loops, ab and the bench run there) is never limited.
+        requests: 200
+        period: 10s
+        exempt: [{{ topology.network.host }}]
     web:
       backend: web
       check: {inter: 1s, fall: 2, rise: 2}

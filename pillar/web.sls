@@ -25,6 +25,10 @@ phpfpm:
 nginx:
   lookup:
     client_max_body_size: 20m
+    # /healthz's details to the lab host too (the admin network), besides
+    # loopback and the load balancers.
+    health:
+      details_from: [{{ topology.network.host }}]
 
 glusterfs:
   lookup:

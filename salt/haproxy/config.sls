@@ -9,6 +9,10 @@
 {%- set redis_password = salt['lemp_secret.require']('sessions:redis_password') if haproxy.redis.enabled else '' %}
 {%- set db_nodes = topology.roles.db.members %}
 {%- set limits = salt['lemp_haproxy.checked'](haproxy.limits) %}
+{#- Edge protection and the stats login, checked (_modules/lemp_edge.py):
+    a bad key stops the render, named, before haproxy.cfg changes. #}
+{%- set edge = salt['lemp_edge.haproxy'](haproxy.edge, topology.machines, grains['id']) %}
+{%- set stats_login = salt['lemp_edge.stats_login'](haproxy.stats_user, salt['lemp_secret.require']('haproxy:stats_password')) %}
 {#- The web backend (_modules/lemp_pool.py web_servers): the web nodes that
     published their address in the mine (pillar mine_functions web_address;
     one without is left out and named in the config, none at all fails,
@@ -67,6 +71,8 @@ haproxy-config-file-managed:
         db_nodes: {{ db_nodes | json }}
         redis_password: {{ redis_password | json }}
         limits: {{ limits | json }}
+        edge: {{ edge | json }}
+        stats_login: {{ stats_login | json }}
     - check_cmd: /usr/sbin/haproxy -c -f
     - require:
       - file: haproxy-vip-certificate-file-managed

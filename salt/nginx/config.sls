@@ -7,6 +7,7 @@
 {%- set key = salt['lemp_secret.require']('tls:key') %}
 {%- set password = salt['lemp_secret.require']('app:database:password') %}
 {%- set lbs = salt['pillar.get']('topology:roles:lb:members', []) | map(attribute='address') | list %}
+{%- set healthz_details_from = salt['lemp_edge.healthz_details_from'](nginx.health.details_from, lbs) %}
 include:
   - nginx.package
 
@@ -85,6 +86,8 @@ nginx-app-site-file-managed:
         docroot: {{ app.docroot | json }}
         fpm_socket: {{ phpfpm.pool.socket | json }}
         lb_addresses: {{ lbs | json }}
+        # /healthz's details: loopback, the LBs, pillar nginx:lookup:health:details_from
+        healthz_details_from: {{ healthz_details_from | json }}
         # from PHP's post_max_size when the app sets its upload sizes (app:php:ini), else nginx's
         client_max_body_size: {{ checked.client_max_body_size | json }}
         # folders PHP writes (app:shared_paths, app:writable_paths), in the

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import lemp_zabbix  # tests/conftest.py puts _modules on the path
-from by_path import load  # tests/unit/by_path.py
+from by_path import lab_pillar, load  # tests/unit/by_path.py
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = REPO / "salt" / "zabbix" / "server" / "files" / "templates"
@@ -61,8 +61,7 @@ def test_the_redis_macro_names_the_agents_session_not_a_password():
 
 def test_the_haproxy_macros_reach_the_stats_page_of_salt_haproxy():
     assert LB["{$HAPROXY.STATS.PORT}"] == str(defaults("haproxy")["monitoring_stats_port"])
-    text = re.sub(r"(?s)\{#.*?#\}", "", (REPO / "pillar" / "lb.sls").read_text())  # its Jinja comment
-    lab = yaml.safe_load(text)["haproxy"]["lookup"]
+    lab = lab_pillar("lb")["haproxy"]["lookup"]
     assert "monitoring_stats_port" not in lab or LB["{$HAPROXY.STATS.PORT}"] == str(lab["monitoring_stats_port"])
     config = (REPO / "salt" / "haproxy" / "files" / "haproxy.cfg.j2").read_text()
     # `stats uri /` answers every path below it, so /<PATH>;csv is the CSV export

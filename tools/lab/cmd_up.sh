@@ -184,7 +184,7 @@ print_summary() {
   Application:         https://$vip/   (HTTP redirects to HTTPS)
                        curl --cacert $LAB_STATE/secrets/ca.pem https://$vip/?format=json
   Database endpoint:   $vip:3306 (single writer; user app)
-  HAProxy stats:       $(for a in $lbs; do printf 'http://%s:8404/  ' "$a"; done)(lab subnet only)
+  HAProxy stats:       $(for a in $lbs; do printf 'http://%s:8404/  ' "$a"; done)(lab subnet only; user haproxy-stats, password haproxy_stats in passwords.yaml)
   Salt master:         ./lab ssh $(lab_master)   then  sudo salt '*' test.ping
   Credentials:         $LAB_STATE/secrets/ (root only, generated for this lab, never in the repo):
                        passwords.yaml, ca.pem (the lab CA to trust)

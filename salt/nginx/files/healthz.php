@@ -2,16 +2,28 @@
 // /healthz of a web node (installed by salt/nginx): 200 only when PHP-FPM
 // runs this script AND the application's database answers a query; 503 with
 // the reason otherwise. Reports the release that is current.
+// The details (node, release, reason: the database's own error text) only
+// to whom nginx allows them (fastcgi_param LEMP_HEALTHZ_DETAILS: loopback,
+// the load balancers, nginx:lookup:health:details_from); anyone else gets
+// {"status": "ok"|"down"} and the code.
 header('Content-Type: application/json');
 header('Cache-Control: no-store');
+
+function healthz_answer(int $code, array $out): void
+{
+    http_response_code($code);
+    if (($_SERVER['LEMP_HEALTHZ_DETAILS'] ?? '') !== '1') {
+        $out = ['status' => $out['status']];
+    }
+    echo json_encode($out), "\n";
+    exit;
+}
 
 $cfg = json_decode((string)@file_get_contents('/etc/lemp-ha/healthz.json'), true);
 $out = ['status' => 'down', 'node' => gethostname(), 'release' => null];
 if (!is_array($cfg)) {
-    http_response_code(503);
     $out['reason'] = 'cannot read /etc/lemp-ha/healthz.json';
-    echo json_encode($out), "\n";
-    exit;
+    healthz_answer(503, $out);
 }
 // PHP caches resolved paths (realpath_cache_ttl): without this, the
 // `current` symlink would still point at the previous release for minutes.
@@ -30,12 +42,12 @@ $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, (int)$cfg['db_timeout']);
 $db->options(MYSQLI_OPT_READ_TIMEOUT, (int)$cfg['db_timeout']);
 $ok = @$db->real_connect($cfg['db_host'], $cfg['db_user'], $cfg['db_password'], $cfg['db_name'], (int)$cfg['db_port']);
 if (!$ok) {
-    http_response_code(503);
     $out['reason'] = 'database: ' . mysqli_connect_error();
-} elseif (!($res = $db->query('SELECT 1')) || $res->fetch_row()[0] != 1) {
-    http_response_code(503);
-    $out['reason'] = 'database query failed: ' . $db->error;
-} else {
-    $out['status'] = 'ok';
+    healthz_answer(503, $out);
 }
-echo json_encode($out), "\n";
+if (!($res = $db->query('SELECT 1')) || $res->fetch_row()[0] != 1) {
+    $out['reason'] = 'database query failed: ' . $db->error;
+    healthz_answer(503, $out);
+}
+$out['status'] = 'ok';
+healthz_answer(200, $out);
