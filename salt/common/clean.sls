@@ -7,3 +7,17 @@ common-hosts-entry-{{ host.name }}-absent:
     - name: {{ host.name }}
     - ip: {{ host.address }}
 {%- endfor %}
+
+{#- Undo common.ssh: sshd back on Debian's own settings. #}
+{%- from 'common/map.jinja' import common with context %}
+
+common-ssh-keys-only-config-file-absent:
+  file.absent:
+    - name: {{ common.ssh.config }}
+
+common-ssh-reloaded-without-the-drop-in:
+  service.running:
+    - name: {{ common.ssh.service }}
+    - reload: True
+    - watch:
+      - file: common-ssh-keys-only-config-file-absent

@@ -1,6 +1,8 @@
 include:
   - common.package
   - common.hosts
+  # SSH with keys only
+  - common.ssh
   # every machine is monitored; the agent reads the monitor's address from the topology
   - zabbix.agent
   # every machine forwards its logs to the monitor (salt/rsyslog; docs/monitoring.md "Logs")

@@ -210,6 +210,7 @@ CONVERGENCE = {
     # a highstate never restarts a Galera node: it only reports
     "galera": ("mariadb", "none"),
     "firewall": ("nftables", "reload"),
+    "common.ssh": ("ssh", "reload"),
 }
 
 
@@ -275,6 +276,17 @@ def test_a_bad_admin_network_stops_the_firewall_render_naming_the_pillar_key(sal
     extra = f"pillar={json.dumps({'firewall': {'lookup': {'admin_networks': ['everyone']}}})}"
     _, errors = _firewall_rules(salt_cli, representatives[0], extra)
     assert any("firewall:lookup:admin_networks: 'everyone' is not an IPv4 address" in e for e in errors), errors
+
+
+def test_every_machine_takes_ssh_keys_only(salt_cli, representatives):
+    for name in representatives:
+        ret = salt_cli.run("state.show_sls", "common.ssh", minion_tgt=name)
+        assert not render_errors(ret), (name, render_errors(ret))
+        body = ret.data["common-ssh-keys-only-config-file-managed"]["file"]
+        contents = next(item["contents"] for item in body if isinstance(item, dict) and "contents" in item)
+        for line in ("PasswordAuthentication no", "KbdInteractiveAuthentication no",
+                     "PermitRootLogin prohibit-password"):
+            assert line in contents.splitlines(), (name, contents)
 
 
 def show(salt_cli, sls, pillar, minion):
