@@ -176,6 +176,7 @@ run_orch() {
 print_summary() {
   local t0=$1 vip lbs
   vip=$(topo_get "t['network']['vip']")
+  internal_vip=$(topo_get "t['network']['internal_vip']")
   lbs=$(topo_get "[m['address'] for n, m in t['machines'].items() if 'lb' in m['roles']]" | tr '\n' ' ')
   step "the lab is up ($((SECONDS - t0)) s)"
   lab_status
@@ -183,7 +184,8 @@ print_summary() {
 
   Application:         https://$vip/   (HTTP redirects to HTTPS)
                        curl --cacert $LAB_STATE/secrets/ca.pem https://$vip/?format=json
-  Database endpoint:   $vip:3306 (single writer; user app)
+  Database endpoint:   $internal_vip:3306 (single writer; user app), Redis sessions $internal_vip:6379:
+                       from the web nodes only (the firewall, pillar/ports.yaml; docs/security.md)
   HAProxy stats:       $(for a in $lbs; do printf 'http://%s:8404/  ' "$a"; done)(lab subnet only; user haproxy-stats, password haproxy_stats in passwords.yaml)
   Salt master:         ./lab ssh $(lab_master)   then  sudo salt '*' test.ping
   Credentials:         $LAB_STATE/secrets/ (root only, generated for this lab, never in the repo):
