@@ -174,7 +174,7 @@ run_orch() {
 }
 
 print_summary() {
-  local t0=$1 vip lbs
+  local t0=$1 vip internal_vip lbs
   vip=$(topo_get "t['network']['vip']")
   internal_vip=$(topo_get "t['network']['internal_vip']")
   lbs=$(topo_get "[m['address'] for n, m in t['machines'].items() if 'lb' in m['roles']]" | tr '\n' ' ')
