@@ -157,7 +157,8 @@ def test_the_gluster_bricks_are_online_through_the_firewall(lab, topology, firew
 
 
 def test_every_minion_still_answers_the_master_through_the_firewall(lab, firewall_loaded):
-    assert lab.salt("--timeout=10", "*", "test.ping") == {name: True for name in lab.machines}
+    answers = lab.salt("--timeout=10", "*", "test.ping")
+    assert {name: answers.get(name) for name in lab.machines} == {name: True for name in lab.machines}, answers
 
 
 def test_a_second_highstate_changes_no_firewall_state(lab, firewall_loaded):
