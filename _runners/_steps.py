@@ -49,8 +49,21 @@ def function(sid, fun, tgt, **args):
     return step(sid, "salt.function", name=fun, **_target(tgt), **args)
 
 
+# How a step waits for a state run already going on its minion (another
+# enrolment's, a highstate): in line, in its own job. Not ``queue=True``:
+# since Salt 3006.21 that hands the job to the minion daemon's queue and
+# returns nothing, so the orchestration sees "Minion did not return" (the
+# lab: two pool VMs enrolling at once, mon1's zabbix.server.api step; Salt
+# issue 69844). An integer keeps the blocking wait: up to that many state
+# runs ahead of it.
+WAIT_IN_LINE = 50
+
+
 def state(sid, sls, tgt, **args):
-    """Apply ``sls`` on the minions ``tgt`` (one name or a list)."""
+    """Apply ``sls`` on the minions ``tgt`` (one name or a list). ``queue=True``
+    waits in line (WAIT_IN_LINE)."""
+    if args.get("queue") is True:
+        args["queue"] = WAIT_IN_LINE
     return step(sid, "salt.state", **_target(tgt), sls=sls, **args)
 
 
@@ -88,6 +101,8 @@ def ask(opts, tgt, fun, timeout=None, **kwargs):
     does not answer is missing (as with saltutil.cmd: LocalClient.cmd would
     make up a "did not return" text for it)."""
     answers = {}
+    if (kwargs.get("kwarg") or {}).get("queue") is True:
+        kwargs["kwarg"] = dict(kwargs["kwarg"], queue=WAIT_IN_LINE)
     with salt.client.get_local_client(opts["conf_file"]) as client:
         for returned in client.cmd_iter(tgt, fun, timeout=timeout, **kwargs):
             for minion, data in (returned or {}).items():

@@ -36,7 +36,10 @@ def lab_pillar(name):
     import yaml
 
     text = (REPO / "pillar" / f"{name}.sls").read_text()
-    imports = dict((alias, yaml.safe_load((REPO / "pillar" / path).read_text())) for path, alias in
+    # an imported pillar file is rendered the same way (pillar/lb.sls reads
+    # pillar/web.sls and galera.sls); plain YAML (topology.yaml) is loaded
+    imports = dict((alias, lab_pillar(path[:-4]) if path.endswith(".sls")
+                    else yaml.safe_load((REPO / "pillar" / path).read_text())) for path, alias in
                    re.findall(r"\{%-?\s*import_yaml\s+'([^']+)'\s+as\s+(\w+)\s*-?%\}", text))
     text = re.sub(r"\{%-?\s*import_yaml\s+'[^']+'\s+as\s+\w+\s*-?%\}", "", text)
     return yaml.safe_load(jinja2.Environment().from_string(text).render(**imports)) or {}

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 import lemp_edge  # tests/conftest.py puts _modules on the path
+import lemp_haproxy
 from by_path import REPO, lab_pillar
 
 HAPROXY = yaml.safe_load((REPO / "salt" / "haproxy" / "defaults.yaml").read_text())["haproxy"]
@@ -170,7 +171,8 @@ def render(edge, workdir, backend_port):
         haproxy=haproxy, network={"vip": "127.0.0.1", "subnet": "127.0.0.0/8"},
         web_nodes=[{"name": "web1", "address": "127.0.0.1"}], missing_web_nodes=[], pool_slots=[], db_nodes=[],
         redis_password="", edge=lemp_edge.haproxy(edge, {"lb1": {"address": "127.0.0.4"}}, "lb1"),
-        stats_login=lemp_edge.stats_login(haproxy["stats_user"], PASSWORD))
+        stats_login=lemp_edge.stats_login(haproxy["stats_user"], PASSWORD),
+        limits=lemp_haproxy.limits(haproxy["limits"]))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 import lemp_edge  # tests/conftest.py puts _modules on the path
+import lemp_haproxy
 import lemp_pool
 import lemp_zabbix
 from by_path import load
@@ -205,7 +206,7 @@ def test_a_new_pool_node_follows_the_runbook_in_order():
     for before, step in zip(main, main[1:]):
         assert requires(step) == [lemp_enrol._steps.requisite(before)]
     assert arg(main[3], "highstate") is True
-    assert arg(main[6], "sls") == "haproxy.config" and arg(main[6], "queue") is True
+    assert arg(main[6], "sls") == "haproxy.config" and arg(main[6], "queue") == lemp_enrol._steps.WAIT_IN_LINE
     assert arg(main[7], "arg") == ["web", "web3"] and arg(main[7], "tgt") == "lb1,lb2"
     assert arg(main[9], "sls") == "zabbix.server.api" and arg(main[9], "tgt") == "mon1"
     healthz = arg(main[4], "arg")[0]
@@ -290,7 +291,8 @@ def render_haproxy(topology, enrolled):
         missing_web_nodes=backend["missing"], pool_slots=backend["slots"],
         db_nodes=topology["roles"]["db"]["members"], redis_password="x",
         edge=lemp_edge.haproxy(haproxy["edge"], topology["machines"], "lb1"),
-        stats_login=lemp_edge.stats_login(haproxy["stats_user"], "x" * 32))
+        stats_login=lemp_edge.stats_login(haproxy["stats_user"], "x" * 32),
+        limits=lemp_haproxy.limits(haproxy["limits"]))
 
 
 def test_the_haproxy_config_declares_each_slot_once_after_the_serving_nodes(topology):

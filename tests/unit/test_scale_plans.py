@@ -272,7 +272,7 @@ def test_scale_in_drains_waits_disables_then_forgets_and_destroys(topology):
     assert arg(steps[4], "name") == "lemp_enrol.remove" and arg(steps[4], "node") == "web3"
     # the config only (no reload: other servers keep their runtime state),
     # queued behind a concurrent enrolment's render of the same file
-    assert arg(steps[5], "sls") == "haproxy.config" and arg(steps[5], "queue") is True
+    assert arg(steps[5], "sls") == "haproxy.config" and arg(steps[5], "queue") == lemp_scale._steps.WAIT_IN_LINE
     assert [arg(steps[6], k) for k in ("name", "tgt", "arg")] == ["lemp_labcloud.destroy", "labhost", ["web3"]]
     # the Zabbix host goes once the VM (and its autoregistering agent) is gone
     assert [arg(steps[7], k) for k in ("name", "tgt", "arg")] == ["lemp_zabbix.host_absent", "mon1", ["web3"]]
