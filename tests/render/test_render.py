@@ -261,11 +261,13 @@ def _firewall_rules(salt_cli, minion, *extra):
     return _args(ret.data["firewall-nftables-config-file-managed"], "managed")["context"]["rules"], []
 
 
-def test_every_machine_gets_the_firewall_rules_of_its_roles(salt_cli, topology, representatives):
+def test_every_machine_gets_the_firewall_rules_of_its_roles(salt_cli, topology, representatives,
+                                                           pool_representative):
     import lemp_firewall
 
     services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()), topology)
-    for name in representatives:
+    # a slot of the scaling pool too: it is firewalled as what it serves (web_pool) before it is enrolled
+    for name in representatives + [pool_representative]:
         rules, errors = _firewall_rules(salt_cli, name)
         assert not errors, (name, errors)
         assert rules == lemp_firewall.machine_rules(topology, services, name), name

@@ -13,7 +13,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
-import lemp_pool  # tests/conftest.py puts _modules on the path
+import lemp_haproxy  # tests/conftest.py puts _modules on the path
+import lemp_pool
 import lemp_zabbix
 from by_path import load
 
@@ -287,7 +288,8 @@ def render_haproxy(topology, enrolled):
     return env.get_template("haproxy.cfg.j2").render(
         haproxy=haproxy, network=topology["network"], web_nodes=backend["serving"],
         missing_web_nodes=backend["missing"], pool_slots=backend["slots"],
-        db_nodes=topology["roles"]["db"]["members"], redis_password="x")
+        db_nodes=topology["roles"]["db"]["members"], redis_password="x",
+        limits=lemp_haproxy.limits(haproxy["limits"]))
 
 
 def test_the_haproxy_config_declares_each_slot_once_after_the_serving_nodes(topology):
