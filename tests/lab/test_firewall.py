@@ -1,7 +1,8 @@
 """The host firewall (salt/firewall, pillar/ports.yaml, issue #13 item 1).
 
 From a lab address of each role, every TCP port of the port matrix is tried on
-every other machine and on the VIP: only the ones the matrix admits answer.
+every other machine, on the VIP and on the internal VIP (the database and
+Redis endpoints): only the ones the matrix admits answer.
 "Answers" means the connection is accepted or refused (a RST: admitted, nothing
 listening, e.g. Galera's SST port between transfers); a port the firewall drops
 gives no answer at all, so the probe times out. UDP (Galera's 4567) and VRRP
@@ -58,9 +59,14 @@ def probe_ports(spec):
     return [int(low), int(high)] if high else [int(low)]
 
 
+def vips(topology):
+    """The addresses the LB holding the VIP carries: the public VIP (80/443)
+    and the internal VIP (the database and Redis endpoints)."""
+    return [topology["network"]["vip"], topology["network"]["internal_vip"]]
+
+
 def targets(topology):
-    network = topology["network"]
-    return [m["address"] for m in topology["machines"].values()] + [network["vip"], network["internal_vip"]]
+    return [m["address"] for m in topology["machines"].values()] + vips(topology)
 
 
 def probe_script(probes):
@@ -81,14 +87,13 @@ def expected(pairs, client, address, spec):
 
 def test_from_every_machine_only_the_ports_the_matrix_admits_answer(lab, topology, services, firewall_loaded):
     pairs = lemp_firewall.allowed_pairs(topology, services)
-    vips = {topology["network"]["vip"], topology["network"]["internal_vip"]}
     lbs = set(lab.with_role("lb"))
     wrong = []
     for client, machine in topology["machines"].items():
         plan = {}
         for address in targets(topology):
             # Its own address, and the VIPs on an LB (it may hold them), go over loopback.
-            if address == machine["address"] or (address in vips and client in lbs):
+            if address == machine["address"] or (address in vips(topology) and client in lbs):
                 continue
             for spec in tcp_ports(services):
                 for port in probe_ports(spec):
@@ -126,13 +131,19 @@ def test_from_the_lab_host_only_https_and_the_admin_services_answer(lab, topolog
                     plan[(address, port)] = plan.get((address, port), False) or allow
         plan[(topology["machines"][name]["address"], 22)] = True
         plan[(topology["machines"][name]["address"], NEVER_OPEN)] = False
-    # The issue's own case: the database and Redis endpoints do not answer the
-    # host, and the public VIP serves nothing but HTTP and HTTPS.
-    vip, internal = topology["network"]["vip"], topology["network"]["internal_vip"]
-    assert plan[(internal, 3306)] is False and plan[(internal, 6379)] is False
-    assert {port for (address, port), allow in plan.items() if address == vip and allow} == {80, 443}
-    for port in (3306, 6379, 8404, 22):
-        plan[(vip, port)] = False
+    # Every port of the matrix on both VIPs: what no rule places there is
+    # dropped, SSH and the stats pages included (they are on the LB's own
+    # address only).
+    for address in vips(topology):
+        for spec in tcp_ports(services):
+            for port in probe_ports(spec):
+                plan.setdefault((address, port), False)
+    # The issue's own case: the database and Redis endpoints are not on the VIP,
+    # and on the internal VIP they do not answer the host (not one of their clients).
+    vip, internal = vips(topology)
+    assert plan[(vip, 3306)] is False and plan[(vip, 6379)] is False and plan[(vip, 443)] is True
+    assert plan[(internal, 3306)] is False and plan[(internal, 6379)] is False and plan[(internal, 443)] is False
+    assert {p for (a, p), allow in plan.items() if a == vip and allow} == {80, 443}
     with ThreadPoolExecutor(max_workers=64) as pool:
         answered = dict(zip(plan, pool.map(lambda ap: host_answers(*ap), plan)))
     wrong = [f"host -> {a}:{p}: {'answered' if answered[(a, p)] else 'no answer'}, "
@@ -141,12 +152,24 @@ def test_from_the_lab_host_only_https_and_the_admin_services_answer(lab, topolog
     assert not wrong, "\n".join(wrong)
 
 
-def test_vrrp_passes_the_firewall_so_exactly_one_lb_holds_the_vip(lab, topology, firewall_loaded):
-    # Dropped adverts would make both LBs MASTER: the VIP on both.
-    vip = topology["network"]["vip"]
-    holders = [name for name in lab.with_role("lb")
-               if f" {vip}/" in lab.run(name, "ip -4 -o addr show").stdout]
-    assert len(holders) == 1, holders
+def test_vrrp_passes_the_firewall_so_exactly_one_lb_holds_both_vips(lab, topology, firewall_loaded):
+    # Dropped adverts would make both LBs MASTER: the VIP on both. The internal
+    # VIP moves with it (one VRRP instance): the same LB holds both.
+    holders = {}
+    for name in lab.with_role("lb"):
+        addresses = lab.run(name, "ip -4 -o addr show").stdout
+        holders[name] = [a for a in vips(topology) if f" {a}/" in addresses]
+    holding = {name: held for name, held in holders.items() if held}
+    assert len(holding) == 1 and list(holding.values()) == [vips(topology)], holders
+
+
+def test_the_web_nodes_reach_the_database_and_redis_through_the_internal_vip(lab, topology, firewall_loaded):
+    # what the app, PHP's sessions and the cron lock use; the public VIP no longer serves them
+    internal, vip = topology["network"]["internal_vip"], topology["network"]["vip"]
+    web = lab.with_role("web")[0]
+    out = lab.run(web, probe_script([(internal, 3306), (internal, 6379), (vip, 3306), (vip, 6379)])).stdout
+    answered = parse_probes(out)
+    assert answered == {(internal, 3306): True, (internal, 6379): True, (vip, 3306): False, (vip, 6379): False}, out
 
 
 def test_the_gluster_bricks_are_online_through_the_firewall(lab, topology, firewall_loaded):

@@ -23,7 +23,7 @@ def test_the_backup_timers_run_on_the_pillars_schedules(salt_cli, topology, repr
     assert "Restart=always" in archive and "ExecStart=/usr/local/sbin/lemp-backup archive" in archive
     # the settings the job reads: data nodes and the endpoint from the topology, never a secret
     settings = json.dumps(ret.data["backup-settings-file-managed"])
-    assert topology["network"]["vip"] in settings
+    assert topology["network"]["internal_vip"] in settings and topology["network"]["vip"] not in settings
     assert all(m["address"] in settings for m in topology["roles"]["db"]["members"])
     assert "password" not in settings.replace("option_file", "")
 

@@ -48,22 +48,26 @@ COMMAND_LINE_PILLAR = {
 }
 
 
-def applied_by_common():
-    """Components salt/common includes: every machine applies them."""
-    included = yaml.safe_load((REPO / "salt" / "common" / "init.sls").read_text())["include"]
-    return {"common"} | {sls.split(".")[0] for sls in included}
+def applied_by_common(sls):
+    """Whether salt/common includes this sls (or the formula it is part of,
+    e.g. firewall.config): every machine applies it."""
+    included = ["common"] + yaml.safe_load((REPO / "salt" / "common" / "init.sls").read_text())["include"]
+    return any(sls == name or sls.startswith(name + ".") for name in included)
 
 
 def minion_for(sls, topology, representatives):
     """The representative minion whose roles apply this component."""
     component = sls.split(".")[0]
-    if component in applied_by_common():
-        return representatives[0]
     # the most specific applier first: zabbix.watchdog.* on the master,
     # zabbix.server.* on the monitor, then any role applying the component
+    # (zabbix.agent, which common includes, is not its own: zabbix.server's
+    # machine applies common too), then common's own (firewall: no role names it)
     parts = sls.split(".")
     roles = next((r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r),
-                 None) or [NOT_YET_APPLIED.get(component)]
+                 None)
+    if not roles and applied_by_common(sls):
+        return representatives[0]
+    roles = roles or [NOT_YET_APPLIED.get(component)]
     known = {**topology["machines"], **topology.get("pool_machines", {})}
     for role in roles:
         for name in representatives:
@@ -262,11 +266,13 @@ def _firewall_rules(salt_cli, minion, *extra):
     return _args(ret.data["firewall-nftables-config-file-managed"], "managed")["context"]["rules"], []
 
 
-def test_every_machine_gets_the_firewall_rules_of_its_roles(salt_cli, topology, representatives):
+def test_every_machine_gets_the_firewall_rules_of_its_roles(salt_cli, topology, representatives,
+                                                           pool_representative):
     import lemp_firewall
 
     services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()), topology)
-    for name in representatives:
+    # a slot of the scaling pool too: it is firewalled as what it serves (web_pool) before it is enrolled
+    for name in representatives + [pool_representative]:
         rules, errors = _firewall_rules(salt_cli, name)
         assert not errors, (name, errors)
         assert rules == lemp_firewall.machine_rules(topology, services, name), name

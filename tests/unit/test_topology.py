@@ -67,6 +67,40 @@ def test_bad_topology_is_refused_naming_the_entry(raw, change, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t["network"].pop("internal_vip"), "topology: network.internal_vip is missing"),
+        (lambda t: t["network"].update(internal_vip="10.77.0.100"),
+         "network.internal_vip address 10.77.0.100 is already used by network.vip"),
+        (lambda t: t["network"].update(internal_vip="10.77.0.1"),
+         "network.internal_vip address 10.77.0.1 is already used by network.host"),
+        (lambda t: t["machines"]["db1"].update(address="10.77.0.101"),
+         "db1 address 10.77.0.101 is already used by network.internal_vip"),
+        (lambda t: t["scaling"]["web"]["pool"].update(web3="10.77.0.101"),
+         "web3 address 10.77.0.101 is already used by network.internal_vip"),
+        (lambda t: t["network"].update(internal_vip="10.78.0.101"),
+         "network.internal_vip address 10.78.0.101 is outside 10.77.0.0/24"),
+        (lambda t: t["network"].update(internal_vip="db-endpoint"),
+         "network.internal_vip 'db-endpoint' is not an IPv4 address"),
+    ],
+    ids=["missing", "vip-clash", "host-clash", "machine-clash", "pool-clash", "outside-subnet", "not-an-address"],
+)
+def test_the_internal_vip_is_required_and_claimed_like_the_vip(raw, change, message):
+    bad = copy.deepcopy(raw)
+    change(bad)
+    with pytest.raises(TopologyError) as err:
+        lemp_topology.validate(bad)
+    assert message in str(err.value)
+
+
+def test_the_lab_internal_vip_sits_beside_the_vip_and_is_carried_by_the_derived_topology(topology):
+    assert topology["network"]["vip"] == "10.77.0.100"
+    assert topology["network"]["internal_vip"] == "10.77.0.101"
+    # the pillar holds the derived form, and the minions validate it again
+    assert lemp_topology.validate(copy.deepcopy(topology))["network"]["internal_vip"] == "10.77.0.101"
+
+
 def test_command_line_prints_the_error_and_fails(tmp_path, raw):
     raw["machines"]["web2"]["address"] = "10.77.0.21"
     import yaml

@@ -34,7 +34,7 @@ def templates():
 
 def topology_with(machines):
     data = {"network": {"subnet": "10.77.0.0/24", "host": "10.77.0.1", "bridge": "br0", "vip": "10.77.0.100",
-                        "domain": "lab.example"},
+                        "internal_vip": "10.77.0.101", "domain": "lab.example"},
             "machines": machines}
     return lemp_topology.validate(data, ROLES)
 
