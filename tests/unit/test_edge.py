@@ -192,7 +192,9 @@ def edge_lb(host_tool):
     # Loopback stand-ins: free ports, a plain-HTTP backend, no chroot nor system socket.
     config = config.replace("127.0.0.1:80\n", f"127.0.0.1:{ports['http']}\n")
     config = config.replace("127.0.0.1:443 ssl", f"127.0.0.1:{ports['https']} ssl")
-    config = config.replace("*:8404", f"127.0.0.1:{ports['stats']}").replace("*:8405", f"127.0.0.1:{ports['monitoring']}")
+    # the stats listeners bind the LB's own addresses (loopback and 127.0.0.4 here)
+    config = re.sub(r"(127\.0\.0\.[14]):8404\n", rf"\1:{ports['stats']}\n", config)
+    config = re.sub(r"(127\.0\.0\.[14]):8405\n", rf"\1:{ports['monitoring']}\n", config)
     config = re.sub(r" ssl verify required ca-file \S+", "", config).replace(" verifyhost web1", "")
     config = "global\n    log stdout local0\n\ndefaults\n" + config.split("\ndefaults\n", 1)[1]
     path = os.path.join(workdir, "haproxy.cfg")

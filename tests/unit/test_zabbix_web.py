@@ -65,7 +65,7 @@ def test_the_haproxy_macros_reach_the_stats_page_of_salt_haproxy():
     assert "monitoring_stats_port" not in lab or LB["{$HAPROXY.STATS.PORT}"] == str(lab["monitoring_stats_port"])
     config = (REPO / "salt" / "haproxy" / "files" / "haproxy.cfg.j2").read_text()
     # `stats uri /` answers every path below it, so /<PATH>;csv is the CSV export
-    assert re.search(r"listen stats\n(    .*\n)*    stats uri /\n", config)
+    assert re.search(r"listen stats\n((    .*|{%.*)\n)*    stats uri /\n", config)
 
 
 # -- validation and the plan per host ------------------------------------------
