@@ -50,7 +50,8 @@ def test_an_unknown_stage_names_the_pillar_key_and_the_choices():
 
 
 def test_a_bundle_holds_each_certificate_once_each_ending_with_a_newline():
-    a, b = "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----", "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n"
+    a = "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----"
+    b = "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n"
     assert galera.tls_bundle([a, b, a + "\n"]) == a + "\n" + b
 
 
