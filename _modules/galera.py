@@ -205,6 +205,53 @@ def choose_bootstrap_node(positions):
     return best[0]
 
 
+# Galera's own TLS (replication, IST, SST, garbd): the pillar keys of the
+# dedicated Galera CA's material and of the platform (lab) CA's, which every
+# machine holds and MariaDB's client TLS keeps using.
+GALERA_TLS = {"ca_cert": "galera:tls:ca_cert", "cert": "galera:tls:cert", "key": "galera:tls:key"}
+PLATFORM_TLS = {"ca_cert": "tls:ca_cert", "cert": "tls:cert", "key": "tls:key"}
+TLS_STAGES = {
+    # present the platform certificate, trust both CAs: the first step away
+    # from a cluster that used the platform CA for Galera
+    "platform": {"trust": [GALERA_TLS, PLATFORM_TLS], "present": PLATFORM_TLS},
+    # present the Galera certificate, still trust both
+    "both": {"trust": [GALERA_TLS, PLATFORM_TLS], "present": GALERA_TLS},
+    # the Galera CA only: a fresh cluster starts here
+    "dedicated": {"trust": [GALERA_TLS], "present": GALERA_TLS},
+}
+
+
+def tls_sources(stage="dedicated"):
+    """The pillar keys Galera's TLS files are made from at ``stage``:
+    ``{"ca": [keys, concatenated into the trusted bundle], "cert": key,
+    "key": key}``.
+
+    A node only talks to a peer whose certificate its bundle trusts, so a
+    running cluster cannot change CA in one step: each stage trusts what the
+    stage before and after it presents (platform -> both -> dedicated, one
+    rolling restart each; docs/security.md). Raises naming the pillar key
+    on an unknown stage."""
+    if stage not in TLS_STAGES:
+        raise CommandExecutionError(
+            f"galera:lookup:tls:stage is {stage!r}; use one of {', '.join(TLS_STAGES)} "
+            "(dedicated unless the cluster is moving to the Galera CA: docs/security.md)")
+    plan = TLS_STAGES[stage]
+    return {"ca": [source["ca_cert"] for source in plan["trust"]],
+            "cert": plan["present"]["cert"], "key": plan["present"]["key"]}
+
+
+def tls_bundle(pems):
+    """The PEM texts of ``pems`` as one bundle file: each ends with a
+    newline, a certificate that appears twice is written once (a CA that
+    is in both pillar keys during a move)."""
+    out = []
+    for pem in pems:
+        text = pem.strip() + "\n"
+        if text not in out:
+            out.append(text)
+    return "".join(out)
+
+
 def mysql_native_hash(password):
     """The mysql_native_password hash of a password ('*' + SHA1(SHA1(pw)))."""
     inner = hashlib.sha1(password.encode("utf-8")).digest()

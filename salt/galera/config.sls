@@ -1,4 +1,5 @@
-{#- Server and wsrep configuration, TLS files for replication and SST.
+{#- Server and wsrep configuration; TLS files: the platform CA's for client
+    connections, the Galera CA's for replication, IST and SST.
 
     No `watch` restart here, on purpose: restarting a Galera node on every
     config change would restart all nodes at once when the highstate runs on
@@ -13,6 +14,13 @@ include:
 {#- The TLS files come from the pillar (contents_pillar): check they are
     there before anything is written. #}
 {%- for key in ('tls:ca_cert', 'tls:cert', 'tls:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
+{#- Galera's own TLS files: from the dedicated Galera CA (galera:tls), or
+    at a step of a move between CAs a bundle of both (galera:lookup:tls:stage;
+    _modules/galera.py decides which pillar keys). #}
+{%- set tls_sources = salt['galera.tls_sources'](galera.tls.stage) %}
+{%- set trusted = [] %}
+{%- for key in tls_sources.ca %}{% do trusted.append(salt['lemp_secret.require'](key)) %}{% endfor %}
+{%- for key in (tls_sources.cert, tls_sources.key) %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
 {%- if not galera.address %}
 {{-   raise('galera: ' ~ grains['id'] ~ ' is not in the topology (pillar/topology.yaml): no address to bind') }}
 {%- endif %}
@@ -60,6 +68,40 @@ galera-ssl-node-key-managed:
     - require:
       - file: galera-ssl-directory-present
 
+{#- Galera's TLS (replication, IST, SST): a certificate of the Galera CA,
+    which web and LB machines do not have, and the bundle of the CAs a
+    peer's certificate must come from. #}
+galera-tls-ca-bundle-managed:
+  file.managed:
+    - name: {{ galera.ssl_dir }}/{{ galera.tls.ca_file }}
+    - contents: {{ salt['galera.tls_bundle'](trusted) | json }}
+    - user: root
+    - group: mysql
+    - mode: '0644'
+    - require:
+      - file: galera-ssl-directory-present
+
+galera-tls-node-cert-managed:
+  file.managed:
+    - name: {{ galera.ssl_dir }}/{{ galera.tls.cert_file }}
+    - contents_pillar: {{ tls_sources.cert }}
+    - user: root
+    - group: mysql
+    - mode: '0644'
+    - require:
+      - file: galera-ssl-directory-present
+
+galera-tls-node-key-managed:
+  file.managed:
+    - name: {{ galera.ssl_dir }}/{{ galera.tls.key_file }}
+    - contents_pillar: {{ tls_sources.key }}
+    - user: root
+    - group: mysql
+    - mode: '0640'
+    - show_changes: False
+    - require:
+      - file: galera-ssl-directory-present
+
 galera-config-file-managed:
   file.managed:
     - name: {{ galera.config_file }}
@@ -78,3 +120,6 @@ galera-config-file-managed:
       - file: galera-ssl-ca-cert-managed
       - file: galera-ssl-node-cert-managed
       - file: galera-ssl-node-key-managed
+      - file: galera-tls-ca-bundle-managed
+      - file: galera-tls-node-cert-managed
+      - file: galera-tls-node-key-managed

@@ -42,3 +42,6 @@ galera-mariadb-restart-pending-is-reported:
       - file: galera-ssl-ca-cert-managed
       - file: galera-ssl-node-cert-managed
       - file: galera-ssl-node-key-managed
+      - file: galera-tls-ca-bundle-managed
+      - file: galera-tls-node-cert-managed
+      - file: galera-tls-node-key-managed

@@ -1,8 +1,13 @@
 {%- from 'garbd/map.jinja' import garbd with context %}
 {%- from 'galera/map.jinja' import galera with context %}
-{#- The TLS files come from the pillar (contents_pillar): check they are
-    there before anything is written. #}
-{%- for key in ('tls:ca_cert', 'tls:cert', 'tls:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
+{#- garbd speaks Galera's group protocol, so it uses the Galera CA like the
+    data nodes, at the same stage of a CA move (galera:lookup:tls:stage;
+    _modules/galera.py decides which pillar keys). The files come from the
+    pillar: check they are there before anything is written. #}
+{%- set tls_sources = salt['galera.tls_sources'](galera.tls.stage) %}
+{%- set trusted = [] %}
+{%- for key in tls_sources.ca %}{% do trusted.append(salt['lemp_secret.require'](key)) %}{% endfor %}
+{%- for key in (tls_sources.cert, tls_sources.key) %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
 
 include:
   - garbd.package
@@ -26,7 +31,16 @@ garbd-ssl-directory-present:
     - require:
       - user: garbd-system-user-present
 
-{%- for name, key, mode in [('ca.pem', 'tls:ca_cert', '0644'), ('cert.pem', 'tls:cert', '0644'), ('key.pem', 'tls:key', '0640')] %}
+garbd-ssl-ca-managed:
+  file.managed:
+    - name: {{ garbd.ssl_dir }}/ca.pem
+    - contents: {{ salt['galera.tls_bundle'](trusted) | json }}
+    - user: root
+    - group: {{ garbd.user }}
+    - mode: '0644'
+    - require:
+      - file: garbd-ssl-directory-present
+{%- for name, key, mode in [('cert.pem', tls_sources.cert, '0644'), ('key.pem', tls_sources.key, '0640')] %}
 
 garbd-ssl-{{ name | replace('.pem', '') }}-managed:
   file.managed:

@@ -65,7 +65,7 @@ def test_each_machine_receives_exactly_its_roles_secrets(tmp_path, topology):
     folder = lab_secrets.generate(tmp_path, REPO / "pillar" / "topology.yaml", REPO / "pillar" / "secrets.spec.yaml")
     spec = yaml.safe_load((REPO / "pillar" / "secrets.spec.yaml").read_text())
     keys = {lab_secrets.secret_name(kind, name): entry["pillar"]
-            for kind in ("passwords", "tls") for name, entry in spec[kind].items()}
+            for kind in ("passwords", "tls", "cas") for name, entry in spec[kind].items()}
     keys[lab_secrets.APP_SECRETS] = spec["app_secrets"]["pillar"]
     # a per-machine key: a role naming it receives every machine's (`collected`)
     keys.update({name: entry["collected"] for name, entry in spec["per_machine"].items()})
@@ -102,6 +102,6 @@ def test_every_secret_a_role_receives_is_named_in_the_spec(topology):
 
 def test_the_spec_names_secrets_and_roles_yaml_gives_them():
     spec = yaml.safe_load((REPO / "pillar" / "secrets.spec.yaml").read_text())
-    for kind in ("passwords", "tls"):
+    for kind in ("passwords", "tls", "cas"):
         for name, entry in spec[kind].items():
             assert "roles" not in entry, f"secrets.spec.yaml {kind}.{name}: roles belong in pillar/roles.yaml"

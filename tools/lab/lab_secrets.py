@@ -10,6 +10,8 @@ pillar/roles.yaml) and writes, under STATE_DIR/secrets/ (root
 only, never in the repo):
 
     ca.pem, ca.key            the lab CA (tests trust ca.pem)
+    ca-<name>.pem, .key       a dedicated CA (spec ``cas``): its certificates
+                              go only to the machines whose roles name ca_<name>
     ssh/<name>, <name>.pub    SSH key pairs (spec ``ssh_keys``), ECDSA P-256
     passwords.yaml            every generated password, by name
     per_machine.yaml          per-machine keys (spec `per_machine`), by kind then machine
@@ -88,11 +90,12 @@ def _write_private(path, text):
         handle.write(text)
 
 
-def ensure_ca(folder):
-    key, cert = folder / "ca.key", folder / "ca.pem"
+def ensure_ca(folder, stem="ca", subject="lemp-ha lab CA"):
+    """The CA <stem>.key / <stem>.pem in ``folder``; kept once made."""
+    key, cert = folder / f"{stem}.key", folder / f"{stem}.pem"
     if not (key.exists() and cert.exists()):
         _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", str(key), "-out", str(cert), "-days", "3650", "-subj", "/CN=lemp-ha lab CA")
+                 "-keyout", str(key), "-out", str(cert), "-days", "3650", "-subj", f"/CN={subject}")
         key.chmod(0o600)
     return key, cert
 
@@ -152,13 +155,24 @@ def ensure_ssh_key(folder, name):
 
 def secret_name(kind, name):
     """The name pillar/roles.yaml gives a secret of the spec: a password by
-    its own name, a named certificate as tls_<name> (tls.vip: tls_vip), an
-    SSH key pair as ssh_<name> (both halves) or ssh_<name>_public."""
-    return name if kind == "passwords" else f"{kind}_{name}"
+    its own name, a named certificate as tls_<name> (tls.vip: tls_vip), a
+    dedicated CA's certificate as ca_<name> (cas.galera: ca_galera), an SSH
+    key pair as ssh_<name> (both halves) or ssh_<name>_public."""
+    if kind == "passwords":
+        return name
+    return f"ca_{name}" if kind == "cas" else f"{kind}_{name}"
+
+
+def ca_holders(machines, ca_name):
+    """The machines (name -> derived machine) that receive a certificate of
+    the dedicated CA ``ca_name``: those whose roles name ca_<name>, and no
+    other, so that holding one proves the role (Galera: db, arbitrator)."""
+    wanted = secret_name("cas", ca_name)
+    return [name for name, machine in machines.items() if wanted in machine["secrets"]]
 
 
 def spec_names(spec):
-    names = [secret_name(kind, name) for kind in ("passwords", "tls") for name in (spec.get(kind) or {})]
+    names = [secret_name(kind, name) for kind in ("passwords", "tls", "cas") for name in (spec.get(kind) or {})]
     for name in spec.get("ssh_keys") or {}:
         names += [f"ssh_{name}", f"ssh_{name}_public"]
     # A per-machine key reaches every machine (its own); a role that names it
@@ -242,6 +256,18 @@ def generate(state_dir, topology_path, spec_path):
                                         names or [cert_name], [vip] if cert_name == "vip" else [])
         named[cert_name] = (cert_spec, {"cert": cert_pem, "key": key_pem})
 
+    # Dedicated CAs: a certificate of their own for each holder (SAN like the
+    # machine's lab certificate), under certs/<ca name>/.
+    dedicated = {}
+    for ca_name, ca_spec in (spec.get("cas") or {}).items():
+        own_key, own_cert = ensure_ca(folder, f"ca-{ca_name}", ca_spec.get("subject") or f"lemp-ha lab {ca_name} CA")
+        issued = {}
+        for name in ca_holders(machines, ca_name):
+            key_pem, cert_pem = ensure_cert(folder / "certs" / ca_name, own_key, own_cert, name,
+                                            [f"{name}.{domain}", name], [machines[name]["address"]])
+            issued[name] = {"ca_cert": own_cert.read_text(), "cert": cert_pem, "key": key_pem}
+        dedicated[ca_name] = (ca_spec, issued)
+
     ssh_keys = {name: (key_spec, ensure_ssh_key(folder / "ssh", name))
                 for name, key_spec in (spec.get("ssh_keys") or {}).items()}
 
@@ -260,6 +286,9 @@ def generate(state_dir, topology_path, spec_path):
         for cert_name, (cert_spec, material) in named.items():
             if secret_name("tls", cert_name) in wanted:
                 _nest(pillar, cert_spec["pillar"], material)
+        for ca_name, (ca_spec, issued) in dedicated.items():
+            if name in issued:
+                _nest(pillar, ca_spec["pillar"], issued[name])
         for key_name, (key_spec, (private, public)) in ssh_keys.items():
             if f"ssh_{key_name}" in wanted:
                 _nest(pillar, key_spec["private"], private)
