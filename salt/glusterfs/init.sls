@@ -21,6 +21,9 @@ glusterfs-peer-{{ peer.name }}-probed:
     - unless: gluster pool list | awk '{print $2}' | grep -qx '{{ peer.address }}'
     - require:
       - service: glusterfs-daemon-running
+{%- if glusterfs.tls.enabled %}
+      - lemp_service: glusterfs-daemon-runs-its-current-tls-files
+{%- endif %}
     - retry: {attempts: 30, interval: 2}
 {%- endfor %}
 {%- set bricks = plan.bricks %}
@@ -83,6 +86,9 @@ glusterfs-volume-{{ volume }}-mounted:
     - require:
       - service: glusterfs-daemon-running
       - file: glusterfs-brick-directory-present
+{%- if glusterfs.tls.enabled %}
+      - lemp_service: glusterfs-daemon-runs-its-current-tls-files
+{%- endif %}
 
 glusterfs-uploads-writable-by-php:
   file.directory:

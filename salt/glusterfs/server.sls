@@ -16,12 +16,22 @@ glusterfs-daemon-running:
     - require:
       - pkg: glusterfs-server-package-installed
 {%- if glusterfs.tls.enabled %}
-    # glusterd reads secure-access and its certificate when it starts (the
-    # package starts it before they exist); the bricks keep serving meanwhile.
-    - watch:
-      - file: glusterfs-tls-certificate-file-managed
-      - file: glusterfs-tls-key-file-managed
-      - file: glusterfs-tls-ca-file-managed
+
+{#- glusterd reads secure-access and its certificate when it starts, and the
+    package started it before they existed: restarted when what it loaded
+    differs from them (by content, also after a run that failed in between).
+    Its bricks keep serving meanwhile. #}
+glusterfs-daemon-runs-its-current-tls-files:
+  lemp_service.config_loaded:
+    - name: glusterd
+    - paths:
+      - {{ glusterfs.tls.cert }}
+      - {{ glusterfs.tls.key }}
+      - {{ glusterfs.tls.ca }}
+      - {{ glusterfs.tls.secure_access }}
+    - action: restart
+    - require:
+      - service: glusterfs-daemon-running
       - file: glusterfs-tls-management-secure-access-file-managed
 {%- endif %}
 
