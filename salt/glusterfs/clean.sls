@@ -19,3 +19,12 @@ glusterfs-status-files-absent:
       - /run/{{ glusterfs.monitoring.runtime_dir }}
     - require:
       - service: glusterfs-status-timer-dead
+
+{#- TLS (glusterfs.tls): a glusterd still running keeps TLS until it restarts. #}
+glusterfs-tls-files-absent:
+  file.absent:
+    - names:
+      - {{ glusterfs.tls.cert }}
+      - {{ glusterfs.tls.key }}
+      - {{ glusterfs.tls.ca }}
+      - {{ glusterfs.tls.secure_access }}

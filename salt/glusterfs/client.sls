@@ -2,10 +2,15 @@
     client only. A pool VM comes and goes (orch.enrol, orch.scale_in), so it
     holds no brick and is no peer: adding and removing bricks would mean a
     replica change and a heal at every scale step. It mounts from the web
-    nodes that hold the bricks, any of them (backup-volfile-servers). #}
+    nodes that hold the bricks, any of them (backup-volfile-servers). The
+    bricks admit it because every slot of the pool is in the volume's
+    auth.allow (and auth.ssl-allow with TLS): lemp_glusterfs.clients. #}
 {%- from 'glusterfs/map.jinja' import glusterfs, peers with context %}
 {%- set servers = peers | map(attribute='address') | list %}
 {%- set volume = glusterfs.volume %}
+
+include:
+  - glusterfs.tls
 
 glusterfs-client-package-installed:
   pkg.installed:
@@ -25,6 +30,10 @@ glusterfs-volume-{{ volume }}-mounted-as-client:
     - retry: {attempts: 30, interval: 2}
     - require:
       - pkg: glusterfs-client-package-installed
+{%- if glusterfs.tls.enabled %}
+      # the mount reads them when it starts: the volume file over TLS, then the bricks
+      - file: glusterfs-tls-management-secure-access-file-managed
+{%- endif %}
 
 glusterfs-uploads-writable-by-php-on-client:
   file.directory:

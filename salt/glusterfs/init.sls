@@ -3,7 +3,7 @@
     on each web node at glusterfs:lookup:mount_point. The first web node
     probes the others and creates the volume; the others wait for it (retry)
     before mounting. #}
-{%- from 'glusterfs/map.jinja' import glusterfs, peers, arbiter with context %}
+{%- from 'glusterfs/map.jinja' import glusterfs, plan, peers, arbiter with context %}
 {%- set first = peers[0] %}
 {%- set volume = glusterfs.volume %}
 
@@ -11,7 +11,7 @@ include:
   - glusterfs.server
   - glusterfs.monitoring
 {%- if grains['id'] == first.name %}
-{%- set others = peers[1:] + ([arbiter] if arbiter else []) %}
+{%- set others = plan.brick_hosts[1:] %}
 {%- for peer in others %}
 
 {#- Salt 3008 has no glusterfs state module any more: the gluster CLI, guarded. #}
@@ -21,19 +21,21 @@ glusterfs-peer-{{ peer.name }}-probed:
     - unless: gluster pool list | awk '{print $2}' | grep -qx '{{ peer.address }}'
     - require:
       - service: glusterfs-daemon-running
+{%- if glusterfs.tls.enabled %}
+      - lemp_service: glusterfs-daemon-runs-its-current-tls-files
+{%- endif %}
     - retry: {attempts: 30, interval: 2}
 {%- endfor %}
-{%- set bricks = [] %}
-{%- for peer in peers %}{% do bricks.append(peer.address ~ ':' ~ glusterfs.brick_dir) %}{% endfor %}
-{%- if arbiter %}{% do bricks.append(arbiter.address ~ ':' ~ glusterfs.brick_dir) %}{% endif %}
+{%- set bricks = plan.bricks %}
 
-glusterfs-volume-{{ volume }}-created-and-started:
+{#- Created, given its options, then started: the bricks start with
+    auth.allow (and TLS) in place, so no other machine can mount in between. #}
+glusterfs-volume-{{ volume }}-created:
   cmd.run:
     - name: >-
         gluster volume create {{ volume }}
         replica {{ bricks | length }}{{ ' arbiter 1' if arbiter else '' }}
         {{ bricks | join(' ') }} force
-        && gluster volume start {{ volume }}
     - unless: gluster volume info {{ volume }}
     - require:
       - file: glusterfs-brick-directory-present
@@ -42,21 +44,30 @@ glusterfs-volume-{{ volume }}-created-and-started:
 {%- endfor %}
     # the peers' handshake can lag the probe by a moment
     - retry: {attempts: 10, interval: 3}
+{#- plan.options: the pillar's options, auth.allow from the topology and,
+    with TLS, client.ssl/server.ssl/auth.ssl-allow (lemp_glusterfs.volume_options).
+    auth.allow is applied live on a running volume: the bricks re-check the
+    connected clients and drop any no longer admitted, and every admitted
+    machine (brick holders, every slot of the scaling pool) is listed. #}
+{%- for option, value in plan.options | dictsort %}
+
+glusterfs-volume-{{ volume }}-option-{{ option }}-set:
+  lemp_glusterfs.option:
+    - name: {{ option }}
+    - volume: {{ volume }}
+    - value: {{ value | yaml_dquote }}
+    - require:
+      - cmd: glusterfs-volume-{{ volume }}-created
+{%- endfor %}
 
 glusterfs-volume-{{ volume }}-started:
   cmd.run:
     - name: gluster volume start {{ volume }}
     - unless: "gluster volume info {{ volume }} | grep -q '^Status: Started'"
     - require:
-      - cmd: glusterfs-volume-{{ volume }}-created-and-started
-{%- for option, value in glusterfs.options | dictsort %}
-
-glusterfs-volume-{{ volume }}-option-{{ option }}-set:
-  cmd.run:
-    - name: gluster volume set {{ volume }} {{ option }} {{ value }}
-    - unless: gluster volume get {{ volume }} {{ option }} | grep -qE '^{{ option | replace('.', '\\.') }}\s+{{ value }}\s*$'
-    - require:
-      - cmd: glusterfs-volume-{{ volume }}-started
+      - cmd: glusterfs-volume-{{ volume }}-created
+{%- for option in plan.options | sort %}
+      - lemp_glusterfs: glusterfs-volume-{{ volume }}-option-{{ option }}-set
 {%- endfor %}
 {%- endif %}
 
@@ -75,6 +86,9 @@ glusterfs-volume-{{ volume }}-mounted:
     - require:
       - service: glusterfs-daemon-running
       - file: glusterfs-brick-directory-present
+{%- if glusterfs.tls.enabled %}
+      - lemp_service: glusterfs-daemon-runs-its-current-tls-files
+{%- endif %}
 
 glusterfs-uploads-writable-by-php:
   file.directory:
