@@ -45,8 +45,11 @@ def handshake(lab, machine, address, cert=None, key=None):
     """`openssl s_client` to Galera's port, trusting the Galera CA (so that a
     failure is the server refusing us, not us refusing the server)."""
     client = f"-cert {cert} -key {key}" if cert else ""
-    command = (f"timeout {TIMEOUT} openssl s_client -connect {address}:{GALERA_PORT} -tls1_2 "
-               f"-CAfile {SSL}/galera-ca.pem -verify_return_error {client} </dev/null 2>&1")
+    # printable text only: once in, Galera's own bytes follow the handshake;
+    # pipefail keeps s_client's exit status
+    command = (f"set -o pipefail; timeout {TIMEOUT} openssl s_client -connect {address}:{GALERA_PORT} -tls1_2 "
+               f"-CAfile {SSL}/galera-ca.pem -verify_return_error {client} </dev/null 2>&1 "
+               "| LC_ALL=C tr -cd '\\11\\12\\40-\\176'")
     return lab.run(machine, command, check=False)
 
 

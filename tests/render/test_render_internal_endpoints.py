@@ -81,11 +81,12 @@ def test_haproxy_serves_nothing_but_http_and_https_on_the_public_vip(haproxy_cfg
     config, context = haproxy_cfg
     binds = re.findall(r"^\s*bind (\S+):(\d+)", config, re.M)
     assert sorted(p for a, p in binds if a == network["vip"]) == ["443", "80"]
-    # the only wildcard binds are the stats listeners: the firewall takes them on the
-    # LB's own address only, from the admin networks (never on either VIP)
+    # the stats listeners bind the LB's own addresses (loopback and its own),
+    # never a VIP nor a wildcard; the firewall takes them from the admin networks
     stats = {str(context["haproxy"]["stats_port"]), str(context["haproxy"]["monitoring_stats_port"])}
     assert {p for a, p in binds if a not in (network["vip"], network["internal_vip"])} == stats
-    assert all(a == "*" for a, p in binds if p in stats)
+    assert {a for a, p in binds if p in stats} == set(context["edge"]["local_stats_readers"])
+    assert "*" not in {a for a, p in binds}
     services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()),
                                             lemp_firewall.load()[0])
     assert services["lb"]["haproxy-stats"]["to"] is None and services["lb"]["haproxy-stats"]["from"] == ["admin"]
@@ -217,6 +218,7 @@ def test_the_firewall_renders_for_a_slot_of_the_pool_as_what_it_will_serve(salt_
     assert rules == lemp_firewall.machine_rules(topology, services, pool_representative)
     address = topology["pool_machines"][pool_representative]["address"]
     assert nftables(salt_cli, pool_representative) == [
+        f"ip daddr {address} tcp dport 22 ip saddr @admin accept",
         f"ip daddr {address} tcp dport 443 ip saddr @https_backend_from accept",
         f"ip daddr {address} tcp dport 10050 ip saddr @zabbix_agent_from accept"]
 

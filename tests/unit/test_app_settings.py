@@ -375,7 +375,8 @@ def test_the_wordpress_example_is_accepted_as_the_lab_writes_it(good):
 
     text = (REPO / "salt" / "webapp" / "examples" / "wordpress" / "app.sls.example").read_text()
     text = re.sub(r"\{#.*?#\}|\{%.*?%\}", "", text, flags=re.S)
-    text = text.replace("{{ topology.network.vip }}", VIP).replace("@WORDPRESS_VERSION@", "6.1.9+dfsg1-0+deb12u1")
+    text = text.replace("{{ topology.network.vip }}", VIP).replace("{{ topology.network.internal_vip }}", "10.77.0.101")
+    text = text.replace("@WORDPRESS_VERSION@", "6.1.9+dfsg1-0+deb12u1")
     app = copy.deepcopy(good)
     app.update(yaml.safe_load(text)["app"])
     checked = check(app)
