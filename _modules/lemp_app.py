@@ -543,6 +543,11 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
                 f"app:php:extensions: apt on this machine knows no package {package_name}; "
                 f"check the name (apt-cache search php{php.get('version')}-) and the apt sources{APT_UPDATE_HINT}"
             )
+    db_host = (app.get("database") or {}).get("host") or db_endpoint or vip
+    if db_endpoint and vip and db_host == vip and db_endpoint != vip:
+        raise AppSettingsError(f"app:database:host {vip} is the public VIP, which serves HTTP and HTTPS only: "
+                               f"the database endpoint is on the internal VIP, {db_endpoint} "
+                               "(topology network.internal_vip; pillar/app.sls)")
     template_app = copy.deepcopy(app)
     (template_app.get("database") or {}).pop("password", None)
     app_dir = f"{root}/{name}"
@@ -555,7 +560,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "release_dir": f"{app_dir}/releases/{version}",
         "source_kind": kind,
         "package": package,
-        "db_host": (app.get("database") or {}).get("host") or db_endpoint or vip,
+        "db_host": db_host,
         "first_web": web_members[0]["name"],
         "url": _url(app.get("url"), vip),
         "secret_names": _secret_names(app),

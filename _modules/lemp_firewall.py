@@ -167,10 +167,12 @@ def admin_networks(topology, configured=None):
     out = []
     for item in configured:
         try:
-            net = ipaddress.IPv4Network(str(item), strict=False)
+            # strict: 10.77.0.5/24 is a typo for an address or a network, not
+            # a licence to admit the whole /24 to SSH and the admin services
+            net = ipaddress.IPv4Network(str(item), strict=True)
         except ValueError:
-            raise FirewallError(f"firewall:lookup:admin_networks: {item!r} is not an IPv4 address or network; "
-                                "e.g. 10.77.0.1 or 192.0.2.0/24")
+            raise FirewallError(f"firewall:lookup:admin_networks: {item!r} is not an IPv4 address or network "
+                                "(a network is written with its first address); e.g. 10.77.0.1 or 192.0.2.0/24")
         if net.prefixlen == 0:
             raise FirewallError("firewall:lookup:admin_networks: 0.0.0.0/0 would admit anyone to SSH; "
                                 "name the admin hosts or networks")

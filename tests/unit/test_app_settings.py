@@ -487,3 +487,17 @@ def test_the_masters_file_list_is_asked_once_per_run(monkeypatch):
                         raising=False)
     assert lemp_app._list_master("app/") == lemp_app._list_master("app/") == ["app/x"]
     assert asked == ["app/"]
+
+
+def test_the_public_vip_as_the_database_host_is_refused_naming_the_internal_endpoint(good):
+    app = copy.deepcopy(good)
+    app.setdefault("database", {})["host"] = VIP
+    with pytest.raises(lemp_app.AppSettingsError) as err:
+        lemp_app.validate(app, WEB, VIP, list_master=on_master, php=PHP, apt_knows=APT.__contains__, nginx=NGINX,
+                          releases_on_disk=lambda app_dir: {}, db_endpoint="10.77.0.101")
+    assert "is the public VIP" in str(err.value) and "10.77.0.101" in str(err.value)
+    # with the internal endpoint given and no host set, the app gets it
+    app["database"].pop("host")
+    checked = lemp_app.validate(app, WEB, VIP, list_master=on_master, php=PHP, apt_knows=APT.__contains__,
+                                nginx=NGINX, releases_on_disk=lambda app_dir: {}, db_endpoint="10.77.0.101")
+    assert checked["db_host"] == "10.77.0.101"

@@ -355,6 +355,8 @@ def test_a_bad_declaration_is_refused_naming_the_key(declared, topology, change,
 @pytest.mark.parametrize("admin, message", [
     (["nonsense"], "firewall:lookup:admin_networks: 'nonsense' is not an IPv4 address or network"),
     (["0.0.0.0/0"], "0.0.0.0/0 would admit anyone to SSH"),
+    # a host address with a prefix is a typo, never the whole network
+    (["10.77.0.5/24"], "'10.77.0.5/24' is not an IPv4 address or network (a network is written with its first"),
     ({"a": 1}, "firewall:lookup:admin_networks must be a list"),
 ])
 def test_bad_admin_networks_are_refused_naming_the_pillar_key(topology, admin, message):
