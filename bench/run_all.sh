@@ -3,7 +3,7 @@
 #
 #   bench/run_all.sh [--cold] [--no-cache] [--quick]
 #
-#   (default)    lab_up (warm ./lab up + converged orch.site), http_throughput,
+#   (default)    lab_up (warm ./lab up + converged orch.site), http_throughput, edge_cost,
 #                lb_failover, web_node_loss, db_failover, third_party_app,
 #                monitoring_alerts, backup_restore (about an hour for 1 GiB)
 #   --cold       then ./lab down && ./lab up with the caches present
@@ -63,10 +63,12 @@ echo "bench: using $py"
 
 if [ $quick = 1 ]; then
   run http_throughput "$py" "$here/http_throughput.py" --duration 10
+  run edge_cost "$py" "$here/edge_cost.py" --rounds 2
   run lb_failover "$py" "$here/lb_failover.py"
   run web_node_loss "$py" "$here/web_node_loss.py" --scenarios kill,deploy
 else
   run http_throughput "$py" "$here/http_throughput.py"
+  run edge_cost "$py" "$here/edge_cost.py"
   run lb_failover "$py" "$here/lb_failover.py"
   run web_node_loss "$py" "$here/web_node_loss.py"
 fi
