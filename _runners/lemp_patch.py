@@ -273,7 +273,7 @@ def node_steps(tier, node, policy, ctx):
 
 def patch_steps(order, skipped, policy, ctx):
     """orch.patch's steps, each requiring the one before: sync the module,
-    say the plan, then each node's runbook (``node_steps``) in ``order``."""
+    apply common.updates (needrestart, list mode), say the plan, then each node's runbook (``node_steps``) in ``order``."""
     if not order:
         why = "; ".join(f"{n}: {r}" for n, r in skipped) or "no machine in the tiers asked"
         return [_steps.step("nothing-to-patch", "test.succeed_without_changes", name=f"orch.patch: nothing to do ({why})")]
@@ -283,6 +283,10 @@ def patch_steps(order, skipped, policy, ctx):
     steps = [
         _steps.function("sync-custom-modules-on-the-nodes-to-patch", "saltutil.sync_modules",
                         sorted(set(nodes) | set(ctx["lbs"]))),
+        # needrestart in list mode before any upgrade (its apt hook then
+        # restarts nothing), also on a machine not highstated since
+        _steps.state("apply-needrestart-list-mode-on-the-nodes-to-patch", "common.updates", sorted(nodes),
+                     queue=True),
         _steps.step("the-patch-plan", "test.succeed_without_changes", name=summary),
     ]
     for tier, node in order:

@@ -20,8 +20,10 @@
          VIPs not on exactly one LB, a data node not Synced or the Galera
          cluster incomplete (patch-refused-nothing-was-touched);
       1. open a Zabbix maintenance window for the nodes (closed at the end,
-         or after a failed step), sync the modules, say the plan
-         (the-patch-plan: the nodes in order, the ones skipped and why);
+         or after a failed step), sync the modules, apply common.updates
+         (needrestart in list mode: no apt run restarts a service by itself),
+         say the plan (the-patch-plan: the nodes in order, the ones skipped
+         and why);
       2. for each node in turn, out of service first:
          - web: drain it on both LBs, wait until it has no session;
          - lb: stop (and mask for this boot) its keepalived, so the VIPs

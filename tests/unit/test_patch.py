@@ -153,14 +153,16 @@ def test_a_web_node_is_drained_patched_checked_and_back_up_before_the_next():
     per_node = ["drain-{n}-on-both-lbs", "wait-until-{n}-has-no-session-on-both-lbs", "install-security-updates-on-{n}",
                 "restart-services-running-old-code-on-{n}", "check-healthz-on-{n}", "enable-{n}-on-both-lbs",
                 "wait-until-{n}-is-up-on-both-lbs"]
-    assert ids(steps) == ["sync-custom-modules-on-the-nodes-to-patch", "the-patch-plan"] + [
+    assert ids(steps) == ["sync-custom-modules-on-the-nodes-to-patch", "apply-needrestart-list-mode-on-the-nodes-to-patch",
+                          "the-patch-plan"] + [
         s.format(n=n) for n in ("web1", "web2") for s in per_node]
     for before, step in zip(steps, steps[1:]):
         assert requires(step) == [{"salt": before["id"]}] or requires(step) == [{"test": before["id"]}]
-    restart = steps[5]
+    assert arg(steps[1], "queue") == 50 and arg(steps[1], "tgt") == "web1,web2"
+    restart = steps[6]
     assert arg(restart, "kwarg") == {"policy": "always", "always": ["php8.2-fpm", "nginx"], "hold": ["redis-server"]}
-    assert arg(steps[2], "tgt") == "lb1,lb2" and arg(steps[2], "arg") == ["web", "web1"]
-    assert "salt1: master" in arg(steps[1], "name")
+    assert arg(steps[3], "tgt") == "lb1,lb2" and arg(steps[3], "arg") == ["web", "web1"]
+    assert "salt1: master" in arg(steps[2], "name")
 
 
 def test_an_lb_gives_up_the_vips_first_and_takes_part_again_only_once_it_sees_every_web_node_up():
@@ -180,12 +182,12 @@ def test_an_lb_gives_up_the_vips_first_and_takes_part_again_only_once_it_sees_ev
 
 def test_a_data_node_waits_for_a_complete_cluster_before_and_synced_after():
     steps = runner.patch_steps([("arbitrator", "arb1"), ("db", "db1")], [], "needed", CTX)
-    assert ids(steps)[2:] == [
+    assert ids(steps)[3:] == [
         "check-galera-cluster-complete-before-patching-arb1", "install-security-updates-on-arb1",
         "restart-services-running-old-code-on-arb1", "wait-until-galera-cluster-is-complete-again-after-arb1",
         "check-galera-cluster-complete-before-patching-db1", "install-security-updates-on-db1",
         "restart-services-running-old-code-on-db1", "wait-galera-synced-db1"]
-    assert arg(steps[2], "tgt") == "db1"  # garbd's cluster is checked on a data node
+    assert arg(steps[3], "tgt") == "db1"  # garbd's cluster is checked on a data node
     assert arg(steps[-1], "kwarg")["min_cluster_size"] == 3
 
 
@@ -213,7 +215,8 @@ def test_the_runner_refuses_an_unhealthy_platform_before_any_step(monkeypatch):
     assert "web1 is not in service on lb1 (status 'DOWN'" in arg(out[0], "name")
     answers["stat"]["lb1"][0]["status"] = "UP"
     out = runner.plan(TOPOLOGY, tiers=["web"], maintenance=False)["steps"]
-    assert ids(out)[:3] == ["no-maintenance-window-pillar-maintenance-is-false",
-                            "sync-custom-modules-on-the-nodes-to-patch", "the-patch-plan"]
+    assert ids(out)[:4] == ["no-maintenance-window-pillar-maintenance-is-false",
+                            "sync-custom-modules-on-the-nodes-to-patch",
+                            "apply-needrestart-list-mode-on-the-nodes-to-patch", "the-patch-plan"]
     bad = runner.plan(TOPOLOGY, tiers=["web"], restart="maybe")["steps"]
     assert "pillar restart: 'maybe'" in arg(bad[0], "name")
