@@ -21,3 +21,13 @@ common-ssh-reloaded-without-the-drop-in:
     - reload: True
     - watch:
       - file: common-ssh-keys-only-config-file-absent
+
+{#- Undo common.updates' files (needrestart stays: a package like the others). #}
+
+common-updates-needrestart-config-absent:
+  file.absent:
+    - name: {{ common.updates.needrestart_config }}
+
+common-updates-apt-periodic-config-absent:
+  file.absent:
+    - name: {{ common.updates.apt_periodic_config }}

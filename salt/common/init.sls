@@ -3,6 +3,8 @@ include:
   - common.hosts
   # SSH with keys only
   - common.ssh
+  # security updates: needrestart in list mode; orch.patch applies them
+  - common.updates
   # every machine is monitored; the agent reads the monitor's address from the topology
   - zabbix.agent
   # every machine forwards its logs to the monitor (salt/rsyslog; docs/monitoring.md "Logs")

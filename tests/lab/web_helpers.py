@@ -101,19 +101,38 @@ class LoadLoop:
         with LoadLoop(lab) as load:
             ...  # break something
         assert load.failures == []
+
+    ``retry_dropped``: the client retries a GET once on a connection that
+    was dropped or reset, as browsers do with idempotent requests (RFC 9110
+    9.2.2); each retried request is logged in ``retried`` with its reason.
+    A planned VIP move needs it: the keep-alive connection open on the LB
+    giving the VIPs up is reset by the one taking them (no TCP state there).
     """
 
-    def __init__(self, lab, path="/api/info", max_requests=20000, max_seconds=600, pause=0.02):
+    def __init__(self, lab, path="/api/info", max_requests=20000, max_seconds=600, pause=0.02, retry_dropped=False):
         self.lab, self.path = lab, path
         self.max_requests, self.max_seconds, self.pause = max_requests, max_seconds, pause
+        self.retry_dropped = retry_dropped
         self.ok = 0
         self.failures = []
+        self.retried = []
         self.nodes = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
+    def _session(self):
         session = new_session(self.lab)
+        if self.retry_dropped:
+            from requests.adapters import HTTPAdapter
+            from urllib3.util.retry import Retry
+
+            retry = Retry(total=1, connect=1, read=1, status=0, other=1, redirect=0, allowed_methods=["GET"],
+                          raise_on_status=False)
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+        return session
+
+    def _run(self):
+        session = self._session()
         started = time.monotonic()
         for _ in range(self.max_requests):
             if self._stop.is_set() or time.monotonic() - started > self.max_seconds:
@@ -125,11 +144,14 @@ class LoadLoop:
                     self.failures.append((round(at, 2), f"HTTP {resp.status_code}: {resp.text[:200]}"))
                 else:
                     self.ok += 1
+                    history = getattr(getattr(resp.raw, "retries", None), "history", None)
+                    if history:
+                        self.retried.append((round(at, 2), repr(history[-1].error)[:300]))
                     node = resp.json().get("node")
                     self.nodes[node] = self.nodes.get(node, 0) + 1
             except Exception as exc:  # noqa: BLE001 - every failure is recorded
                 self.failures.append((round(at, 2), repr(exc)[:300]))
-                session = new_session(self.lab)
+                session = self._session()
             self._stop.wait(self.pause)
 
     def wait_for_requests(self, count, timeout=60):
@@ -147,4 +169,5 @@ class LoadLoop:
         return False
 
     def report(self):
-        return f"{self.ok} ok, {len(self.failures)} failed: {self.failures[:20]}"
+        retried = f", {len(self.retried)} retried: {self.retried[:20]}" if self.retry_dropped else ""
+        return f"{self.ok} ok, {len(self.failures)} failed: {self.failures[:20]}{retried}"
