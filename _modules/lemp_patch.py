@@ -53,6 +53,9 @@ HOLD_ALWAYS = ("salt-minion", "dbus", "systemd-logind", "user@*", "getty@*", "se
 # How some services are restarted: a Galera node through galera.restart,
 # which refuses a node that is not Synced and waits until it is again.
 RESTART_VIA = {"mariadb": "galera.restart"}
+# needrestart's names that are not units: systemd itself (PID 1) runs old
+# libraries; it re-executes in place, keeping every unit running.
+RESTART_CMD = {"systemd-manager": ["systemctl", "daemon-reexec"]}
 
 APT_ENV = {
     "DEBIAN_FRONTEND": "noninteractive",
@@ -209,7 +212,9 @@ def restart(policy="needed", always=None, hold=None):
     done = []
     for name in todo:
         via = RESTART_VIA.get(name)
-        if via and via in __salt__:  # noqa: F821
+        if name in RESTART_CMD:
+            _run(RESTART_CMD[name], f"restarting {name}")
+        elif via and via in __salt__:  # noqa: F821
             __salt__[via]()  # noqa: F821  (raises when it fails)
         elif not __salt__["service.restart"](name):  # noqa: F821
             raise CommandExecutionError(f"restarting {name} failed (after: {', '.join(done) or 'none'}); "

@@ -73,6 +73,21 @@ def test_restart_goes_through_galera_for_mariadb_and_reports_held_and_kernel(mon
     assert "salt-minion" in out["comment"] and "6.1.0-18-amd64" in out["reboot"]
 
 
+def test_systemd_itself_is_re_executed_not_restarted_as_a_unit(monkeypatch):
+    """needrestart names PID 1 `systemd-manager`, which is no unit (seen on
+    the lab: `service.restart` failed, 'Unit systemd-manager.service not
+    found')."""
+    calls = []
+    mod = load("lemp_patch_module_reexec", "_modules/lemp_patch.py")
+    mod.__salt__ = {"service.restart": lambda name: calls.append(name) or True}
+    monkeypatch.setattr(mod, "_run", lambda cmd, what: calls.append(cmd) or "")
+    monkeypatch.setattr(mod, "needs_restart", lambda: {"services": ["systemd-manager", "zabbix-agent2"],
+                                                       "kernel": {}})
+    out = mod.restart("needed")
+    assert calls == [["systemctl", "daemon-reexec"], "zabbix-agent2"]
+    assert out["restarted"] == ["systemd-manager", "zabbix-agent2"]
+
+
 # -- the plan ------------------------------------------------------------------
 
 
