@@ -32,6 +32,7 @@ Rules (:func:`problems`), each error names the pillar key:
 """
 
 import copy
+import hashlib
 import os
 import shutil
 import sys
@@ -55,6 +56,22 @@ except ImportError:  # pragma: no cover
 
 def __virtual__():
     return __virtualname__
+
+
+def master_finger(pub_pem: str, hash_type: str = "sha256") -> str:
+    """The fingerprint a minion's ``master_finger`` must hold for the master
+    public key ``pub_pem`` (its PEM text): ``hash_type`` of the PEM's base64
+    body (its lines, with their newlines, without the BEGIN/END lines), as
+    ``xx:xx:...``. This is what the minion compares when it authenticates
+    (salt.crypt AsyncAuth: ``salt.utils.crypt.pem_finger(path)`` of its
+    minion_master.pub). Salt 3008.4's ``salt-key -F master`` hashes the whole
+    text instead and prints another value (salt#69970, fixed by salt#70011):
+    this one is the value that pins. Blank lines and CRLF do not count."""
+    lines = [line for line in pub_pem.replace("\r\n", "\n").splitlines(keepends=True) if line.strip()]
+    if len(lines) < 3 or not lines[0].startswith("-----BEGIN") or not lines[-1].startswith("-----END"):
+        raise MasterConfigError("master_finger: not a PEM public key (no BEGIN/END lines around a body)")
+    digest = hashlib.new(hash_type, "".join(lines[1:-1]).encode()).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 def _is_sls_path(path):
@@ -243,10 +260,16 @@ def check_candidate(candidate, confdir="/etc/salt"):
 
 def main(argv=None):
     """``lemp_master.py check CANDIDATE [CONFDIR]``: exit 1, naming each
-    problem, when CANDIDATE must not be written (file.managed check_cmd)."""
+    problem, when CANDIDATE must not be written (file.managed check_cmd).
+    ``lemp_master.py finger PUBFILE``: print :func:`master_finger` of the
+    master public key in PUBFILE (the lab's secrets use it)."""
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "finger":
+        with open(argv[1], encoding="utf-8") as handle:
+            print(master_finger(handle.read()))
+        return 0
     if len(argv) < 2 or argv[0] != "check":
-        print("usage: lemp_master.py check CANDIDATE [CONFDIR]", file=sys.stderr)
+        print("usage: lemp_master.py check CANDIDATE [CONFDIR] | finger PUBFILE", file=sys.stderr)
         return 2
     errors = check_candidate(argv[1], *(argv[2:3]))
     for error in errors:

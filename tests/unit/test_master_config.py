@@ -154,3 +154,63 @@ def test_the_file_is_yaml_salt_reads_back_with_a_header(settings):
     text = lemp_master.render(settings)
     assert text.startswith("# Managed by Salt (salt/master")
     assert yaml.safe_load(text) == lemp_master.config(settings)
+
+
+# -- master_finger: what every minion pins -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def master_key(tmp_path_factory):
+    """A master key pair made here, as Salt makes it (salt.crypt.gen_keys),
+    written where a minion keeps its master's key (minion_master.pub)."""
+    import salt.crypt
+
+    _, pub = salt.crypt.gen_keys(2048)
+    path = tmp_path_factory.mktemp("pki") / "minion_master.pub"
+    path.write_text(pub)
+    return path
+
+
+def test_the_fingerprint_is_the_one_the_minion_checks(master_key):
+    # salt.crypt.AsyncAuth compares master_finger with pem_finger(path) of
+    # minion_master.pub: the same value, or the minion refuses its master
+    import salt.utils.crypt
+
+    finger = lemp_master.master_finger(master_key.read_text())
+    assert finger == salt.utils.crypt.pem_finger(str(master_key), sum_type="sha256")
+    assert len(finger.split(":")) == 32 and all(len(pair) == 2 for pair in finger.split(":"))
+
+
+def test_the_fingerprint_ignores_blank_lines_and_crlf_but_not_the_key(master_key):
+    text = master_key.read_text()
+    assert lemp_master.master_finger("\n" + text.replace("\n", "\r\n") + "\n\n") == lemp_master.master_finger(text)
+    body = text.splitlines()
+    body[1] = body[1][:-1] + ("A" if body[1][-1] != "A" else "B")
+    assert lemp_master.master_finger("\n".join(body) + "\n") != lemp_master.master_finger(text)
+
+
+def test_a_text_that_is_no_pem_key_is_refused_by_name():
+    with pytest.raises(lemp_master.MasterConfigError, match="master_finger: not a PEM public key"):
+        lemp_master.master_finger("ssh-rsa AAAA... not a PEM key")
+
+
+def test_the_lab_makes_the_master_key_once_and_derives_its_fingerprint(tmp_path, master_key):
+    import lab_secrets  # tests/conftest.py puts tools/lab on the path
+    import salt.utils.crypt
+
+    folder = tmp_path / "salt-master"
+    finger = lab_secrets.ensure_salt_master_key(folder)
+    assert (folder / "master.pem").read_text().startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert (folder / "master.pem").stat().st_mode & 0o077 == 0
+    assert finger == salt.utils.crypt.pem_finger(str(folder / "master.pub"), sum_type="sha256")
+    assert (folder / "master_finger").read_text() == finger + "\n"
+    # kept: a second run never changes the key every minion pins
+    before = (folder / "master.pem").read_text()
+    assert lab_secrets.ensure_salt_master_key(folder) == finger
+    assert (folder / "master.pem").read_text() == before
+    # a key copied from a running master (./lab up adopts it) is kept as is
+    adopted = tmp_path / "adopted"
+    adopted.mkdir()
+    (adopted / "master.pem").write_text(before)
+    (adopted / "master.pub").write_text(master_key.read_text())
+    assert lab_secrets.ensure_salt_master_key(adopted) == lemp_master.master_finger(master_key.read_text())
