@@ -8,6 +8,9 @@
 * a minion cannot make the master run a command on another minion (no
   `peer` publishing), nor read the pillar tree or the secrets through the
   fileserver;
+* on the master only root drives minions: a non-root user's `salt` is
+  refused, and the loaded configuration has no ACL, no eauth, no peer
+  publishing, and a blacklist of every other user (_modules/lemp_master.py);
 * every minion (the lab host's too) pins the master's key: its
   configuration's `master_finger` is the fingerprint of the key the master
   runs with, as the minion computes it when it authenticates.
@@ -125,3 +128,20 @@ def test_every_minion_pins_the_masters_key(lab):
     # pinned and answering: each minion accepted the master's key against its pin
     answers = lab.salt("--timeout=15", "*", "test.ping")
     assert all(answers.get(name) is True for name in lab.machines), answers
+
+
+MASTER_ACL_CMD = ("/opt/salt/bin/python -c 'import json, salt.config; o = salt.config.master_config(\"/etc/salt/master\"); "
+                  "print(json.dumps({k: o.get(k) for k in (\"publisher_acl\", \"publisher_acl_blacklist\", "
+                  "\"external_auth\", \"peer\", \"peer_run\", \"sudo_acl\")}))'")
+
+
+def test_only_root_drives_minions_from_the_master(lab):
+    # a local user other than root (nobody) asks every minion: refused, nothing answers
+    out = lab.run(lab.master, "timeout 60 runuser -u nobody -- salt --out=json --timeout=5 '*' test.ping",
+                  check=False)
+    answered = [name for name in lab.machines if f'"{name}": true' in out.stdout.lower()]
+    assert out.returncode != 0 and not answered, out.stdout[-2000:] + out.stderr[-2000:]
+    acl = json.loads(lab.run(lab.master, MASTER_ACL_CMD).stdout.strip().splitlines()[-1])
+    assert acl["publisher_acl"] == {} and not acl["external_auth"] and acl["sudo_acl"] is False, acl
+    assert acl["peer"] == {} and acl["peer_run"] == {}, acl
+    assert acl["publisher_acl_blacklist"]["users"] == ["(?!(root|sudo_.+)$).*"], acl

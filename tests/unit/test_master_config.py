@@ -32,7 +32,9 @@ def test_the_defaults_give_the_lab_masters_folders_reactor_and_no_auto_acceptanc
         {"lemp-ha/scale/request": ["/srv/lemp-ha-extras/reactor/scale_request.sls"]},
         {"salt/minion/*/start": ["/srv/lemp-ha-extras/reactor/web_start.sls"]},
     ]
-    assert doc["publisher_acl"] == {} and doc["external_auth"] == {} and doc["sudo_acl"] is False
+    assert doc["publisher_acl"] == {} and doc["sudo_acl"] is False and "external_auth" not in doc
+    assert doc["publisher_acl_blacklist"] == {"users": [lemp_master.NON_ROOT_USERS]}
+    assert doc["peer"] == {} and doc["peer_run"] == {}
     assert doc["auto_accept"] is False and doc["open_mode"] is False
     assert not any(key.startswith("autosign") for key in doc)
 
@@ -65,6 +67,10 @@ def test_extra_options_pass_through(settings):
     ({"extra": {"open_mode": True}}, "master:extra:open_mode would accept minion keys by themselves"),
     ({"extra": {"publisher_acl": {"deploy": [".*"]}}}, "master:extra:publisher_acl: only root drives minions"),
     ({"extra": {"external_auth": {"pam": {}}}}, "master:extra:external_auth: only root drives minions"),
+    ({"extra": {"client_acl": {"deploy": [".*"]}}}, "master:extra:client_acl: only root drives minions"),
+    ({"extra": {"peer": {".*": ["test.ping"]}}}, "master:extra:peer: only root drives minions on this master, and no minion"),
+    ({"extra": {"peer_run": {".*": [".*"]}}}, "master:extra:peer_run: only root drives minions"),
+    ({"extra": {"publisher_acl_blacklist": {}}}, "master:extra:publisher_acl_blacklist: only root drives"),
     ({"extra": {"file_roots": {}}}, "master:extra:file_roots is set by the formula: use pillar master:checkout"),
     ({"reactor": {"salt/minion/*/start": ["reactor/web_start.sls"]}},
      "master:reactor:salt/minion/*/start file 'reactor/web_start.sls' is neither an absolute path nor salt://"),
@@ -128,6 +134,37 @@ def test_autosign_left_in_another_master_file_is_refused(tmp_path, settings, con
     (confdir / "master.d" / "10-other.conf").write_text("autosign_grains_dir: /etc/salt/autosign_grains\n")
     errors = lemp_master.check_candidate(str(candidate(tmp_path, settings)), str(confdir))
     assert any(e.startswith("autosign_grains_dir is set") for e in errors), errors
+
+
+@pytest.mark.parametrize("other, message", [
+    ("peer:\n  .*:\n    - test.ping\n", "peer is not empty"),
+    ("peer_run:\n  web1:\n    - manage.up\n", "peer_run is not empty"),
+])
+def test_acls_left_in_a_later_master_file_are_refused(tmp_path, settings, confdir, other, message):
+    (confdir / "master.d" / "90-other.conf").write_text(other)
+    errors = lemp_master.check_candidate(str(candidate(tmp_path, settings)), str(confdir))
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_a_loaded_configuration_without_the_blacklist_is_refused():
+    # Salt merges master.d lists (a later file cannot drop the entry); the
+    # check still names the case, e.g. a file that replaces the whole key
+    errors = lemp_master.candidate_problems({"publisher_acl_blacklist": {"users": []}})
+    assert errors == ["publisher_acl_blacklist no longer refuses every user but root: another file of "
+                      "/etc/salt/master or master.d overrides it; remove that setting"]
+
+
+@pytest.mark.parametrize("user, refused", [
+    ("root", False), ("sudo_vagrant", False),   # root, directly or through sudo (with root's key)
+    ("vagrant", True), ("zabbix", True), ("www-data", True), ("rootkit", True), ("sudo_", True), ("", True),
+])
+def test_the_blacklist_refuses_every_user_but_root(user, refused):
+    # Salt's own check (salt.acl.PublisherACL), on the document the formula writes
+    import salt.acl
+
+    blacklist = lemp_master.config(yaml.safe_load(
+        (REPO / "salt" / "master" / "defaults.yaml").read_text())["master"] | {"id": "salt1"})["publisher_acl_blacklist"]
+    assert salt.acl.PublisherACL(blacklist).user_is_blacklisted(user) is refused
 
 
 def test_the_bootstrap_file_is_left_out_of_the_check(tmp_path, settings, confdir):
