@@ -21,3 +21,11 @@ common-ssh-reloaded-without-the-drop-in:
     - reload: True
     - watch:
       - file: common-ssh-keys-only-config-file-absent
+
+{#- Undo common.time: chrony goes with the configuration Salt gave it
+    (a machine left to another tool's time sync). Nothing is installed in
+    a container: nothing to undo there. #}
+
+common-time-chrony-removed:
+  pkg.removed:
+    - name: {{ common.time.package }}

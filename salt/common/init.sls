@@ -1,6 +1,8 @@
 include:
   - common.package
   - common.hosts
+  # time sync: chrony, unless the host's clock serves (a container)
+  - common.time
   # SSH with keys only
   - common.ssh
   # every machine is monitored; the agent reads the monitor's address from the topology
