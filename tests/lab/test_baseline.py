@@ -11,6 +11,9 @@
 * on the master only root drives minions: a non-root user's `salt` is
   refused, and the loaded configuration has no ACL, no eauth, no peer
   publishing, and a blacklist of every other user (_modules/lemp_master.py);
+* no world-readable file under /etc, /srv, /opt or /var/lib/lemp-ha* on any
+  machine holds one of the lab's secret values (the scan's lab half; the
+  repository's half is tests/unit/test_no_plaintext_secrets.py);
 * every minion (the lab host's too) pins the master's key: its
   configuration's `master_finger` is the fingerprint of the key the master
   runs with, as the minion computes it when it authenticates.
@@ -145,3 +148,59 @@ def test_only_root_drives_minions_from_the_master(lab):
     assert acl["publisher_acl"] == {} and not acl["external_auth"] and acl["sudo_acl"] is False, acl
     assert acl["peer"] == {} and acl["peer_run"] == {}, acl
     assert acl["publisher_acl_blacklist"]["users"] == ["(?!(root|sudo_.+)$).*"], acl
+
+
+# One lxc-attach per machine: the needles arrive on stdin into a root-only
+# file in /run (never on a command line, gone on exit); find lists the
+# world-readable regular files (-perm -o=r; symlinks not followed, -xdev:
+# not the master's bind-mounted checkout, which the unit scan covers), and
+# grep -F prints each file:needle it finds.
+LEAK_SCAN = r"""
+pat=$(mktemp -p /run lemp-ha-scan.XXXXXX) && trap 'rm -f "$pat"' EXIT
+cat >"$pat"
+find /etc /srv /opt /var/lib/lemp-ha* -xdev -type f -perm -o=r -size -20M -print0 2>/dev/null \
+  | xargs -0 -r grep -F -o -H -I -f "$pat" 2>/dev/null
+true
+"""
+
+
+def lab_secret_needles(state_dir):
+    """{value: secret name} of every secret the lab generated: passwords, the
+    app's secrets, per-machine keys (Zabbix PSKs), and of each private key
+    (TLS, CAs, SSH, the Salt master's) its first line of key material."""
+    folder = state_dir / "secrets"
+    needles = {}
+
+    def load(name):
+        path = folder / name
+        return (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+
+    for name, value in load("passwords.yaml").items():
+        needles[str(value)] = name
+    for name, value in load("app_secrets.yaml").items():
+        needles[str(value)] = f"app_secrets:{name}"
+    for kind, values in load("per_machine.yaml").items():
+        for machine, value in (values or {}).items():
+            needles[str(value)] = f"{kind}:{machine}"
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix not in (".pub", ".pem", ".yaml", ".srl") or path.name == "master.pem":
+            text = path.read_text(errors="replace")
+            if "PRIVATE KEY-----" in text:
+                body = [line for line in text.splitlines()[1:] if line and ":" not in line and "-----" not in line]
+                if body:
+                    needles[body[0]] = str(path.relative_to(folder))
+    # short values would match by chance; the lab's are 32+ characters
+    return {value: name for value, name in needles.items() if len(value) >= 16}
+
+
+def test_no_world_readable_file_on_any_machine_holds_a_lab_secret(lab):
+    needles = lab_secret_needles(lab.state_dir)
+    assert len(needles) > 10, f"too few lab secrets read from {lab.state_dir / 'secrets'}: {len(needles)}"
+    stdin = "\n".join(needles) + "\n"
+    with ThreadPoolExecutor(max_workers=len(lab.machines)) as pool:
+        outs = dict(zip(lab.machines, pool.map(lambda n: lab.run(n, LEAK_SCAN, timeout=240, input=stdin).stdout,
+                                               lab.machines)))
+    leaks = sorted({(name, line.rsplit(":", 1)[0], needles.get(line.rsplit(":", 1)[1], "?"))
+                    for name, out in outs.items() for line in out.splitlines() if ":" in line})
+    assert not leaks, "lab secrets in world-readable files (make them 0600/0640, or keep the value out):\n" + \
+        "\n".join(f"  {machine}: {path} holds {secret}" for machine, path, secret in leaks)
