@@ -22,16 +22,24 @@ Rules (:func:`problems`), each error names the pillar key:
 * reactions: pillar ``master:reactor`` maps an event tag to a list of
   reactor sls files; an empty list switches a default reaction off; a file
   is an absolute path or ``salt://``; tags are non-empty;
-* ``publisher_acl`` / ``external_auth`` are empty: only root publishes
-  (``sudo_acl`` off). No eauth is configured: nothing of the platform uses
-  salt-api, and the Zabbix scaling action sends an event through the
-  monitor's own minion (authenticated by its key), not through the master;
+* only root drives minions (least privilege: the master runs as root and
+  only root, directly or through sudo, runs salt/salt-run on it):
+  ``publisher_acl`` is empty and ``publisher_acl_blacklist`` refuses every
+  other user (:data:`NON_ROOT_USERS`), ``sudo_acl`` is off, and
+  ``external_auth`` is absent: nothing of the platform uses salt-api or
+  eauth, and the Zabbix scaling action sends an event through the monitor's
+  own minion (authenticated by its key), not through the master.
+  ``client_acl`` is the name ``publisher_acl`` had before Salt 2016.11;
+  Salt 3008 no longer reads it, so it is not written, only refused;
+* no minion drives another: ``peer`` and ``peer_run`` are empty
+  (``publish.publish`` / ``publish.runner`` from a minion are refused);
 * keys are accepted only by pre-seeding (docs/scaling.md): no
   ``autosign_file``, ``autosign_grains_dir``, ``auto_accept`` nor
   ``open_mode`` may be set, even through ``master:extra``.
 """
 
 import copy
+import hashlib
 import os
 import shutil
 import sys
@@ -42,8 +50,13 @@ __virtualname__ = "lemp_master"
 # Settings that accept a minion's key without a human or the enrolment
 # runner (lemp_enrol.mint): never in this master's configuration.
 AUTO_ACCEPT_KEYS = ("autosign_file", "autosign_grains_dir", "auto_accept", "open_mode", "autoreject_file")
-# Settings that let someone other than root drive minions.
-ACL_KEYS = ("publisher_acl", "external_auth", "client_acl")
+# Settings that let someone other than root drive minions, or a minion
+# drive another minion or a runner.
+ACL_KEYS = ("publisher_acl", "external_auth", "client_acl", "peer", "peer_run")
+# publisher_acl_blacklist users: every user but root and root through sudo
+# (Salt names a sudo user sudo_<login>, and accepts it only with root's key).
+# Salt matches each entry as a glob, then as the regex \A<entry>\Z.
+NON_ROOT_USERS = "(?!(root|sudo_.+)$).*"
 CONFIG_NAME = "50-lemp-ha.conf"
 BOOTSTRAP_NAME = "00-lemp-ha-bootstrap.conf"
 
@@ -55,6 +68,22 @@ except ImportError:  # pragma: no cover
 
 def __virtual__():
     return __virtualname__
+
+
+def master_finger(pub_pem: str, hash_type: str = "sha256") -> str:
+    """The fingerprint a minion's ``master_finger`` must hold for the master
+    public key ``pub_pem`` (its PEM text): ``hash_type`` of the PEM's base64
+    body (its lines, with their newlines, without the BEGIN/END lines), as
+    ``xx:xx:...``. This is what the minion compares when it authenticates
+    (salt.crypt AsyncAuth: ``salt.utils.crypt.pem_finger(path)`` of its
+    minion_master.pub). Salt 3008.4's ``salt-key -F master`` hashes the whole
+    text instead and prints another value (salt#69970, fixed by salt#70011):
+    this one is the value that pins. Blank lines and CRLF do not count."""
+    lines = [line for line in pub_pem.replace("\r\n", "\n").splitlines(keepends=True) if line.strip()]
+    if len(lines) < 3 or not lines[0].startswith("-----BEGIN") or not lines[-1].startswith("-----END"):
+        raise MasterConfigError("master_finger: not a PEM public key (no BEGIN/END lines around a body)")
+    digest = hashlib.new(hash_type, "".join(lines[1:-1]).encode()).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 def _is_sls_path(path):
@@ -117,8 +146,9 @@ def problems(settings):
         if key.startswith("autosign") or key in AUTO_ACCEPT_KEYS:
             errors.append(f"master:extra:{key} would accept minion keys by themselves: keys are pre-seeded "
                           "by lemp_enrol.mint only (docs/scaling.md); remove it")
-        elif key in ACL_KEYS or key == "sudo_acl":
-            errors.append(f"master:extra:{key}: only root drives minions on this master; remove it")
+        elif key in ACL_KEYS or key in ("sudo_acl", "publisher_acl_blacklist"):
+            errors.append(f"master:extra:{key}: only root drives minions on this master, and no minion "
+                          "drives another; remove it")
         elif key in GENERATED_KEYS:
             errors.append(f"master:extra:{key} is set by the formula: use pillar master:{GENERATED_KEYS[key]}")
     return errors
@@ -157,10 +187,15 @@ def config(settings):
         "enable_fqdns_grains": bool(settings.get("enable_fqdns_grains", False)),
         "worker_threads": int(settings["worker_threads"]),
         "reactor": reactor_list(settings.get("reactor")),
-        # Only root drives minions; no eauth, no sudo.
+        # Only root drives minions: no ACL for anyone else, and any other
+        # user refused outright; no sudo ACL; no eauth (external_auth is
+        # left out: nothing authenticates through it).
         "publisher_acl": {},
-        "external_auth": {},
+        "publisher_acl_blacklist": {"users": [NON_ROOT_USERS]},
         "sudo_acl": False,
+        # No minion publishes to another nor runs a runner (publish.*).
+        "peer": {},
+        "peer_run": {},
         # Keys are pre-seeded (lemp_enrol.mint), never accepted by themselves.
         "auto_accept": False,
         "open_mode": False,
@@ -190,9 +225,13 @@ def candidate_problems(opts):
         if opts.get(key):
             errors.append(f"{key} is set ({opts[key]!r}): keys are pre-seeded only (docs/scaling.md); "
                           "remove it from /etc/salt/master and master.d")
-    for key in ("publisher_acl", "external_auth"):
+    for key in ("publisher_acl", "external_auth", "peer", "peer_run"):
         if opts.get(key):
-            errors.append(f"{key} is not empty: only root drives minions; remove it from /etc/salt/master and master.d")
+            errors.append(f"{key} is not empty: only root drives minions, no minion drives another; "
+                          "remove it from /etc/salt/master and master.d")
+    if NON_ROOT_USERS not in ((opts.get("publisher_acl_blacklist") or {}).get("users") or []):
+        errors.append("publisher_acl_blacklist no longer refuses every user but root: another file of "
+                      "/etc/salt/master or master.d overrides it; remove that setting")
     if opts.get("sudo_acl"):
         errors.append("sudo_acl is on: remove it from /etc/salt/master and master.d")
     for env, roots in sorted((opts.get("file_roots") or {}).items()):
@@ -243,10 +282,16 @@ def check_candidate(candidate, confdir="/etc/salt"):
 
 def main(argv=None):
     """``lemp_master.py check CANDIDATE [CONFDIR]``: exit 1, naming each
-    problem, when CANDIDATE must not be written (file.managed check_cmd)."""
+    problem, when CANDIDATE must not be written (file.managed check_cmd).
+    ``lemp_master.py finger PUBFILE``: print :func:`master_finger` of the
+    master public key in PUBFILE (the lab's secrets use it)."""
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "finger":
+        with open(argv[1], encoding="utf-8") as handle:
+            print(master_finger(handle.read()))
+        return 0
     if len(argv) < 2 or argv[0] != "check":
-        print("usage: lemp_master.py check CANDIDATE [CONFDIR]", file=sys.stderr)
+        print("usage: lemp_master.py check CANDIDATE [CONFDIR] | finger PUBFILE", file=sys.stderr)
         return 2
     errors = check_candidate(argv[1], *(argv[2:3]))
     for error in errors:

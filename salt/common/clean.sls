@@ -31,3 +31,9 @@ common-updates-needrestart-config-absent:
 common-updates-apt-periodic-config-absent:
   file.absent:
     - name: {{ common.updates.apt_periodic_config }}
+{#- Undo common.time: chrony goes with the configuration Salt gave it
+    (a machine left to another tool's time sync). Nothing is installed in
+    a container: nothing to undo there. #}
+common-time-chrony-removed:
+  pkg.removed:
+    - name: {{ common.time.package }}

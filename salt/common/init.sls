@@ -1,6 +1,8 @@
 include:
   - common.package
   - common.hosts
+  # time sync: chrony, unless the host's clock serves (a container)
+  - common.time
   # SSH with keys only
   - common.ssh
   # security updates: needrestart in list mode; orch.patch applies them

@@ -15,6 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools" / "lab"))
 
 import lab_secrets  # noqa: E402
+import lemp_master  # noqa: E402  (tests/conftest.py puts _modules on the path)
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +87,19 @@ def salt_minions(salt_master, representatives, pool_representative, topology):
     minions = {}
     started = []
     known = {**topology["machines"], **topology.get("pool_machines", {})}
+    # Every minion pins the master's key as the lab's do (tools/lab/provision/
+    # salt.sh): a fingerprint other than the one the minion itself computes
+    # would stop it at its first authentication, and every render test here.
+    pki = pathlib.Path(salt_master.config["pki_dir"])
+    finger = lemp_master.master_finger((pki / "master.pub").read_text())
     for name in representatives + ([pool_representative] if pool_representative else []):
         # The machine's address on an interface, as in the lab (keepalived
         # picks its interface by address).
         address = known[name]["address"]
         grains = {"ip4_interfaces": {"eth0": [address]}, "ipv4": ["127.0.0.1", address]}
         minion = salt_master.salt_minion_daemon(
-            name, overrides={"enable_fqdns_grains": False, "grains": grains})
+            name, overrides={"enable_fqdns_grains": False, "grains": grains,
+                             "master_finger": finger, "hash_type": "sha256"})
         ctx = minion.started()
         ctx.__enter__()
         started.append(ctx)

@@ -22,6 +22,9 @@ def test_the_master_config_carries_the_reactor_and_no_auto_acceptance(salt_cli, 
     assert {"salt/minion/*/start": ["/srv/lemp-ha-extras/reactor/web_start.sls"]} in config["reactor"]
     assert {"lemp-ha/scale/request": ["/srv/lemp-ha-extras/reactor/scale_request.sls"]} in config["reactor"]
     assert config["auto_accept"] is False and config["publisher_acl"] == {}
+    # only root drives minions, no minion drives another (_modules/lemp_master.py)
+    assert "external_auth" not in config and config["peer"] == {} and config["peer_run"] == {}
+    assert config["publisher_acl_blacklist"] == {"users": ["(?!(root|sudo_.+)$).*"]}
     assert not [key for key in config if key.startswith("autosign")]
     check = ret.data["master-config-file-managed"]["file"]
     assert any(isinstance(a, dict) and "lemp_master.py check" in str(a.get("check_cmd", "")) for a in check)

@@ -88,12 +88,16 @@ def test_the_module_loads_only_on_the_lab_hosts_minion():
 
 
 def test_the_lab_host_minion_whitelists_the_lab_cloud_and_test_only(tmp_path):
+    (tmp_path / "secrets" / "salt-master").mkdir(parents=True)
+    (tmp_path / "secrets" / "salt-master" / "master_finger").write_text("ab:cd\n")
     script = (f"set -euo pipefail; source {REPO}/tools/lab/lib.sh; source {REPO}/tools/lab/labhost.sh; "
               f"LAB_STATE={tmp_path}; labhost_config 10.77.0.10")
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
     import yaml
     config = yaml.safe_load(out)
     assert config["id"] == "labhost" and config["master"] == "10.77.0.10"
+    # the master's key is pinned, as on every lab machine
+    assert config["master_finger"] == "ab:cd" and config["hash_type"] == "sha256"
     assert config["whitelist_modules"] == ["lemp_labcloud", "test"]
     assert config["enable_fqdns_grains"] is False
     assert config["root_dir"] == str(tmp_path / "labhost")

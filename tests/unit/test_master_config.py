@@ -32,7 +32,9 @@ def test_the_defaults_give_the_lab_masters_folders_reactor_and_no_auto_acceptanc
         {"lemp-ha/scale/request": ["/srv/lemp-ha-extras/reactor/scale_request.sls"]},
         {"salt/minion/*/start": ["/srv/lemp-ha-extras/reactor/web_start.sls"]},
     ]
-    assert doc["publisher_acl"] == {} and doc["external_auth"] == {} and doc["sudo_acl"] is False
+    assert doc["publisher_acl"] == {} and doc["sudo_acl"] is False and "external_auth" not in doc
+    assert doc["publisher_acl_blacklist"] == {"users": [lemp_master.NON_ROOT_USERS]}
+    assert doc["peer"] == {} and doc["peer_run"] == {}
     assert doc["auto_accept"] is False and doc["open_mode"] is False
     assert not any(key.startswith("autosign") for key in doc)
 
@@ -65,6 +67,10 @@ def test_extra_options_pass_through(settings):
     ({"extra": {"open_mode": True}}, "master:extra:open_mode would accept minion keys by themselves"),
     ({"extra": {"publisher_acl": {"deploy": [".*"]}}}, "master:extra:publisher_acl: only root drives minions"),
     ({"extra": {"external_auth": {"pam": {}}}}, "master:extra:external_auth: only root drives minions"),
+    ({"extra": {"client_acl": {"deploy": [".*"]}}}, "master:extra:client_acl: only root drives minions"),
+    ({"extra": {"peer": {".*": ["test.ping"]}}}, "master:extra:peer: only root drives minions on this master, and no minion"),
+    ({"extra": {"peer_run": {".*": [".*"]}}}, "master:extra:peer_run: only root drives minions"),
+    ({"extra": {"publisher_acl_blacklist": {}}}, "master:extra:publisher_acl_blacklist: only root drives"),
     ({"extra": {"file_roots": {}}}, "master:extra:file_roots is set by the formula: use pillar master:checkout"),
     ({"reactor": {"salt/minion/*/start": ["reactor/web_start.sls"]}},
      "master:reactor:salt/minion/*/start file 'reactor/web_start.sls' is neither an absolute path nor salt://"),
@@ -130,6 +136,37 @@ def test_autosign_left_in_another_master_file_is_refused(tmp_path, settings, con
     assert any(e.startswith("autosign_grains_dir is set") for e in errors), errors
 
 
+@pytest.mark.parametrize("other, message", [
+    ("peer:\n  .*:\n    - test.ping\n", "peer is not empty"),
+    ("peer_run:\n  web1:\n    - manage.up\n", "peer_run is not empty"),
+])
+def test_acls_left_in_a_later_master_file_are_refused(tmp_path, settings, confdir, other, message):
+    (confdir / "master.d" / "90-other.conf").write_text(other)
+    errors = lemp_master.check_candidate(str(candidate(tmp_path, settings)), str(confdir))
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_a_loaded_configuration_without_the_blacklist_is_refused():
+    # Salt merges master.d lists (a later file cannot drop the entry); the
+    # check still names the case, e.g. a file that replaces the whole key
+    errors = lemp_master.candidate_problems({"publisher_acl_blacklist": {"users": []}})
+    assert errors == ["publisher_acl_blacklist no longer refuses every user but root: another file of "
+                      "/etc/salt/master or master.d overrides it; remove that setting"]
+
+
+@pytest.mark.parametrize("user, refused", [
+    ("root", False), ("sudo_vagrant", False),   # root, directly or through sudo (with root's key)
+    ("vagrant", True), ("zabbix", True), ("www-data", True), ("rootkit", True), ("sudo_", True), ("", True),
+])
+def test_the_blacklist_refuses_every_user_but_root(user, refused):
+    # Salt's own check (salt.acl.PublisherACL), on the document the formula writes
+    import salt.acl
+
+    blacklist = lemp_master.config(yaml.safe_load(
+        (REPO / "salt" / "master" / "defaults.yaml").read_text())["master"] | {"id": "salt1"})["publisher_acl_blacklist"]
+    assert salt.acl.PublisherACL(blacklist).user_is_blacklisted(user) is refused
+
+
 def test_the_bootstrap_file_is_left_out_of_the_check(tmp_path, settings, confdir):
     # the state removes it right after: its old autosign line does not count
     (confdir / "master.d" / lemp_master.BOOTSTRAP_NAME).write_text("autosign_grains_dir: /etc/salt/autosign_grains\n")
@@ -154,3 +191,63 @@ def test_the_file_is_yaml_salt_reads_back_with_a_header(settings):
     text = lemp_master.render(settings)
     assert text.startswith("# Managed by Salt (salt/master")
     assert yaml.safe_load(text) == lemp_master.config(settings)
+
+
+# -- master_finger: what every minion pins -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def master_key(tmp_path_factory):
+    """A master key pair made here, as Salt makes it (salt.crypt.gen_keys),
+    written where a minion keeps its master's key (minion_master.pub)."""
+    import salt.crypt
+
+    _, pub = salt.crypt.gen_keys(2048)
+    path = tmp_path_factory.mktemp("pki") / "minion_master.pub"
+    path.write_text(pub)
+    return path
+
+
+def test_the_fingerprint_is_the_one_the_minion_checks(master_key):
+    # salt.crypt.AsyncAuth compares master_finger with pem_finger(path) of
+    # minion_master.pub: the same value, or the minion refuses its master
+    import salt.utils.crypt
+
+    finger = lemp_master.master_finger(master_key.read_text())
+    assert finger == salt.utils.crypt.pem_finger(str(master_key), sum_type="sha256")
+    assert len(finger.split(":")) == 32 and all(len(pair) == 2 for pair in finger.split(":"))
+
+
+def test_the_fingerprint_ignores_blank_lines_and_crlf_but_not_the_key(master_key):
+    text = master_key.read_text()
+    assert lemp_master.master_finger("\n" + text.replace("\n", "\r\n") + "\n\n") == lemp_master.master_finger(text)
+    body = text.splitlines()
+    body[1] = body[1][:-1] + ("A" if body[1][-1] != "A" else "B")
+    assert lemp_master.master_finger("\n".join(body) + "\n") != lemp_master.master_finger(text)
+
+
+def test_a_text_that_is_no_pem_key_is_refused_by_name():
+    with pytest.raises(lemp_master.MasterConfigError, match="master_finger: not a PEM public key"):
+        lemp_master.master_finger("ssh-rsa AAAA... not a PEM key")
+
+
+def test_the_lab_makes_the_master_key_once_and_derives_its_fingerprint(tmp_path, master_key):
+    import lab_secrets  # tests/conftest.py puts tools/lab on the path
+    import salt.utils.crypt
+
+    folder = tmp_path / "salt-master"
+    finger = lab_secrets.ensure_salt_master_key(folder)
+    assert (folder / "master.pem").read_text().startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert (folder / "master.pem").stat().st_mode & 0o077 == 0
+    assert finger == salt.utils.crypt.pem_finger(str(folder / "master.pub"), sum_type="sha256")
+    assert (folder / "master_finger").read_text() == finger + "\n"
+    # kept: a second run never changes the key every minion pins
+    before = (folder / "master.pem").read_text()
+    assert lab_secrets.ensure_salt_master_key(folder) == finger
+    assert (folder / "master.pem").read_text() == before
+    # a key copied from a running master (./lab up adopts it) is kept as is
+    adopted = tmp_path / "adopted"
+    adopted.mkdir()
+    (adopted / "master.pem").write_text(before)
+    (adopted / "master.pub").write_text(master_key.read_text())
+    assert lab_secrets.ensure_salt_master_key(adopted) == lemp_master.master_finger(master_key.read_text())

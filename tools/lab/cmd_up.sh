@@ -9,10 +9,12 @@ lab_up() {
 
   bridge_up
   apt_proxy_up
+  adopt_master_key
   ensure_secrets
   ensure_box
   ensure_web_box
   vagrant_up
+  install_master_key
   accept_machine_keys
   install_secrets
   wait_for_minions
@@ -31,6 +33,49 @@ ensure_secrets() {
   step "generating lab passwords and certificates (kept in $LAB_STATE/secrets)"
   "$HOST_PYTHON" "$LAB_REPO/tools/lab/lab_secrets.py" generate "$LAB_STATE" "$LAB_TOPOLOGY" \
     "$LAB_REPO/pillar/secrets.spec.yaml" >/dev/null || die "generating the lab secrets failed" "see the message above"
+}
+
+# The Salt master's key pair lives with the lab secrets
+# ($LAB_STATE/secrets/salt-master, made by lab_secrets.py before any
+# minion exists); every minion pins its fingerprint. A lab whose master was
+# made before that keeps its key: it is copied here once (through
+# lxc-attach), so that no minion sees the master's key change.
+adopt_master_key() {
+  local master dir
+  master=$(lab_master)
+  dir=$LAB_STATE/secrets/salt-master
+  [ -e "$dir/master.pem" ] && return 0
+  [ "$(lxc-info -s -H -n "lemp-ha-$master" 2>/dev/null)" = RUNNING ] || return 0
+  lab_exec "$master" test -s /etc/salt/pki/master/master.pem 2>/dev/null || return 0
+  step "keeping the running master's key pair: copied from $master into $dir"
+  install -d -m 0700 "$LAB_STATE/secrets" "$dir"
+  (umask 077
+   lab_exec "$master" cat /etc/salt/pki/master/master.pem >"$dir/master.pem.new" \
+     && lab_exec "$master" cat /etc/salt/pki/master/master.pub >"$dir/master.pub.new") \
+    || { rm -f "$dir"/*.new; die "could not read the master's key pair on $master" "./lab ssh $master, then: ls -l /etc/salt/pki/master"; }
+  mv "$dir/master.pub.new" "$dir/master.pub"
+  mv "$dir/master.pem.new" "$dir/master.pem"
+}
+
+# The master starts on the lab's key pair: salt.sh leaves a new master
+# stopped until its key is here. Its key is sent through lxc-attach (no
+# network, no file on the host but the lab secrets).
+install_master_key() {
+  local master dir current
+  master=$(lab_master)
+  dir=$LAB_STATE/secrets/salt-master
+  current=$(lab_exec "$master" cat /etc/salt/pki/master/master.pub 2>/dev/null || true)
+  if [ -n "$current" ]; then
+    [ "$current" = "$(cat "$dir/master.pub")" ] && return 0
+    die "the master $master runs with another key than the lab's ($dir/master.pub): every minion pins the lab's" \
+      "rebuild the master (vagrant destroy -f $master; ./lab up), or copy its key pair into $dir and ./lab up again"
+  fi
+  step "installing the lab's master key pair on $master and starting salt-master"
+  lab_exec "$master" install -d -m 0700 /etc/salt/pki/master
+  lab_exec "$master" install -m 0400 /dev/stdin /etc/salt/pki/master/master.pem <"$dir/master.pem" \
+    && lab_exec "$master" install -m 0644 /dev/stdin /etc/salt/pki/master/master.pub <"$dir/master.pub" \
+    && lab_exec "$master" systemctl enable -q --now salt-master \
+    || die "installing the master's key pair on $master failed" "./lab ssh $master, then: journalctl -u salt-master"
 }
 
 # The master gets each machine's secrets GPG-encrypted to its own key.
@@ -66,10 +111,15 @@ vagrant_up() {
   # One progress line per machine and phase; the whole output goes to $log.
   vagrant up --parallel --provider=lxc 2>&1 | tee "$log" \
     | grep --line-buffered -E '^==> [a-z0-9-]+: (Importing|Starting|Machine booted|Running provisioner|Setting hostname)' >&2 || true
-  # vagrant up provisions only the machines it creates: repair the others.
-  local name
+  # vagrant up provisions only the machines it creates: repair the others,
+  # and pin the master's key on minions configured before it was pinned.
+  local name finger
+  finger=$(cat "$LAB_STATE/secrets/salt-master/master_finger")
   for name in $(lab_machines); do
-    if ! lab_exec "$name" systemctl is-active -q salt-minion 2>/dev/null; then
+    if ! lab_exec "$name" grep -qxF "master_finger: '$finger'" /etc/salt/minion.d/00-lemp-ha-bootstrap.conf 2>/dev/null; then
+      info "provisioning $name again (its minion does not pin the master's key yet)"
+      vagrant provision "$name" >>"$log" 2>&1 || echo "An error occurred while provisioning $name" >>"$log"
+    elif ! lab_exec "$name" systemctl is-active -q salt-minion 2>/dev/null; then
       info "provisioning $name again (its minion is not running)"
       vagrant provision "$name" >>"$log" 2>&1 || echo "An error occurred while provisioning $name" >>"$log"
     fi

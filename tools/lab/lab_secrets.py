@@ -13,6 +13,10 @@ only, never in the repo):
     ca-<name>.pem, .key       a dedicated CA (spec ``cas``): its certificates
                               go only to the machines whose roles name ca_<name>
     ssh/<name>, <name>.pub    SSH key pairs (spec ``ssh_keys``), ECDSA P-256
+    salt-master/master.pem, master.pub, master_finger
+                              the Salt master's key pair, made before any
+                              minion exists, and its fingerprint, which every
+                              minion's configuration pins (master_finger)
     passwords.yaml            every generated password, by name
     per_machine.yaml          per-machine keys (spec `per_machine`), by kind then machine
     app_secrets.yaml          the application's secrets (pillar app_secrets:<name>),
@@ -37,6 +41,7 @@ import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_modules"))
 import lemp_app  # noqa: E402  (pure: standard library only)
+import lemp_master  # noqa: E402  (master_finger: standard library only)
 import lemp_topology  # noqa: E402
 
 ALPHABET = string.ascii_letters + string.digits
@@ -153,6 +158,29 @@ def ensure_ssh_key(folder, name):
     return key.read_text(), pub.read_text().strip()
 
 
+SALT_MASTER_KEY_BITS = 4096
+
+
+def ensure_salt_master_key(folder):
+    """The Salt master's key pair in ``folder`` (master.pem RSA, PKCS#1 as
+    Salt writes it; master.pub), kept once made (or adopted from a running
+    master by ./lab up), and ``master_finger``, its fingerprint as minions
+    check it (lemp_master.master_finger), derived again on every run from
+    master.pub: the one value every minion configuration receives
+    (Vagrantfile, tools/lab/labhost.sh). Returns the fingerprint."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key, pub = folder / "master.pem", folder / "master.pub"
+    if not key.exists():
+        _openssl("genrsa", "-traditional", "-out", str(key), str(SALT_MASTER_KEY_BITS))
+        pub.unlink(missing_ok=True)
+    key.chmod(0o600)
+    if not pub.exists():
+        _openssl("rsa", "-in", str(key), "-pubout", "-out", str(pub))
+    finger = lemp_master.master_finger(pub.read_text())
+    (folder / "master_finger").write_text(finger + "\n")
+    return finger
+
+
 def secret_name(kind, name):
     """The name pillar/roles.yaml gives a secret of the spec: a password by
     its own name, a named certificate as tls_<name> (tls.vip: tls_vip), a
@@ -267,6 +295,8 @@ def generate(state_dir, topology_path, spec_path):
                                             [f"{name}.{domain}", name], [machines[name]["address"]])
             issued[name] = {"ca_cert": own_cert.read_text(), "cert": cert_pem, "key": key_pem}
         dedicated[ca_name] = (ca_spec, issued)
+
+    ensure_salt_master_key(folder / "salt-master")
 
     ssh_keys = {name: (key_spec, ensure_ssh_key(folder / "ssh", name))
                 for name, key_spec in (spec.get("ssh_keys") or {}).items()}

@@ -31,6 +31,9 @@ labhost_config() {
 # Written by ./lab up (tools/lab/labhost.sh): the lab host's minion, the lab's cloud engine.
 id: $LABHOST_ID
 master: $master_address
+# The master's key, pinned as on every lab machine (tools/lab/lab_secrets.py)
+master_finger: '$(cat "$LAB_STATE/secrets/salt-master/master_finger")'
+hash_type: sha256
 root_dir: $(labhost_dir)
 enable_fqdns_grains: False
 mine_enabled: False

@@ -218,13 +218,14 @@ class Lab:
         return self._http
 
     # -- commands inside machines (lxc-attach: no network involved) -------------
-    def run(self, machine, command, check=True, timeout=300):
+    def run(self, machine, command, check=True, timeout=300, input=None):
         """`bash -c COMMAND` as root in `machine`; the CompletedProcess.
-        With check, a non-zero exit fails with AssertionError."""
+        With check, a non-zero exit fails with AssertionError. ``input``
+        goes to its stdin (a secret never goes on a command line)."""
         proc = subprocess.run(
             ["lxc-attach", "-n", f"lemp-ha-{machine}", "--clear-env", "--set-var", f"PATH={PATH}",
              "--set-var", "LANG=C.UTF-8", "--", "bash", "-c", command],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, input=input,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"{machine}: `{command}` failed ({proc.returncode}):\n"

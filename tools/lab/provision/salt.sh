@@ -11,6 +11,9 @@
 set -euo pipefail
 : "${LEMP_HA_ID:?} ${LEMP_HA_ROLES:?} ${LEMP_HA_MASTER:?} ${LEMP_HA_SALT_REQUIREMENTS:?}"
 LEMP_HA_POOL=${LEMP_HA_POOL:-0}
+# The fingerprint of the master's key, made on the lab host before any
+# minion (tools/lab/lab_secrets.py): pinned below as master_finger.
+LEMP_HA_MASTER_FINGER=${LEMP_HA_MASTER_FINGER:-}
 export DEBIAN_FRONTEND=noninteractive
 
 changed=()
@@ -90,16 +93,36 @@ CONF
   fi
   # A lab made before pre-seeded keys: its shared enrolment secret goes.
   if [ -e /etc/salt/autosign_grains ]; then rm -rf /etc/salt/autosign_grains; changed+=(/etc/salt/autosign_grains); fi
-  systemctl enable -q salt-master
-  if [[ " ${changed[*]} " == *" /etc/salt/master.d/"* || " ${changed[*]} " == *autosign* ]] || ! systemctl is-active -q salt-master; then
-    systemctl restart salt-master
+  if [ -n "$LEMP_HA_MASTER_FINGER" ] && ! [ -e /etc/salt/pki/master/master.pem ] \
+     && ! [ -e "/etc/salt/pki/master/${LEMP_HA_ID}.pem" ]; then
+    # A master started now would make a key of its own, which every minion
+    # refuses (they pin the lab's): ./lab up installs the pre-generated pair
+    # through lxc-attach, then starts it (install_master_key, cmd_up.sh).
+    echo "salt master ${LEMP_HA_ID}: configured, waiting for the lab's master key before it starts"
+  else
+    systemctl enable -q salt-master
+    if [[ " ${changed[*]} " == *" /etc/salt/master.d/"* || " ${changed[*]} " == *autosign* ]] || ! systemctl is-active -q salt-master; then
+      systemctl restart salt-master
+    fi
   fi
+fi
+
+# The minion refuses a master whose key does not have this fingerprint
+# (sha256 of the key's PEM body, as the minion computes it: see
+# _modules/lemp_master.py master_finger).
+if [ -n "$LEMP_HA_MASTER_FINGER" ]; then
+  pin="master_finger: '${LEMP_HA_MASTER_FINGER}'
+hash_type: sha256"
+else
+  echo "WARNING: no master fingerprint given (LEMP_HA_MASTER_FINGER): this minion trusts the first master key it sees; ./lab up pins it" >&2
+  pin="# master_finger: none given (the lab's secrets were not readable): first master key trusted"
 fi
 
 put /etc/salt/minion.d/00-lemp-ha-bootstrap.conf 0644 <<CONF
 # Written by tools/lab/provision/salt.sh.
 id: ${LEMP_HA_ID}
 master: ${LEMP_HA_MASTER}
+${pin}
 # No DNS in the lab: never wait on reverse look-ups.
 enable_fqdns_grains: False
 acceptance_wait_time: 2
