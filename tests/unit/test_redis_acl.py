@@ -211,3 +211,17 @@ def test_the_cron_lock_takes_the_slot_as_the_sessions_user(redis):
                           timeout=60)
     shutil.rmtree(tmp_path)
     assert proc.returncode == 0 and "ran on web1 rc=0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_lemp_redis_follow_asks_a_sentinel_that_requires_a_password(redis, tmp_path):
+    conf = tmp_path / "redis.conf"
+    conf.write_text("include /etc/redis/lemp-ha.conf\n")
+    secret = tmp_path / "sentinel.auth"
+    secret.write_text("sentinel-pw\n")
+    base = ["python3", str(REPO / "salt" / "redis" / "files" / "lemp-redis-follow.py"), "--me", "10.77.0.21",
+            "--master-name", "sessions", "--sentinels", "127.0.0.1", "--sentinel-port", str(redis["sentinel"]),
+            "--config", str(conf), "--timeout", "0.5"]
+    proc = subprocess.run(base, capture_output=True, text=True, timeout=30)
+    assert "127.0.0.1: no answer" in proc.stdout, "without the password the Sentinel gives no vote"
+    proc = subprocess.run(base + ["--password-file", str(secret)], capture_output=True, text=True, timeout=30)
+    assert f"starting as a replica of 127.0.0.1:{redis['master']}" in proc.stdout, proc.stdout + proc.stderr
