@@ -62,9 +62,12 @@ def minion_for(sls, topology, representatives):
     # zabbix.server.* on the monitor, then any role applying the component
     # (zabbix.agent, which common includes, is not its own: zabbix.server's
     # machine applies common too), then common's own (firewall: no role names it)
+    # A role naming the sls itself comes first: `redis` on a web node, not on
+    # an LB, which applies only redis.sentinel (and holds no Redis password).
     parts = sls.split(".")
-    roles = next((r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r),
-                 None)
+    declared = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
+    roles = [role for role, decl in declared.items() if sls in ((decl or {}).get("states") or [])] or next(
+        (r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r), None)
     if not roles and applied_by_common(sls):
         return representatives[0]
     roles = roles or [NOT_YET_APPLIED.get(component)]

@@ -178,6 +178,8 @@ def test_sentinel_requires_its_password_and_reaches_redis_as_its_user(redis):
     assert lemp_redis.ask("127.0.0.1", port, [["SENTINEL", "FAILOVER", "sessions"]])[0].startswith("-NOAUTH")
     replies = lemp_redis.ask("127.0.0.1", port, [["AUTH", "sentinel-pw"], ["SENTINEL", "MASTER", "sessions"]])
     assert replies == ["+OK", "name"]
+    # Sentinel rewrites its file (epochs, peers): the check reads what it writes
+    assert lemp_redis.ask("127.0.0.1", port, [["AUTH", "sentinel-pw"], ["SENTINEL", "FLUSHCONFIG"]])[1] == "+OK"
     ok, why = lemp_redis.sentinel_auth_current(str(redis["conf"]), port, "sessions", "sentinel",
                                                PASSWORDS["sentinel"], "sentinel-pw")
     assert ok, why
