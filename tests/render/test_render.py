@@ -66,8 +66,12 @@ def minion_for(sls, topology, representatives):
     # an LB, which applies only redis.sentinel (and holds no Redis password).
     parts = sls.split(".")
     declared = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
-    roles = [role for role, decl in declared.items() if sls in ((decl or {}).get("states") or [])] or next(
-        (r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r), None)
+
+    def naming(name):
+        return [role for role, decl in declared.items() if name in ((decl or {}).get("states") or [])]
+
+    prefixes = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+    roles = next((r for r in (naming(p) or roles_applying(p) for p in prefixes) if r), None)
     if not roles and applied_by_common(sls):
         return representatives[0]
     roles = roles or [NOT_YET_APPLIED.get(component)]
