@@ -6,7 +6,7 @@
 {%- set vip_cert = salt['lemp_secret.require']('tls:vip:cert') %}
 {%- set vip_key = salt['lemp_secret.require']('tls:vip:key') %}
 {%- set ca_cert = salt['lemp_secret.require']('tls:ca_cert') %}
-{%- set redis_password = salt['lemp_secret.require']('sessions:redis_password') if haproxy.redis.enabled else '' %}
+{%- set redis_password = salt['lemp_secret.require']('sessions:redis_check_password') if haproxy.redis.enabled else '' %}
 {%- set db_nodes = topology.roles.db.members %}
 {%- set limits = salt['lemp_haproxy.checked'](haproxy.limits) %}
 {#- Edge protection and the stats login, checked (_modules/lemp_edge.py):

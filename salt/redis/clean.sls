@@ -1,3 +1,4 @@
+{%- from 'redis/map.jinja' import redis with context %}
 redis-services-dead:
   service.dead:
     - names: [redis-sentinel, redis-server]
@@ -15,11 +16,14 @@ redis-lemp-ha-settings-absent:
       - /etc/redis/lemp-ha.conf
       - /usr/local/sbin/lemp-redis-follow
       - /etc/systemd/system/redis-server.service.d/lemp-ha-follow.conf
+      - {{ redis.acl.file }}
+      - {{ redis.sentinel_auth_file }}
+      - /var/lib/redis/lemp-ha-acl.loaded
 
-{%- from 'redis/map.jinja' import redis with context %}
 
 redis-zabbix-agent-files-absent:
   file.absent:
     - names:
       - {{ redis.monitoring.session_file }}
       - {{ redis.monitoring.sentinel_file }}
+      - {{ redis.monitoring.sentinel_auth_file }}

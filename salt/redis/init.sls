@@ -1,7 +1,7 @@
 {#- Redis server holding the PHP sessions. Replication is Sentinel's business
     after the first start: redis.conf is written once (Sentinel rewrites the
     replicaof line on failover); our settings live in an included file. #}
-{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password, other_sentinels with context %}
+{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, secret, other_sentinels with context %}
 {%- set first = redis_nodes[0] %}
 include:
   - redis.monitoring
@@ -9,6 +9,20 @@ include:
 redis-server-package-installed:
   pkg.installed:
     - name: redis-server
+
+{#- The users (salt/redis/defaults.yaml acl:users, built by
+    _modules/lemp_redis.py): in their own file, not in redis.conf, which
+    Sentinel's CONFIG REWRITE rewrites. Hashes only. #}
+redis-acl-users-file-managed:
+  file.managed:
+    - name: {{ redis.acl.file }}
+    - user: redis
+    - group: redis
+    - mode: '0640'
+    - show_changes: False
+    - contents: {{ salt['lemp_redis.render_acl_file'](redis.acl.users, redis.acl.legacy_password) | json }}
+    - require:
+      - pkg: redis-server-package-installed
 
 redis-lemp-ha-settings-file-managed:
   file.managed:
@@ -22,8 +36,9 @@ redis-lemp-ha-settings-file-managed:
         bind {{ my_address }} 127.0.0.1
         port {{ redis.port }}
         protected-mode yes
-        requirepass {{ password }}
-        masterauth {{ password }}
+        aclfile {{ redis.acl.file }}
+        masteruser replication
+        masterauth {{ secret('replication') }}
         maxmemory {{ redis.maxmemory }}
         maxmemory-policy volatile-lru
         appendonly yes
@@ -31,6 +46,7 @@ redis-lemp-ha-settings-file-managed:
         min-replicas-to-write 0
     - require:
       - pkg: redis-server-package-installed
+      - file: redis-acl-users-file-managed
 
 redis-server-config-file-written-once:
   file.managed:
@@ -82,7 +98,7 @@ redis-server-follows-the-sentinels-master-at-start:
         # Managed by Salt (salt/redis/init.sls). `+`: as root, to rewrite
         # redis.conf; `-`: a failure never stops Redis from starting.
         [Service]
-        ExecStartPre=-+/usr/local/sbin/lemp-redis-follow --me {{ my_address }} --master-name {{ redis.master_name }} --quorum {{ redis.quorum }} --sentinels '{{ other_sentinels | map(attribute='address') | join(',') }}' --sentinel-port {{ redis.sentinel_port }} --config /etc/redis/redis.conf
+        ExecStartPre=-+/usr/local/sbin/lemp-redis-follow --me {{ my_address }} --master-name {{ redis.master_name }} --quorum {{ redis.quorum }} --sentinels '{{ other_sentinels | map(attribute='address') | join(',') }}' --sentinel-port {{ redis.sentinel_port }} --password-file {{ redis.sentinel_auth_file }} --config /etc/redis/redis.conf
     - require:
       - file: redis-follow-script-installed
 
@@ -119,3 +135,16 @@ redis-server-runs-its-current-settings:
     - action: restart
     - require:
       - service: redis-server-service-running
+
+{#- A changed user file reaches the running Redis with ACL LOAD: no restart,
+    no session lost. Recorded once loaded, so a failed run is made good by
+    the next (_states/lemp_redis.py). #}
+redis-acl-users-loaded-without-restart:
+  lemp_redis.acl_loaded:
+    - name: {{ redis.acl.file }}
+    - port: {{ redis.port | int }}
+    - user: {{ redis.acl.admin_user }}
+    - password: {{ secret(redis.acl.admin_user) | json }}
+    - require:
+      - lemp_service: redis-server-runs-its-current-settings
+      - file: redis-acl-users-file-managed

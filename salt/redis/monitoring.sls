@@ -1,10 +1,12 @@
 {#- The Zabbix agent 2's Redis plugin reaches the local Redis through a named
-    session holding the password. Why a drop-in and not the {$REDIS.PASSWORD}
+    session holding the password. The plugin (6.0) sends a password and no
+    user name, so it logs in as `default`, which has its own password and
+    reads INFO, CONFIG GET, SLOWLOG and PING only (no key; defaults.yaml). Why a drop-in and not the {$REDIS.PASSWORD}
     macro: the secret stays on the web node, which already has it (Redis
     itself), readable by root and the agent only (0640 root:zabbix); a
     macro would put it in mon1's database, in API answers and in every
     export of the host. The template's {$REDIS.CONN.URI} names the session. #}
-{%- from 'redis/map.jinja' import redis, password with context %}
+{%- from 'redis/map.jinja' import redis, secret with context %}
 {%- from 'zabbix/map.jinja' import zabbix, monitors with context %}
 {%- set mon = redis.monitoring %}
 {%- if monitors %}
@@ -22,7 +24,7 @@ redis-zabbix-agent-session-file-managed:
         # Written by Salt (salt/redis/monitoring.sls): the local Redis for the
         # template "Redis by Zabbix agent 2" ({$REDIS.CONN.URI} = {{ mon.session }}).
         Plugins.Redis.Sessions.{{ mon.session }}.Uri=tcp://127.0.0.1:{{ redis.port | int }}
-        Plugins.Redis.Sessions.{{ mon.session }}.Password={{ password }}
+        Plugins.Redis.Sessions.{{ mon.session }}.Password={{ secret('default') }}
     - require:
       - pkg: redis-server-package-installed
 

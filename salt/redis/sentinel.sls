@@ -1,9 +1,22 @@
 {#- Redis Sentinel: watches the session Redis, promotes a replica when the
     master fails. On web and lb nodes so that a quorum survives one loss. #}
-{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, password with context %}
+{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, secret with context %}
+{%- set sentinel_password = salt['lemp_secret.require'](redis.sentinel_password) %}
 {%- set first = redis_nodes[0] %}
 include:
   - redis.sentinel_monitoring
+
+{#- Sentinel's password for lemp-redis-follow and operators' redis-cli
+    (REDISCLI_AUTH="$(cat FILE)"): root only. #}
+redis-sentinel-password-file-managed:
+  file.managed:
+    - name: {{ redis.sentinel_auth_file }}
+    - user: root
+    - group: root
+    - mode: '0600'
+    - makedirs: True
+    - show_changes: False
+    - contents: {{ sentinel_password | json }}
 
 redis-sentinel-package-installed:
   pkg.installed:
@@ -33,7 +46,9 @@ redis-sentinel-config-file-written-once:
         supervised systemd
         logfile /var/log/redis/redis-sentinel.log
         sentinel monitor {{ redis.master_name }} {{ first.address }} {{ redis.port }} {{ redis.quorum }}
-        sentinel auth-pass {{ redis.master_name }} {{ password }}
+{%- for line in salt['lemp_redis.sentinel_auth_lines'](redis.master_name, 'sentinel', secret('sentinel'), sentinel_password) %}
+        {{ line }}
+{%- endfor %}
         sentinel down-after-milliseconds {{ redis.master_name }} {{ redis.down_after_ms }}
         sentinel failover-timeout {{ redis.master_name }} {{ redis.failover_timeout_ms }}
         sentinel parallel-syncs {{ redis.master_name }} 1
@@ -57,6 +72,26 @@ redis-sentinel-service-running:
 redis-sentinel-monitors-the-sessions-master:
   cmd.run:
     - name: systemctl restart redis-sentinel
-    - unless: redis-cli -h 127.0.0.1 -p {{ redis.sentinel_port }} --raw SENTINEL MASTER {{ redis.master_name }} | grep -qxF {{ redis.master_name }}
+    - unless: REDISCLI_AUTH="$(cat {{ redis.sentinel_auth_file }})" redis-cli --no-auth-warning -h 127.0.0.1 -p {{ redis.sentinel_port }} --raw SENTINEL MASTER {{ redis.master_name }} | grep -qxF {{ redis.master_name }}
+    - require:
+      - service: redis-sentinel-service-running
+      - file: redis-sentinel-password-file-managed
+      - lemp_redis: redis-sentinel-requires-its-password-and-logs-in-as-its-user
+
+{#- sentinel.conf is written once, so a changed password (rotation, or the
+    upgrade from a Sentinel without one) never reaches it through the file
+    state above. This state asks the running Sentinel (refuses a client
+    without the password, accepts the current one) and reads its file
+    (auth-user/auth-pass for the master): only when one differs does it stop
+    Sentinel, rewrite those lines and start it (_states/lemp_redis.py), so a
+    second run changes nothing. One Sentinel restarting loses no session. #}
+redis-sentinel-requires-its-password-and-logs-in-as-its-user:
+  lemp_redis.sentinel_authenticated:
+    - name: /etc/redis/sentinel.conf
+    - port: {{ redis.sentinel_port | int }}
+    - master: {{ redis.master_name }}
+    - user: sentinel
+    - password: {{ secret('sentinel') | json }}
+    - requirepass: {{ sentinel_password | json }}
     - require:
       - service: redis-sentinel-service-running

@@ -1,13 +1,23 @@
 {#- Sentinel's view for the Zabbix agent (template "lemp-ha Redis Sentinel"):
-    three user parameters asking the local Sentinel, which needs no
-    password (it listens on this machine and the lab network only, and
-    holds none of the sessions). redis-cli comes with redis-sentinel. #}
+    three user parameters asking the local Sentinel, logged in with its
+    password, read by redis-cli from the environment (REDISCLI_AUTH), never
+    in argv. redis-cli comes with redis-sentinel. #}
 {%- from 'redis/map.jinja' import redis with context %}
 {%- from 'zabbix/map.jinja' import zabbix, monitors with context %}
-{%- set cli = 'redis-cli -h 127.0.0.1 -p ' ~ (redis.sentinel_port | int) %}
+{%- set cli = 'REDISCLI_AUTH="$(cat ' ~ redis.monitoring.sentinel_auth_file ~ ')" redis-cli --no-auth-warning -h 127.0.0.1 -p ' ~ (redis.sentinel_port | int) %}
 {%- if monitors %}
+{%- set sentinel_password = salt['lemp_secret.require'](redis.sentinel_password) %}
 include:
   - redis.sentinel
+
+redis-sentinel-zabbix-agent-password-file-managed:
+  file.managed:
+    - name: {{ redis.monitoring.sentinel_auth_file }}
+    - user: root
+    - group: zabbix
+    - mode: '0640'
+    - show_changes: False
+    - contents: {{ sentinel_password | json }}
 
 redis-sentinel-zabbix-agent-parameters-file-managed:
   file.managed:
@@ -35,6 +45,7 @@ redis-sentinel-zabbix-agent-runs-its-current-configuration:
     - action: restart
     - require:
       - file: redis-sentinel-zabbix-agent-parameters-file-managed
+      - file: redis-sentinel-zabbix-agent-password-file-managed
 {%- else %}
 
 redis-sentinel-zabbix-agent-parameters-skipped-no-monitor:

@@ -35,12 +35,12 @@ webapp-cron-lemp-cron-once-file-managed:
     - group: root
     - mode: '0755'
 
-{#- The password only where a job needs it. #}
+{#- The Redis user and its password (one a line), only where a job needs them. #}
 webapp-cron-redis-password-file-managed:
 {%- if plan.jobs %}
   file.managed:
     - name: {{ cron.auth_file }}
-    - contents: {{ salt['lemp_secret.require']('sessions:redis_password') | json }}
+    - contents: {{ (phpfpm.sessions.user ~ '\n' ~ salt['lemp_secret.require']('sessions:redis_password') ~ '\n') | json }}
     - user: root
     - group: root
     - mode: '0600'

@@ -62,9 +62,16 @@ def minion_for(sls, topology, representatives):
     # zabbix.server.* on the monitor, then any role applying the component
     # (zabbix.agent, which common includes, is not its own: zabbix.server's
     # machine applies common too), then common's own (firewall: no role names it)
+    # A role naming the sls itself comes first: `redis` on a web node, not on
+    # an LB, which applies only redis.sentinel (and holds no Redis password).
     parts = sls.split(".")
-    roles = next((r for r in (roles_applying(".".join(parts[:n])) for n in range(len(parts), 0, -1)) if r),
-                 None)
+    declared = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
+
+    def naming(name):
+        return [role for role, decl in declared.items() if name in ((decl or {}).get("states") or [])]
+
+    prefixes = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+    roles = next((r for r in (naming(p) or roles_applying(p) for p in prefixes) if r), None)
     if not roles and applied_by_common(sls):
         return representatives[0]
     roles = roles or [NOT_YET_APPLIED.get(component)]

@@ -173,6 +173,7 @@ def test_php_sessions_go_to_redis_through_the_internal_vip(salt_cli, topology, r
     contents = _args(data["phpfpm-session-settings-file-managed"], "managed")["contents"]
     path = re.search(r'^session.save_path="([^"]*)"', contents, re.M).group(1)
     assert path.startswith(f"tcp://{network['internal_vip']}:6379?"), path
+    assert "?auth[]=sessions&auth[]=" in path, "PHP logs in as its Redis ACL user (docs/security.md)"
     assert network["vip"] not in contents
 
 

@@ -33,21 +33,29 @@ import tempfile
 REPLICAOF = re.compile(r"^\s*(replicaof|slaveof)\s", re.IGNORECASE)
 
 
-def ask(host, port, master_name, timeout=1.0):
+def ask(host, port, master_name, timeout=1.0, password=""):
     """(ip, port) the Sentinel at ``host``:``port`` names as master of
-    ``master_name``, or None when it does not answer or knows no master."""
+    ``master_name``, or None when it does not answer or knows no master.
+    With ``password``, AUTH first (the Sentinels require one); its reply
+    line is dropped, and a refused AUTH leaves a NOAUTH error: no vote."""
+    auth = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password.encode()), password.encode()) if password else b""
     try:
         with socket.create_connection((host, port), timeout=timeout) as conn:
             conn.settimeout(timeout)
-            conn.sendall(f"SENTINEL get-master-addr-by-name {master_name}\r\n".encode())
+            conn.sendall(auth + f"SENTINEL get-master-addr-by-name {master_name}\r\n".encode())
             reply = b""
-            while reply.count(b"\r\n") < 5 and not reply.startswith((b"-", b"*-1", b"$-1")):
+            while True:
+                body = reply.split(b"\r\n", 1)[1] if auth and b"\r\n" in reply else (b"" if auth else reply)
+                if body.count(b"\r\n") >= 5 or body.startswith((b"-", b"*-1", b"$-1")) and body.endswith(b"\r\n"):
+                    break
                 chunk = conn.recv(4096)
                 if not chunk:
                     break
                 reply += chunk
     except (OSError, ValueError):
         return None
+    if auth:
+        reply = reply.split(b"\r\n", 1)[1] if b"\r\n" in reply else b""
     return parse_reply(reply.decode(errors="replace"))
 
 
@@ -127,14 +135,22 @@ def follow(argv=None):
     p.add_argument("--quorum", type=int, default=1, help="Sentinels that must name the same master")
     p.add_argument("--config", required=True, help="redis.conf")
     p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("--password-file", default="", help="the Sentinels' password (requirepass), root-only file")
     args = p.parse_args(argv)
+    password = ""
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as handle:
+                password = handle.read().strip()
+        except OSError as exc:  # no vote without it: the Sentinels refuse the question
+            print(f"lemp-redis-follow: cannot read {args.password_file} ({exc}); asking without a password")
     sentinels = [s for s in args.sentinels.split(",") if s]
     if not sentinels:
         print("lemp-redis-follow: starting as configured (no other Sentinel)")
         return 0
     # asked at once: a Sentinel that is down costs one timeout, not one each
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(sentinels)) as pool:
-        answers = list(pool.map(lambda s: ask(s, args.sentinel_port, args.master_name, args.timeout), sentinels))
+        answers = list(pool.map(lambda s: ask(s, args.sentinel_port, args.master_name, args.timeout, password), sentinels))
     named = ", ".join(f"{s}: {a[0]}:{a[1]}" if a else f"{s}: no answer" for s, a in zip(sentinels, answers))
     master = choose(args.me, answers, args.quorum)
     if master is None:

@@ -1,0 +1,238 @@
+"""
+Redis ACL users and Sentinel authentication for the sessions Redis
+(salt/redis, docs/security.md "Redis").
+
+Every client of the sessions Redis has a user of its own, with only what it
+uses: PHP's session handler and the cron lock (``sessions``), HAProxy's
+master check (``check``), replication (``replication``), Sentinel
+(``sentinel``), Salt and operators (``admin``); ``default`` is what Zabbix
+agent 2's Redis plugin logs in as (it sends a password, no user name), read
+only and without keys. The users are declared in salt/redis/defaults.yaml
+(``redis:lookup:acl:users``), each naming the pillar key of its password.
+
+``acl_file`` turns them into the ACL file Redis loads (``aclfile``): one
+``user`` line each, passwords as SHA-256 hashes (the file holds no
+password). Sentinel's CONFIG REWRITE rewrites redis.conf, never the ACL
+file, and ``ACL LOAD`` applies a changed file to a running Redis without a
+restart, so no session is lost.
+
+``sentinel_conf`` gives Sentinel's file with the wanted authentication
+lines; ``sentinel_auth_current`` says whether the running Sentinel already
+has them (_states/lemp_redis.py uses both).
+
+The rule builders are pure; tests/unit/test_redis_acl.py loads their output
+into a real Redis 7.0 and a real Sentinel on loopback.
+"""
+
+import hashlib
+import re
+import socket
+
+__virtualname__ = "lemp_redis"
+
+USER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# a command (get), a subcommand (config|get) or a category (@all)
+COMMAND_RE = re.compile(r"^(@[a-z]+|[a-z][a-z-]*(\|[a-z][a-z-]*)?)$")
+# key and channel patterns: glob, no whitespace (the ACL file splits on it)
+PATTERN_RE = re.compile(r"^[!-~]{1,200}$")
+SETTINGS = "redis:lookup:acl:users"
+
+try:  # Salt's error shows in the render as it is; the unit tests run without Salt
+    from salt.exceptions import CommandExecutionError as AclError
+except ImportError:  # pragma: no cover
+    AclError = ValueError
+
+
+def password_hash(password: str) -> str:
+    """The ``#<sha256>`` form of ``password`` an ACL rule accepts."""
+    return "#" + hashlib.sha256(password.encode()).hexdigest()
+
+
+def _patterns(name, field, values):
+    values = values or []
+    if not isinstance(values, list) or not all(isinstance(v, str) and PATTERN_RE.match(v) for v in values):
+        raise AclError(f"{SETTINGS}:{name}:{field} must be a list of patterns without spaces, got {values!r}")
+    return values
+
+
+def user_rules(name: str, spec: dict, passwords: list) -> str:
+    """The ACL rules of one user: ``reset`` first (nothing left from
+    before), then on, its password hashes, key patterns, channels and
+    commands. ``spec``: ``keys``, ``channels``, ``commands`` (lists)."""
+    if not USER_RE.match(name or ""):
+        raise AclError(f"{SETTINGS}: user name {name!r} must be lower-case letters, digits, _ or -")
+    if not isinstance(spec, dict):
+        raise AclError(f"{SETTINGS}:{name} must be a mapping (password, keys, channels, commands)")
+    commands = spec.get("commands") or []
+    if not isinstance(commands, list) or not commands or not all(
+            isinstance(c, str) and COMMAND_RE.match(c) for c in commands):
+        raise AclError(f"{SETTINGS}:{name}:commands must list commands (get, config|get, @all), got {commands!r}")
+    if not passwords or not all(isinstance(p, str) and p for p in passwords):
+        raise AclError(f"{SETTINGS}:{name}: no password (its secret {spec.get('password')} is empty)")
+    rules = ["reset", "on"]
+    rules += sorted({password_hash(p) for p in passwords})
+    rules += ["~" + k for k in _patterns(name, "keys", spec.get("keys"))]
+    rules += ["&" + c for c in _patterns(name, "channels", spec.get("channels"))]
+    rules += ["-@all"] + ["+" + c for c in commands]
+    return " ".join(rules)
+
+
+def acl_file(users: dict, passwords: dict, legacy_password: str = "") -> str:
+    """The ACL file for ``users`` (salt/redis/defaults.yaml acl:users);
+    ``passwords`` maps each user name to its password. ``default`` must be
+    declared: Redis would otherwise create it with no password and every
+    right. ``legacy_password`` (upgrade only, docs/security.md): ``default``
+    also accepts the one password of before the ACL users, with every right
+    it had, so that clients not yet switched keep working."""
+    if not isinstance(users, dict) or "default" not in users:
+        raise AclError(f"{SETTINGS} must declare the user default (else Redis creates it with no password "
+                       "and every right)")
+    lines = []  # no comments: Redis refuses any line that is not a user
+    for name in sorted(users, key=lambda n: (n != "default", n)):
+        spec = users[name]
+        if name == "default" and legacy_password:
+            spec = {**spec, "keys": ["*"], "channels": ["*"], "commands": ["@all"]}
+            lines.append(f"user {name} {user_rules(name, spec, [passwords.get(name), legacy_password])}")
+        else:
+            lines.append(f"user {name} {user_rules(name, spec, [passwords.get(name)])}")
+    return "\n".join(lines) + "\n"
+
+
+def password_keys(users: dict) -> dict:
+    """``{user: pillar key of its password}``, each user naming one."""
+    keys = {}
+    for name, spec in (users or {}).items():
+        key = spec.get("password") if isinstance(spec, dict) else None
+        if not isinstance(key, str) or not key:
+            raise AclError(f"{SETTINGS}:{name}:password must name the pillar key of its secret "
+                           "(pillar/secrets.spec.yaml)")
+        keys[name] = key
+    return keys
+
+
+def render_acl_file(users: dict, legacy: bool = False) -> str:
+    """``acl_file`` with the passwords read from the pillar (lemp_secret)."""
+    passwords = {name: __salt__["lemp_secret.require"](key)  # noqa: F821
+                 for name, key in password_keys(users).items()}
+    legacy_password = __salt__["lemp_secret.require"](users["sessions"]["password"]) if legacy else ""  # noqa: F821
+    return acl_file(users, passwords, legacy_password)
+
+
+# -- Sentinel -------------------------------------------------------------------
+AUTH_LINE_RE = re.compile(r"^\s*(requirepass|user\s+default|sentinel\s+(auth-user|auth-pass|sentinel-user|"
+                          r"sentinel-pass))(\s|$)", re.IGNORECASE)
+
+
+def sentinel_auth_lines(master: str, user: str, password: str, requirepass: str) -> list:
+    """Sentinel's authentication lines: clients and the other Sentinels log
+    in with ``requirepass`` (Sentinel uses sentinel-pass to log in to its
+    peers), and Sentinel logs in to Redis as ``user``."""
+    for what, value in (("user", user), ("password", password), ("requirepass", requirepass)):
+        if not value or any(c.isspace() or c in "\"'" for c in value):
+            raise AclError(f"redis sentinel: the {what} must be set, without spaces or quotes")
+    return [f"requirepass {requirepass}", f"sentinel sentinel-pass {requirepass}",
+            f"sentinel auth-user {master} {user}", f"sentinel auth-pass {master} {password}"]
+
+
+def sentinel_conf(text: str, master: str, user: str, password: str, requirepass: str) -> str:
+    """``text`` (sentinel.conf, as Sentinel last rewrote it) with its
+    authentication lines replaced by the wanted ones; every other line
+    (epochs, known replicas and Sentinels) kept."""
+    kept = [line for line in text.splitlines() if not AUTH_LINE_RE.match(line)]
+    return "\n".join(kept + sentinel_auth_lines(master, user, password, requirepass)) + "\n"
+
+
+def _resp(*args) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def ask(host: str, port: int, commands: list, timeout: float = 2.0) -> list:
+    """Send ``commands`` (each a list of arguments) pipelined and return the
+    reply of each as text: a simple string or error (``+OK``, ``-NOAUTH ...``),
+    or the first element of a bulk or array reply. Raises OSError when the
+    server does not answer."""
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.settimeout(timeout)
+        conn.sendall(b"".join(_resp(*c) for c in commands))
+        buffer = b""
+        replies = []
+        while len(replies) < len(commands):
+            reply, buffer = _read_reply(conn, buffer)
+            replies.append(reply)
+    return replies
+
+
+def _read_line(conn, buffer):
+    while b"\r\n" not in buffer:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise OSError("connection closed")
+        buffer += chunk
+    line, _, rest = buffer.partition(b"\r\n")
+    return line.decode(errors="replace"), rest
+
+
+def _read_reply(conn, buffer):
+    line, buffer = _read_line(conn, buffer)
+    kind = line[:1]
+    if kind in ("+", "-", ":"):
+        return line, buffer
+    if kind == "$":
+        size = int(line[1:])
+        if size < 0:
+            return "", buffer
+        while len(buffer) < size + 2:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise OSError("connection closed")
+            buffer += chunk
+        return buffer[:size].decode(errors="replace"), buffer[size + 2:]
+    if kind == "*":
+        count, first = int(line[1:]), None
+        for _ in range(max(count, 0)):
+            item, buffer = _read_reply(conn, buffer)
+            first = item if first is None else first
+        return first if first is not None else "", buffer
+    raise OSError(f"not a Redis reply: {line[:40]!r}")
+
+
+def sentinel_auth_current(conf_path: str, port: int, master: str, user: str, password: str,
+                          requirepass: str, host: str = "127.0.0.1") -> tuple:
+    """(True, why) when the Sentinel on ``port`` refuses a client without
+    the password, accepts ``requirepass``, and its file holds the wanted
+    auth-user/auth-pass for ``master``; else (False, what differs)."""
+    try:
+        with open(conf_path, encoding="utf-8") as handle:
+            lines = {line.strip() for line in handle}
+    except OSError as exc:
+        return False, f"cannot read {conf_path}: {exc}"
+    missing = [line.split()[0 if line.startswith("requirepass") else 1]
+               for line in sentinel_auth_lines(master, user, password, requirepass)[2:] if line not in lines]
+    if missing:
+        return False, f"{conf_path} lacks the wanted {', '.join(missing)} for {master}"
+    try:
+        anonymous = ask(host, port, [["PING"]])[0]
+        logged_in = ask(host, port, [["AUTH", requirepass], ["PING"]])
+    except OSError as exc:
+        return False, f"Sentinel on {host}:{port} does not answer ({exc})"
+    if not anonymous.startswith("-NOAUTH"):
+        return False, f"Sentinel on {host}:{port} answers without a password ({anonymous})"
+    if logged_in != ["+OK", "+PONG"]:
+        return False, f"Sentinel on {host}:{port} refuses its password ({logged_in[0]})"
+    return True, f"Sentinel on {host}:{port} requires its password and logs in to {master} as {user}"
+
+
+def acl_load(port: int, user: str, password: str, host: str = "127.0.0.1") -> str:
+    """``ACL LOAD`` on the Redis at ``port`` as ``user``: "" when done,
+    else Redis's error (the file is refused whole: nothing changes)."""
+    try:
+        replies = ask(host, port, [["AUTH", user, password], ["ACL", "LOAD"]])
+    except OSError as exc:
+        return f"Redis on {host}:{port} does not answer ({exc})"
+    if replies[0] != "+OK":
+        return f"AUTH as {user} refused: {replies[0]}"
+    return "" if replies[1] == "+OK" else replies[1]

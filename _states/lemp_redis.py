@@ -1,0 +1,112 @@
+"""
+The running Redis and Sentinel use what Salt wrote (logic: _modules/lemp_redis.py).
+
+    redis-acl-file-loaded:
+      lemp_redis.acl_loaded:
+        - name: /etc/redis/lemp-ha-users.acl
+        - port: 6379
+        - user: admin
+        - password: ...
+
+``acl_loaded``: a changed ACL file is applied with ``ACL LOAD`` (no
+restart, no session lost). What was loaded is recorded (the file's sha256
+in ``stamp``), so a run that wrote the file and failed before loading it is
+made good by the next one; a restart loads the file itself, so the record
+stays true.
+
+``sentinel_authenticated``: sentinel.conf is written once (Sentinel rewrites
+it), so a new password would never reach it. This state asks the running
+Sentinel (refuses a client without the password, accepts the wanted one)
+and reads its file (auth-user/auth-pass); when either differs, it stops
+Sentinel, rewrites only the authentication lines and starts it again. One
+Sentinel restarting costs no session: the others keep the quorum.
+"""
+
+import hashlib
+import os
+import time
+
+__virtualname__ = "lemp_redis"
+
+
+def __virtual__():
+    if "lemp_redis.acl_load" in __salt__:  # noqa: F821
+        return __virtualname__
+    return (False, "lemp_redis execution module is not loaded (run saltutil.sync_modules)")
+
+
+def _digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def acl_loaded(name, port, user, password, stamp="/var/lib/redis/lemp-ha-acl.loaded"):
+    """Redis on ``port`` has loaded the ACL file ``name``."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    try:
+        digest = _digest(name)
+        with open(stamp, encoding="utf-8") as handle:
+            loaded = handle.read().strip()
+    except FileNotFoundError:
+        loaded = ""
+    except OSError as exc:
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    if loaded == digest:
+        ret.update(result=True, comment=f"Redis runs the ACL file {name} (sha256 {digest[:12]})")
+        return ret
+    changes = {"acl": {"old": loaded[:12] or None, "new": digest[:12]}}
+    if __opts__["test"]:  # noqa: F821
+        ret.update(result=None, changes=changes, comment=f"would ACL LOAD {name}")
+        return ret
+    error = __salt__["lemp_redis.acl_load"](int(port), user, password)  # noqa: F821
+    if error:
+        ret["comment"] = f"ACL LOAD of {name} failed, Redis keeps its users: {error}"
+        return ret
+    with open(stamp, "w", encoding="utf-8") as handle:
+        handle.write(digest + "\n")
+    ret.update(result=True, changes=changes, comment=f"ACL LOAD {name}: done, no restart")
+    return ret
+
+
+def sentinel_authenticated(name, port, master, user, password, requirepass, service="redis-sentinel",
+                           timeout=10):
+    """The Sentinel of ``service`` (file ``name``, ``port``) requires
+    ``requirepass`` and logs in to ``master`` as ``user``/``password``."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    check = __salt__["lemp_redis.sentinel_auth_current"]  # noqa: F821
+    ok, why = check(name, int(port), master, user, password, requirepass)
+    if ok:
+        ret.update(result=True, comment=why)
+        return ret
+    changes = {"sentinel": {"old": why, "new": "authentication lines rewritten, Sentinel restarted"}}
+    if __opts__["test"]:  # noqa: F821
+        ret.update(result=None, changes=changes, comment=f"would rewrite the authentication of {name}: {why}")
+        return ret
+    stopped = __salt__["service.stop"](service)  # noqa: F821
+    if not stopped:
+        ret["comment"] = f"could not stop {service} to rewrite {name}"
+        return ret
+    try:
+        with open(name, encoding="utf-8") as handle:
+            text = handle.read()
+        wanted = __salt__["lemp_redis.sentinel_conf"](text, master, user, password, requirepass)  # noqa: F821
+        st = os.stat(name)
+        tmp = name + ".lemp-ha"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(wanted)
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.replace(tmp, name)
+    finally:
+        __salt__["service.start"](service)  # noqa: F821
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, why = check(name, int(port), master, user, password, requirepass)
+        if ok or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    ret.update(result=ok, changes=changes if ok else {},
+               comment=("Sentinel restarted with its current authentication" if ok
+                        else f"rewrote {name} and restarted {service}, still: {why}"))
+    return ret

@@ -1,0 +1,229 @@
+"""Redis ACL users and Sentinel authentication (_modules/lemp_redis.py): the
+rules are built from salt/redis/defaults.yaml, a bad entry stops the render
+naming the key, and the file is loaded into a real Redis 7.0 on loopback,
+where each user can do what its client does and nothing else. Sentinel's
+authentication lines are checked against a real Sentinel."""
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import yaml
+
+import lemp_redis  # tests/conftest.py puts _modules on the path
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+USERS = yaml.safe_load((REPO / "salt" / "redis" / "defaults.yaml").read_text())["redis"]["acl"]["users"]
+PASSWORDS = {name: f"pw-{name}" for name in USERS}
+WRAPPER = REPO / "salt" / "webapp" / "files" / "lemp-cron-once"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(predicate, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _answers(port):
+    try:
+        lemp_redis.ask("127.0.0.1", port, [["PING"]], timeout=0.5)
+        return True
+    except OSError:
+        return False
+
+
+def as_user(port, user, *command):
+    """The reply to ``command`` sent as ``user`` (its password from PASSWORDS)."""
+    auth = ["AUTH", PASSWORDS[user]] if user == "default" else ["AUTH", user, PASSWORDS[user]]
+    replies = lemp_redis.ask("127.0.0.1", port, [auth, list(command)])
+    assert replies[0] == "+OK", replies
+    return replies[1]
+
+
+# -- pure rules -------------------------------------------------------------------
+
+def test_the_file_holds_hashes_not_passwords_and_declares_default_first():
+    text = lemp_redis.acl_file(USERS, PASSWORDS)
+    assert not any(pw in text for pw in PASSWORDS.values())
+    lines = [line for line in text.splitlines() if line.startswith("user ")]
+    assert lines[0].startswith("user default reset on #")
+    assert {line.split()[1] for line in lines} == set(USERS)
+    sessions = next(line for line in lines if line.split()[1] == "sessions")
+    assert "~PHPREDIS_SESSION:*" in sessions and "+config" not in sessions and "+flushall" not in sessions
+
+
+@pytest.mark.parametrize("users, message", [
+    ({"sessions": USERS["sessions"]}, "must declare the user default"),
+    ({**USERS, "Bad Name": USERS["check"]}, "user name 'Bad Name'"),
+    ({**USERS, "check": {**USERS["check"], "commands": ["info replication"]}}, "redis:lookup:acl:users:check:commands"),
+    ({**USERS, "check": {**USERS["check"], "keys": ["a b"]}}, "redis:lookup:acl:users:check:keys"),
+])
+def test_a_bad_user_entry_stops_the_render_naming_the_key(users, message):
+    with pytest.raises(lemp_redis.AclError, match=message.replace("*", r"\*")):
+        lemp_redis.acl_file(users, {name: "pw" for name in users})
+
+
+def test_a_user_without_a_password_key_is_refused_naming_it():
+    with pytest.raises(lemp_redis.AclError, match="redis:lookup:acl:users:check:password"):
+        lemp_redis.password_keys({**USERS, "check": {"commands": ["ping"]}})
+
+
+def test_sentinel_conf_replaces_only_the_authentication_lines():
+    text = ("port 26379\nsentinel monitor sessions 10.0.0.1 6379 2\nsentinel auth-pass sessions old\n"
+            "user default on #abc ~* &* +@all\nsentinel known-sentinel sessions 10.0.0.2 26379 id\n")
+    out = lemp_redis.sentinel_conf(text, "sessions", "sentinel", "new", "spw")
+    assert "old" not in out and "#abc" not in out
+    assert "sentinel known-sentinel sessions 10.0.0.2 26379 id" in out
+    assert out.splitlines()[-4:] == ["requirepass spw", "sentinel sentinel-pass spw",
+                                     "sentinel auth-user sessions sentinel", "sentinel auth-pass sessions new"]
+
+
+# -- against a real Redis 7.0 and Sentinel ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def redis(host_tool, tmp_path_factory):
+    """A Redis master with the ACL file, a replica logging in as `replication`, a Sentinel logging in
+    as `sentinel` and requiring its own password."""
+    server = host_tool("redis-server")
+    folder = tmp_path_factory.mktemp("redis-acl")
+    acl = folder / "users.acl"
+    acl.write_text(lemp_redis.acl_file(USERS, PASSWORDS))
+    master, replica, sentinel = _free_port(), _free_port(), _free_port()
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs = [subprocess.Popen([server, *common, "--port", str(master), "--dir", str(folder),
+                               "--aclfile", str(acl)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    (folder / "replica").mkdir()
+    (folder / "replica" / "users.acl").write_text(acl.read_text())
+    procs.append(subprocess.Popen([server, *common, "--port", str(replica), "--dir", str(folder / "replica"),
+                                   "--aclfile", str(folder / "replica" / "users.acl"),
+                                   "--replicaof", "127.0.0.1", str(master), "--masteruser", "replication",
+                                   "--masterauth", PASSWORDS["replication"]],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    conf = folder / "sentinel.conf"
+    conf.write_text(f"bind 127.0.0.1\nport {sentinel}\ndir {folder}\nsentinel monitor sessions 127.0.0.1 {master} 1\n"
+                    + "\n".join(lemp_redis.sentinel_auth_lines("sessions", "sentinel", PASSWORDS["sentinel"],
+                                                                "sentinel-pw")) + "\n")
+    procs.append(subprocess.Popen([server, str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL))
+    try:
+        for port in (master, replica, sentinel):
+            _wait(lambda port=port: _answers(port), f"redis on {port} did not answer")
+        yield {"master": master, "replica": replica, "sentinel": sentinel, "acl": acl, "folder": folder,
+               "conf": conf}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_the_sessions_user_does_what_php_and_the_cron_lock_do_and_nothing_else(redis):
+    port = redis["master"]
+    key = "PHPREDIS_SESSION:abc"
+    assert as_user(port, "sessions", "SETEX", key, "60", "data") == "+OK"
+    assert as_user(port, "sessions", "GET", key) == "data"
+    assert as_user(port, "sessions", "EXISTS", key) == ":1"
+    assert as_user(port, "sessions", "EXPIRE", key, "60") == ":1"
+    assert as_user(port, "sessions", "SET", key + "_LOCK", "me", "NX", "PX", "5000") == "+OK"
+    release = 'if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end'
+    assert as_user(port, "sessions", "EVAL", release, "1", key + "_LOCK", "me") == ":1"
+    assert as_user(port, "sessions", "SET", "lemp-cron:shop:job:slot", "web1", "NX", "EX", "60") == "+OK"
+    assert as_user(port, "sessions", "DEL", key) == ":1"
+    for command in (["CONFIG", "GET", "*"], ["FLUSHALL"], ["KEYS", "*"], ["ACL", "LIST"],
+                    ["REPLICAOF", "NO", "ONE"], ["SHUTDOWN"]):
+        assert as_user(port, "sessions", *command).startswith("-NOPERM"), command
+    assert as_user(port, "sessions", "GET", "other-key").startswith("-NOPERM")
+    assert as_user(port, "sessions", "EVAL", "return redis.call('flushall')", "0").startswith("-")
+
+
+def test_check_monitor_and_replication_users_have_only_their_commands(redis):
+    port = redis["master"]
+    assert as_user(port, "check", "PING") == "+PONG"
+    assert "role:master" in as_user(port, "check", "INFO", "replication")
+    assert as_user(port, "check", "GET", "PHPREDIS_SESSION:abc").startswith("-NOPERM")
+    assert as_user(port, "default", "CONFIG", "GET", "maxmemory") == "maxmemory"
+    assert as_user(port, "default", "SLOWLOG", "LEN").startswith(":")
+    assert as_user(port, "default", "GET", "PHPREDIS_SESSION:abc").startswith("-NOPERM")
+    assert as_user(port, "default", "CONFIG", "SET", "maxmemory", "1").startswith("-NOPERM")
+    assert as_user(port, "replication", "GET", "x").startswith("-NOPERM")
+    _wait(lambda: "master_link_status:up" in as_user(redis["replica"], "check", "INFO", "replication"),
+          "the replica did not sync as user replication")
+
+
+def test_the_legacy_password_works_until_the_file_drops_it_and_acl_load_applies_that(redis):
+    port = redis["master"]
+    redis["acl"].write_text(lemp_redis.acl_file(USERS, PASSWORDS, legacy_password="old-one"))
+    assert lemp_redis.acl_load(port, "admin", PASSWORDS["admin"]) == ""
+    assert lemp_redis.ask("127.0.0.1", port, [["AUTH", "old-one"], ["CONFIG", "GET", "maxmemory"]])[1] == "maxmemory"
+    redis["acl"].write_text(lemp_redis.acl_file(USERS, PASSWORDS))
+    assert lemp_redis.acl_load(port, "sessions", PASSWORDS["sessions"]).startswith("-NOPERM")
+    assert lemp_redis.acl_load(port, "admin", PASSWORDS["admin"]) == ""
+    assert lemp_redis.ask("127.0.0.1", port, [["AUTH", "old-one"]])[0].startswith("-WRONGPASS")
+    assert as_user(port, "sessions", "GET", "PHPREDIS_SESSION:none") == ""
+
+
+def test_sentinel_requires_its_password_and_reaches_redis_as_its_user(redis):
+    port = redis["sentinel"]
+    assert lemp_redis.ask("127.0.0.1", port, [["SENTINEL", "FAILOVER", "sessions"]])[0].startswith("-NOAUTH")
+    replies = lemp_redis.ask("127.0.0.1", port, [["AUTH", "sentinel-pw"], ["SENTINEL", "MASTER", "sessions"]])
+    assert replies == ["+OK", "name"]
+    # Sentinel rewrites its file (epochs, peers): the check reads what it writes
+    assert lemp_redis.ask("127.0.0.1", port, [["AUTH", "sentinel-pw"], ["SENTINEL", "FLUSHCONFIG"]])[1] == "+OK"
+    ok, why = lemp_redis.sentinel_auth_current(str(redis["conf"]), port, "sessions", "sentinel",
+                                               PASSWORDS["sentinel"], "sentinel-pw")
+    assert ok, why
+
+    def flags():
+        reply = lemp_redis.ask("127.0.0.1", port, [["AUTH", "sentinel-pw"], ["SENTINEL", "MASTER", "sessions"]])
+        return reply
+    # Sentinel's link to the master is up: it logs in as `sentinel`.
+    _wait(lambda: "+OK" in flags() and "s_down" not in open(redis["conf"]).read(), "sentinel link")
+    ok, why = lemp_redis.sentinel_auth_current(str(redis["conf"]), port, "sessions", "sentinel",
+                                               PASSWORDS["sentinel"], "a-new-one")
+    assert not ok and "refuses its password" in why
+
+
+def test_the_cron_lock_takes_the_slot_as_the_sessions_user(redis):
+    assert os.geteuid() == 0, "lemp-cron-once runs as root (runuser)"
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="lemp-cron-acl-"))  # nobody enters it: not under pytest's 0700
+    tmp_path.chmod(0o755)
+    current = tmp_path / "current"
+    current.mkdir(mode=0o755)
+    command = tmp_path / "job.command"
+    command.write_text("true\n")
+    command.chmod(0o644)
+    auth = tmp_path / "auth"
+    auth.write_text(f"sessions\n{PASSWORDS['sessions']}\n")
+    auth.chmod(0o600)
+    env = dict(os.environ, LEMP_CRON_APP="shop", LEMP_CRON_JOB="acl", LEMP_CRON_NODE="web1",
+               LEMP_CRON_USER="nobody", LEMP_CRON_DIR=str(current), LEMP_CRON_REDIS_HOST="127.0.0.1",
+               LEMP_CRON_REDIS_PORT=str(redis["master"]), LEMP_CRON_TTL="60", LEMP_CRON_AUTH_FILE=str(auth))
+    proc = subprocess.run(["/bin/bash", str(WRAPPER), str(command)], capture_output=True, text=True, env=env,
+                          timeout=60)
+    shutil.rmtree(tmp_path)
+    assert proc.returncode == 0 and "ran on web1 rc=0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_lemp_redis_follow_asks_a_sentinel_that_requires_a_password(redis, tmp_path):
+    conf = tmp_path / "redis.conf"
+    conf.write_text("include /etc/redis/lemp-ha.conf\n")
+    secret = tmp_path / "sentinel.auth"
+    secret.write_text("sentinel-pw\n")
+    base = ["python3", str(REPO / "salt" / "redis" / "files" / "lemp-redis-follow.py"), "--me", "10.77.0.21",
+            "--master-name", "sessions", "--sentinels", "127.0.0.1", "--sentinel-port", str(redis["sentinel"]),
+            "--config", str(conf), "--timeout", "0.5"]
+    proc = subprocess.run(base, capture_output=True, text=True, timeout=30)
+    assert "127.0.0.1: no answer" in proc.stdout, "without the password the Sentinel gives no vote"
+    proc = subprocess.run(base + ["--password-file", str(secret)], capture_output=True, text=True, timeout=30)
+    assert f"starting as a replica of 127.0.0.1:{redis['master']}" in proc.stdout, proc.stdout + proc.stderr
