@@ -137,5 +137,5 @@ def test_replication_and_sst_use_the_galera_ca_and_clients_the_platform_ca():
                           "tcert": "/etc/mysql/ssl/galera-cert.pem", "tkey": "/etc/mysql/ssl/galera-key.pem"}
     assert cnf["mysqld"]["ssl_ca"] == "/etc/mysql/ssl/ca.pem"
     # the DB endpoint's certificate (the internal VIP's name), for the app's identity check
-    assert cnf["mysqld"]["ssl_cert"] == "/etc/mysql/ssl/endpoint-cert.pem"
-    assert cnf["mysqld"]["ssl_key"] == "/etc/mysql/ssl/endpoint-key.pem"
+    # (salt/galera/config.sls writes tls:db_endpoint there; the path never changes, so FLUSH SSL applies it)
+    assert cnf["mysqld"]["ssl_cert"] == "/etc/mysql/ssl/server-cert.pem"
