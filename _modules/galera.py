@@ -273,6 +273,74 @@ def parse_grants(lines):
     return grants
 
 
+# Privileges MariaDB 10.11 grants at database and global level (GRANT ...
+# ON db.* / *.*), as SHOW GRANTS spells them. A name outside this list is a
+# typo in pillar, refused at render rather than by the server mid-state.
+PRIVILEGES = frozenset({
+    "ALTER", "ALTER ROUTINE", "CREATE", "CREATE ROUTINE", "CREATE TEMPORARY TABLES", "CREATE VIEW",
+    "DELETE", "DELETE HISTORY", "DROP", "EVENT", "EXECUTE", "INDEX", "INSERT", "LOCK TABLES",
+    "REFERENCES", "SELECT", "SHOW VIEW", "TRIGGER", "UPDATE",
+    # global only
+    "BINLOG ADMIN", "BINLOG MONITOR", "BINLOG REPLAY", "CONNECTION ADMIN", "CREATE TABLESPACE",
+    "CREATE USER", "FEDERATED ADMIN", "FILE", "GRANT OPTION", "PROCESS", "READ_ONLY ADMIN", "RELOAD",
+    "REPLICATION MASTER ADMIN", "REPLICATION SLAVE", "REPLICATION SLAVE ADMIN", "SET USER", "SHOW DATABASES",
+    "SHUTDOWN", "SLAVE MONITOR", "SUPER",
+})
+# What a schema change needs on the app's database and the runtime account
+# never holds (app:database:migrate_privileges adds to the runtime's).
+DDL_PRIVILEGES = frozenset({"ALTER", "CREATE", "DROP", "INDEX", "REFERENCES", "CREATE VIEW", "TRIGGER",
+                            "CREATE ROUTINE", "ALTER ROUTINE", "EVENT"})
+
+
+def check_privileges(privileges, where):
+    """Upper-cased privilege names, sorted; a CommandExecutionError names
+    ``where`` and the unknown name (a list is required: a string would be
+    read letter by letter)."""
+    if not isinstance(privileges, (list, tuple, set, frozenset)):
+        raise CommandExecutionError(f"{where}: a list of privilege names is required, got {privileges!r}")
+    names = [" ".join(str(p).upper().split()) for p in privileges]
+    unknown = sorted(set(names) - PRIVILEGES)
+    if unknown or "ALL" in names or "ALL PRIVILEGES" in names:
+        raise CommandExecutionError(
+            f"{where}: unknown or refused privilege {', '.join(unknown) or 'ALL'}; "
+            f"known: {', '.join(sorted(PRIVILEGES))} (ALL is refused: name what the account needs)"
+        )
+    return sorted(set(names))
+
+
+def app_accounts(database):
+    """The app's two accounts from the merged app:database settings: the
+    runtime account (``user``, ``privileges``: what PHP needs serving
+    requests) and the migration account (``migrate_user``, default
+    ``<user>_migrate``; ``privileges`` plus ``migrate_privileges``).
+    Both on ``name``.* only. Errors name the pillar key.
+
+    Returns {runtime: {user, privileges}, migrate: {user, privileges}}."""
+    user = str(database.get("user") or "")
+    if not IDENT_RE.match(user) or len(user) > 24:
+        raise CommandExecutionError(
+            f"app:database:user {user!r}: 1-24 of A-Z a-z 0-9 _ $ - (the migration account adds _migrate)")
+    runtime = check_privileges(database.get("privileges"), "app:database:privileges")
+    extra = check_privileges(database.get("migrate_privileges") or [], "app:database:migrate_privileges")
+    migrate_user = str(database.get("migrate_user") or f"{user}_migrate")
+    if not IDENT_RE.match(migrate_user) or len(migrate_user) > 32:
+        raise CommandExecutionError(f"app:database:migrate_user {migrate_user!r}: 1-32 of A-Z a-z 0-9 _ $ -")
+    if migrate_user == user:
+        raise CommandExecutionError(
+            f"app:database:migrate_user {migrate_user!r} is the runtime account: the migration account must be another")
+    for key, names in (("privileges", runtime), ("migrate_privileges", extra)):
+        global_only = sorted(set(names) - (DDL_PRIVILEGES | {
+            "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE",
+            "SHOW VIEW", "DELETE HISTORY"}))
+        if global_only:
+            raise CommandExecutionError(
+                f"app:database:{key}: {', '.join(global_only)} cannot be granted on one database (global privileges)")
+    return {
+        "runtime": {"user": user, "privileges": runtime},
+        "migrate": {"user": migrate_user, "privileges": sorted(set(runtime) | set(extra))},
+    }
+
+
 def _sql_string(value):
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -741,15 +809,16 @@ def database_create(name, charset="utf8mb4", collate="utf8mb4_unicode_ci"):
 
 
 def user_info(user, host):
-    """{plugin, authentication_string} of an account, or None."""
+    """{plugin, authentication_string, ssl_type} of an account, or None
+    (ssl_type: '' none, 'ANY' for REQUIRE SSL, 'X509', 'SPECIFIED')."""
     rows = query(
-        "SELECT plugin, authentication_string FROM mysql.user WHERE "
+        "SELECT plugin, authentication_string, ssl_type FROM mysql.user WHERE "
         f"User = {_sql_string(user)} AND Host = {_sql_string(host)}"
     )
     if not rows:
         return None
-    row = rows[0] + ["", ""]
-    return {"plugin": row[0], "authentication_string": row[1]}
+    row = rows[0] + ["", "", ""]
+    return {"plugin": row[0], "authentication_string": row[1], "ssl_type": row[2].upper()}
 
 
 def user_grants(user, host):
@@ -757,11 +826,17 @@ def user_grants(user, host):
     return parse_grants(r[0] for r in rows if r)
 
 
-def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=False):
-    """Make an account match: authentication (password hash or unix_socket)
-    and exactly the given grants ({object: [privileges]}); privileges on other
-    objects are revoked. Returns a list of what changed (or would)."""
+def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=False, require_ssl=None):
+    """Make an account match: authentication (password hash or unix_socket),
+    exactly the given grants ({object: [privileges]}; privileges on other
+    objects are revoked, and those beyond the list on the same object) and,
+    when ``require_ssl`` is True or False, REQUIRE SSL or REQUIRE NONE (None
+    leaves an existing account's TLS requirement as it is: orch.site sets
+    it once the clients use TLS). Returns a list of what changed (or would).
+    Unknown privilege names are refused before any SQL runs."""
     account = _account(user, host)
+    for obj, privs in (grants or {}).items():
+        check_privileges(privs, f"grants on {obj} for {user}@{host}")
     if unix_socket:
         auth = "IDENTIFIED VIA unix_socket"
     elif password:
@@ -787,6 +862,10 @@ def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=
             changes.append("authentication updated")
             statements.append(f"ALTER USER {account} {auth}")
         current = user_grants(user, host)
+    have_ssl = bool(info and info.get("ssl_type"))
+    if require_ssl is not None and bool(require_ssl) != have_ssl:
+        statements.append(f"ALTER USER {account} REQUIRE {'SSL' if require_ssl else 'NONE'}")
+        changes.append("REQUIRE SSL" if require_ssl else "REQUIRE NONE")
     wanted = {
         _object(obj).replace("`", ""): {p.strip().upper() for p in privs}
         for obj, privs in (grants or {}).items()

@@ -485,6 +485,16 @@ def _secret_names(app):
     return [str(name) for name in names]
 
 
+def _migrate_user(database):
+    """app:database:migrate_user, else <user>_migrate: the rule of
+    _modules/galera.py app_accounts, which creates the account."""
+    user = str(database.get("migrate_user") or f"{database.get('user', '')}_migrate")
+    if user == str(database.get("user", "")):
+        raise AppSettingsError(f"app:database:migrate_user {json.dumps(user)} is the runtime account "
+                               "(app:database:user): the migration account must be another")
+    return user
+
+
 def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=None, nginx=None, releases_on_disk=None,
              db_endpoint=""):
     """Check the merged ``app`` settings and return them with what follows:
@@ -493,7 +503,8 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     ``source_kind`` (path, git, archive or package), ``package`` (for a
     package source: name, path and version), ``db_host``
     (app:database:host, else ``db_endpoint``: the internal endpoints'
-    address, topology network.internal_vip), ``first_web`` (the first web member:
+    address, topology network.internal_vip), ``db_migrate_user``
+    (app:database:migrate_user, else <user>_migrate), ``first_web`` (the first web member:
     it runs the migration), ``url`` (app:url, else https://<VIP>),
     ``secret_names`` (app:secrets), ``template_app`` (``app`` without the
     database password, for the config template), ``links`` (shared_paths
@@ -550,6 +561,8 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
                                "(topology network.internal_vip; pillar/app.sls)")
     template_app = copy.deepcopy(app)
     (template_app.get("database") or {}).pop("password", None)
+    # the migration account's password reaches app:migrate only (salt/webapp/migrate.sls)
+    (template_app.get("database") or {}).pop("migrate_password", None)
     app_dir = f"{root}/{name}"
     releases = (releases_on_disk or release_links)(app_dir)
     static_urls = _check_release_links(version, links, releases, docroot)
@@ -561,6 +574,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "source_kind": kind,
         "package": package,
         "db_host": db_host,
+        "db_migrate_user": _migrate_user(app.get("database") or {}),
         "first_web": web_members[0]["name"],
         "url": _url(app.get("url"), vip),
         "secret_names": _secret_names(app),

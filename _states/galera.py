@@ -41,9 +41,12 @@ def _not_ready(ret):
     return ret
 
 
-def user_present(name, host="localhost", password=None, unix_socket=False, grants=None):
+def user_present(name, host="localhost", password=None, unix_socket=False, grants=None, require_ssl=None):
     """An account with this authentication and exactly these grants
-    ({object: [privileges]}; privileges elsewhere are revoked)."""
+    ({object: [privileges]}; privileges elsewhere are revoked, and those
+    beyond the list). ``require_ssl``: True sets REQUIRE SSL (the server
+    refuses the account's logins without TLS), False REQUIRE NONE, None
+    (default) leaves it as it is."""
     ret = {"name": f"{name}@{host}", "result": False, "changes": {}, "comment": ""}
     if not unix_socket and not password:
         ret["comment"] = f"{name}@{host}: no password given (is the secret in pillar?)"
@@ -53,7 +56,8 @@ def user_present(name, host="localhost", password=None, unix_socket=False, grant
     test = __opts__.get("test", False)  # noqa: F821
     try:
         changes = __salt__["galera.user_ensure"](  # noqa: F821
-            name, host, password=password, unix_socket=unix_socket, grants=grants or {}, test=test
+            name, host, password=password, unix_socket=unix_socket, grants=grants or {}, test=test,
+            require_ssl=require_ssl,
         )
     except Exception as exc:  # pylint: disable=broad-except
         ret["comment"] = f"{name}@{host}: {exc}"

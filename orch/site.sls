@@ -16,7 +16,10 @@
          it by itself once this run is over (salt/master/service.sls);
       4. the database tier: packages and config, then form (or join) the
          Galera cluster one node at a time; never bootstrap a second cluster;
-      5. the web tier, then publish the web nodes in the mine;
+      5. the web tier, then publish the web nodes in the mine; once every
+         web node's release config connects to MySQL over TLS, the app's
+         runtime account gets REQUIRE SSL (not before: an upgrade would
+         refuse the running app's plain connections in between);
       6. the load balancers, whose backends come from that mine, then the
          app's schema migration, once, through the database endpoint they serve;
       7. monitoring: mon1's Zabbix server, last. The agents (in `common`,
@@ -75,6 +78,16 @@ validate-topology-before-touching-any-machine:
 {#- orch.galera.site (included above) forms the cluster after the database
     tier and ends with `galera-cluster-ready`. #}
 {{ tier('web', 'galera-cluster-ready') }}
+
+{#- On a Synced data node (Galera replicates the account); a node that is not
+    Synced skips, saying so (_states/galera.py). #}
+require-tls-for-the-app-database-account:
+  salt.state:
+    - tgt: {{ (topology.roles.db.members | map(attribute='name') | list | first) or master }}
+    - sls: galera.databases
+    - pillar: {app_db_require_ssl: True}
+    - require:
+      - apply-highstate-on-web-tier
 
 publish-web-nodes-in-the-mine:
   salt.function:

@@ -2,8 +2,19 @@
 // Create or update the sample app's schema; safe to run again and from two
 // machines at once (every step is idempotent, applied steps are recorded).
 //   php bin/migrate.php     (in the release directory)
+// Runs as the migration account (schema rights) that salt/webapp/migrate.sls
+// passes in LEMP_DB_MIGRATE_USER / LEMP_DB_MIGRATE_PASSWORD; the runtime
+// account of config.php may not create tables.
 declare(strict_types=1);
 require dirname(__DIR__) . '/src/bootstrap.php';
+
+$migrateUser = getenv('LEMP_DB_MIGRATE_USER');
+$migratePassword = getenv('LEMP_DB_MIGRATE_PASSWORD');
+if ($migrateUser === false || $migrateUser === '' || $migratePassword === false) {
+    fwrite(STDERR, "migration failed: LEMP_DB_MIGRATE_USER and LEMP_DB_MIGRATE_PASSWORD are not set "
+        . "(salt/webapp/migrate.sls sets them; by hand: the migration account of pillar app:database)\n");
+    exit(1);
+}
 
 $steps = [
     '001-create-items' => 'CREATE TABLE IF NOT EXISTS items (
@@ -16,7 +27,7 @@ $steps = [
 ];
 
 try {
-    $db = app_db();
+    $db = app_db($migrateUser, $migratePassword);
     $db->exec('CREATE TABLE IF NOT EXISTS schema_migrations (
         step VARCHAR(128) NOT NULL PRIMARY KEY,
         applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP

@@ -13,7 +13,7 @@ include:
   - galera.package
 {#- The TLS files come from the pillar (contents_pillar): check they are
     there before anything is written. #}
-{%- for key in ('tls:ca_cert', 'tls:cert', 'tls:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
+{%- for key in ('tls:ca_cert', 'tls:db_endpoint:cert', 'tls:db_endpoint:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
 {#- Galera's own TLS files: from the dedicated Galera CA (galera:tls), or
     at a step of a move between CAs a bundle of both (galera:lookup:tls:stage;
     _modules/galera.py decides which pillar keys). #}
@@ -47,26 +47,44 @@ galera-ssl-ca-cert-managed:
     - require:
       - file: galera-ssl-directory-present
 
-galera-ssl-node-cert-managed:
+{#- The certificate MariaDB shows its clients (server-cert.pem, the path
+    galera.cnf has always named, so FLUSH SSL below switches it without a
+    restart): the DB endpoint's (pillar tls:db_endpoint, subjectAltName the
+    internal VIP), the same on every data node, so that the app, which
+    connects to the internal VIP, can check the server's name. #}
+galera-ssl-endpoint-cert-managed:
   file.managed:
     - name: {{ galera.ssl_dir }}/server-cert.pem
-    - contents_pillar: tls:cert
+    - contents_pillar: tls:db_endpoint:cert
     - user: root
     - group: mysql
     - mode: '0644'
     - require:
       - file: galera-ssl-directory-present
 
-galera-ssl-node-key-managed:
+galera-ssl-endpoint-key-managed:
   file.managed:
     - name: {{ galera.ssl_dir }}/server-key.pem
-    - contents_pillar: tls:key
+    - contents_pillar: tls:db_endpoint:key
     - user: root
     - group: mysql
     - mode: '0640'
     - show_changes: False
     - require:
       - file: galera-ssl-directory-present
+
+{#- A new client certificate (or CA) takes effect without a restart:
+    FLUSH SSL reloads ssl_ca/ssl_cert/ssl_key (MariaDB 10.4+); sessions
+    already open keep theirs. Only while the server runs; a stopped one
+    reads the files when it starts. #}
+galera-client-tls-reloaded:
+  cmd.run:
+    - name: mariadb --connect-timeout=5 -e 'FLUSH SSL'
+    - onlyif: systemctl is-active --quiet mariadb
+    - onchanges:
+      - file: galera-ssl-ca-cert-managed
+      - file: galera-ssl-endpoint-cert-managed
+      - file: galera-ssl-endpoint-key-managed
 
 {#- Galera's TLS (replication, IST, SST): a certificate of the Galera CA,
     which web and LB machines do not have, and the bundle of the CAs a
@@ -118,8 +136,8 @@ galera-config-file-managed:
     - require:
       - pkg: galera-packages-installed
       - file: galera-ssl-ca-cert-managed
-      - file: galera-ssl-node-cert-managed
-      - file: galera-ssl-node-key-managed
+      - file: galera-ssl-endpoint-cert-managed
+      - file: galera-ssl-endpoint-key-managed
       - file: galera-tls-ca-bundle-managed
       - file: galera-tls-node-cert-managed
       - file: galera-tls-node-key-managed

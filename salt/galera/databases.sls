@@ -1,14 +1,29 @@
-{#- The application's database and account (pillar app:database:*; the
-    password is a generated secret, never a default). The account may
+{#- The application's database and its two accounts (pillar app:database:*;
+    _modules/galera.py app_accounts checks the privilege names at render):
+      - the runtime account (app:database:user), what config.php holds:
+        data only (app:database:privileges, DML by default);
+      - the migration account (app:database:migrate_user, default
+        <user>_migrate), what app:migrate runs as: the runtime's privileges
+        plus the schema ones (app:database:migrate_privileges).
+    Passwords are generated secrets, never defaults. Both accounts may
     connect from the platform subnet: the app reaches the database through
-    the HAProxy DB frontend, so the server sees the load balancers'
-    addresses, not the web nodes'. #}
+    the HAProxy DB endpoint, so the server sees the load balancers'
+    addresses, not the web nodes'.
+
+    REQUIRE SSL: the migration account always (it only exists with the code
+    that connects over TLS). The runtime account: left as it is by a
+    highstate (require_ssl None); orch.site sets it after the web tier has
+    the release config that connects over TLS (pillar
+    app_db_require_ssl=True, step require-tls-for-the-app-database-account),
+    so an upgrade never refuses the running app mid-run. #}
 {%- from 'galera/map.jinja' import galera with context %}
 
 include:
   - galera.package
 {%- set db = galera.app_database %}
+{%- set accounts = salt['galera.app_accounts'](db) %}
 {%- set password = salt['lemp_secret.require']('app:database:password') %}
+{%- set migrate_password = salt['lemp_secret.require']('app:database:migrate_password') %}
 
 galera-app-database-{{ db.name }}-present:
   galera.database_present:
@@ -18,12 +33,24 @@ galera-app-database-{{ db.name }}-present:
     - require:
       - pkg: galera-packages-installed
 
-galera-app-user-{{ db.user }}-present:
+galera-app-user-{{ accounts.runtime.user }}-present:
   galera.user_present:
-    - name: {{ db.user }}
+    - name: {{ accounts.runtime.user }}
     - host: {{ galera.subnet_hosts | json }}
     - password: {{ password | json }}
     - grants:
-        '{{ db.name }}.*': {{ db.privileges | json }}
+        '{{ db.name }}.*': {{ accounts.runtime.privileges | json }}
+    - require_ssl: {{ (True if salt['pillar.get']('app_db_require_ssl', False) else None) | json }}
+    - require:
+      - galera: galera-app-database-{{ db.name }}-present
+
+galera-app-migration-user-{{ accounts.migrate.user }}-present:
+  galera.user_present:
+    - name: {{ accounts.migrate.user }}
+    - host: {{ galera.subnet_hosts | json }}
+    - password: {{ migrate_password | json }}
+    - grants:
+        '{{ db.name }}.*': {{ accounts.migrate.privileges | json }}
+    - require_ssl: True
     - require:
       - galera: galera-app-database-{{ db.name }}-present

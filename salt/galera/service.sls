@@ -40,8 +40,8 @@ galera-mariadb-restart-pending-is-reported:
       - service: galera-mariadb-service-enabled-at-boot
       - file: galera-config-file-managed
       - file: galera-ssl-ca-cert-managed
-      - file: galera-ssl-node-cert-managed
-      - file: galera-ssl-node-key-managed
+      - file: galera-ssl-endpoint-cert-managed
+      - file: galera-ssl-endpoint-key-managed
       - file: galera-tls-ca-bundle-managed
       - file: galera-tls-node-cert-managed
       - file: galera-tls-node-key-managed

@@ -7,6 +7,7 @@
     disk, and a change of them for a built release is refused. #}
 {%- from 'webapp/map.jinja' import app, app_dir, release_dir, source_kind, db_host, version, checked with context %}
 {%- set password = salt['lemp_secret.require']('app:database:password') %}
+{%- do salt['lemp_secret.require']('tls:ca_cert') %}
 {%- set secrets = salt['lemp_app.app_secrets'](checked.secret_names) %}
 {%- set marker = release_dir ~ '/.lemp-ha-release' %}
 {%- set is_marked = 'test -e ' ~ (marker | quote) %}
@@ -19,6 +20,25 @@
 include:
   - phpfpm
   - nginx
+
+{#- The platform CA: the app checks the database server's certificate
+    against it (app:database:ssl_ca, given to the config template as
+    db_ssl_ca). Also in the system's trust store, for apps that cannot name
+    a CA file (WordPress: PHP's default verify paths). #}
+webapp-platform-ca-file-managed:
+  file.managed:
+    - name: {{ app.database.ssl_ca }}
+    - contents_pillar: tls:ca_cert
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+
+webapp-platform-ca-in-system-trust-store:
+  cmd.run:
+    - name: update-ca-certificates
+    - onchanges:
+      - file: webapp-platform-ca-file-managed
 
 webapp-{{ app.name }}-releases-directory-present:
   file.directory:
@@ -181,12 +201,15 @@ webapp-{{ app.name }}-release-{{ version }}-config-file-managed:
         db_name: {{ app.database.name | json }}
         db_user: {{ app.database.user | json }}
         db_password: {{ password | json }}
+        db_ssl_ca: {{ app.database.ssl_ca | json }}
         uploads_dir: {{ app.uploads_dir | json }}
         url: {{ checked.url | json }}
         app: {{ checked.template_app | json }}
         secrets: {{ secrets | json }}
     - require:
       - file: webapp-{{ app.name }}-release-{{ version }}-docroot-exists
+      # the config connects over TLS, checking the server against this CA
+      - cmd: webapp-platform-ca-in-system-trust-store
 
 webapp-{{ app.name }}-release-{{ version }}-marked-complete:
   file.managed:

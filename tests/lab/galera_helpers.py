@@ -126,8 +126,11 @@ i = int(open(os.path.join(workdir, "next")).read()) if os.path.exists(os.path.jo
 while not os.path.exists(stop):
     try:
         if conn is None:
+            # TLS, as the app: its account REQUIRE SSLs; the server is checked against the
+            # platform CA salt/webapp put on the web node, and its name (the internal VIP)
             conn = pymysql.connect(host=host, port=port, user=user, password=password, database=db,
-                                   connect_timeout=3, read_timeout=10, write_timeout=10, autocommit=False)
+                                   connect_timeout=3, read_timeout=10, write_timeout=10, autocommit=False,
+                                   ssl={"ca": "/usr/local/share/ca-certificates/lemp-ha-platform-ca.crt"})
             with conn.cursor() as cur:
                 cur.execute("SELECT @@wsrep_node_name")
                 open(os.path.join(workdir, "node"), "w").write(cur.fetchone()[0])

@@ -9,8 +9,8 @@ Where the attempt runs: a web or LB node cannot even reach a data node's
 4567 (the host firewall drops it, tests/lab/test_firewall.py), and no machine
 that the firewall admits lacks a Galera certificate, by design. So the
 handshake is tried on a data node, to its own address (loopback passes the
-firewall), with the node's lab-CA certificate (/etc/mysql/ssl/server-cert.pem,
-the same CA as a web node's): Galera must refuse it, and accept the node's
+firewall), with the lab-CA certificate MariaDB shows its clients
+(/etc/mysql/ssl/server-cert.pem, the DB endpoint's; the same CA as a web node's): Galera must refuse it, and accept the node's
 Galera certificate (/etc/mysql/ssl/galera-cert.pem).
 
 TLS 1.2 on purpose: there the server checks the client's certificate before

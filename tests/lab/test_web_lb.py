@@ -8,11 +8,13 @@ in count and time.
 Tests that break something put it back in `finally`.
 """
 
+import json
 import time
 import uuid
 
 import pytest
 
+from galera_helpers import sql
 from lemplab import wait_for
 from web_helpers import (
     LoadLoop,
@@ -74,6 +76,50 @@ def test_row_written_in_one_request_is_read_back_in_another(lab):
         readers.add(row.json()["read_by"])
     assert reader.get(f"https://{lab.vip}/api/items/{item_id}", timeout=5).json()["note"] == note
     assert readers == set(web_names(lab)), f"only {readers} read the row back"
+
+
+# Run on a web node with the current release's own code and config.php
+# (src/bootstrap.php app_db(): TLS, the server checked against the platform
+# CA and the internal VIP's name): the session's cipher, what the runtime
+# account may do to the schema (on a table that does not exist: MariaDB
+# checks the privilege first, so nothing is created or dropped if the check
+# were wrong), and the same account without TLS.
+DB_PROBE = r"""<?php
+require '/srv/www/app/current/src/bootstrap.php';
+$out = ['ddl' => []];
+$pdo = app_db();
+$out['cipher'] = $pdo->query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")->fetch()['Value'];
+foreach (['CREATE TABLE lemp_probe_absent (id INT)', 'ALTER TABLE lemp_probe_absent ADD COLUMN x INT',
+          'DROP TABLE IF EXISTS lemp_probe_absent'] as $stmt) {
+    try { $pdo->exec($stmt); $out['ddl'][$stmt] = 'allowed'; }
+    catch (PDOException $e) { $out['ddl'][$stmt] = $e->errorInfo[1] ?? $e->getMessage(); }
+}
+$db = app_config()['db'];
+try {
+    new PDO(sprintf('mysql:host=%s;port=%d;dbname=%s', $db['host'], $db['port'], $db['name']),
+            $db['user'], $db['password'], [PDO::ATTR_TIMEOUT => 3]);
+    $out['plain'] = 'connected';
+} catch (PDOException $e) { $out['plain'] = $e->getMessage(); }
+echo json_encode($out);
+"""
+
+
+def test_app_reaches_mysql_over_verified_tls_with_data_rights_only(lab):
+    web = web_names(lab)[0]
+    proc = lab.run(web, f"php -d display_errors=stderr <<'PHP'\n{DB_PROBE}PHP", check=False)
+    try:
+        probe = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError(f"the probe on {web} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    finally:
+        # Only if the runtime account could create tables (the test then fails anyway).
+        sql(lab, lab.with_role("db")[0], "DROP TABLE IF EXISTS app.lemp_probe_absent")
+    assert probe["cipher"], f"the app's connection is not TLS: {probe}"
+    # 1142: "<command> command denied to user": schema changes are the migration account's
+    assert set(probe["ddl"].values()) == {1142}, probe["ddl"]
+    assert "[1045]" in probe["plain"], f"the app's account logged in without TLS: {probe['plain']}"
+    rows = sql(lab, lab.with_role("db")[0], "SELECT User, ssl_type FROM mysql.user WHERE User IN ('app', 'app_migrate')")
+    assert sorted(map(tuple, rows)) == [("app", "ANY"), ("app_migrate", "ANY")], rows
 
 
 def test_bad_request_body_is_refused_clearly(lab):

@@ -243,6 +243,91 @@ def test_user_ensure_is_idempotent_and_least_privilege(monkeypatch):
     assert executed == []
 
 
+def fake_account(monkeypatch, ssl_type="", grants=None):
+    """An existing account app@10.77.0.% (password "pw") on a fake server;
+    returns the list of statements the module runs."""
+    executed = []
+
+    def fake_query(sql, timeout=30):
+        if sql.startswith("SELECT plugin"):
+            return [["mysql_native_password", galera.mysql_native_hash("pw"), ssl_type]]
+        if sql.startswith("SHOW GRANTS"):
+            return [[g] for g in (grants or ["GRANT USAGE ON *.* TO `app`@`10.77.0.%`"])]
+        executed.append(sql)
+        return []
+
+    monkeypatch.setattr(galera, "query", fake_query)
+    return executed
+
+
+def test_require_ssl_is_set_once_and_left_alone_when_not_managed(monkeypatch):
+    executed = fake_account(monkeypatch, ssl_type="")
+    assert galera.user_ensure("app", "10.77.0.%", password="pw", require_ssl=True) == ["REQUIRE SSL"]
+    assert executed == ["ALTER USER 'app'@'10.77.0.%' REQUIRE SSL;"]
+    executed = fake_account(monkeypatch, ssl_type="ANY")
+    assert galera.user_ensure("app", "10.77.0.%", password="pw", require_ssl=True) == []
+    # None: the account keeps REQUIRE SSL (orch.site set it; a highstate does not undo it)
+    assert galera.user_ensure("app", "10.77.0.%", password="pw") == []
+    assert galera.user_ensure("app", "10.77.0.%", password="pw", require_ssl=False) == ["REQUIRE NONE"]
+    assert executed == ["ALTER USER 'app'@'10.77.0.%' REQUIRE NONE;"]
+
+
+def test_require_ssl_in_test_mode_runs_nothing(monkeypatch):
+    executed = fake_account(monkeypatch, ssl_type="")
+    assert galera.user_ensure("app", "10.77.0.%", password="pw", require_ssl=True, test=True) == ["REQUIRE SSL"]
+    assert executed == []
+
+
+def test_a_runtime_account_that_held_ddl_is_converged_down_to_dml(monkeypatch):
+    # the grants of the account before this change: DML + CREATE, ALTER, INDEX, DROP
+    executed = fake_account(monkeypatch, ssl_type="ANY", grants=[
+        "GRANT USAGE ON *.* TO `app`@`10.77.0.%` IDENTIFIED BY PASSWORD '*X' REQUIRE SSL",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON `app`.* TO `app`@`10.77.0.%`"])
+    dml = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE"]
+    changes = galera.user_ensure("app", "10.77.0.%", password="pw", grants={"app.*": dml}, require_ssl=True)
+    assert changes == ["grants on app.*: ['ALTER', 'CREATE', 'DELETE', 'DROP', 'INDEX', 'INSERT', 'SELECT', "
+                       "'UPDATE'] -> ['CREATE TEMPORARY TABLES', 'DELETE', 'EXECUTE', 'INSERT', 'LOCK TABLES', "
+                       "'SELECT', 'UPDATE']"]
+    sql = executed[0]
+    assert sql.index("REVOKE ALL PRIVILEGES ON `app`.*") < sql.index("GRANT CREATE TEMPORARY TABLES, DELETE, "
+                                                                     "EXECUTE, INSERT, LOCK TABLES, SELECT, UPDATE ON")
+    assert "DROP" not in sql and "ALTER USER" not in sql
+
+
+def test_unknown_privileges_are_refused_before_any_sql(monkeypatch):
+    executed = fake_account(monkeypatch)
+    with pytest.raises(galera.CommandExecutionError, match="SELCT"):
+        galera.user_ensure("app", "10.77.0.%", password="pw", grants={"app.*": ["SELCT"]})
+    assert executed == []
+
+
+def test_app_accounts_split_runtime_dml_from_migration_ddl():
+    accounts = galera.app_accounts({
+        "name": "app", "user": "app",
+        "privileges": ["select", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE"],
+        "migrate_privileges": ["CREATE", "ALTER", "INDEX", "DROP", "REFERENCES"],
+    })
+    assert accounts["runtime"] == {"user": "app", "privileges": [
+        "CREATE TEMPORARY TABLES", "DELETE", "EXECUTE", "INSERT", "LOCK TABLES", "SELECT", "UPDATE"]}
+    assert accounts["migrate"]["user"] == "app_migrate"
+    assert {"CREATE", "ALTER", "DROP", "SELECT"} <= set(accounts["migrate"]["privileges"])
+
+
+@pytest.mark.parametrize("database, key", [
+    pytest.param({"user": "app", "privileges": ["SELECT", "DROPP"]}, "app:database:privileges", id="typo"),
+    pytest.param({"user": "app", "privileges": "SELECT, INSERT"}, "app:database:privileges", id="a string"),
+    pytest.param({"user": "app", "privileges": ["ALL"]}, "app:database:privileges", id="ALL"),
+    pytest.param({"user": "app", "privileges": ["SELECT"], "migrate_privileges": ["SUPER"]},
+                 "app:database:migrate_privileges", id="a global privilege"),
+    pytest.param({"user": "app", "privileges": ["SELECT"], "migrate_user": "app"}, "app:database:migrate_user",
+                 id="the same account twice"),
+    pytest.param({"user": "app'; --", "privileges": ["SELECT"]}, "app:database:user", id="odd user"),
+])
+def test_bad_app_database_pillar_is_refused_naming_the_key(database, key):
+    with pytest.raises(galera.CommandExecutionError, match=key):
+        galera.app_accounts(database)
+
+
 def test_odd_identifiers_are_refused():
     with pytest.raises(galera.CommandExecutionError):
         galera.user_ensure("app'; DROP", "%", password="x")

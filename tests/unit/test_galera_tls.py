@@ -136,4 +136,6 @@ def test_replication_and_sst_use_the_galera_ca_and_clients_the_platform_ca():
     assert cnf["sst"] == {"ssl-mode": "VERIFY_CA", "tca": "/etc/mysql/ssl/galera-ca.pem",
                           "tcert": "/etc/mysql/ssl/galera-cert.pem", "tkey": "/etc/mysql/ssl/galera-key.pem"}
     assert cnf["mysqld"]["ssl_ca"] == "/etc/mysql/ssl/ca.pem"
+    # the DB endpoint's certificate (the internal VIP's name), for the app's identity check
+    # (salt/galera/config.sls writes tls:db_endpoint there; the path never changes, so FLUSH SSL applies it)
     assert cnf["mysqld"]["ssl_cert"] == "/etc/mysql/ssl/server-cert.pem"

@@ -280,8 +280,10 @@ def generate(state_dir, topology_path, spec_path):
     named = {}
     for cert_name, cert_spec in (spec.get("tls") or {}).items():
         names = [f"{n}.{domain}" for n in cert_spec.get("names", [])] + list(cert_spec.get("names", []))
-        key_pem, cert_pem = ensure_cert(folder / "certs", ca_key, ca_cert, cert_name,
-                                        names or [cert_name], [vip] if cert_name == "vip" else [])
+        # `address`: a topology network key (internal_vip for the DB endpoint)
+        address = topology["network"][cert_spec["address"]] if cert_spec.get("address") else None
+        key_pem, cert_pem = ensure_cert(folder / "certs", ca_key, ca_cert, cert_name, names or [cert_name],
+                                        [address] if address else ([vip] if cert_name == "vip" else []))
         named[cert_name] = (cert_spec, {"cert": cert_pem, "key": key_pem})
 
     # Dedicated CAs: a certificate of their own for each holder (SAN like the
