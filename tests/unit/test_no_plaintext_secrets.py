@@ -114,7 +114,9 @@ def private_key_pem():
 def random_value():
     import secrets
 
-    return "".join(secrets.choice("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(32))
+    # a digit and a letter always: 32 draws alone have no digit about once in
+    # 120 runs, and the scan rightly ignores a value with no digit
+    return "".join(secrets.choice("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(30)) + "7q"
 
 
 def test_the_scan_finds_a_private_key_a_token_and_an_assigned_password(private_key_pem):
