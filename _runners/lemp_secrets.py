@@ -373,9 +373,12 @@ def begin(secret, minions):
         staged_file = _staged_path(secret)
         if pending:
             # A run that died after this step: keep its new value everywhere.
+            # An operator's file stays where it is (it was not used): it is
+            # for the next rotation, or to delete.
             node, leaf = _walk(trees[pending[0]], key)
             new_cipher = node[leaf]
-            source = "the unfinished rotation's"
+            source = "the unfinished rotation's" + (f" ({staged_file} left unused)"
+                                                    if os.path.exists(staged_file) else "")
         elif os.path.exists(staged_file):
             with open(staged_file, encoding="utf-8") as handle:
                 new_cipher = handle.read()
@@ -391,8 +394,8 @@ def begin(secret, minions):
             if did:
                 _write(name, tree)
                 changed.append(name)
-        if os.path.exists(staged_file):
-            os.remove(staged_file)
+        if not pending and os.path.exists(staged_file):
+            os.remove(staged_file)  # used: the next rotation needs another value
     except (ValueError, RuntimeError, OSError) as exc:
         return _refused(f"rotating {secret}: {exc}")
     except KeyError as exc:

@@ -131,8 +131,12 @@ def test_begin_then_finish_on_the_masters_files(tmp_path, monkeypatch):
         tree = yaml.safe_load((minions / f"{name}.sls").read_text())
         assert tree["app"]["database"]["password"] == NEW and tree["app"]["database"]["password_previous"] == OLD
         assert oct((minions / f"{name}.sls").stat().st_mode & 0o777) == "0o600"
-    # resumed: nothing rewritten, the same new value
-    assert runner.begin("app_db", ["db1", "web1"])["already staged on"] == ["db1", "web1"]
+    # resumed: nothing rewritten, the same new value; an operator's new file is left unused
+    (tmp_path / "rotation" / "app_db.asc").write_text("-----BEGIN PGP MESSAGE-----\nthird\n")
+    again = runner.begin("app_db", ["db1", "web1"])
+    assert again["already staged on"] == ["db1", "web1"] and "left unused" in again["new value"]
+    assert (tmp_path / "rotation" / "app_db.asc").exists()
+    assert yaml.safe_load((minions / "db1.sls").read_text())["app"]["database"]["password"] == NEW
     assert runner.finish("app_db", ["db1", "web1"])["old value dropped on"] == ["db1", "web1"]
     tree = yaml.safe_load((minions / "db1.sls").read_text())
     assert tree["app"]["database"] == {"password": NEW, "migrate_password": "m"}
