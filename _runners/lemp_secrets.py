@@ -26,7 +26,6 @@ The pure functions are unit-tested with sample data
 (tests/unit/test_secret_rotation.py).
 """
 
-import configparser
 import importlib.util
 import logging
 import os
@@ -52,7 +51,16 @@ SECRETS_DIR = os.environ.get("LEMP_HA_SECRETS_DIR", "/srv/lemp-ha-secrets")
 GNUPGHOME = "/etc/salt/gpgkeys"            # salt/master/defaults.yaml master:gpg_keydir
 HEADER = "#!yaml|gpg\n"
 ALPHABET = string.ascii_letters + string.digits
-PHP_FPM_OPCACHE_INI = "/etc/php/8.2/fpm/conf.d/90-lemp-ha-opcache.ini"  # salt/phpfpm/config.sls
+
+
+def _php_version():
+    with open(os.path.join(_steps.REPO, "salt", "phpfpm", "defaults.yaml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["phpfpm"]["version"]
+
+
+PHP_VERSION = _php_version()
+PHP_FPM = f"php{PHP_VERSION}-fpm"
+PHP_FPM_OPCACHE_INI = f"/etc/php/{PHP_VERSION}/fpm/conf.d/90-lemp-ha-opcache.ini"  # salt/phpfpm/config.sls
 
 # What orch.rotate_secret knows how to rotate: the role whose state accepts
 # the old or the new value (``server_role``, state ``server_sls`` applied on
@@ -123,21 +131,25 @@ def health_problems(facts, dbs, clients, lbs, backend):
 
 def opcache_wait(ini_texts):
     """How the clients' PHP comes to read a rewritten config.php, from each
-    web node's opcache ini ({node: text}): ("reload", 0) when a node does
-    not revalidate timestamps (opcache would serve the old file until
-    PHP-FPM reloads), else ("wait", seconds): opcache checks a file's mtime
-    at most every revalidate_freq seconds, so the old value is out of use
-    revalidate_freq + 1 seconds after the write."""
+    web node's opcache ini ({node: text}; a missing setting is PHP's
+    default): ("reload", 0) when a node does not revalidate timestamps, or
+    its revalidate_freq is unreadable (opcache would serve the old file
+    until PHP-FPM reloads), else ("wait", seconds):
+    opcache checks a file's mtime at most every revalidate_freq seconds, so
+    the old value is out of use revalidate_freq + 1 seconds after the write."""
     longest = 0
     for text in ini_texts.values():
-        parser = configparser.ConfigParser()
-        parser.read_string("[php]\n" + str(text or ""))
-        section = parser["php"]
-        if section.get("opcache.enable", "1").strip() in ("0", "off", "Off"):
+        settings = {}
+        for line in str(text or "").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith(";"):
+                settings[name.strip()] = value.strip().strip('"')
+        if settings.get("opcache.enable", "1").lower() in ("0", "off", "false"):
             continue
-        if section.get("opcache.validate_timestamps", "1").strip() in ("0", "off", "Off"):
+        freq = settings.get("opcache.revalidate_freq", "2")
+        if settings.get("opcache.validate_timestamps", "1").lower() in ("0", "off", "false") or not freq.isdigit():
             return ("reload", 0)
-        longest = max(longest, int(section.get("opcache.revalidate_freq", "2") or 2))
+        longest = max(longest, int(freq))
     return ("wait", longest + 1)
 
 
@@ -158,7 +170,7 @@ def rotation_steps(secret, rotation, server, clients, how_php_reads):
     mode, seconds = how_php_reads
     if mode == "reload":
         steps += [_steps.function(f"reload-php-fpm-on-{web}-to-read-the-new-config", "service.reload", web,
-                                  arg=["php8.2-fpm"]) for web in clients]
+                                  arg=[PHP_FPM]) for web in clients]
     else:
         steps.append(_steps.function(f"wait-{seconds}s-for-opcache-to-revalidate-the-config", "test.sleep",
                                      server, arg=[seconds]))

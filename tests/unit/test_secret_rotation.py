@@ -78,6 +78,9 @@ def test_php_reads_the_new_config_after_opcache_revalidates_or_after_a_reload():
     assert runner.opcache_wait({"web1": ini, "web2": ini.replace("=2", "=5")}) == ("wait", 6)
     never = ini.replace("validate_timestamps=1", "validate_timestamps=0")
     assert runner.opcache_wait({"web1": ini, "web2": never}) == ("reload", 0)
+    # no ini: PHP's defaults (revalidate every 2 s); an unreadable frequency: reload rather than guess
+    assert runner.opcache_wait({"web1": "cat: /etc/php/8.2/fpm/conf.d/x.ini: No such file"}) == ("wait", 3)
+    assert runner.opcache_wait({"web1": ini + "opcache.revalidate_freq=soon\n"}) == ("reload", 0)
 
 
 # -- the encrypted pillar of one machine -------------------------------------------
