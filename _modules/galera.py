@@ -826,21 +826,64 @@ def user_grants(user, host):
     return parse_grants(r[0] for r in rows if r)
 
 
-def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=False, require_ssl=None):
+# The authentications SHOW CREATE USER prints: "IDENTIFIED BY PASSWORD '*HASH'"
+# for one mysql_native_password, "IDENTIFIED VIA plugin [USING 'string'] OR ..."
+# for several (MariaDB 10.4+: an account may accept any of them).
+_BY_PASSWORD_RE = re.compile(r"\bIDENTIFIED BY PASSWORD '([^']*)'")
+_VIA_RE = re.compile(r"(?:\bIDENTIFIED VIA|\bOR) (\w+)(?: USING '([^']*)')?")
+
+
+def parse_create_user_auth(text):
+    """The authentications of a SHOW CREATE USER line, in order, as
+    [(plugin, authentication string)]; [] when it names none."""
+    found = _BY_PASSWORD_RE.search(text)
+    if found:
+        return [("mysql_native_password", found.group(1))]
+    clause = text.split(" IDENTIFIED VIA ", 1)
+    if len(clause) < 2:
+        return []
+    return [(plugin, string or "") for plugin, string in _VIA_RE.findall("IDENTIFIED VIA " + clause[1])]
+
+
+def password_auth(passwords):
+    """The ALTER/CREATE USER clause accepting any of ``passwords`` (their
+    mysql_native_password hashes: no clear text in the statement, the binlog
+    or the process list). One password: IDENTIFIED BY PASSWORD '*HASH';
+    several (a rotation: the old one, then the new one): IDENTIFIED VIA
+    mysql_native_password USING '*OLD' OR mysql_native_password USING '*NEW'."""
+    hashes = list(dict.fromkeys(mysql_native_hash(p) for p in passwords if p))
+    if not hashes:
+        raise CommandExecutionError("a password is required")
+    if len(hashes) == 1:
+        return f"IDENTIFIED BY PASSWORD {_sql_string(hashes[0])}"
+    return "IDENTIFIED VIA " + " OR ".join(f"mysql_native_password USING {_sql_string(h)}" for h in hashes)
+
+
+def user_auth(user, host):
+    """The account's authentications (parse_create_user_auth), [] if none."""
+    rows = query(f"SHOW CREATE USER {_account(user, host)}")
+    return parse_create_user_auth(rows[0][0]) if rows and rows[0] else []
+
+
+def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=False, require_ssl=None,
+                previous_password=None):
     """Make an account match: authentication (password hash or unix_socket),
     exactly the given grants ({object: [privileges]}; privileges on other
     objects are revoked, and those beyond the list on the same object) and,
     when ``require_ssl`` is True or False, REQUIRE SSL or REQUIRE NONE (None
     leaves an existing account's TLS requirement as it is: orch.site sets
-    it once the clients use TLS). Returns a list of what changed (or would).
-    Unknown privilege names are refused before any SQL runs."""
+    it once the clients use TLS). ``previous_password`` (a secret rotation,
+    docs/secrets.md): the account accepts it as well as ``password`` until
+    a run without it, which leaves only ``password``. Returns a list of what
+    changed (or would). Unknown privilege names are refused before any SQL runs."""
     account = _account(user, host)
     for obj, privs in (grants or {}).items():
         check_privileges(privs, f"grants on {obj} for {user}@{host}")
     if unix_socket:
         auth = "IDENTIFIED VIA unix_socket"
     elif password:
-        auth = f"IDENTIFIED BY PASSWORD {_sql_string(mysql_native_hash(password))}"
+        accepted = [previous_password, password] if previous_password else [password]
+        auth = password_auth(accepted)
     else:
         raise CommandExecutionError(f"{user}@{host}: a password or unix_socket is required")
     changes = []
@@ -854,12 +897,14 @@ def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=
         if unix_socket:
             in_sync = info["plugin"] == "unix_socket"
         else:
-            in_sync = (
-                info["plugin"] in ("mysql_native_password", "")
-                and info["authentication_string"] == mysql_native_hash(password)
-            )
+            # every alternative, not mysql.user's one column: a rotation's
+            # "old OR new" must be seen, and dropped when it is over
+            wanted_auth = {("mysql_native_password", mysql_native_hash(p)) for p in accepted}
+            have_auth = user_auth(user, host)
+            in_sync = len(have_auth) == len(wanted_auth) and set(have_auth) == wanted_auth
         if not in_sync:
-            changes.append("authentication updated")
+            changes.append("authentication updated" if unix_socket or len(set(accepted)) == 1
+                           else "accepts the previous and the new password")
             statements.append(f"ALTER USER {account} {auth}")
         current = user_grants(user, host)
     have_ssl = bool(info and info.get("ssl_type"))

@@ -41,3 +41,27 @@ def require(key):
     if value is None or value == "" or value == {}:
         raise SecretMissing(missing_message(key))
     return value
+
+
+# A rotation in progress (orch.rotate_secret, _runners/lemp_secrets.py) keeps
+# the old value beside the new one, at the same key with this suffix, in the
+# pillar of every machine that holds the secret, until its last step.
+PREVIOUS_SUFFIX = "_previous"
+
+
+def previous_key(key):
+    """``app:database:password`` -> ``app:database:password_previous``."""
+    return key + PREVIOUS_SUFFIX
+
+
+def previous(key):
+    """The value ``key`` had before a rotation that is not over yet, or None
+    (no rotation going on): the server side of a secret accepts it as well
+    as the new one meanwhile.
+
+    CLI Example::
+
+        salt-call lemp_secret.previous app:database:password
+    """
+    value = __salt__["pillar.get"](previous_key(key), None, unmask=True)  # noqa: F821
+    return value or None

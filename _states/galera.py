@@ -41,12 +41,15 @@ def _not_ready(ret):
     return ret
 
 
-def user_present(name, host="localhost", password=None, unix_socket=False, grants=None, require_ssl=None):
+def user_present(name, host="localhost", password=None, unix_socket=False, grants=None, require_ssl=None,
+                 previous_password=None):
     """An account with this authentication and exactly these grants
     ({object: [privileges]}; privileges elsewhere are revoked, and those
     beyond the list). ``require_ssl``: True sets REQUIRE SSL (the server
     refuses the account's logins without TLS), False REQUIRE NONE, None
-    (default) leaves it as it is."""
+    (default) leaves it as it is. ``previous_password``: during a secret
+    rotation (orch.rotate_secret), the old password is accepted too; without
+    it, only ``password`` is."""
     ret = {"name": f"{name}@{host}", "result": False, "changes": {}, "comment": ""}
     if not unix_socket and not password:
         ret["comment"] = f"{name}@{host}: no password given (is the secret in pillar?)"
@@ -57,7 +60,7 @@ def user_present(name, host="localhost", password=None, unix_socket=False, grant
     try:
         changes = __salt__["galera.user_ensure"](  # noqa: F821
             name, host, password=password, unix_socket=unix_socket, grants=grants or {}, test=test,
-            require_ssl=require_ssl,
+            require_ssl=require_ssl, previous_password=previous_password or None,
         )
     except Exception as exc:  # pylint: disable=broad-except
         ret["comment"] = f"{name}@{host}: {exc}"

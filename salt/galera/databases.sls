@@ -15,7 +15,12 @@
     highstate (require_ssl None); orch.site sets it after the web tier has
     the release config that connects over TLS (pillar
     app_db_require_ssl=True, step require-tls-for-the-app-database-account),
-    so an upgrade never refuses the running app mid-run. #}
+    so an upgrade never refuses the running app mid-run.
+
+    A rotation of app_db (orch.rotate_secret, docs/secrets.md) puts the old
+    password beside the new one (app:database:password_previous): the
+    runtime account accepts either until the web tier holds the new one;
+    the rotation's last step removes it and applies this again. #}
 {%- from 'galera/map.jinja' import galera with context %}
 
 include:
@@ -23,6 +28,7 @@ include:
 {%- set db = galera.app_database %}
 {%- set accounts = salt['galera.app_accounts'](db) %}
 {%- set password = salt['lemp_secret.require']('app:database:password') %}
+{%- set previous_password = salt['lemp_secret.previous']('app:database:password') %}
 {%- set migrate_password = salt['lemp_secret.require']('app:database:migrate_password') %}
 
 galera-app-database-{{ db.name }}-present:
@@ -38,6 +44,7 @@ galera-app-user-{{ accounts.runtime.user }}-present:
     - name: {{ accounts.runtime.user }}
     - host: {{ galera.subnet_hosts | json }}
     - password: {{ password | json }}
+    - previous_password: {{ previous_password | json }}
     - grants:
         '{{ db.name }}.*': {{ accounts.runtime.privileges | json }}
     - require_ssl: {{ (True if salt['pillar.get']('app_db_require_ssl', False) else None) | json }}

@@ -42,6 +42,7 @@ COMMAND_LINE_PILLAR = {
     "rollback": {"app": {"rollback_to": "1.0.0"}},
     "enrol": {"enrol": {"node": "web3"}},
     "scale_in": {"node": "web3"},
+    "rotate_secret": {"secret": "app_db"},
     "autoscale": {"scale_request": {"sender": "mon1", "direction": "out"}},
     "nginx.maintenance": {"nginx_maintenance": {"enabled": True, "reason": "restore"}},
     "restore": {"restore": {"backup": "latest", "until": "latest"}},

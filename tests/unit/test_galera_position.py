@@ -223,6 +223,8 @@ def test_user_ensure_is_idempotent_and_least_privilege(monkeypatch):
     def fake_query(sql, timeout=30):
         if sql.startswith("SELECT plugin"):
             return [["mysql_native_password", galera.mysql_native_hash("pw")]]
+        if sql.startswith("SHOW CREATE USER"):
+            return [[f"CREATE USER `app`@`10.77.0.%` IDENTIFIED BY PASSWORD '{galera.mysql_native_hash('pw')}'"]]
         if sql.startswith("SHOW GRANTS"):
             return [[g] for g in state["grants"]]
         executed.append(sql)
@@ -251,6 +253,8 @@ def fake_account(monkeypatch, ssl_type="", grants=None):
     def fake_query(sql, timeout=30):
         if sql.startswith("SELECT plugin"):
             return [["mysql_native_password", galera.mysql_native_hash("pw"), ssl_type]]
+        if sql.startswith("SHOW CREATE USER"):
+            return [[f"CREATE USER `app`@`10.77.0.%` IDENTIFIED BY PASSWORD '{galera.mysql_native_hash('pw')}'"]]
         if sql.startswith("SHOW GRANTS"):
             return [[g] for g in (grants or ["GRANT USAGE ON *.* TO `app`@`10.77.0.%`"])]
         executed.append(sql)

@@ -254,6 +254,37 @@ class Lab:
         args = ["state.orchestrate", sls] + (["pillar=" + json.dumps(pillar)] if pillar is not None else [])
         return orchestration_outcome(*self.salt_run(*args, timeout=timeout))
 
+    # -- secret rotation (orch.rotate_secret, docs/secrets.md "Rotation") ---------
+    ROTATION_DIR = "/srv/lemp-ha-secrets/rotation"
+
+    def rotate_secret(self, name, timeout=600):
+        """Rotate password ``name`` as an operator would: a new random value,
+        GPG-encrypted on the master to the pillar key (the plain value goes
+        through stdin only), then orch.rotate_secret. Once the run has used
+        it (the master's pillar holds it: the staged file is gone), the lab
+        host's copy gets it too, so tests and a later `./lab up` use it.
+        Returns (ok, detail, new value or None)."""
+        import lab_secrets  # noqa: E402  (tools/lab, beside this file)
+        import yaml
+
+        value = lab_secrets.random_value()
+        staged = f"{self.ROTATION_DIR}/{name}.asc"
+        self.run(self.master,
+                 f"umask 077 && install -d -m 0700 {self.ROTATION_DIR} && gpg --homedir /etc/salt/gpgkeys --batch "
+                 f"--yes --armor --trust-model always --encrypt -r 'lemp-ha pillar' -o {shlex.quote(staged)}.tmp "
+                 f"&& mv {shlex.quote(staged)}.tmp {shlex.quote(staged)}", input=value)
+        ok, detail = self.orchestrate("orch.rotate_secret", {"secret": name}, timeout=timeout)
+        if self.run(self.master, f"test -e {shlex.quote(staged)}", check=False).returncode == 0:
+            # not used (refused, or an unfinished rotation kept its own value)
+            self.run(self.master, f"rm -f {shlex.quote(staged)}")
+            return ok, detail, None
+        folder = self.state_dir / "secrets"
+        passwords = yaml.safe_load((folder / "passwords.yaml").read_text()) or {}
+        passwords[name] = value
+        lab_secrets._write_private(folder / "passwords.yaml", yaml.safe_dump(passwords, default_flow_style=False))
+        lab_secrets.generate(self.state_dir, TOPOLOGY, REPO / "pillar" / "secrets.spec.yaml")
+        return ok, detail, value
+
     # -- whole machines -----------------------------------------------------------
     def state(self, machine):
         """lxc-info's state (RUNNING, STOPPED), or "" when there is no container."""
@@ -295,6 +326,8 @@ def main(argv=None):
     sub.add_parser("topo", help="evaluate EXPR over the topology `t`").add_argument("expr")
     sub.add_parser("status", help="what runs where")
     sub.add_parser("require-route", help="exit 3 unless ADDR goes over the lab bridge").add_argument("address")
+    sub.add_parser("rotate-secret", help="orch.rotate_secret with a new random value; the lab's copy follows"
+                   ).add_argument("secret")
     args = p.parse_args(argv)
     try:
         topology = json.loads(args.topology_json) if args.topology_json else load_topology()
@@ -306,6 +339,14 @@ def main(argv=None):
         print(topo_eval(topology, args.expr))
     elif args.command == "status":
         print(Lab(topology).status())
+    elif args.command == "rotate-secret":
+        ok, detail, value = Lab(topology).rotate_secret(args.secret)
+        print(f"orch.rotate_secret {args.secret}: {'ok' if ok else 'FAILED'}"
+              + ("; the lab's copy holds the new value" if value else "; the lab's copy is unchanged"),
+              file=sys.stderr)
+        if not ok:
+            print(detail[-3000:], file=sys.stderr)
+        return 0 if ok else 1
     else:
         try:
             Lab(topology).require_route(args.address)

@@ -1,0 +1,437 @@
+"""
+Secret rotation, planned and staged on the master: ``orch.rotate_secret``
+calls ``plan`` when it is rendered and lists its steps; two of those steps
+call ``begin`` and ``finish`` here, which rewrite the GPG-encrypted pillar
+files (/srv/lemp-ha-secrets/minions/<machine>.sls, docs/secrets.md).
+
+A rotation never has a moment where a client holds a value the server
+refuses:
+
+1. ``begin``: the new value goes into the pillar of every machine whose role
+   holds the secret (pillar/roles.yaml ``secrets:``), and the old one stays
+   beside it at ``<key>_previous`` (_modules/lemp_secret.py ``previous``):
+   the rotation record, in the encrypted pillar itself, so a run that died
+   resumes with the same new value instead of making a third one;
+2. the server side accepts the old OR the new value;
+3. every client gets the new value;
+4. ``finish``: ``<key>_previous`` goes; the server side accepts only the new.
+
+The new value is the operator's when a GPG-armored file
+``/srv/lemp-ha-secrets/rotation/<secret>.asc`` is there (encrypted to the
+pillar key, like every value: docs/secrets.md), else a random one made here
+(32 letters and digits, like the lab's). The runner never decrypts: it moves
+ciphertext around, so no plain value is written or logged on the master.
+
+The pure functions are unit-tested with sample data
+(tests/unit/test_secret_rotation.py).
+"""
+
+import importlib.util
+import logging
+import os
+import secrets as random_source
+import string
+
+import yaml
+
+_spec = importlib.util.spec_from_file_location(
+    "lemp_runner_steps", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_steps.py"))
+_steps = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_steps)
+galera = _steps.repo_module("galera")
+lemp_secret = _steps.repo_module("lemp_secret")
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "lemp_secrets"
+
+SPEC_PATH = os.path.join(_steps.REPO, "pillar", "secrets.spec.yaml")
+# salt/master/defaults.yaml master:secrets (the tests point it elsewhere)
+SECRETS_DIR = os.environ.get("LEMP_HA_SECRETS_DIR", "/srv/lemp-ha-secrets")
+GNUPGHOME = "/etc/salt/gpgkeys"            # salt/master/defaults.yaml master:gpg_keydir
+HEADER = "#!yaml|gpg\n"
+ALPHABET = string.ascii_letters + string.digits
+
+
+def _php_version():
+    with open(os.path.join(_steps.REPO, "salt", "phpfpm", "defaults.yaml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["phpfpm"]["version"]
+
+
+PHP_VERSION = _php_version()
+PHP_FPM = f"php{PHP_VERSION}-fpm"
+PHP_FPM_OPCACHE_INI = f"/etc/php/{PHP_VERSION}/fpm/conf.d/90-lemp-ha-opcache.ini"  # salt/phpfpm/config.sls
+
+# What orch.rotate_secret knows how to rotate: the role whose state accepts
+# the old or the new value (``server_role``, state ``server_sls`` applied on
+# one of its machines: a Synced data node, Galera replicates the account),
+# and the state that hands the value to the clients (``client_sls`` on the
+# machines of ``client_roles`` that hold the secret).
+ROTATIONS = {
+    "app_db": {
+        "server_role": "db",
+        "server_sls": "galera.databases",
+        "client_roles": ["web", "web_pool"],
+        "client_sls": "webapp.release",
+    },
+}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# -- pure functions (unit-tested) -------------------------------------------
+
+
+def pillar_key(spec, secret):
+    """The pillar key (colon path) of password ``secret``, or ValueError
+    naming the secret and what may be rotated."""
+    passwords = (spec or {}).get("passwords") or {}
+    if secret not in passwords:
+        raise ValueError(f"unknown secret {secret!r}: pillar/secrets.spec.yaml `passwords` names "
+                         f"{', '.join(sorted(passwords)) or 'none'}")
+    if secret not in ROTATIONS:
+        raise ValueError(f"secret {secret!r} cannot be rotated by orch.rotate_secret yet; it can rotate: "
+                         f"{', '.join(sorted(ROTATIONS))} (docs/secrets.md, Rotation)")
+    return passwords[secret]["pillar"]
+
+
+def holders(topology, secret):
+    """Machines (and scaling-pool machines) whose roles hold ``secret``, by name."""
+    machines = {**((topology or {}).get("machines") or {}), **((topology or {}).get("pool_machines") or {})}
+    return sorted(name for name, machine in machines.items() if secret in (machine.get("secrets") or []))
+
+
+def health_problems(facts, dbs, clients, lbs, backend):
+    """What is unhealthy now, one line each (empty: healthy). ``facts``:
+    {ping: {minion: True}, galera: {db: galera.status}, stat: {lb: show_stat
+    rows}}; a minion missing from an answer did not answer."""
+    problems = []
+    ping = facts.get("ping") or {}
+    for name in sorted(set(dbs) | set(clients) | set(lbs)):
+        if ping.get(name) is not True:
+            problems.append(f"{name} does not answer (salt {name} test.ping)")
+    for db in dbs:
+        ret = (facts.get("galera") or {}).get(db)
+        if not (isinstance(ret, dict) and galera.is_synced(ret)):
+            state = ret.get("local_state") if isinstance(ret, dict) else str(ret)[:200]
+            problems.append(f"{db} is not Synced in a Primary component ({state})")
+    for lb in lbs:
+        rows = (facts.get("stat") or {}).get(lb)
+        if not isinstance(rows, list):
+            problems.append(f"{lb}: HAProxy's runtime API gave no server list ({str(rows)[:200]})")
+            continue
+        status = {r.get("svname"): str(r.get("status", "")) for r in rows if r.get("pxname") == backend}
+        for web in clients:
+            if web in status and not status[web].startswith("UP"):
+                problems.append(f"{web} is not in service on {lb} (status {status[web]!r})")
+    return problems
+
+
+def opcache_wait(ini_texts):
+    """How the clients' PHP comes to read a rewritten config.php, from each
+    web node's opcache ini ({node: text}; a missing setting is PHP's
+    default): ("reload", 0) when a node does not revalidate timestamps, or
+    its revalidate_freq is unreadable (opcache would serve the old file
+    until PHP-FPM reloads), else ("wait", seconds):
+    opcache checks a file's mtime at most every revalidate_freq seconds, so
+    the old value is out of use revalidate_freq + 1 seconds after the write."""
+    longest = 0
+    for text in ini_texts.values():
+        settings = {}
+        for line in str(text or "").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith(";"):
+                settings[name.strip()] = value.strip().strip('"')
+        if settings.get("opcache.enable", "1").lower() in ("0", "off", "false"):
+            continue
+        freq = settings.get("opcache.revalidate_freq", "2")
+        if settings.get("opcache.validate_timestamps", "1").lower() in ("0", "off", "false") or not freq.isdigit():
+            return ("reload", 0)
+        longest = max(longest, int(freq))
+    return ("wait", longest + 1)
+
+
+def rotation_steps(secret, rotation, server, clients, how_php_reads):
+    """The runbook of one rotation, in order (see orch/rotate_secret.sls)."""
+    refresh = {"kwarg": {"wait": True}}
+    steps = [
+        # lemp_secret.previous and the two-password account (_modules/galera.py)
+        _steps.function(f"sync-custom-modules-on-the-{secret}-holders", "saltutil.sync_all",
+                        rotation["holders"]),
+        _steps.step(f"stage-the-new-{secret}-beside-the-old-in-the-encrypted-pillar", "salt.runner",
+                    name="lemp_secrets.begin", secret=secret, minions=rotation["files"]),
+        _steps.function(f"refresh-pillar-of-the-{secret}-holders", "saltutil.refresh_pillar",
+                        rotation["holders"], **refresh),
+        _steps.state(f"{server}-accepts-the-old-or-the-new-{secret}", rotation["server_sls"], server),
+        _steps.state(f"give-the-new-{secret}-to-its-clients", rotation["client_sls"], clients),
+    ]
+    mode, seconds = how_php_reads
+    if mode == "reload":
+        steps += [_steps.function(f"reload-php-fpm-on-{web}-to-read-the-new-config", "service.reload", web,
+                                  arg=[PHP_FPM]) for web in clients]
+    else:
+        steps.append(_steps.function(f"wait-{seconds}s-for-opcache-to-revalidate-the-config", "test.sleep",
+                                     server, arg=[seconds]))
+    steps += [
+        _steps.step(f"drop-the-old-{secret}-from-the-encrypted-pillar", "salt.runner",
+                    name="lemp_secrets.finish", secret=secret, minions=rotation["files"]),
+        _steps.function(f"refresh-pillar-of-the-{secret}-holders-again", "saltutil.refresh_pillar",
+                        rotation["holders"], **refresh),
+        _steps.state(f"{server}-accepts-only-the-new-{secret}", rotation["server_sls"], server),
+    ]
+    return _steps.chain(steps)
+
+
+def _walk(tree, key):
+    parts = key.split(":")
+    node = tree
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None, parts[-1]
+    return node, parts[-1]
+
+
+def staged(tree, key, new_cipher):
+    """The pillar tree of one machine with ``new_cipher`` at ``key`` and the
+    old value at ``<key>_previous``: (tree, True); or (tree, False) when a
+    rotation is already staged there (a resumed run keeps its new value).
+    KeyError names the key when the machine lacks it."""
+    node, leaf = _walk(tree, key)
+    if node is None or leaf not in node:
+        raise KeyError(key)
+    prev_leaf = leaf + lemp_secret.PREVIOUS_SUFFIX
+    if prev_leaf in node:
+        return tree, False
+    node[prev_leaf] = node[leaf]
+    node[leaf] = new_cipher
+    return tree, True
+
+
+def dropped(tree, key):
+    """The tree without ``<key>_previous``: (tree, whether it was there)."""
+    node, leaf = _walk(tree, key)
+    prev_leaf = leaf + lemp_secret.PREVIOUS_SUFFIX
+    if node is None or prev_leaf not in node:
+        return tree, False
+    del node[prev_leaf]
+    return tree, True
+
+
+def is_staged(tree, key):
+    node, leaf = _walk(tree, key)
+    return node is not None and leaf + lemp_secret.PREVIOUS_SUFFIX in node
+
+
+class _Literal(str):
+    pass
+
+
+def _literal(dumper, data):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Literal, _literal)
+
+
+def render_file(tree):
+    """A secrets file's text, in encrypt-secrets.py's form."""
+    def literal(node):
+        if isinstance(node, dict):
+            return {k: literal(v) for k, v in node.items()}
+        return _Literal(node)
+
+    return (HEADER + "# Every value is encrypted to the master's key (docs/secrets.md).\n"
+            + yaml.dump(literal(tree), Dumper=_Dumper, default_flow_style=False, sort_keys=True))
+
+
+def random_value():
+    return "".join(random_source.choice(ALPHABET) for _ in range(32))
+
+
+# -- the master's files -----------------------------------------------------
+
+
+def _path(name):
+    return os.path.join(SECRETS_DIR, "minions", f"{name}.sls")
+
+
+def _staged_path(secret):
+    return os.path.join(SECRETS_DIR, "rotation", f"{secret}.asc")
+
+
+def _read(name):
+    with open(_path(name), encoding="utf-8") as handle:
+        return yaml.safe_load(handle.read()) or {}
+
+
+def _write(name, tree):
+    target = _path(name)
+    tmp = target + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(render_file(tree))
+    os.replace(tmp, target)
+
+
+def _encrypt(value):
+    import gnupg  # pylint: disable=import-outside-toplevel  (the master's salt venv has python-gnupg)
+
+    gpg = gnupg.GPG(gnupghome=GNUPGHOME)
+    keys = gpg.list_keys(secret=True)
+    if not keys:
+        raise RuntimeError(f"no GPG key in {GNUPGHOME}: make the pillar key first (docs/secrets.md)")
+    result = gpg.encrypt(value, keys[0]["fingerprint"], always_trust=True, armor=True)
+    if not result.ok:
+        raise RuntimeError(f"encrypting the new value failed: {result.status}")
+    return str(result)
+
+
+def _holder_files(topology, secret):
+    """The holders that have a secrets file (a scaling-pool name without one
+    is not provisioned yet: it gets the new value when it is); a machine of
+    the topology without one is an error."""
+    pool = set(((topology or {}).get("pool_machines") or {}))
+    names, missing = [], []
+    for name in holders(topology, secret):
+        if os.path.exists(_path(name)):
+            names.append(name)
+        elif name not in pool:
+            missing.append(name)
+    if missing:
+        raise RuntimeError(f"no secrets file for {', '.join(missing)} in {SECRETS_DIR}/minions (docs/secrets.md)")
+    return names
+
+
+def _refused(message):
+    log.warning("lemp_secrets: %s", message)
+    return {"Error": message, "retcode": 1}
+
+
+def _spec():
+    with open(SPEC_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+# -- runner functions -------------------------------------------------------
+
+
+def _ask(tgt, fun, timeout=60, **kwargs):
+    return _steps.ask(__opts__, tgt, fun, timeout, tgt_type="list", **kwargs) if tgt else {}  # noqa: F821
+
+
+def plan(topology, secret=None, backend="web"):
+    """The plan of orch.rotate_secret for ``secret``, or a single failing
+    step saying why nothing was touched (an unknown secret, an unhealthy
+    platform)."""
+    refused = "rotation-refused-nothing-was-touched"
+    try:
+        key = pillar_key(_spec(), str(secret or ""))
+    except ValueError as exc:
+        return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: {exc}")])
+    rotation = dict(ROTATIONS[secret])
+    holding = holders(topology, secret)
+    servers = [n for n in _steps.role(topology, rotation["server_role"]) if n in holding]
+    clients = [n for role in rotation["client_roles"] for n in _steps.role(topology, role) if n in holding]
+    lbs = _steps.role(topology, "lb")
+    if not servers or not clients:
+        return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: no {rotation['server_role']} machine or "
+                                                   f"no client holds {secret} ({key}) in the topology")])
+    facts = {"ping": _ask(sorted(set(servers) | set(clients) | set(lbs)), "test.ping", timeout=30),
+             "galera": _ask(servers, "galera.status"),
+             "stat": _ask(lbs, "haproxy_runtime.show_stat")}
+    problems = health_problems(facts, servers, clients, lbs, backend)
+    if problems:
+        return _steps.plan([_steps.refuse(refused, "orch.rotate_secret: refusing to start, the platform is not "
+                                                   "healthy: " + "; ".join(problems))])
+    try:
+        rotation["files"] = _holder_files(topology, secret)
+    except RuntimeError as exc:
+        return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: {exc}")])
+    # the running holders: a scaling-pool VM that is off reads its file when it boots
+    rotation["holders"] = [n for n in holding if facts["ping"].get(n) is True]
+    inis = _ask(clients, "cmd.run", arg=[f"cat {PHP_FPM_OPCACHE_INI}"])
+    return _steps.plan(rotation_steps(secret, rotation, servers[0], clients, opcache_wait(inis)))
+
+
+def _check_files(minions):
+    names = sorted(minions or [])
+    missing = [n for n in names if not os.path.exists(_path(n))]
+    if not names or missing:
+        raise RuntimeError(f"no secrets file for {', '.join(missing) or 'any machine'} in {SECRETS_DIR}/minions")
+    return names
+
+
+def begin(secret, minions):
+    """Stage the new value of ``secret`` beside the old one in the encrypted
+    pillar of every machine that holds it (see the module's docstring).
+    Resumes an unfinished rotation with its new value.
+
+    CLI Example::
+
+        salt-run lemp_secrets.begin secret=app_db minions='[db1, db2, web1, web2]'
+    """
+    try:
+        key = pillar_key(_spec(), secret)
+        names = _check_files(minions)
+        trees = {name: _read(name) for name in names}
+        pending = [n for n, tree in trees.items() if is_staged(tree, key)]
+        staged_file = _staged_path(secret)
+        if pending:
+            # A run that died after this step: keep its new value everywhere.
+            # An operator's file stays where it is (it was not used): it is
+            # for the next rotation, or to delete.
+            node, leaf = _walk(trees[pending[0]], key)
+            new_cipher = node[leaf]
+            source = "the unfinished rotation's" + (f" ({staged_file} left unused)"
+                                                    if os.path.exists(staged_file) else "")
+        elif os.path.exists(staged_file):
+            with open(staged_file, encoding="utf-8") as handle:
+                new_cipher = handle.read()
+            if "BEGIN PGP MESSAGE" not in new_cipher:
+                return _refused(f"{staged_file} is not a GPG-armored message (docs/secrets.md, Rotation)")
+            source = f"the operator's ({staged_file})"
+        else:
+            new_cipher = _encrypt(random_value())
+            source = "a random"
+        changed = []
+        for name, tree in trees.items():
+            tree, did = staged(tree, key, new_cipher)
+            if did:
+                _write(name, tree)
+                changed.append(name)
+        if not pending and os.path.exists(staged_file):
+            os.remove(staged_file)  # used: the next rotation needs another value
+    except (ValueError, RuntimeError, OSError) as exc:
+        return _refused(f"rotating {secret}: {exc}")
+    except KeyError as exc:
+        return _refused(f"rotating {secret}: a holder's secrets file lacks {exc.args[0]} (docs/secrets.md)")
+    return {"secret": secret, "pillar": key, "new value": source, "staged on": changed,
+            "already staged on": sorted(set(names) - set(changed))}
+
+
+def finish(secret, minions):
+    """Drop the old value of ``secret`` (``<key>_previous``) from every
+    holder's encrypted pillar: the rotation is over.
+
+    CLI Example::
+
+        salt-run lemp_secrets.finish secret=app_db minions='[db1, db2, web1, web2]'
+    """
+    try:
+        key = pillar_key(_spec(), secret)
+        changed = []
+        for name in _check_files(minions):
+            tree, did = dropped(_read(name), key)
+            if did:
+                _write(name, tree)
+                changed.append(name)
+    except (ValueError, RuntimeError, OSError) as exc:
+        return _refused(f"finishing the rotation of {secret}: {exc}")
+    return {"secret": secret, "pillar": key, "old value dropped on": changed}

@@ -1,0 +1,46 @@
+"""Secret rotation on the lab (orch.rotate_secret, docs/secrets.md "Rotation"):
+the app's database password is replaced under steady HTTPS load on a page
+that reads the database, with no failed request; afterwards the old password
+is refused and the new one accepted (over TLS: the account REQUIREs SSL),
+and the lab host's copy holds the new value."""
+
+import shlex
+
+from web_helpers import LoadLoop, base_url, new_session
+
+# Log in as the app from a web node, the password on stdin: prints "ok" or
+# the server's error number (1045: access denied).
+LOGIN = r'''
+import sys
+import pymysql
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    pymysql.connect(host=host, port=port, user="app", password=sys.stdin.read(), database="app", connect_timeout=5,
+                    ssl={"ca": "/usr/local/share/ca-certificates/lemp-ha-platform-ca.crt"}).close()
+    print("ok")
+except pymysql.err.OperationalError as exc:
+    print(exc.args[0])
+'''
+
+
+def login(lab, web, password):
+    host, port = lab.db_endpoint
+    proc = lab.run(web, f"/opt/salt/bin/python -c {shlex.quote(LOGIN)} {host} {port}", input=password)
+    return proc.stdout.strip()
+
+
+def test_rotating_the_app_db_password_fails_no_request_and_the_old_one_is_refused(lab):
+    web = lab.with_role("web")[0]
+    old = lab.secrets["passwords"]["app_db"]
+    # a row to read: GET /api/items/<id> runs a SELECT through the app's account
+    created = new_session(lab).post(base_url(lab) + "/api/items", json={"note": "rotation"}, timeout=10)
+    assert created.status_code == 201, created.text
+    with LoadLoop(lab, path=f"/api/items/{created.json()['id']}", max_seconds=120) as load:
+        ok, detail, new = lab.rotate_secret("app_db", timeout=300)
+        load.wait_for_requests(5)
+    assert ok, detail
+    assert load.failures == [], load.report()
+    assert new and new != old
+    assert lab.secrets["passwords"]["app_db"] == new  # the lab host's copy: tests and ./lab up use it
+    assert login(lab, web, new) == "ok"
+    assert login(lab, web, old) == "1045"

@@ -1,0 +1,234 @@
+"""Secret rotation (orch.rotate_secret, _runners/lemp_secrets.py) without
+Salt daemons: which machines hold a secret, the refusals, the staging of the
+new value beside the old one in a machine's encrypted pillar, the runbook's
+order, and the account statement that accepts the old OR the new password."""
+
+import pathlib
+
+import pytest
+import yaml
+
+import galera
+import lemp_topology  # tests/conftest.py puts _modules on the path
+from by_path import load
+from test_galera_plans import status
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+runner = load("lemp_secrets_runner", "_runners/lemp_secrets.py")
+TOPOLOGY = lemp_topology.load(REPO / "pillar" / "topology.yaml")
+SPEC = yaml.safe_load((REPO / "pillar" / "secrets.spec.yaml").read_text())
+OLD = "-----BEGIN PGP MESSAGE-----\nold\n-----END PGP MESSAGE-----\n"
+NEW = "-----BEGIN PGP MESSAGE-----\nnew\n-----END PGP MESSAGE-----\n"
+
+
+# -- what may be rotated, and where it lives -----------------------------------
+
+
+def test_app_db_is_the_apps_database_password_held_by_db_web_and_pool_machines():
+    assert runner.pillar_key(SPEC, "app_db") == "app:database:password"
+    holders = runner.holders(TOPOLOGY, "app_db")
+    assert {"db1", "db2", "web1", "web2"} <= set(holders)
+    assert not {"lb1", "lb2", "arb1", "mon1", TOPOLOGY["master"]} & set(holders)
+
+
+def test_an_unknown_secret_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown secret 'app_dbb'.*app_db"):
+        runner.pillar_key(SPEC, "app_dbb")
+
+
+def test_a_secret_not_rotatable_yet_is_refused_naming_what_is():
+    with pytest.raises(ValueError, match=r"'galera_sst' cannot be rotated.*app_db"):
+        runner.pillar_key(SPEC, "galera_sst")
+
+
+# -- health -------------------------------------------------------------------
+
+
+def healthy():
+    rows = [{"pxname": "web", "svname": w, "status": "UP"} for w in ("web1", "web2")]
+    return {"ping": {n: True for n in TOPOLOGY["machines"]},
+            "galera": {"db1": status(primary=True), "db2": status(primary=True)},
+            "stat": {"lb1": rows, "lb2": list(rows)}}
+
+
+def problems(facts):
+    return runner.health_problems(facts, ["db1", "db2"], ["web1", "web2"], ["lb1", "lb2"], "web")
+
+
+def test_a_healthy_platform_has_no_problem():
+    assert problems(healthy()) == []
+
+
+def test_a_db_node_not_synced_a_drained_web_node_or_a_silent_minion_is_a_problem():
+    facts = healthy()
+    facts["galera"]["db2"] = dict(status(primary=True), local_state="Donor/Desynced")
+    facts["stat"]["lb2"][0] = {"pxname": "web", "svname": "web1", "status": "DRAIN"}
+    del facts["ping"]["web2"]
+    found = problems(facts)
+    assert any(p.startswith("db2 is not Synced") for p in found), found
+    assert any(p.startswith("web1 is not in service on lb2") for p in found), found
+    assert any(p.startswith("web2 does not answer") for p in found), found
+
+
+# -- how PHP comes to read the new config ----------------------------------------
+
+
+def test_php_reads_the_new_config_after_opcache_revalidates_or_after_a_reload():
+    ini = "opcache.enable=1\nopcache.validate_timestamps=1\nopcache.revalidate_freq=2\n"
+    assert runner.opcache_wait({"web1": ini, "web2": ini.replace("=2", "=5")}) == ("wait", 6)
+    never = ini.replace("validate_timestamps=1", "validate_timestamps=0")
+    assert runner.opcache_wait({"web1": ini, "web2": never}) == ("reload", 0)
+    # no ini: PHP's defaults (revalidate every 2 s); an unreadable frequency: reload rather than guess
+    assert runner.opcache_wait({"web1": "cat: /etc/php/8.2/fpm/conf.d/x.ini: No such file"}) == ("wait", 3)
+    assert runner.opcache_wait({"web1": ini + "opcache.revalidate_freq=soon\n"}) == ("reload", 0)
+
+
+# -- the encrypted pillar of one machine -------------------------------------------
+
+
+def machine_tree():
+    return {"app": {"database": {"password": OLD, "migrate_password": "m"}}, "tls": {"key": "k"}}
+
+
+def test_staging_puts_the_new_value_at_the_key_and_keeps_the_old_beside_it():
+    tree, changed = runner.staged(machine_tree(), "app:database:password", NEW)
+    assert changed
+    assert tree["app"]["database"] == {"password": NEW, "password_previous": OLD, "migrate_password": "m"}
+    assert runner.is_staged(tree, "app:database:password")
+    # a resumed run keeps the first new value: never a third one
+    again, changed = runner.staged(tree, "app:database:password", "-----BEGIN PGP MESSAGE-----\nthird\n")
+    assert not changed and again["app"]["database"]["password"] == NEW
+
+
+def test_finishing_drops_the_old_value_only():
+    tree, _ = runner.staged(machine_tree(), "app:database:password", NEW)
+    tree, changed = runner.dropped(tree, "app:database:password")
+    assert changed and tree["app"]["database"] == {"password": NEW, "migrate_password": "m"}
+    assert runner.dropped(tree, "app:database:password") == (tree, False)
+
+
+def test_a_machine_without_the_key_is_an_error_naming_it():
+    with pytest.raises(KeyError, match="app:database:password"):
+        runner.staged({"tls": {"key": "k"}}, "app:database:password", NEW)
+
+
+def test_the_file_is_the_gpg_renderers_yaml_with_literal_blocks():
+    text = runner.render_file(machine_tree())
+    assert text.startswith("#!yaml|gpg\n")
+    assert "password: |\n      -----BEGIN PGP MESSAGE-----\n      old\n" in text
+    assert yaml.safe_load(text) == machine_tree()
+
+
+def test_begin_then_finish_on_the_masters_files(tmp_path, monkeypatch):
+    minions = tmp_path / "minions"
+    minions.mkdir()
+    for name in ("db1", "web1"):
+        (minions / f"{name}.sls").write_text(runner.render_file(machine_tree()))
+    (tmp_path / "rotation").mkdir()
+    (tmp_path / "rotation" / "app_db.asc").write_text(NEW)
+    monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
+    out = runner.begin("app_db", ["db1", "web1"])
+    assert out["staged on"] == ["db1", "web1"] and "operator" in out["new value"], out
+    assert not (tmp_path / "rotation" / "app_db.asc").exists()
+    for name in ("db1", "web1"):
+        tree = yaml.safe_load((minions / f"{name}.sls").read_text())
+        assert tree["app"]["database"]["password"] == NEW and tree["app"]["database"]["password_previous"] == OLD
+        assert oct((minions / f"{name}.sls").stat().st_mode & 0o777) == "0o600"
+    # resumed: nothing rewritten, the same new value; an operator's new file is left unused
+    (tmp_path / "rotation" / "app_db.asc").write_text("-----BEGIN PGP MESSAGE-----\nthird\n")
+    again = runner.begin("app_db", ["db1", "web1"])
+    assert again["already staged on"] == ["db1", "web1"] and "left unused" in again["new value"]
+    assert (tmp_path / "rotation" / "app_db.asc").exists()
+    assert yaml.safe_load((minions / "db1.sls").read_text())["app"]["database"]["password"] == NEW
+    assert runner.finish("app_db", ["db1", "web1"])["old value dropped on"] == ["db1", "web1"]
+    tree = yaml.safe_load((minions / "db1.sls").read_text())
+    assert tree["app"]["database"] == {"password": NEW, "migrate_password": "m"}
+
+
+def test_begin_refuses_a_missing_file_or_an_unknown_secret(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
+    assert "db9" in runner.begin("app_db", ["db9"])["Error"]
+    assert "unknown secret" in runner.finish("nope", ["db1"])["Error"]
+
+
+# -- the runbook ---------------------------------------------------------------------
+
+
+def test_the_runbook_accepts_both_before_the_clients_change_and_drops_the_old_after():
+    rotation = dict(runner.ROTATIONS["app_db"], holders=["db1", "db2", "web1", "web2"],
+                    files=["db1", "db2", "web1", "web2", "web3"])
+    steps = runner.rotation_steps("app_db", rotation, "db1", ["web1", "web2"], ("wait", 3))
+    ids = [s["id"] for s in steps]
+    assert ids == [
+        "sync-custom-modules-on-the-app_db-holders",
+        "stage-the-new-app_db-beside-the-old-in-the-encrypted-pillar",
+        "refresh-pillar-of-the-app_db-holders",
+        "db1-accepts-the-old-or-the-new-app_db",
+        "give-the-new-app_db-to-its-clients",
+        "wait-3s-for-opcache-to-revalidate-the-config",
+        "drop-the-old-app_db-from-the-encrypted-pillar",
+        "refresh-pillar-of-the-app_db-holders-again",
+        "db1-accepts-only-the-new-app_db",
+    ]
+    # each step requires the one before: a failure stops the run with both values accepted
+    for before, item in zip(steps, steps[1:]):
+        assert {"require": [runner._steps.requisite(before)]} in item["args"], item["id"]
+    reload = runner.rotation_steps("app_db", rotation, "db1", ["web1", "web2"], ("reload", 0))
+    assert [s["id"] for s in reload if "reload" in s["id"]] == [
+        "reload-php-fpm-on-web1-to-read-the-new-config", "reload-php-fpm-on-web2-to-read-the-new-config"]
+
+
+# -- the account: old OR new, then only new --------------------------------------------
+
+
+def test_two_passwords_make_an_or_of_hashes_with_no_clear_text():
+    clause = galera.password_auth(["old'pw", "new\\pw"])
+    old, new = galera.mysql_native_hash("old'pw"), galera.mysql_native_hash("new\\pw")
+    assert clause == (f"IDENTIFIED VIA mysql_native_password USING '{old}'"
+                      f" OR mysql_native_password USING '{new}'")
+    assert "old" not in clause and "new" not in clause
+    assert galera.password_auth(["pw", "pw"]) == f"IDENTIFIED BY PASSWORD '{galera.mysql_native_hash('pw')}'"
+
+
+def test_show_create_user_is_read_for_one_or_several_authentications():
+    one = "CREATE USER `app`@`10.77.0.%` IDENTIFIED BY PASSWORD '*AAA' REQUIRE SSL"
+    two = ("CREATE USER `app`@`10.77.0.%` IDENTIFIED VIA mysql_native_password USING '*AAA' "
+           "OR mysql_native_password USING '*BBB' REQUIRE SSL")
+    assert galera.parse_create_user_auth(one) == [("mysql_native_password", "*AAA")]
+    assert galera.parse_create_user_auth(two) == [("mysql_native_password", "*AAA"),
+                                                  ("mysql_native_password", "*BBB")]
+    assert galera.parse_create_user_auth("CREATE USER `root`@`localhost` IDENTIFIED VIA unix_socket") == [
+        ("unix_socket", "")]
+
+
+def fake_server(monkeypatch, create_user):
+    executed = []
+
+    def fake_query(sql, timeout=30):
+        if sql.startswith("SELECT plugin"):
+            return [["mysql_native_password", galera.mysql_native_hash("new"), "ANY"]]
+        if sql.startswith("SHOW CREATE USER"):
+            return [[create_user]]
+        if sql.startswith("SHOW GRANTS"):
+            return [["GRANT USAGE ON *.* TO `app`@`10.77.0.%`"]]
+        executed.append(sql)
+        return []
+
+    monkeypatch.setattr(galera, "query", fake_query)
+    return executed
+
+
+def test_the_account_accepts_old_or_new_during_a_rotation_then_only_new(monkeypatch):
+    old, new = galera.mysql_native_hash("old"), galera.mysql_native_hash("new")
+    executed = fake_server(monkeypatch, f"CREATE USER `app`@`10.77.0.%` IDENTIFIED BY PASSWORD '{old}' REQUIRE SSL")
+    assert galera.user_ensure("app", "10.77.0.%", password="new", previous_password="old") == [
+        "accepts the previous and the new password"]
+    assert executed == [f"ALTER USER 'app'@'10.77.0.%' IDENTIFIED VIA mysql_native_password USING '{old}' "
+                        f"OR mysql_native_password USING '{new}';"]
+    both = (f"CREATE USER `app`@`10.77.0.%` IDENTIFIED VIA mysql_native_password USING '{old}' "
+            f"OR mysql_native_password USING '{new}' REQUIRE SSL")
+    executed = fake_server(monkeypatch, both)
+    assert galera.user_ensure("app", "10.77.0.%", password="new", previous_password="old") == []
+    # the rotation is over: mysql.user shows the new hash, yet the old one is still accepted until dropped
+    assert galera.user_ensure("app", "10.77.0.%", password="new") == ["authentication updated"]
+    assert executed == [f"ALTER USER 'app'@'10.77.0.%' IDENTIFIED BY PASSWORD '{new}';"]
