@@ -292,13 +292,17 @@ DDL_PRIVILEGES = frozenset({"ALTER", "CREATE", "DROP", "INDEX", "REFERENCES", "C
                             "CREATE ROUTINE", "ALTER ROUTINE", "EVENT"})
 
 
-def check_privileges(privileges, where):
+def check_privileges(privileges, where, allow_all=False):
     """Upper-cased privilege names, sorted; a CommandExecutionError names
     ``where`` and the unknown name (a list is required: a string would be
-    read letter by letter)."""
+    read letter by letter). ALL PRIVILEGES only with ``allow_all``: an
+    account owning its database (Zabbix's on mon1 creates and upgrades its
+    own schema), never the app's accounts nor a global grant."""
     if not isinstance(privileges, (list, tuple, set, frozenset)):
         raise CommandExecutionError(f"{where}: a list of privilege names is required, got {privileges!r}")
     names = [" ".join(str(p).upper().split()) for p in privileges]
+    if allow_all and names == ["ALL PRIVILEGES"]:
+        return names
     unknown = sorted(set(names) - PRIVILEGES)
     if unknown or "ALL" in names or "ALL PRIVILEGES" in names:
         raise CommandExecutionError(
@@ -878,7 +882,8 @@ def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=
     changed (or would). Unknown privilege names are refused before any SQL runs."""
     account = _account(user, host)
     for obj, privs in (grants or {}).items():
-        check_privileges(privs, f"grants on {obj} for {user}@{host}")
+        # a database's own ALL (SHOW GRANTS spells it so), never *.*
+        check_privileges(privs, f"grants on {obj} for {user}@{host}", allow_all=not str(obj).startswith("*"))
     if unix_socket:
         auth = "IDENTIFIED VIA unix_socket"
     elif password:

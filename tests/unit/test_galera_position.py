@@ -305,6 +305,18 @@ def test_unknown_privileges_are_refused_before_any_sql(monkeypatch):
     assert executed == []
 
 
+def test_all_privileges_only_on_a_database_the_account_owns(monkeypatch):
+    """Zabbix's account owns its database (SHOW GRANTS says ALL PRIVILEGES
+    there): allowed on db.*, refused on *.* before any SQL."""
+    executed = fake_account(monkeypatch)
+    galera.user_ensure("zabbix", "localhost", password="pw", grants={"zabbix.*": ["ALL PRIVILEGES"]})
+    assert any("GRANT ALL PRIVILEGES ON `zabbix`.*" in sql for sql in executed), executed
+    executed.clear()
+    with pytest.raises(galera.CommandExecutionError, match="ALL is refused"):
+        galera.user_ensure("zabbix", "localhost", password="pw", grants={"*.*": ["ALL PRIVILEGES"]})
+    assert executed == []
+
+
 def test_app_accounts_split_runtime_dml_from_migration_ddl():
     accounts = galera.app_accounts({
         "name": "app", "user": "app",
