@@ -72,7 +72,8 @@ ROTATIONS = {
         "server_role": "db",
         "server_sls": "galera.databases",
         "client_roles": ["web", "web_pool"],
-        "client_sls": "webapp.release",
+        # the app's config (config.php) and the platform's /healthz (healthz.json)
+        "client_sls": "webapp.release,nginx.config",
     },
 }
 

@@ -63,6 +63,7 @@ nginx-healthz-settings-file-managed:
         db_name: {{ app.database.name | json }}
         db_user: {{ app.database.user | json }}
         db_password: {{ password | json }}
+        db_ssl_ca: {{ app.database.ssl_ca | json }}
         db_timeout: {{ nginx.health.db_timeout | int }}
         app_dir: {{ app_dir | json }}
 

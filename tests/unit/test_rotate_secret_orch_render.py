@@ -39,7 +39,7 @@ def test_app_db_renders_the_runbook_in_order(env, secrets_dir):  # noqa: F811
     assert stage["name"] == "lemp_secrets.begin" and set(stage["minions"]) >= {"db1", "db2", "web1", "web2", "web3"}
     clients = dict(kv for a in high["give-the-new-app_db-to-its-clients"]["salt"] if isinstance(a, dict)
                    for kv in a.items())
-    assert clients["tgt"] == "web1,web2" and clients["sls"] == "webapp.release"
+    assert clients["tgt"] == "web1,web2" and clients["sls"] == "webapp.release,nginx.config"
     assert ("galera.status", ["db1", "db2"]) in calls
 
 

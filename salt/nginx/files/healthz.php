@@ -40,7 +40,16 @@ mysqli_report(MYSQLI_REPORT_OFF);
 $db = mysqli_init();
 $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, (int)$cfg['db_timeout']);
 $db->options(MYSQLI_OPT_READ_TIMEOUT, (int)$cfg['db_timeout']);
-$ok = @$db->real_connect($cfg['db_host'], $cfg['db_user'], $cfg['db_password'], $cfg['db_name'], (int)$cfg['db_port']);
+// TLS as the app: the account REQUIREs SSL; the server is checked against
+// the platform CA and its name against db_host (the DB endpoint's certificate).
+$flags = 0;
+if (($cfg['db_ssl_ca'] ?? '') !== '') {
+    $db->ssl_set(null, null, $cfg['db_ssl_ca'], null, null);
+    $db->options(MYSQLI_OPT_SSL_VERIFY_SERVER_CERT, true);
+    $flags = MYSQLI_CLIENT_SSL;
+}
+$ok = @$db->real_connect($cfg['db_host'], $cfg['db_user'], $cfg['db_password'], $cfg['db_name'],
+                         (int)$cfg['db_port'], null, $flags);
 if (!$ok) {
     $out['reason'] = 'database: ' . mysqli_connect_error();
     healthz_answer(503, $out);
