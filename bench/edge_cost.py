@@ -125,12 +125,21 @@ def main():
         rows.append([label, common.fmt(rps, 1), " / ".join(common.fmt(r["rps"], 0) for r in results[label]),
                      common.fmt(median(label, "p50_ms"), 1), errors[label],
                      "—" if label == settings[2][0] else f"{common.fmt(cost, 1)}%"])
+    spread = [(max(r["rps"] for r in results[label]) - min(r["rps"] for r in results[label]))
+              / median(label, "rps") * 100 for label, _ in settings if median(label, "rps")]
+    on = [median(label, "rps") for label, _ in settings[:2]]
+    verdict = (f"The controls cost nothing measurable here: both settings with them served more requests/s "
+               f"than the one without (the rounds of one setting spread by up to {max(spread):.0f}%, far more "
+               f"than the 5% target), so their cost is below what this lab can resolve."
+               if off and all(rps is not None and rps >= off for rps in on) else
+               f"Spread of the rounds of one setting: up to {max(spread or [0]):.0f}% of its median; a cost "
+               "smaller than that is not resolved by this run.")
     notes = [f"Path {args.path} through the VIP {lab.vip}, {args.concurrency} concurrent clients (requests, one "
              f"keep-alive session per thread), {args.duration}s per measurement after a 2s warm-up, "
              f"{args.rounds} rounds of the three settings in turn.",
              "Cost = how much lower the median requests/s is than with no controls; the target is under 5%. "
              "The client runs on the lab host and shares its 2 CPUs with every lab machine, so differences of "
-             "a few percent are within the run-to-run spread: compare the rounds."]
+             "a few percent are within the run-to-run spread: compare the rounds.", verdict]
     common.report(args, "edge_cost", "What the rate limit and the firewall cost", headers, rows, notes)
     return 0
 
