@@ -925,11 +925,17 @@ def user_ensure(user, host, password=None, unix_socket=False, grants=None, test=
         want = wanted.get(obj, set())
         if have == want:
             continue
-        if have - want:
+        # Only what goes, then only what comes: a privilege kept is never
+        # revoked for a moment (a live request would get 1142 in between).
+        # ALL PRIVILEGES on either side is not a set of names: replaced whole.
+        if "ALL PRIVILEGES" in have | want and have - want:
             statements.append(f"REVOKE ALL PRIVILEGES ON {_object(obj)} FROM {account}")
             have = set()
+        elif have - want:
+            statements.append(f"REVOKE {', '.join(sorted(have - want))} ON {_object(obj)} FROM {account}")
         if want - have:
-            statements.append(f"GRANT {', '.join(sorted(want))} ON {_object(obj)} TO {account}")
+            statements.append(f"GRANT {', '.join(sorted(want - have) if have else sorted(want))} "
+                              f"ON {_object(obj)} TO {account}")
         changes.append(f"grants on {obj}: {sorted(current.get(obj, set()))} -> {sorted(want)}")
     if statements and not test:
         query(";\n".join(statements) + ";")

@@ -563,6 +563,8 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     (template_app.get("database") or {}).pop("password", None)
     # the migration account's password reaches app:migrate only (salt/webapp/migrate.sls)
     (template_app.get("database") or {}).pop("migrate_password", None)
+    # a rotation's old value (orch.rotate_secret) reaches no template either
+    (template_app.get("database") or {}).pop("password_previous", None)
     app_dir = f"{root}/{name}"
     releases = (releases_on_disk or release_links)(app_dir)
     static_urls = _check_release_links(version, links, releases, docroot)

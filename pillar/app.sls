@@ -6,7 +6,7 @@
 {%- import_yaml 'topology.yaml' as topology %}
 app:
   name: app
-  version: 1.0.0
+  version: 1.1.0
   source:
     path: salt://app
   docroot: public

@@ -7,7 +7,8 @@ and answers SENTINEL MASTER with its password. That sessions still work
 through the internal VIP is test_web_lb.py's (the session counter tests).
 
 redis-cli runs inside the machines (lab.run: lxc-attach), passwords in its
-environment (REDISCLI_AUTH), from the lab's generated secrets. One command
+environment (REDISCLI_AUTH, read from stdin there: never on a command line),
+from the lab's generated secrets. One command
 per check: cheap, nothing changed on the cluster.
 """
 
@@ -18,10 +19,12 @@ def redis_cli(lab, machine, *args, user=None, password=None, port=6379):
     """redis-cli ARGS on ``machine`` against its own Redis or Sentinel
     (both listen on 127.0.0.1 too); stdout+stderr."""
     address = "127.0.0.1"
-    auth = f"REDISCLI_AUTH={shlex.quote(password)} " if password else ""
+    # the password on stdin, never on a command line (ps on the host shows those)
+    auth = "IFS= read -r REDISCLI_AUTH && export REDISCLI_AUTH && " if password else ""
     who = f"--user {shlex.quote(user)} " if user else ""
     proc = lab.run(machine, f"{auth}timeout 10 redis-cli --no-auth-warning {who}-h {address} -p {port} "
-                   + " ".join(shlex.quote(a) for a in args), check=False)
+                   + " ".join(shlex.quote(a) for a in args), check=False,
+                   input=(password + "\n") if password else None)
     return (proc.stdout + proc.stderr).strip()
 
 
