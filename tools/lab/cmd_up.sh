@@ -20,8 +20,27 @@ lab_up() {
   wait_for_minions
   run_orch site
   wait_for_master_config
+  wait_for_site
   labhost_up
   print_summary "$t0"
+}
+
+# orch.site passing is not the site answering: /healthz through the VIP
+# (HAProxy, a web node, PHP-FPM and the database, over TLS) must give 200
+# before the lab is called up. Seen: every state green while the platform's
+# /healthz could not log in to MySQL and HAProxy answered 503 to everyone.
+wait_for_site() {
+  local vip i
+  vip=$(topo_get "t['network']['vip']")
+  require_lab_route "$vip"
+  step "checking that the site answers through the VIP (https://$vip/healthz)"
+  for i in $(seq 120); do
+    curl -fsS -o /dev/null --max-time 5 --cacert "$LAB_STATE/secrets/ca.pem" "https://$vip/healthz" 2>/dev/null \
+      && return 0
+    sleep 1
+  done
+  die "orch.site passed, but https://$vip/healthz has not answered 200 in 120 s" \
+    "ask a web node why: ./lab ssh web1, then: curl -ks https://127.0.0.1/healthz (its JSON names the reason)"
 }
 
 # Lab secrets live in $LAB_STATE, never in the repo; generated once per lab
