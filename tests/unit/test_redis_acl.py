@@ -154,6 +154,8 @@ def test_check_monitor_and_replication_users_have_only_their_commands(redis):
     assert as_user(port, "check", "GET", "PHPREDIS_SESSION:abc").startswith("-NOPERM")
     assert as_user(port, "default", "CONFIG", "GET", "maxmemory") == "maxmemory"
     assert as_user(port, "default", "SLOWLOG", "LEN").startswith(":")
+    # Zabbix agent 2's plugin names its connection before any item
+    assert as_user(port, "default", "CLIENT", "SETNAME", "zabbix").startswith("+OK")
     assert as_user(port, "default", "GET", "PHPREDIS_SESSION:abc").startswith("-NOPERM")
     assert as_user(port, "default", "CONFIG", "SET", "maxmemory", "1").startswith("-NOPERM")
     assert as_user(port, "replication", "GET", "x").startswith("-NOPERM")
