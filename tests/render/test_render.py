@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -9,8 +10,11 @@ import yaml
 import lemp_release  # tests/conftest.py puts _modules on the path
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# What pillar/app.sls names, as orch.deploy records it (lemp_release.fingerprint).
-PILLAR_APP_BASE = lemp_release.fingerprint("1.0.0", {"path": "salt://app"})
+# The version pillar/app.sls names (the sample app's; read, not repeated here,
+# so a new sample release does not break these tests), and its fingerprint as
+# orch.deploy records it (lemp_release.fingerprint).
+PILLAR_APP_VERSION = re.search(r"^  version: (\S+)$", (REPO / "pillar" / "app.sls").read_text(), re.M).group(1)
+PILLAR_APP_BASE = lemp_release.fingerprint(PILLAR_APP_VERSION, {"path": "salt://app"})
 
 
 def sls_name(path, root):
@@ -174,7 +178,7 @@ def test_a_bad_cron_schedule_stops_the_render_naming_the_job(salt_cli, topology,
 
 def test_the_deployed_release_stays_current_until_the_pillar_names_another(salt_cli, salt_roots, topology,
                                                                            representatives):
-    # pillar/app.sls names 1.0.0; orch.deploy recorded 1.0.1 while it did.
+    # pillar/app.sls names PILLAR_APP_VERSION; orch.deploy recorded 1.0.1 while it did.
     web = a_web_node(topology, representatives)
     record = pathlib.Path(salt_roots["record"])
     record.write_text(json.dumps({"app": {"version": "1.0.1", "base": PILLAR_APP_BASE,
