@@ -13,8 +13,16 @@ only and without keys. The users are declared in salt/redis/defaults.yaml
 ``acl_file`` turns them into the ACL file Redis loads (``aclfile``): one
 ``user`` line each, passwords as SHA-256 hashes (the file holds no
 password). Sentinel's CONFIG REWRITE rewrites redis.conf, never the ACL
-file, and ``ACL LOAD`` applies a changed file to a running Redis without a
-restart, so no session is lost.
+file. During a rotation (orch.rotate_secret) a user holds two passwords,
+the previous and the new one (``lemp_secret.previous``): both log in.
+
+``acl_apply`` gives a running Redis the file's users without a restart:
+one ``ACL SETUSER <user> reset ...`` per line (and ``ACL DELUSER`` for a
+user the file no longer has). Not ``ACL LOAD``: Redis 7.0's ACL LOAD
+replaces every user and so disconnects every client logged in as one (PHP's
+session connections, the replicas, the Sentinels: seen in
+tests/unit/test_redis_acl.py), while SETUSER changes a user in place and
+keeps its connections.
 
 ``sentinel_conf`` gives Sentinel's file with the wanted authentication
 lines; ``sentinel_auth_current`` says whether the running Sentinel already
@@ -77,9 +85,14 @@ def user_rules(name: str, spec: dict, passwords: list) -> str:
     return " ".join(rules)
 
 
+def _listed(value) -> list:
+    return [p for p in (value if isinstance(value, (list, tuple)) else [value]) if p]
+
+
 def acl_file(users: dict, passwords: dict, legacy_password: str = "") -> str:
     """The ACL file for ``users`` (salt/redis/defaults.yaml acl:users);
-    ``passwords`` maps each user name to its password. ``default`` must be
+    ``passwords`` maps each user name to its password, or to a list of
+    them (a rotation: the previous and the new). ``default`` must be
     declared: Redis would otherwise create it with no password and every
     right. ``legacy_password`` (upgrade only, docs/security.md): ``default``
     also accepts the one password of before the ACL users, with every right
@@ -92,9 +105,9 @@ def acl_file(users: dict, passwords: dict, legacy_password: str = "") -> str:
         spec = users[name]
         if name == "default" and legacy_password:
             spec = {**spec, "keys": ["*"], "channels": ["*"], "commands": ["@all"]}
-            lines.append(f"user {name} {user_rules(name, spec, [passwords.get(name), legacy_password])}")
+            lines.append(f"user {name} {user_rules(name, spec, _listed(passwords.get(name)) + [legacy_password])}")
         else:
-            lines.append(f"user {name} {user_rules(name, spec, [passwords.get(name)])}")
+            lines.append(f"user {name} {user_rules(name, spec, _listed(passwords.get(name)) or [None])}")
     return "\n".join(lines) + "\n"
 
 
@@ -111,8 +124,10 @@ def password_keys(users: dict) -> dict:
 
 
 def render_acl_file(users: dict, legacy: bool = False) -> str:
-    """``acl_file`` with the passwords read from the pillar (lemp_secret)."""
-    passwords = {name: __salt__["lemp_secret.require"](key)  # noqa: F821
+    """``acl_file`` with the passwords read from the pillar (lemp_secret):
+    a user's current one, and its previous one while a rotation of it is
+    not over (orch.rotate_secret)."""
+    passwords = {name: [__salt__["lemp_secret.require"](key), __salt__["lemp_secret.previous"](key)]  # noqa: F821
                  for name, key in password_keys(users).items()}
     legacy_password = __salt__["lemp_secret.require"](users["sessions"]["password"]) if legacy else ""  # noqa: F821
     return acl_file(users, passwords, legacy_password)
@@ -150,18 +165,18 @@ def _resp(*args) -> bytes:
     return b"".join(out)
 
 
-def ask(host: str, port: int, commands: list, timeout: float = 2.0) -> list:
+def ask(host: str, port: int, commands: list, timeout: float = 2.0, whole: bool = False) -> list:
     """Send ``commands`` (each a list of arguments) pipelined and return the
     reply of each as text: a simple string or error (``+OK``, ``-NOAUTH ...``),
-    or the first element of a bulk or array reply. Raises OSError when the
-    server does not answer."""
+    or the first element of a bulk or array reply (``whole``: the array as a
+    list). Raises OSError when the server does not answer."""
     with socket.create_connection((host, port), timeout=timeout) as conn:
         conn.settimeout(timeout)
         conn.sendall(b"".join(_resp(*c) for c in commands))
         buffer = b""
         replies = []
         while len(replies) < len(commands):
-            reply, buffer = _read_reply(conn, buffer)
+            reply, buffer = _read_reply(conn, buffer, whole)
             replies.append(reply)
     return replies
 
@@ -176,7 +191,7 @@ def _read_line(conn, buffer):
     return line.decode(errors="replace"), rest
 
 
-def _read_reply(conn, buffer):
+def _read_reply(conn, buffer, whole=False):
     line, buffer = _read_line(conn, buffer)
     kind = line[:1]
     if kind in ("+", "-", ":"):
@@ -192,11 +207,13 @@ def _read_reply(conn, buffer):
             buffer += chunk
         return buffer[:size].decode(errors="replace"), buffer[size + 2:]
     if kind == "*":
-        count, first = int(line[1:]), None
+        count, items = int(line[1:]), []
         for _ in range(max(count, 0)):
-            item, buffer = _read_reply(conn, buffer)
-            first = item if first is None else first
-        return first if first is not None else "", buffer
+            item, buffer = _read_reply(conn, buffer, whole)
+            items.append(item)
+        if whole:
+            return items, buffer
+        return items[0] if items else "", buffer
     raise OSError(f"not a Redis reply: {line[:40]!r}")
 
 
@@ -224,6 +241,49 @@ def sentinel_auth_current(conf_path: str, port: int, master: str, user: str, pas
     if logged_in != ["+OK", "+PONG"]:
         return False, f"Sentinel on {host}:{port} refuses its password ({logged_in[0]})"
     return True, f"Sentinel on {host}:{port} requires its password and logs in to {master} as {user}"
+
+
+def acl_commands(text: str, running_users: list) -> list:
+    """The commands that give a running Redis the users of ACL file
+    ``text``: ``ACL SETUSER <name> <rules>`` per ``user`` line (its rules
+    begin with ``reset``: the user ends exactly as the line says), then
+    ``ACL DELUSER`` for each of ``running_users`` the file lacks."""
+    commands, named = [], set()
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != "user":
+            raise AclError(f"not an ACL file line: {line[:40]!r}")
+        named.add(words[1])
+        commands.append(["ACL", "SETUSER", *words[1:]])
+    gone = sorted(set(running_users) - named)
+    return commands + ([["ACL", "DELUSER", *gone]] if gone else [])
+
+
+def acl_apply(port: int, user: str, passwords: list, text: str, host: str = "127.0.0.1") -> str:
+    """Give the Redis at ``port`` the users of ACL file ``text`` in place
+    (``acl_commands``), logged in as ``user`` with the first of
+    ``passwords`` it accepts (a rotation of that user's own password: the
+    running Redis knows only the previous one yet): "" when done, else what
+    failed."""
+    error = ""
+    for password in _listed(passwords):
+        try:
+            replies = ask(host, port, [["AUTH", user, password], ["ACL", "USERS"]], whole=True)
+        except OSError as exc:
+            return f"Redis on {host}:{port} does not answer ({exc})"
+        if replies[0] != "+OK":
+            error = f"AUTH as {user} refused: {replies[0]}"
+            continue
+        if not isinstance(replies[1], list):
+            return f"ACL USERS as {user} failed: {replies[1]}"
+        try:
+            commands = acl_commands(text, replies[1])
+        except AclError as exc:
+            return str(exc)
+        answers = ask(host, port, [["AUTH", user, password], *commands])
+        failed = [f"{' '.join(c[:3])}: {a}" for c, a in zip(commands, answers[1:]) if a != "+OK"]
+        return "; ".join(failed)
+    return error or f"no password given for {user}"
 
 
 def acl_load(port: int, user: str, password: str, host: str = "127.0.0.1") -> str:

@@ -8,11 +8,14 @@ The running Redis and Sentinel use what Salt wrote (logic: _modules/lemp_redis.p
         - user: admin
         - password: ...
 
-``acl_loaded``: a changed ACL file is applied with ``ACL LOAD`` (no
-restart, no session lost). What was loaded is recorded (the file's sha256
-in ``stamp``), so a run that wrote the file and failed before loading it is
+``acl_loaded``: a changed ACL file is applied in place, one ``ACL SETUSER``
+per user (lemp_redis.acl_apply: no restart, and unlike ``ACL LOAD`` no
+client logged in is disconnected, so no PHP request loses its session
+connection). What was applied is recorded (the file's sha256 in
+``stamp``), so a run that wrote the file and failed before applying it is
 made good by the next one; a restart loads the file itself, so the record
-stays true.
+stays true. ``previous_password``: while a rotation of ``user``'s own
+password is not over, the running Redis may know only that one.
 
 ``sentinel_authenticated``: sentinel.conf is written once (Sentinel rewrites
 it), so a new password would never reach it. This state asks the running
@@ -30,7 +33,7 @@ __virtualname__ = "lemp_redis"
 
 
 def __virtual__():
-    if "lemp_redis.acl_load" in __salt__:  # noqa: F821
+    if "lemp_redis.acl_apply" in __salt__:  # noqa: F821
         return __virtualname__
     return (False, "lemp_redis execution module is not loaded (run saltutil.sync_modules)")
 
@@ -40,32 +43,38 @@ def _digest(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def acl_loaded(name, port, user, password, stamp="/var/lib/redis/lemp-ha-acl.loaded"):
+def acl_loaded(name, port, user, password, previous_password=None, stamp="/var/lib/redis/lemp-ha-acl.loaded"):
     """Redis on ``port`` has loaded the ACL file ``name``."""
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     try:
         digest = _digest(name)
+        with open(name, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        ret["comment"] = f"{name}: {exc}"
+        return ret
+    try:
         with open(stamp, encoding="utf-8") as handle:
             loaded = handle.read().strip()
     except FileNotFoundError:
         loaded = ""
     except OSError as exc:
-        ret["comment"] = f"{name}: {exc}"
+        ret["comment"] = f"{stamp}: {exc}"
         return ret
     if loaded == digest:
         ret.update(result=True, comment=f"Redis runs the ACL file {name} (sha256 {digest[:12]})")
         return ret
     changes = {"acl": {"old": loaded[:12] or None, "new": digest[:12]}}
     if __opts__["test"]:  # noqa: F821
-        ret.update(result=None, changes=changes, comment=f"would ACL LOAD {name}")
+        ret.update(result=None, changes=changes, comment=f"would apply the users of {name} (ACL SETUSER)")
         return ret
-    error = __salt__["lemp_redis.acl_load"](int(port), user, password)  # noqa: F821
+    error = __salt__["lemp_redis.acl_apply"](int(port), user, [password, previous_password], text)  # noqa: F821
     if error:
-        ret["comment"] = f"ACL LOAD of {name} failed, Redis keeps its users: {error}"
+        ret["comment"] = f"applying the users of {name} failed (the next run tries again): {error}"
         return ret
     with open(stamp, "w", encoding="utf-8") as handle:
         handle.write(digest + "\n")
-    ret.update(result=True, changes=changes, comment=f"ACL LOAD {name}: done, no restart")
+    ret.update(result=True, changes=changes, comment=f"applied the users of {name} in place: no restart, no client disconnected")
     return ret
 
 

@@ -4,25 +4,15 @@
 {%- from 'redis/map.jinja' import redis, redis_nodes, my_address, secret, other_sentinels with context %}
 {%- set first = redis_nodes[0] %}
 include:
+  - redis.acl
   - redis.monitoring
 
 redis-server-package-installed:
   pkg.installed:
     - name: redis-server
-
-{#- The users (salt/redis/defaults.yaml acl:users, built by
-    _modules/lemp_redis.py): in their own file, not in redis.conf, which
-    Sentinel's CONFIG REWRITE rewrites. Hashes only. #}
-redis-acl-users-file-managed:
-  file.managed:
-    - name: {{ redis.acl.file }}
-    - user: redis
-    - group: redis
-    - mode: '0640'
-    - show_changes: False
-    - contents: {{ salt['lemp_redis.render_acl_file'](redis.acl.users, redis.acl.legacy_password) | json }}
-    - require:
-      - pkg: redis-server-package-installed
+    {#- the ACL file (redis/acl.sls) goes into the package's /etc/redis #}
+    - require_in:
+      - file: redis-acl-users-file-managed
 
 redis-lemp-ha-settings-file-managed:
   file.managed:
@@ -135,16 +125,6 @@ redis-server-runs-its-current-settings:
     - action: restart
     - require:
       - service: redis-server-service-running
-
-{#- A changed user file reaches the running Redis with ACL LOAD: no restart,
-    no session lost. Recorded once loaded, so a failed run is made good by
-    the next (_states/lemp_redis.py). #}
-redis-acl-users-loaded-without-restart:
-  lemp_redis.acl_loaded:
-    - name: {{ redis.acl.file }}
-    - port: {{ redis.port | int }}
-    - user: {{ redis.acl.admin_user }}
-    - password: {{ secret(redis.acl.admin_user) | json }}
-    - require:
-      - lemp_service: redis-server-runs-its-current-settings
-      - file: redis-acl-users-file-managed
+    {#- users are applied to the Redis running these settings (redis/acl.sls) #}
+    - require_in:
+      - lemp_redis: redis-acl-users-loaded-without-restart

@@ -175,6 +175,73 @@ def test_the_legacy_password_works_until_the_file_drops_it_and_acl_load_applies_
     assert as_user(port, "sessions", "GET", "PHPREDIS_SESSION:none") == ""
 
 
+def _connection_as(port, user, password):
+    conn = socket.create_connection(("127.0.0.1", port), timeout=2)
+    conn.sendall(lemp_redis._resp("AUTH", user, password))
+    assert lemp_redis._read_reply(conn, b"")[0] == "+OK"
+    return conn
+
+
+def _still_answers(conn):
+    conn.sendall(lemp_redis._resp("PING"))
+    return lemp_redis._read_reply(conn, b"")[0]
+
+
+def login(port, user, password):
+    return lemp_redis.ask("127.0.0.1", port, [["AUTH", user, password], ["PING"]])
+
+
+def test_acl_commands_set_every_user_in_place_and_delete_the_ones_gone():
+    text = "user default reset on #a -@all +ping\nuser sessions reset on #b #c ~k:* -@all +get\n"
+    assert lemp_redis.acl_commands(text, ["default", "sessions", "old-user"]) == [
+        ["ACL", "SETUSER", "default", "reset", "on", "#a", "-@all", "+ping"],
+        ["ACL", "SETUSER", "sessions", "reset", "on", "#b", "#c", "~k:*", "-@all", "+get"],
+        ["ACL", "DELUSER", "old-user"]]
+    with pytest.raises(lemp_redis.AclError, match="not an ACL file line"):
+        lemp_redis.acl_commands("# a comment\n", [])
+
+
+def test_a_rotated_password_logs_in_old_or_new_then_only_new_and_no_client_is_dropped(redis):
+    """orch.rotate_secret for a Redis user (redis_sessions, redis_admin...):
+    the file holds both hashes, then only the new; applied in place, a
+    connection logged in with the old password (a PHP request, the replica's
+    link) keeps working throughout: ACL LOAD would have closed it."""
+    port, old, new = redis["master"], PASSWORDS["sessions"], "pw-sessions-new"
+    php = _connection_as(port, "sessions", old)
+    both = lemp_redis.acl_file(USERS, {**PASSWORDS, "sessions": [new, old]})
+    line = next(l for l in both.splitlines() if l.startswith("user sessions "))
+    assert sorted(w for w in line.split() if w.startswith("#")) == sorted(
+        [lemp_redis.password_hash(old), lemp_redis.password_hash(new)])
+    assert old not in both and new not in both
+    try:
+        redis["acl"].write_text(both)
+        assert lemp_redis.acl_apply(port, "admin", [PASSWORDS["admin"]], both) == ""
+        assert login(port, "sessions", old) == ["+OK", "+PONG"]
+        assert login(port, "sessions", new) == ["+OK", "+PONG"]
+        assert _still_answers(php) == "+PONG"
+        only_new = lemp_redis.acl_file(USERS, {**PASSWORDS, "sessions": new})
+        redis["acl"].write_text(only_new)
+        assert lemp_redis.acl_apply(port, "admin", [PASSWORDS["admin"]], only_new) == ""
+        assert login(port, "sessions", old)[0].startswith("-WRONGPASS")
+        assert login(port, "sessions", new) == ["+OK", "+PONG"]
+        assert _still_answers(php) == "+PONG"
+        # the admin's own password: the running Redis knows only the previous one when the step starts
+        admin_both = lemp_redis.acl_file(USERS, {**PASSWORDS, "sessions": new, "admin": ["admin-new",
+                                                                                         PASSWORDS["admin"]]})
+        assert lemp_redis.acl_apply(port, "admin", ["admin-new", PASSWORDS["admin"]], admin_both) == ""
+        assert login(port, "admin", "admin-new") == ["+OK", "+PONG"]
+        assert "WRONGPASS" in lemp_redis.acl_apply(port, "admin", ["wrong"], admin_both)
+        # the replica is still linked to the master
+        info = as_user(port, "check", "INFO", "replication")
+        assert "connected_slaves:1" in info, info
+    finally:
+        php.close()
+        redis["acl"].write_text(lemp_redis.acl_file(USERS, PASSWORDS))
+        assert lemp_redis.acl_apply(port, "admin", ["admin-new", PASSWORDS["admin"]],
+                                    redis["acl"].read_text()) == ""
+    assert login(port, "sessions", old) == ["+OK", "+PONG"]
+
+
 def test_sentinel_requires_its_password_and_reaches_redis_as_its_user(redis):
     port = redis["sentinel"]
     assert lemp_redis.ask("127.0.0.1", port, [["SENTINEL", "FAILOVER", "sessions"]])[0].startswith("-NOAUTH")
