@@ -62,18 +62,84 @@ PHP_VERSION = _php_version()
 PHP_FPM = f"php{PHP_VERSION}-fpm"
 PHP_FPM_OPCACHE_INI = f"/etc/php/{PHP_VERSION}/fpm/conf.d/90-lemp-ha-opcache.ini"  # salt/phpfpm/config.sls
 
-# What orch.rotate_secret knows how to rotate: the role whose state accepts
-# the old or the new value (``server_role``, state ``server_sls`` applied on
-# one of its machines: a Synced data node, Galera replicates the account),
-# and the state that hands the value to the clients (``client_sls`` on the
-# machines of ``client_roles`` that hold the secret).
+# What orch.rotate_secret knows how to rotate, per secret:
+#   server_role, server_sls  the state that makes the server side accept the
+#                            old OR the new value (and, once the old is out
+#                            of the pillar, only the new), applied on the
+#                            role's machines holding the secret: ``servers``
+#                            "one" (a Synced data node: Galera replicates the
+#                            account) or "all" (every Redis node has its file);
+#   client_roles, client_sls the state that hands the new value to the
+#                            clients (the machines of client_roles holding
+#                            the secret; [] when only Salt itself uses it);
+#   clients                  how: "together" (one state run on all of them),
+#                            "drained" (one web node at a time, out of both
+#                            load balancers meanwhile: PHP-FPM reloads to read
+#                            a php.ini, and a reload ends the requests in
+#                            flight), "one_by_one" (one at a time: a Sentinel
+#                            restarts, the others keep the quorum);
+#   php_config               the app's config.php changes: PHP reads it once
+#                            opcache revalidates it (opcache_wait).
 ROTATIONS = {
     "app_db": {
         "server_role": "db",
+        "servers": "one",
         "server_sls": "galera.databases",
         "client_roles": ["web", "web_pool"],
         # the app's config (config.php) and the platform's /healthz (healthz.json)
         "client_sls": "webapp.release,nginx.config",
+        "clients": "together",
+        "php_config": True,
+    },
+    # Redis users (salt/redis/defaults.yaml acl:users): every Redis node's
+    # ACL file holds both hashes, applied in place (redis.acl: ACL SETUSER,
+    # no client dropped), then only the new one.
+    "redis_sessions": {
+        "server_role": "web",
+        "servers": "all",
+        "server_sls": "redis.acl",
+        "client_roles": ["web", "web_pool"],
+        # PHP's session.save_path (a php.ini: PHP-FPM reloads) and the cron lock's auth file
+        "client_sls": "phpfpm.config,phpfpm.service,webapp.cron",
+        "clients": "drained",
+    },
+    "redis_check": {
+        "server_role": "web",
+        "servers": "all",
+        "server_sls": "redis.acl",
+        # HAProxy's tcp-check of the Redis master (haproxy.cfg, reloaded after haproxy -c);
+        # one LB at a time: the other holds the VIPs meanwhile
+        "client_roles": ["lb"],
+        "client_sls": "haproxy.config,haproxy.service",
+        "clients": "one_by_one",
+    },
+    "redis_sentinel": {
+        "server_role": "web",
+        "servers": "all",
+        "server_sls": "redis.acl",
+        # Sentinel's auth-pass to Redis: redis.sentinel rewrites it and
+        # restarts that Sentinel; one at a time, the others keep the quorum
+        "client_roles": ["web", "lb"],
+        "client_sls": "redis.sentinel",
+        "clients": "one_by_one",
+    },
+    "redis_monitor": {
+        "server_role": "web",
+        "servers": "all",
+        "server_sls": "redis.acl",
+        # the Zabbix agent's Redis session (user default): its drop-in, the agent restarts
+        "client_roles": ["web"],
+        "client_sls": "redis.monitoring",
+        "clients": "together",
+    },
+    "redis_admin": {
+        "server_role": "web",
+        "servers": "all",
+        "server_sls": "redis.acl",
+        # only Salt uses it (redis.acl logs in with the new one, else the previous)
+        "client_roles": [],
+        "client_sls": "",
+        "clients": "together",
     },
 }
 
@@ -154,33 +220,71 @@ def opcache_wait(ini_texts):
     return ("wait", longest + 1)
 
 
-def rotation_steps(secret, rotation, server, clients, how_php_reads):
-    """The runbook of one rotation, in order (see orch/rotate_secret.sls)."""
+def _label(targets):
+    return targets if isinstance(targets, str) else "-".join(targets)
+
+
+def client_steps(secret, rotation, clients, lbs=(), backend="web"):
+    """How the clients get the new value (ROTATIONS ``clients``)."""
+    sls, mode = rotation.get("client_sls"), rotation.get("clients", "together")
+    if not sls or not clients:
+        return [_steps.step(f"no-client-of-{secret}-to-change", "test.succeed_without_changes",
+                            name=f"{secret}: only Salt uses it, it reads the pillar")]
+    if mode == "together":
+        return [_steps.state(f"give-the-new-{secret}-to-its-clients", sls, clients)]
+    if mode == "one_by_one":
+        return [_steps.state(f"give-the-new-{secret}-to-{node}", sls, node) for node in clients]
+    if mode != "drained":
+        raise ValueError(f"ROTATIONS[{secret!r}]: clients {mode!r} is not together, one_by_one or drained")
+    steps = []
+    for web in clients:
+        if not lbs:
+            steps.append(_steps.state(f"give-the-new-{secret}-to-{web}", sls, web))
+            continue
+        on_lbs = {"arg": [backend, web]}
+        steps += [
+            _steps.function(f"drain-{web}-on-both-lbs", "haproxy_runtime.drain", list(lbs), **on_lbs),
+            _steps.function(f"wait-until-{web}-has-no-session-on-both-lbs", "haproxy_runtime.wait_drained",
+                            list(lbs), **on_lbs, kwarg={"timeout": 120}),
+            _steps.state(f"give-the-new-{secret}-to-{web}", sls, web),
+            _steps.function(f"enable-{web}-on-both-lbs", "haproxy_runtime.enable", list(lbs), **on_lbs),
+            _steps.function(f"wait-until-{web}-is-up-on-both-lbs", "haproxy_runtime.wait_up", list(lbs),
+                            **on_lbs, kwarg={"timeout": 60}),
+        ]
+    return steps
+
+
+def rotation_steps(secret, rotation, server, clients, how_php_reads, lbs=(), backend="web"):
+    """The runbook of one rotation, in order (see orch/rotate_secret.sls).
+    ``server``: the machine, or the machines, the server side is applied on."""
     refresh = {"kwarg": {"wait": True}}
+    label = _label(server)
+    accept = "accepts" if isinstance(server, str) else "accept"
     steps = [
-        # lemp_secret.previous and the two-password account (_modules/galera.py)
+        # lemp_secret.previous and the two-password account (_modules/galera.py, _modules/lemp_redis.py)
         _steps.function(f"sync-custom-modules-on-the-{secret}-holders", "saltutil.sync_all",
                         rotation["holders"]),
         _steps.step(f"stage-the-new-{secret}-beside-the-old-in-the-encrypted-pillar", "salt.runner",
                     name="lemp_secrets.begin", secret=secret, minions=rotation["files"]),
         _steps.function(f"refresh-pillar-of-the-{secret}-holders", "saltutil.refresh_pillar",
                         rotation["holders"], **refresh),
-        _steps.state(f"{server}-accepts-the-old-or-the-new-{secret}", rotation["server_sls"], server),
-        _steps.state(f"give-the-new-{secret}-to-its-clients", rotation["client_sls"], clients),
+        _steps.state(f"{label}-{accept}-the-old-or-the-new-{secret}", rotation["server_sls"], server),
     ]
-    mode, seconds = how_php_reads
-    if mode == "reload":
-        steps += [_steps.function(f"reload-php-fpm-on-{web}-to-read-the-new-config", "service.reload", web,
-                                  arg=[PHP_FPM]) for web in clients]
-    else:
-        steps.append(_steps.function(f"wait-{seconds}s-for-opcache-to-revalidate-the-config", "test.sleep",
-                                     server, arg=[seconds]))
+    steps += client_steps(secret, rotation, clients, lbs, backend)
+    if rotation.get("php_config"):
+        mode, seconds = how_php_reads
+        if mode == "reload":
+            steps += [_steps.function(f"reload-php-fpm-on-{web}-to-read-the-new-config", "service.reload", web,
+                                      arg=[PHP_FPM]) for web in clients]
+        else:
+            steps.append(_steps.function(f"wait-{seconds}s-for-opcache-to-revalidate-the-config", "test.sleep",
+                                         server, arg=[seconds]))
     steps += [
         _steps.step(f"drop-the-old-{secret}-from-the-encrypted-pillar", "salt.runner",
                     name="lemp_secrets.finish", secret=secret, minions=rotation["files"]),
         _steps.function(f"refresh-pillar-of-the-{secret}-holders-again", "saltutil.refresh_pillar",
                         rotation["holders"], **refresh),
-        _steps.state(f"{server}-accepts-only-the-new-{secret}", rotation["server_sls"], server),
+        _steps.state(f"{label}-{accept}-only-the-new-{secret}", rotation["server_sls"], server),
     ]
     return _steps.chain(steps)
 
@@ -341,13 +445,15 @@ def plan(topology, secret=None, backend="web"):
     servers = [n for n in _steps.role(topology, rotation["server_role"]) if n in holding]
     clients = [n for role in rotation["client_roles"] for n in _steps.role(topology, role) if n in holding]
     lbs = _steps.role(topology, "lb")
-    if not servers or not clients:
+    if not servers or (rotation["client_roles"] and not clients):
         return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: no {rotation['server_role']} machine or "
                                                    f"no client holds {secret} ({key}) in the topology")])
+    galera_nodes = servers if rotation["server_sls"].startswith("galera.") else []
     facts = {"ping": _ask(sorted(set(servers) | set(clients) | set(lbs)), "test.ping", timeout=30),
-             "galera": _ask(servers, "galera.status"),
+             "galera": _ask(galera_nodes, "galera.status"),
              "stat": _ask(lbs, "haproxy_runtime.show_stat")}
-    problems = health_problems(facts, servers, clients, lbs, backend)
+    # every machine the run touches answers; every web node serving is UP on both LBs
+    problems = health_problems(facts, galera_nodes, sorted(set(clients) | set(servers)), lbs, backend)
     if problems:
         return _steps.plan([_steps.refuse(refused, "orch.rotate_secret: refusing to start, the platform is not "
                                                    "healthy: " + "; ".join(problems))])
@@ -357,8 +463,12 @@ def plan(topology, secret=None, backend="web"):
         return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: {exc}")])
     # the running holders: a scaling-pool VM that is off reads its file when it boots
     rotation["holders"] = [n for n in holding if facts["ping"].get(n) is True]
-    inis = _ask(clients, "cmd.run", arg=[f"cat {PHP_FPM_OPCACHE_INI}"])
-    return _steps.plan(rotation_steps(secret, rotation, servers[0], clients, opcache_wait(inis)))
+    clients = [n for n in clients if n in rotation["holders"]]
+    how_php_reads = ("wait", 0)
+    if rotation.get("php_config"):
+        how_php_reads = opcache_wait(_ask(clients, "cmd.run", arg=[f"cat {PHP_FPM_OPCACHE_INI}"]))
+    server = servers[0] if rotation.get("servers", "one") == "one" else servers
+    return _steps.plan(rotation_steps(secret, rotation, server, clients, how_php_reads, lbs, backend))
 
 
 def _check_files(minions):
