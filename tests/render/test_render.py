@@ -137,6 +137,21 @@ def test_orchestration_renders(path, salt_run_cli):
         assert isinstance(steps, dict), steps
 
 
+# orch.rotate_secret for each secret it rotates (_runners/lemp_secrets.py ROTATIONS)
+ROTATABLE = ["app_db", "redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin"]
+
+
+@pytest.mark.parametrize("secret", ROTATABLE)
+def test_rotate_secret_renders_for_each_rotatable_secret(secret, salt_run_cli):
+    ret = salt_run_cli.run("state.orchestrate_show_sls", "orch.rotate_secret", f"pillar={json.dumps({'secret': secret})}")
+    assert ret.returncode == 0, ret
+    for steps in ret.data.values():
+        assert isinstance(steps, dict), steps
+        # a plan, or a refusal because the render's minions are no live cluster; never "cannot be rotated"
+        assert not any("cannot be rotated" in json.dumps(step) or "unknown secret" in json.dumps(step)
+                       for step in steps.values()), steps
+
+
 def a_web_node(topology, representatives):
     return next(name for name in representatives if "web" in topology["machines"][name]["roles"])
 
