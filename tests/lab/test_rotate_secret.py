@@ -2,7 +2,8 @@
 the app's database password is replaced under steady HTTPS load on a page
 that reads the database, with no failed request; afterwards the old password
 is refused and the new one accepted (over TLS: the account REQUIREs SSL),
-and the lab host's copy holds the new value."""
+and the lab host's copy holds the new value. The same for PHP's Redis
+password (user sessions), on the session page: sessions survive."""
 
 import shlex
 
@@ -44,3 +45,45 @@ def test_rotating_the_app_db_password_fails_no_request_and_the_old_one_is_refuse
     assert lab.secrets["passwords"]["app_db"] == new  # the lab host's copy: tests and ./lab up use it
     assert login(lab, web, new) == "ok"
     assert login(lab, web, old) == "1045"
+
+
+class SessionCounter:
+    """LoadLoop's check for /api/info: the session counter goes up by one
+    per request. The app answers 200 with a null counter when the session
+    store refuses it (app/public/index.php), so a 200 alone would hide a
+    refused password; a counter back at 1 is a lost session."""
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, resp):
+        counter = resp.json().get("session_counter")
+        if counter is None:
+            return "session store unavailable (session_counter null)"
+        if self.last is not None and counter != self.last + 1:
+            problem = f"session counter went from {self.last} to {counter}"
+            self.last = counter
+            return problem
+        self.last = counter
+        return None
+
+
+def test_rotating_the_php_redis_password_fails_no_request_keeps_sessions_and_refuses_the_old_one(lab):
+    from test_redis_acl import redis_cli  # tests/lab: redis-cli on a machine, the password on stdin
+
+    web = lab.with_role("web")[0]
+    old = lab.secrets["passwords"]["redis_sessions"]
+    visitor = new_session(lab)  # a session opened before, used again after
+    first = visitor.get(base_url(lab) + "/api/info", timeout=10).json()["session_counter"]
+    assert first is not None
+    with LoadLoop(lab, path="/api/info", max_seconds=240, check=SessionCounter()) as load:
+        ok, detail, new = lab.rotate_secret("redis_sessions", timeout=300)
+        load.wait_for_requests(5)
+    assert ok, detail
+    assert load.failures == [], load.report()
+    assert visitor.get(base_url(lab) + "/api/info", timeout=10).json()["session_counter"] == first + 1
+    assert new and new != old
+    assert lab.secrets["passwords"]["redis_sessions"] == new  # the lab host's copy
+    assert redis_cli(lab, web, "PING", user="sessions", password=new) == "PONG"
+    refused = redis_cli(lab, web, "PING", user="sessions", password=old)
+    assert "WRONGPASS" in refused or "NOAUTH" in refused, refused

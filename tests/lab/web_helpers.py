@@ -109,8 +109,11 @@ class LoadLoop:
     giving the VIPs up is reset by the one taking them (no TCP state there).
     """
 
-    def __init__(self, lab, path="/api/info", max_requests=20000, max_seconds=600, pause=0.02, retry_dropped=False):
+    def __init__(self, lab, path="/api/info", max_requests=20000, max_seconds=600, pause=0.02, retry_dropped=False,
+                 check=None):
         self.lab, self.path = lab, path
+        # check(response): None, or why a 200 answer is still wrong (a failure)
+        self.check = check
         self.max_requests, self.max_seconds, self.pause = max_requests, max_seconds, pause
         self.retry_dropped = retry_dropped
         self.ok = 0
@@ -140,8 +143,11 @@ class LoadLoop:
             at = time.monotonic() - started
             try:
                 resp = session.get(base_url(self.lab) + self.path, timeout=REQUEST_TIMEOUT)
+                problem = self.check(resp) if self.check and resp.status_code == 200 else None
                 if resp.status_code != 200:
                     self.failures.append((round(at, 2), f"HTTP {resp.status_code}: {resp.text[:200]}"))
+                elif problem:
+                    self.failures.append((round(at, 2), problem))
                 else:
                     self.ok += 1
                     history = getattr(getattr(resp.raw, "retries", None), "history", None)
