@@ -7,7 +7,10 @@
     /srv/lemp-ha-secrets/rotation/<secret>.asc is there (encrypted to the
     pillar key like any value), else a random one; no plain value is ever
     written on the master or printed. Rotatable now: app_db (the app's
-    runtime database account). Any other name is refused.
+    runtime database account) and the Redis users' passwords redis_sessions,
+    redis_check, redis_sentinel, redis_monitor, redis_admin (the table
+    ROTATIONS in _runners/lemp_secrets.py, docs/secrets.md "Per secret").
+    Any other name is refused.
 
     The runbook (planned by the runner lemp_secrets.plan, _runners/lemp_secrets.py):
       0. refuse before touching anything: an unknown secret, a secret this
@@ -23,13 +26,17 @@
          refresh their pillar;
       3. the server accepts the old OR the new value: galera.databases on
          one Synced data node, Galera replicates the account to the others
-         (<db>-accepts-the-old-or-the-new-<secret>);
+         (<db>-accepts-the-old-or-the-new-<secret>); for a Redis user,
+         redis.acl on every Redis node (two hashes, ACL SETUSER);
       4. every client gets the new value: webapp.release on the web nodes
          rewrites the current release's config.php (give-the-new-<secret>-to-its-clients);
          PHP reads it on its next request once opcache revalidates the file
          (wait-<n>s-for-opcache-...: revalidate_freq + 1 s, read from each
          node's opcache ini), or after a reload of PHP-FPM where opcache
-         never revalidates (reload-php-fpm-on-<web>-...);
+         never revalidates (reload-php-fpm-on-<web>-...); a Redis user's
+         clients: PHP one web node at a time out of both LBs
+         (drain-<web>-..., give-the-new-<secret>-to-<web>), HAProxy and the
+         Sentinels one machine at a time;
       5. drop the old value from the encrypted pillar, refresh the pillar,
          and the server accepts only the new one
          (<db>-accepts-only-the-new-<secret>).
