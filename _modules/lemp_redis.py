@@ -296,3 +296,138 @@ def acl_load(port: int, user: str, password: str, host: str = "127.0.0.1") -> st
     if replies[0] != "+OK":
         return f"AUTH as {user} refused: {replies[0]}"
     return "" if replies[1] == "+OK" else replies[1]
+
+
+# -- settings applied live (replication's password) ---------------------------------
+MEMORY_RE = re.compile(r"^(\d+)(k|kb|m|mb|g|gb)$", re.IGNORECASE)
+UNITS = {"k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2, "g": 1000 ** 3, "gb": 1024 ** 3}
+
+
+def conf_value(words: str) -> str:
+    """A redis.conf value as Redis reads it: ``"a \\"b\\""`` unquoted
+    (CONFIG REWRITE quotes strings), ``256mb`` in bytes, words joined by
+    one space (``bind a b``)."""
+    words = words.strip()
+    if words.startswith('"') and words.endswith('"') and len(words) > 1:
+        body = words[1:-1]
+        out, i = [], 0
+        while i < len(body):
+            if body[i] == "\\" and i + 1 < len(body):
+                nxt = body[i + 1]
+                if nxt == "x" and i + 3 < len(body):
+                    out.append(chr(int(body[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                out.append({"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a"}.get(nxt, nxt))
+                i += 2
+                continue
+            out.append(body[i])
+            i += 1
+        return "".join(out)
+    memory = MEMORY_RE.match(words)
+    if memory:
+        return str(int(memory.group(1)) * UNITS[memory.group(2).lower()])
+    return " ".join(words.split())
+
+
+def conf_settings(path: str, _depth: int = 0) -> dict:
+    """``{directive: value}`` of a redis.conf and the files it includes, the
+    last line winning (as Redis reads them)."""
+    if _depth > 5:
+        raise AclError(f"{path}: includes nested too deep")
+    settings = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            words = line.strip()
+            if not words or words.startswith("#"):
+                continue
+            name, _, value = words.partition(" ")
+            if name.lower() == "include":
+                settings.update(conf_settings(value.strip(), _depth + 1))
+            else:
+                settings[name.lower()] = conf_value(value)
+    return settings
+
+
+def _admin_login(host, port, user, passwords):
+    """The password of ``passwords`` the Redis at ``port`` accepts for
+    ``user``, or None."""
+    for password in _listed(passwords):
+        try:
+            if ask(host, port, [["AUTH", user, password]])[0] == "+OK":
+                return password
+        except OSError:
+            return None
+    return None
+
+
+def runs_settings(path: str, port: int, user: str, passwords: list, host: str = "127.0.0.1") -> bool:
+    """True when the running Redis at ``port`` answers CONFIG GET, for every
+    setting of ``path`` and its includes, with the file's value: nothing to
+    restart for (lemp_service.config_loaded's ``applied_fun``). False when
+    one differs, a file is unreadable or Redis refuses ``user`` (then the
+    state restarts, as without this check)."""
+    try:
+        wanted = conf_settings(path)
+    except (OSError, AclError):
+        return False
+    password = _admin_login(host, port, user, passwords)
+    if password is None:
+        return False
+    names = sorted(wanted)
+    try:
+        replies = ask(host, port, [["AUTH", user, password]] + [["CONFIG", "GET", n] for n in names], whole=True)
+    except OSError:
+        return False
+    for name, reply in zip(names, replies[1:]):
+        if not isinstance(reply, list) or len(reply) != 2 or conf_value(reply[1]) != wanted[name]:
+            return False
+    return True
+
+
+def _last_value(conf_path, name):
+    try:
+        with open(conf_path, encoding="utf-8") as handle:
+            lines = [line.strip().partition(" ") for line in handle]
+    except OSError:
+        return None
+    values = [conf_value(rest) for word, _, rest in lines if word.lower() == name]
+    return values[-1] if values else None
+
+
+def replication_auth(port: int, user: str, passwords: list, masteruser: str, masterauth: str,
+                     conf_path: str = "/etc/redis/redis.conf", apply: bool = False,
+                     host: str = "127.0.0.1") -> dict:
+    """Does the running Redis at ``port`` log in to its master as
+    ``masteruser``/``masterauth``, and does its redis.conf agree (Sentinel's
+    CONFIG REWRITE copies masterauth into it, where it overrides the
+    included file at the next start)? ``apply``: make it so live, with
+    CONFIG SET (a replica keeps its link; the new password serves its next
+    connection) and, when redis.conf holds an other value, CONFIG REWRITE
+    (what Sentinel does at every failover). Returns {ok, changes, comment}:
+    ``changes`` lists what differs (or was changed)."""
+    password = _admin_login(host, port, user, passwords)
+    if password is None:
+        return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} refuses {user} (or does not answer)"}
+    wanted = {"masteruser": masteruser, "masterauth": masterauth}
+    names = sorted(wanted)
+    replies = ask(host, port, [["AUTH", user, password]] + [["CONFIG", "GET", n] for n in names], whole=True)
+    live = {n: (r[1] if isinstance(r, list) and len(r) == 2 else None) for n, r in zip(names, replies[1:])}
+    differ = [n for n in names if live[n] != wanted[n]]
+    stale = [n for n in names if _last_value(conf_path, n) not in (None, wanted[n])]
+    changes = [f"{n} (running)" for n in differ] + [f"{n} (in {conf_path})" for n in stale]
+    if not changes:
+        return {"ok": True, "changes": [], "comment": f"Redis on {host}:{port} logs in to its master as {masteruser}"}
+    if not apply:
+        return {"ok": False, "changes": changes, "comment": "differs: " + ", ".join(changes)}
+    commands = [["AUTH", user, password]]
+    if differ:
+        commands.append(["CONFIG", "SET"] + [w for n in differ for w in (n, wanted[n])])
+    if stale:
+        commands.append(["CONFIG", "REWRITE"])
+    answers = ask(host, port, commands)
+    failed = [f"{' '.join(c[:2])}: {a}" for c, a in zip(commands[1:], answers[1:]) if a != "+OK"]
+    if failed:
+        return {"ok": False, "changes": [], "comment": "; ".join(failed)}
+    return {"ok": True, "changes": changes, "comment": "applied live (CONFIG SET" + (", CONFIG REWRITE" if stale
+                                                                                       else "") + "), no restart"}

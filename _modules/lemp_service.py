@@ -25,6 +25,10 @@ The rules (``decide``, a pure function):
    the files, their symlinks and directories): ``record``. It read them as
    they are now; this keeps a fresh machine, whose services were just
    started, from being bounced on its first run;
+   or the service itself says it already runs every setting of the files
+   (``applied_fun``: Redis answers CONFIG GET with the files' values, e.g.
+   a setting applied live with CONFIG SET, or the same values moved to
+   another file): ``record``, no restart;
 4. otherwise ``apply``: check, reload/restart, write the stamp. Or
    ``pending`` when the action is ``none`` (Galera: a highstate never restarts
    it, see salt/galera/config.sls), which only reports.
@@ -162,7 +166,7 @@ def started_at(props, now_real, now_mono):
     return now_real - (now_mono - mono_usec / 1e6)
 
 
-def decide(digest, stamp, running, started, newest_mtime, action="reload", stand_in=False):
+def decide(digest, stamp, running, started, newest_mtime, action="reload", stand_in=False, applied=False):
     """What to do, and why: (``current`` | ``record`` | ``apply`` |
     ``pending``, reason). The rules are in the module docstring."""
     if action not in ACTIONS:
@@ -176,6 +180,8 @@ def decide(digest, stamp, running, started, newest_mtime, action="reload", stand
                           "replaces it loads the configuration on disk")
     if started is not None and newest_mtime is not None and started > newest_mtime:
         return "record", "started after the last change of its configuration"
+    if applied:
+        return "record", "already runs every setting of the configuration on disk (applied live)"
     why = ("has no record of the configuration it loaded and started before its last change"
            if stamp is None else "loaded a configuration that differs from the one on disk")
     return ("pending" if action == "none" else "apply"), why
@@ -232,11 +238,15 @@ def service_facts(name):
             "active_state": props.get("ActiveState", "")}
 
 
-def status(name, paths, action="reload", stamp_dir=None, stand_in_fun=None):
+def status(name, paths, action="reload", stamp_dir=None, stand_in_fun=None, applied_fun=None,
+           applied_kwargs=None):
     """Every fact and the decision for service ``name`` and its ``paths``.
     ``stand_in_fun``: a Salt function (no argument) that returns True when
     what runs is a stand-in that the orchestration replaces (rule 2), e.g.
-    ``galera.is_first_install_server``.
+    ``galera.is_first_install_server``. ``applied_fun`` (with
+    ``applied_kwargs``): a Salt function that returns True when the running
+    service already has every setting of the files (rule 3), e.g.
+    ``lemp_redis.runs_settings``.
 
     CLI Example::
 
@@ -252,9 +262,15 @@ def status(name, paths, action="reload", stamp_dir=None, stand_in_fun=None):
             raise CommandExecutionError(f"lemp_service: stand_in_fun {stand_in_fun} is not a loaded Salt function "
                                         "(run saltutil.sync_modules, or fix the state's stand_in_fun)")
         facts["stand_in"] = bool(__salt__[stand_in_fun]())  # noqa: F821
+    facts["applied"] = False
+    if applied_fun and facts["running"] and facts["stamp"] != facts["digest"]:
+        if applied_fun not in __salt__:  # noqa: F821
+            raise CommandExecutionError(f"lemp_service: applied_fun {applied_fun} is not a loaded Salt function "
+                                        "(run saltutil.sync_modules, or fix the state's applied_fun)")
+        facts["applied"] = __salt__[applied_fun](**(applied_kwargs or {})) is True  # noqa: F821
     facts["decision"], facts["reason"] = decide(
         facts["digest"], facts["stamp"], facts["running"], facts["started_at"], facts["newest_mtime"], action,
-        stand_in=facts["stand_in"])
+        stand_in=facts["stand_in"], applied=facts["applied"])
     return facts
 
 

@@ -132,6 +132,17 @@ ROTATIONS = {
         "client_sls": "redis.monitoring",
         "clients": "together",
     },
+    "redis_replication": {
+        "server_role": "web",
+        "servers": "all",
+        "server_sls": "redis.acl",
+        # every Redis node's masterauth: CONFIG SET (a replica keeps its
+        # link), its included file and, if Sentinel copied it there,
+        # redis.conf (CONFIG REWRITE); no restart, so all nodes together
+        "client_roles": ["web"],
+        "client_sls": "redis.replication",
+        "clients": "together",
+    },
     "redis_admin": {
         "server_role": "web",
         "servers": "all",

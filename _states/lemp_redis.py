@@ -119,3 +119,28 @@ def sentinel_authenticated(name, port, master, user, password, requirepass, serv
                comment=("Sentinel restarted with its current authentication" if ok
                         else f"rewrote {name} and restarted {service}, still: {why}"))
     return ret
+
+
+def replication_auth_applied(name, port, user, password, masteruser, masterauth, previous_password=None,
+                             conf="/etc/redis/redis.conf"):
+    """The running Redis on ``port`` (and its redis.conf ``conf``) logs in
+    to its master as ``masteruser``/``masterauth``; applied live, never a
+    restart (lemp_redis.replication_auth). ``name``: the included file that
+    holds them for the next start."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    fun = __salt__["lemp_redis.replication_auth"]  # noqa: F821
+    args = (int(port), user, [password, previous_password], masteruser, masterauth, conf)
+    facts = fun(*args, apply=False)
+    if facts["ok"]:
+        ret.update(result=True, comment=facts["comment"])
+        return ret
+    if not facts["changes"]:
+        ret["comment"] = facts["comment"]
+        return ret
+    changes = {"replication": {"old": ", ".join(facts["changes"]), "new": "the new masterauth, live"}}
+    if __opts__["test"]:  # noqa: F821
+        ret.update(result=None, changes=changes, comment=f"would apply live: {facts['comment']}")
+        return ret
+    done = fun(*args, apply=True)
+    ret.update(result=done["ok"], changes=changes if done["ok"] else {}, comment=done["comment"])
+    return ret

@@ -22,6 +22,9 @@ restart (with ``apply_with``, the command that applies it).
 ``stand_in_fun`` names a Salt function that says whether what runs is a
 stand-in the orchestration replaces (Galera: ``galera.is_first_install_server``);
 then the state only records, like for a stopped service.
+``applied_fun`` (+ ``applied_kwargs``) names a Salt function that says
+whether the running service already has every setting of the files (Redis:
+``lemp_redis.runs_settings``); then the state only records, no restart.
 """
 
 __virtualname__ = "lemp_service"
@@ -38,7 +41,7 @@ def _short(digest):
 
 
 def config_loaded(name, paths, verify_cmd=None, action="reload", apply_with=None, stamp_dir=None,
-                  stand_in_fun=None):
+                  stand_in_fun=None, applied_fun=None, applied_kwargs=None):
     """Service ``name`` has loaded the configuration under ``paths`` (files,
     directories, globs). When it has not: run ``verify_cmd`` (a failure stops
     here and leaves the record as it was), ``action`` it (reload, restart, or
@@ -50,15 +53,18 @@ def config_loaded(name, paths, verify_cmd=None, action="reload", apply_with=None
         ret["comment"] = f"lemp_service.config_loaded {name}: paths is empty; list the files {name} loads"
         return ret
     try:
-        return _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir, stand_in_fun)
+        return _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir, stand_in_fun, applied_fun,
+                         applied_kwargs)
     except (CommandExecutionError, OSError) as exc:
         ret["comment"] = f"{name}: {exc}"
         return ret
 
 
-def _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir, stand_in_fun=None):
+def _converge(ret, name, paths, verify_cmd, action, apply_with, stamp_dir, stand_in_fun=None, applied_fun=None,
+              applied_kwargs=None):
     facts = __salt__["lemp_service.status"](name, paths, action=action, stamp_dir=stamp_dir,  # noqa: F821
-                                            stand_in_fun=stand_in_fun)
+                                            stand_in_fun=stand_in_fun, applied_fun=applied_fun,
+                                            applied_kwargs=applied_kwargs)
     decision, reason, digest = facts["decision"], facts["reason"], facts["digest"]
     loaded = {"loaded": {"old": _short(facts["stamp"]), "new": _short(digest)}}
     test = __opts__["test"]  # noqa: F821

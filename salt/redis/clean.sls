@@ -14,6 +14,7 @@ redis-lemp-ha-settings-absent:
   file.absent:
     - names:
       - /etc/redis/lemp-ha.conf
+      - {{ redis.replication_file }}
       - /usr/local/sbin/lemp-redis-follow
       - /etc/systemd/system/redis-server.service.d/lemp-ha-follow.conf
       - {{ redis.acl.file }}

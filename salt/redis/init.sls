@@ -1,10 +1,11 @@
 {#- Redis server holding the PHP sessions. Replication is Sentinel's business
     after the first start: redis.conf is written once (Sentinel rewrites the
     replicaof line on failover); our settings live in an included file. #}
-{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, secret, other_sentinels with context %}
+{%- from 'redis/map.jinja' import redis, redis_nodes, my_address, secret, previous, other_sentinels with context %}
 {%- set first = redis_nodes[0] %}
 include:
   - redis.acl
+  - redis.replication
   - redis.monitoring
 
 redis-server-package-installed:
@@ -13,6 +14,7 @@ redis-server-package-installed:
     {#- the ACL file (redis/acl.sls) goes into the package's /etc/redis #}
     - require_in:
       - file: redis-acl-users-file-managed
+      - file: redis-replication-settings-file-managed
 
 redis-lemp-ha-settings-file-managed:
   file.managed:
@@ -27,8 +29,8 @@ redis-lemp-ha-settings-file-managed:
         port {{ redis.port }}
         protected-mode yes
         aclfile {{ redis.acl.file }}
-        masteruser replication
-        masterauth {{ secret('replication') }}
+        # masteruser/masterauth, applied live when they change (redis/replication.sls)
+        include {{ redis.replication_file }}
         maxmemory {{ redis.maxmemory }}
         maxmemory-policy volatile-lru
         appendonly yes
@@ -37,6 +39,7 @@ redis-lemp-ha-settings-file-managed:
     - require:
       - pkg: redis-server-package-installed
       - file: redis-acl-users-file-managed
+      - file: redis-replication-settings-file-managed
 
 redis-server-config-file-written-once:
   file.managed:
@@ -117,12 +120,21 @@ redis-server-service-running:
     changes on every failover and says nothing about what Salt wants.
     Restart, not reload: Redis has no reload (the same restart the watch
     did before; the AOF keeps the sessions). No check: redis-server has no
-    configuration test mode. #}
+    configuration test mode. Nor when the running Redis already has every
+    setting of the files (CONFIG GET, lemp_redis.runs_settings): the upgrade
+    that moved masteruser/masterauth out of lemp-ha.conf into its include
+    changes lemp-ha.conf's text, not what Redis runs. #}
 redis-server-runs-its-current-settings:
   lemp_service.config_loaded:
     - name: redis-server
     - paths: [/etc/redis/lemp-ha.conf]
     - action: restart
+    - applied_fun: lemp_redis.runs_settings
+    - applied_kwargs:
+        path: /etc/redis/lemp-ha.conf
+        port: {{ redis.port | int }}
+        user: {{ redis.acl.admin_user }}
+        passwords: {{ [secret(redis.acl.admin_user), previous(redis.acl.admin_user)] | json }}
     - require:
       - service: redis-server-service-running
     {#- users are applied to the Redis running these settings (redis/acl.sls) #}

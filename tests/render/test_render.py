@@ -138,7 +138,8 @@ def test_orchestration_renders(path, salt_run_cli):
 
 
 # orch.rotate_secret for each secret it rotates (_runners/lemp_secrets.py ROTATIONS)
-ROTATABLE = ["app_db", "redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin"]
+ROTATABLE = ["app_db", "redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin",
+             "redis_replication"]
 
 
 @pytest.mark.parametrize("secret", ROTATABLE)
@@ -284,6 +285,25 @@ def test_sentinel_is_restarted_when_it_does_not_monitor_the_sessions_master(salt
     args = _args(body, "run")
     assert args["name"] == "systemctl restart redis-sentinel"
     assert "SENTINEL MASTER sessions" in args["unless"]
+
+
+def test_masterauth_is_applied_live_from_an_include_that_restarts_nothing(salt_cli, topology, representatives):
+    """redis_replication's rotation: lemp-ha.conf (whose change restarts
+    Redis) only includes the file with masterauth, which a state applies live;
+    a restart is skipped when Redis already runs the files' values (the upgrade)."""
+    minion = minion_for("redis", topology, representatives)
+    states = salt_cli.run("state.show_sls", "redis", minion_tgt=minion).data
+    settings = _args(states["redis-lemp-ha-settings-file-managed"], "managed")["contents"]
+    assert "include /etc/redis/lemp-ha-replication.conf" in settings and "masterauth" not in settings.replace(
+        "masteruser/masterauth", "")
+    assert "masterauth " in _args(states["redis-replication-settings-file-managed"], "managed")["contents"]
+    restart = _args(states["redis-server-runs-its-current-settings"], "config_loaded")
+    assert restart["paths"] == ["/etc/redis/lemp-ha.conf"] and restart["applied_fun"] == "lemp_redis.runs_settings"
+    live = _args(states["redis-replication-password-applied-live"], "replication_auth_applied")
+    assert live["masteruser"] == "replication" and live["masterauth"]
+    # orch.rotate_secret applies it alone
+    alone = salt_cli.run("state.show_sls", "redis.replication", minion_tgt=minion).data
+    assert "redis-replication-password-applied-live" in alone, alone
 
 
 def _firewall_rules(salt_cli, minion, *extra):

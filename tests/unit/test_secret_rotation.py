@@ -237,7 +237,12 @@ def test_the_account_accepts_old_or_new_during_a_rotation_then_only_new(monkeypa
 # -- the Redis users' passwords -----------------------------------------------------------
 
 REDIS_USERS = yaml.safe_load((REPO / "salt" / "redis" / "defaults.yaml").read_text())["redis"]["acl"]["users"]
-REDIS_SECRETS = ["redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin"]
+REDIS_SECRETS = ["redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin",
+                 "redis_replication"]
+
+
+def redis_rotation(secret, holders, files=None):
+    return dict(runner.ROTATIONS[secret], holders=holders, files=files or holders)
 
 
 @pytest.mark.parametrize("secret", REDIS_SECRETS)
@@ -251,16 +256,20 @@ def test_each_rotatable_redis_secret_is_an_acl_users_password_held_by_every_redi
     assert (REPO / "salt" / "redis" / "acl.sls").exists()
 
 
-def test_replication_and_sentinels_own_password_are_not_rotatable_yet():
-    # masterauth is in lemp-ha.conf, whose change restarts Redis; Sentinel's
-    # requirepass: docs/secrets.md says how to rotate them by hand
-    for secret in ("redis_replication", "sentinel_auth"):
-        with pytest.raises(ValueError, match=f"'{secret}' cannot be rotated"):
-            runner.pillar_key(SPEC, secret)
+def test_replication_every_node_accepts_both_then_every_masterauth_changes_live_then_only_new():
+    rotation = redis_rotation("redis_replication", ["web1", "web2"])
+    steps = runner.rotation_steps("redis_replication", rotation, ["web1", "web2"], ["web1", "web2"], ("wait", 0),
+                                  ["lb1", "lb2"])
+    ids = [s["id"] for s in steps]
+    assert ids[3:] == ["web1-web2-accept-the-old-or-the-new-redis_replication",
+                       "give-the-new-redis_replication-to-its-clients",
+                       "drop-the-old-redis_replication-from-the-encrypted-pillar",
+                       "refresh-pillar-of-the-redis_replication-holders-again",
+                       "web1-web2-accept-only-the-new-redis_replication"]
+    give = next(s for s in steps if s["id"] == "give-the-new-redis_replication-to-its-clients")
+    # no drain: nothing restarts (redis/replication.sls applies masterauth with CONFIG SET)
+    assert {"tgt": "web1,web2"} in give["args"] and {"sls": "redis.replication"} in give["args"]
 
-
-def redis_rotation(secret, holders, files=None):
-    return dict(runner.ROTATIONS[secret], holders=holders, files=files or holders)
 
 
 def test_redis_sessions_every_redis_node_accepts_both_then_each_web_node_reloads_php_out_of_the_lbs():

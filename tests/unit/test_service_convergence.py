@@ -67,6 +67,13 @@ def test_a_stand_in_is_only_recorded_its_replacement_loads_the_files():
     assert mod.decide(DIGEST_A, DIGEST_A, True, T_WRITE - 10, T_WRITE, action="none", stand_in=True)[0] == "current"
 
 
+def test_settings_the_running_service_already_has_are_only_recorded():
+    # Redis answering CONFIG GET with every value of the changed file (the
+    # upgrade that moved masterauth into an include): no restart
+    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE - 10, T_WRITE, action="restart", applied=True)[0] == "record"
+    assert mod.decide(DIGEST_B, DIGEST_A, True, T_WRITE - 10, T_WRITE, action="restart")[0] == "apply"
+
+
 def test_an_unknown_action_is_refused_naming_it():
     with pytest.raises(CommandExecutionError, match="'bounce' is not one of reload, restart, none"):
         mod.decide(DIGEST_A, None, True, None, None, action="bounce")
