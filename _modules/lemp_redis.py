@@ -138,23 +138,93 @@ AUTH_LINE_RE = re.compile(r"^\s*(requirepass|user\s+default|sentinel\s+(auth-use
                           r"sentinel-pass))(\s|$)", re.IGNORECASE)
 
 
-def sentinel_auth_lines(master: str, user: str, password: str, requirepass: str) -> list:
+def default_user_line(passwords: list) -> str:
+    """Sentinel's ``user default`` line accepting each of ``passwords``
+    (hashes): the form Sentinel's own config rewrite writes."""
+    return "user default on " + " ".join(sorted({password_hash(p) for p in _listed(passwords)})) + " ~* &* +@all"
+
+
+def sentinel_auth_lines(master: str, user: str, password: str, requirepass: str, previous: str = "") -> list:
     """Sentinel's authentication lines: clients and the other Sentinels log
     in with ``requirepass`` (Sentinel uses sentinel-pass to log in to its
-    peers), and Sentinel logs in to Redis as ``user``."""
+    peers), and Sentinel logs in to Redis as ``user``. ``previous``: a
+    rotation of requirepass is not over (orch.rotate_secret, sentinel_auth):
+    a ``user default`` line accepts both; Sentinel applies it after
+    requirepass at start, so it wins."""
     for what, value in (("user", user), ("password", password), ("requirepass", requirepass)):
         if not value or any(c.isspace() or c in "\"'" for c in value):
             raise AclError(f"redis sentinel: the {what} must be set, without spaces or quotes")
-    return [f"requirepass {requirepass}", f"sentinel sentinel-pass {requirepass}",
-            f"sentinel auth-user {master} {user}", f"sentinel auth-pass {master} {password}"]
+    lines = [f"requirepass {requirepass}", f"sentinel sentinel-pass {requirepass}",
+             f"sentinel auth-user {master} {user}", f"sentinel auth-pass {master} {password}"]
+    return lines + ([default_user_line([requirepass, previous])] if previous else [])
 
 
-def sentinel_conf(text: str, master: str, user: str, password: str, requirepass: str) -> str:
+def sentinel_conf(text: str, master: str, user: str, password: str, requirepass: str, previous: str = "") -> str:
     """``text`` (sentinel.conf, as Sentinel last rewrote it) with its
     authentication lines replaced by the wanted ones; every other line
     (epochs, known replicas and Sentinels) kept."""
     kept = [line for line in text.splitlines() if not AUTH_LINE_RE.match(line)]
-    return "\n".join(kept + sentinel_auth_lines(master, user, password, requirepass)) + "\n"
+    return "\n".join(kept + sentinel_auth_lines(master, user, password, requirepass, previous)) + "\n"
+
+
+def _hashes(words) -> set:
+    out = set()
+    for word in words:
+        if word.startswith("#"):
+            out.add(word.lower())
+        elif word.startswith(">"):
+            out.add(password_hash(word[1:]))
+    return out
+
+
+def sentinel_file_auth(conf_path: str, master: str) -> dict:
+    """What sentinel.conf says about authentication: requirepass,
+    sentinel-pass, auth-user and auth-pass for ``master`` (values as
+    Sentinel reads them), and ``accepts``: the hashes of its ``user
+    default`` line(s), or None without one."""
+    found = {"accepts": None}
+    with open(conf_path, encoding="utf-8") as handle:
+        for line in handle:
+            words = line.split()
+            if len(words) >= 2 and words[0].lower() == "requirepass":
+                found["requirepass"] = conf_value(line.strip()[len(words[0]):])
+            elif len(words) >= 3 and words[:2] == ["user", "default"]:
+                found["accepts"] = (found["accepts"] or set()) | _hashes(words[2:])
+            elif len(words) == 3 and words[:2] == ["sentinel", "sentinel-pass"]:
+                found["sentinel-pass"] = conf_value(words[2])
+            elif len(words) == 4 and words[0] == "sentinel" and words[1] in ("auth-user", "auth-pass") \
+                    and words[2] == master:
+                found[words[1]] = conf_value(words[3])
+    return found
+
+
+def sentinel_accepts(port: int, passwords: list, apply: bool = False, host: str = "127.0.0.1") -> dict:
+    """Does the Sentinel at ``port`` accept exactly ``passwords`` (its
+    default user's hashes, ACL LIST)? ``apply``: make it so live (``ACL
+    SETUSER default resetpass #...``, logged in with any of them), then
+    SENTINEL FLUSHCONFIG, so that its file's ``user default`` line says the
+    same (a restart keeps it). Returns {ok, changed, comment}."""
+    wanted = {password_hash(p) for p in _listed(passwords)}
+    for password in _listed(passwords):
+        try:
+            replies = ask(host, port, [["AUTH", password], ["ACL", "LIST"]], whole=True)
+        except OSError as exc:
+            return {"ok": False, "changed": False, "comment": f"Sentinel on {host}:{port} does not answer ({exc})"}
+        if replies[0] == "+OK":
+            break
+    else:
+        return {"ok": False, "changed": False, "comment": f"Sentinel on {host}:{port} accepts none of its passwords"}
+    line = next((l for l in (replies[1] if isinstance(replies[1], list) else []) if l.startswith("user default ")), "")
+    if _hashes(line.split()) == wanted:
+        return {"ok": True, "changed": False, "comment": f"Sentinel on {host}:{port} accepts {len(wanted)} password(s)"}
+    if not apply:
+        return {"ok": False, "changed": True, "comment": f"Sentinel on {host}:{port} accepts other passwords"}
+    answers = ask(host, port, [["AUTH", password], ["ACL", "SETUSER", "default", "on", "resetpass", *sorted(wanted)],
+                               ["SENTINEL", "FLUSHCONFIG"]])
+    if answers[1:] != ["+OK", "+OK"]:
+        return {"ok": False, "changed": False, "comment": f"Sentinel on {host}:{port}: {answers[1:]}"}
+    return {"ok": True, "changed": True, "comment": f"Sentinel on {host}:{port} now accepts {len(wanted)} password(s), "
+                                                    "live (ACL SETUSER, FLUSHCONFIG), no restart"}
 
 
 def _resp(*args) -> bytes:
@@ -218,17 +288,22 @@ def _read_reply(conn, buffer, whole=False):
 
 
 def sentinel_auth_current(conf_path: str, port: int, master: str, user: str, password: str,
-                          requirepass: str, host: str = "127.0.0.1") -> tuple:
+                          requirepass: str, host: str = "127.0.0.1", previous: str = "") -> tuple:
     """(True, why) when the Sentinel on ``port`` refuses a client without
     the password, accepts ``requirepass``, and its file holds the wanted
-    auth-user/auth-pass for ``master``; else (False, what differs)."""
+    requirepass, sentinel-pass, auth-user/auth-pass for ``master``; else
+    (False, what differs): a change only a restart applies (Sentinel has no
+    CONFIG SET for requirepass). What it accepts besides (``previous``,
+    during a rotation) is ``sentinel_accepts``'s business, live."""
     try:
-        with open(conf_path, encoding="utf-8") as handle:
-            lines = {line.strip() for line in handle}
+        found = sentinel_file_auth(conf_path, master)
     except OSError as exc:
         return False, f"cannot read {conf_path}: {exc}"
-    missing = [line.split()[0 if line.startswith("requirepass") else 1]
-               for line in sentinel_auth_lines(master, user, password, requirepass)[2:] if line not in lines]
+    wanted = {"requirepass": requirepass, "sentinel-pass": requirepass, "auth-user": user, "auth-pass": password}
+    missing = [name for name, value in wanted.items() if found.get(name) != value]
+    accepts = found["accepts"]
+    if accepts is not None and password_hash(requirepass) not in accepts:
+        missing.append("user default")  # its start would refuse requirepass
     if missing:
         return False, f"{conf_path} lacks the wanted {', '.join(missing)} for {master}"
     try:

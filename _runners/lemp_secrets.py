@@ -63,7 +63,7 @@ PHP_FPM = f"php{PHP_VERSION}-fpm"
 PHP_FPM_OPCACHE_INI = f"/etc/php/{PHP_VERSION}/fpm/conf.d/90-lemp-ha-opcache.ini"  # salt/phpfpm/config.sls
 
 # What orch.rotate_secret knows how to rotate, per secret:
-#   server_role, server_sls  the state that makes the server side accept the
+#   server_role(s), server_sls  the state that makes the server side accept the
 #                            old OR the new value (and, once the old is out
 #                            of the pillar, only the new), applied on the
 #                            role's machines holding the secret: ``servers``
@@ -142,6 +142,21 @@ ROTATIONS = {
         "client_roles": ["web"],
         "client_sls": "redis.replication",
         "clients": "together",
+    },
+    # Sentinel's own password (requirepass, sentinel-pass): every Sentinel
+    # (web and lb) accepts both, live (redis.sentinel_accepts: ACL SETUSER
+    # on its default user); then one Sentinel at a time restarts with the
+    # new requirepass and logs in to its peers with it (redis.sentinel; the
+    # others keep the quorum and accept it already), its password files
+    # (lemp-redis-follow, the Zabbix parameters) follow; then only the new,
+    # live, and sentinel.conf keeps only the new hash.
+    "sentinel_auth": {
+        "server_roles": ["web", "lb"],
+        "servers": "all",
+        "server_sls": "redis.sentinel_accepts",
+        "client_roles": ["web", "lb"],
+        "client_sls": "redis.sentinel",
+        "clients": "one_by_one",
     },
     "redis_admin": {
         "server_role": "web",
@@ -453,11 +468,12 @@ def plan(topology, secret=None, backend="web"):
         return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: {exc}")])
     rotation = dict(ROTATIONS[secret])
     holding = holders(topology, secret)
-    servers = [n for n in _steps.role(topology, rotation["server_role"]) if n in holding]
+    server_roles = rotation.get("server_roles") or [rotation["server_role"]]
+    servers = [n for role in server_roles for n in _steps.role(topology, role) if n in holding]
     clients = [n for role in rotation["client_roles"] for n in _steps.role(topology, role) if n in holding]
     lbs = _steps.role(topology, "lb")
     if not servers or (rotation["client_roles"] and not clients):
-        return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: no {rotation['server_role']} machine or "
+        return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: no {'/'.join(server_roles)} machine or "
                                                    f"no client holds {secret} ({key}) in the topology")])
     galera_nodes = servers if rotation["server_sls"].startswith("galera.") else []
     facts = {"ping": _ask(sorted(set(servers) | set(clients) | set(lbs)), "test.ping", timeout=30),

@@ -17,6 +17,10 @@ made good by the next one; a restart loads the file itself, so the record
 stays true. ``previous_password``: while a rotation of ``user``'s own
 password is not over, the running Redis may know only that one.
 
+``sentinel_accepts_passwords``: which passwords the Sentinel accepts, live
+(ACL SETUSER on its default user, then FLUSHCONFIG): orch.rotate_secret's
+"accept the old or the new" and "only the new" for sentinel_auth.
+
 ``sentinel_authenticated``: sentinel.conf is written once (Sentinel rewrites
 it), so a new password would never reach it. This state asks the running
 Sentinel (refuses a client without the password, accepts the wanted one)
@@ -78,10 +82,33 @@ def acl_loaded(name, port, user, password, previous_password=None, stamp="/var/l
     return ret
 
 
+def sentinel_accepts_passwords(name, port, password, previous_password=None):
+    """The Sentinel on ``port`` accepts ``password`` and, while a rotation
+    of it is not over, ``previous_password``, nothing else; applied live
+    (ACL SETUSER on its default user, FLUSHCONFIG writes its file ``name``):
+    no restart (lemp_redis.sentinel_accepts)."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    fun = __salt__["lemp_redis.sentinel_accepts"]  # noqa: F821
+    passwords = [p for p in (password, previous_password) if p]
+    facts = fun(int(port), passwords)
+    if facts["ok"] or not facts["changed"]:
+        ret.update(result=facts["ok"], comment=facts["comment"])
+        return ret
+    changes = {"accepts": {"old": "other passwords", "new": f"{len(passwords)} password(s)"}}
+    if __opts__["test"]:  # noqa: F821
+        ret.update(result=None, changes=changes, comment=facts["comment"] + ": would apply live")
+        return ret
+    done = fun(int(port), passwords, apply=True)
+    ret.update(result=done["ok"], changes=changes if done["ok"] else {}, comment=done["comment"])
+    return ret
+
+
 def sentinel_authenticated(name, port, master, user, password, requirepass, service="redis-sentinel",
-                           timeout=10):
+                           timeout=10, previous_requirepass=None):
     """The Sentinel of ``service`` (file ``name``, ``port``) requires
-    ``requirepass`` and logs in to ``master`` as ``user``/``password``."""
+    ``requirepass`` and logs in to ``master`` as ``user``/``password``;
+    while a rotation of requirepass is not over, it accepts
+    ``previous_requirepass`` too (its file's ``user default`` line)."""
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     check = __salt__["lemp_redis.sentinel_auth_current"]  # noqa: F821
     ok, why = check(name, int(port), master, user, password, requirepass)
@@ -99,7 +126,8 @@ def sentinel_authenticated(name, port, master, user, password, requirepass, serv
     try:
         with open(name, encoding="utf-8") as handle:
             text = handle.read()
-        wanted = __salt__["lemp_redis.sentinel_conf"](text, master, user, password, requirepass)  # noqa: F821
+        wanted = __salt__["lemp_redis.sentinel_conf"](text, master, user, password, requirepass,  # noqa: F821
+                                                      previous_requirepass or "")
         st = os.stat(name)
         tmp = name + ".lemp-ha"
         with open(tmp, "w", encoding="utf-8") as handle:

@@ -2,9 +2,12 @@
     master fails. On web and lb nodes so that a quorum survives one loss. #}
 {%- from 'redis/map.jinja' import redis, redis_nodes, my_address, secret with context %}
 {%- set sentinel_password = salt['lemp_secret.require'](redis.sentinel_password) %}
+{#- a rotation of sentinel_auth not over yet (orch.rotate_secret): accepted too #}
+{%- set sentinel_previous = salt['lemp_secret.previous'](redis.sentinel_password) or '' %}
 {%- set first = redis_nodes[0] %}
 include:
   - redis.sentinel_monitoring
+  - redis.sentinel_accepts
 
 {#- Sentinel's password for lemp-redis-follow and operators' redis-cli
     (REDISCLI_AUTH="$(cat FILE)"): root only. #}
@@ -46,7 +49,7 @@ redis-sentinel-config-file-written-once:
         supervised systemd
         logfile /var/log/redis/redis-sentinel.log
         sentinel monitor {{ redis.master_name }} {{ first.address }} {{ redis.port }} {{ redis.quorum }}
-{%- for line in salt['lemp_redis.sentinel_auth_lines'](redis.master_name, 'sentinel', secret('sentinel'), sentinel_password) %}
+{%- for line in salt['lemp_redis.sentinel_auth_lines'](redis.master_name, 'sentinel', secret('sentinel'), sentinel_password, sentinel_previous) %}
         {{ line }}
 {%- endfor %}
         sentinel down-after-milliseconds {{ redis.master_name }} {{ redis.down_after_ms }}
@@ -84,7 +87,10 @@ redis-sentinel-monitors-the-sessions-master:
     without the password, accepts the current one) and reads its file
     (auth-user/auth-pass for the master): only when one differs does it stop
     Sentinel, rewrite those lines and start it (_states/lemp_redis.py), so a
-    second run changes nothing. One Sentinel restarting loses no session. #}
+    second run changes nothing. One Sentinel restarting loses no session.
+    During a rotation of Sentinel's own password its file's `user default`
+    line accepts the previous one too (redis/sentinel_accepts.sls then
+    drops it live). #}
 redis-sentinel-requires-its-password-and-logs-in-as-its-user:
   lemp_redis.sentinel_authenticated:
     - name: /etc/redis/sentinel.conf
@@ -93,5 +99,8 @@ redis-sentinel-requires-its-password-and-logs-in-as-its-user:
     - user: sentinel
     - password: {{ secret('sentinel') | json }}
     - requirepass: {{ sentinel_password | json }}
+    - previous_requirepass: {{ sentinel_previous | json }}
     - require:
       - service: redis-sentinel-service-running
+    - require_in:
+      - lemp_redis: redis-sentinel-accepts-its-current-passwords-live

@@ -139,7 +139,7 @@ def test_orchestration_renders(path, salt_run_cli):
 
 # orch.rotate_secret for each secret it rotates (_runners/lemp_secrets.py ROTATIONS)
 ROTATABLE = ["app_db", "redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin",
-             "redis_replication"]
+             "redis_replication", "sentinel_auth"]
 
 
 @pytest.mark.parametrize("secret", ROTATABLE)
@@ -304,6 +304,21 @@ def test_masterauth_is_applied_live_from_an_include_that_restarts_nothing(salt_c
     # orch.rotate_secret applies it alone
     alone = salt_cli.run("state.show_sls", "redis.replication", minion_tgt=minion).data
     assert "redis-replication-password-applied-live" in alone, alone
+
+
+def test_sentinel_accepts_its_passwords_live_and_restarts_only_for_requirepass(salt_cli, topology,
+                                                                             representatives):
+    """sentinel_auth's rotation: redis.sentinel_accepts (alone: every
+    Sentinel accepts old or new, then only new, live) and redis.sentinel's
+    restart with the new requirepass, which accepts the previous one too."""
+    minion = minion_for("redis.sentinel", topology, representatives)
+    alone = salt_cli.run("state.show_sls", "redis.sentinel_accepts", minion_tgt=minion).data
+    accepts = _args(alone["redis-sentinel-accepts-its-current-passwords-live"], "sentinel_accepts_passwords")
+    assert accepts["password"] and accepts["previous_password"] == ""
+    states = salt_cli.run("state.show_sls", "redis.sentinel", minion_tgt=minion).data
+    assert "redis-sentinel-accepts-its-current-passwords-live" in states
+    auth = _args(states["redis-sentinel-requires-its-password-and-logs-in-as-its-user"], "sentinel_authenticated")
+    assert auth["previous_requirepass"] == ""
 
 
 def _firewall_rules(salt_cli, minion, *extra):

@@ -260,7 +260,7 @@ def test_sentinel_requires_its_password_and_reaches_redis_as_its_user(redis):
     _wait(lambda: "+OK" in flags() and "s_down" not in open(redis["conf"]).read(), "sentinel link")
     ok, why = lemp_redis.sentinel_auth_current(str(redis["conf"]), port, "sessions", "sentinel",
                                                PASSWORDS["sentinel"], "a-new-one")
-    assert not ok and "refuses its password" in why
+    assert not ok and "lacks the wanted requirepass, sentinel-pass" in why
 
 
 def test_the_cron_lock_takes_the_slot_as_the_sessions_user(redis):
@@ -363,3 +363,73 @@ def test_a_redis_conf_value_is_read_as_redis_reads_it(tmp_path):
     outer = tmp_path / "outer.conf"
     outer.write_text(f"masterauth first\ninclude {inner}\n# comment\nport 1\n")
     assert lemp_redis.conf_settings(str(outer)) == {"masterauth": "inner", "port": "1"}
+
+
+# -- Sentinel's own password, rotated (orch.rotate_secret sentinel_auth) ------------
+
+def _start_sentinel(server, conf):
+    proc = subprocess.Popen([server, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = int(next(l.split()[1] for l in conf.read_text().splitlines() if l.startswith("port ")))
+    _wait(lambda: _answers(port), f"sentinel on {port} did not answer")
+    return proc
+
+
+def _sentinel_login(port, password):
+    return lemp_redis.ask("127.0.0.1", port, [["AUTH", password], ["PING"]])
+
+
+def test_sentinels_password_rotates_both_accepted_then_only_new_and_a_restart_keeps_only_new(redis, host_tool,
+                                                                                           tmp_path):
+    """Every Sentinel accepts old and new live (no restart); the client step
+    restarts one with the new requirepass (its file's `user default` line
+    accepting both); the last step drops the old live; sentinel.conf then
+    holds neither the old password nor its hash, and a restart accepts only
+    the new."""
+    server, old, new = host_tool("redis-server"), "sentinel-old", "sentinel-new"
+    port, conf = _free_port(), tmp_path / "sentinel.conf"
+    conf.write_text(f"bind 127.0.0.1\nport {port}\ndir {tmp_path}\n"
+                    f"sentinel monitor sessions 127.0.0.1 {redis['master']} 1\n"
+                    + "\n".join(lemp_redis.sentinel_auth_lines("sessions", "sentinel", PASSWORDS["sentinel"], old))
+                    + "\n")
+    proc = _start_sentinel(server, conf)
+    try:
+        assert lemp_redis.sentinel_accepts(port, [old])["ok"]
+        # 1. accept old or new, live (redis.sentinel_accepts on every Sentinel)
+        assert not lemp_redis.sentinel_accepts(port, [new, old])["ok"]
+        done = lemp_redis.sentinel_accepts(port, [new, old], apply=True)
+        assert done["ok"] and done["changed"], done
+        assert _sentinel_login(port, old) == ["+OK", "+PONG"] and _sentinel_login(port, new) == ["+OK", "+PONG"]
+        assert lemp_redis.sentinel_accepts(port, [new, old]) == {**lemp_redis.sentinel_accepts(port, [new, old]),
+                                                                 "ok": True, "changed": False}
+        # 2. the client step: requirepass and sentinel-pass are the new one only after a restart
+        ok, why = lemp_redis.sentinel_auth_current(str(conf), port, "sessions", "sentinel", PASSWORDS["sentinel"],
+                                                   new)
+        assert not ok and "requirepass" in why
+        proc.terminate()
+        proc.wait(timeout=10)
+        conf.write_text(lemp_redis.sentinel_conf(conf.read_text(), "sessions", "sentinel", PASSWORDS["sentinel"],
+                                                 new, previous=old))
+        proc = _start_sentinel(server, conf)
+        assert _sentinel_login(port, old) == ["+OK", "+PONG"] and _sentinel_login(port, new) == ["+OK", "+PONG"]
+        ok, why = lemp_redis.sentinel_auth_current(str(conf), port, "sessions", "sentinel", PASSWORDS["sentinel"],
+                                                   new)
+        assert ok, why
+        # 3. only the new, live
+        done = lemp_redis.sentinel_accepts(port, [new], apply=True)
+        assert done["ok"] and done["changed"], done
+        assert _sentinel_login(port, old)[0].startswith("-WRONGPASS")
+        assert _sentinel_login(port, new) == ["+OK", "+PONG"]
+        text = conf.read_text()
+        assert old not in text and lemp_redis.password_hash(old) not in text, text
+        assert lemp_redis.sentinel_auth_current(str(conf), port, "sessions", "sentinel", PASSWORDS["sentinel"],
+                                                new)[0]
+        # a restart keeps only the new
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc = _start_sentinel(server, conf)
+        assert _sentinel_login(port, old)[0].startswith("-WRONGPASS")
+        assert _sentinel_login(port, new) == ["+OK", "+PONG"]
+        assert lemp_redis.sentinel_accepts(port, [new])["ok"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

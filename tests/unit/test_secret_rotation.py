@@ -315,3 +315,21 @@ def test_the_admin_password_has_no_client_but_salt():
     ids = [s["id"] for s in steps]
     assert "no-client-of-redis_admin-to-change" in ids
     assert ids[-1] == "web1-web2-accept-only-the-new-redis_admin"
+
+
+def test_sentinels_password_every_sentinel_accepts_both_live_then_each_restarts_with_it_then_only_new():
+    assert runner.pillar_key(SPEC, "sentinel_auth") == "sessions:sentinel_password"
+    sentinels = ["web1", "web2", "lb1", "lb2"]
+    assert set(sentinels) <= set(runner.holders(TOPOLOGY, "sentinel_auth"))
+    steps = runner.rotation_steps("sentinel_auth", redis_rotation("sentinel_auth", sentinels), sentinels, sentinels,
+                                  ("wait", 0), ["lb1", "lb2"])
+    ids = [s["id"] for s in steps]
+    assert ids[3:] == ["web1-web2-lb1-lb2-accept-the-old-or-the-new-sentinel_auth",
+                       *[f"give-the-new-sentinel_auth-to-{n}" for n in sentinels],
+                       "drop-the-old-sentinel_auth-from-the-encrypted-pillar",
+                       "refresh-pillar-of-the-sentinel_auth-holders-again",
+                       "web1-web2-lb1-lb2-accept-only-the-new-sentinel_auth"]
+    accept = next(s for s in steps if s["id"].endswith("accept-the-old-or-the-new-sentinel_auth"))
+    assert {"sls": "redis.sentinel_accepts"} in accept["args"]
+    give = next(s for s in steps if s["id"] == "give-the-new-sentinel_auth-to-lb1")
+    assert {"sls": "redis.sentinel"} in give["args"] and {"tgt": "lb1"} in give["args"]
