@@ -7,8 +7,9 @@
     /srv/lemp-ha-secrets/rotation/<secret>.asc is there (encrypted to the
     pillar key like any value), else a random one; no plain value is ever
     written on the master or printed. Rotatable now: app_db (the app's
-    runtime database account) and the Redis users' passwords redis_sessions,
-    redis_check, redis_sentinel, redis_monitor, redis_admin (the table
+    runtime database account), the Redis users' passwords redis_sessions,
+    redis_check, redis_sentinel, redis_monitor, redis_admin,
+    redis_replication, and Sentinel's own sentinel_auth (the table
     ROTATIONS in _runners/lemp_secrets.py, docs/secrets.md "Per secret").
     Any other name is refused.
 
@@ -27,7 +28,8 @@
       3. the server accepts the old OR the new value: galera.databases on
          one Synced data node, Galera replicates the account to the others
          (<db>-accepts-the-old-or-the-new-<secret>); for a Redis user,
-         redis.acl on every Redis node (two hashes, ACL SETUSER);
+         redis.acl on every Redis node (two hashes, ACL SETUSER); for
+         sentinel_auth, redis.sentinel_accepts on every Sentinel (live);
       4. every client gets the new value: webapp.release on the web nodes
          rewrites the current release's config.php (give-the-new-<secret>-to-its-clients);
          PHP reads it on its next request once opcache revalidates the file
@@ -36,7 +38,8 @@
          never revalidates (reload-php-fpm-on-<web>-...); a Redis user's
          clients: PHP one web node at a time out of both LBs
          (drain-<web>-..., give-the-new-<secret>-to-<web>), HAProxy and the
-         Sentinels one machine at a time;
+         Sentinels one machine at a time, masterauth on every Redis node
+         together (redis.replication: CONFIG SET, no restart);
       5. drop the old value from the encrypted pillar, refresh the pillar,
          and the server accepts only the new one
          (<db>-accepts-only-the-new-<secret>).
