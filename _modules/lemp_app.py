@@ -472,15 +472,16 @@ def _list(value, key, example):
     return value
 
 
-def _basedir_path(value, key):
-    """An open_basedir entry: an absolute folder or file of safe characters
-    (no ":", PHP's separator), not / itself."""
+def _basedir_path(value, key, entry=True):
+    """An open_basedir entry (or, ``entry`` False, the single path at
+    ``key``): an absolute folder or file of safe characters (no ":", PHP's
+    separator), not / itself."""
     path = "" if value is None else str(value)
     stripped = path.rstrip("/")
     if (not SAFE_PATH_RE.match(path) or not stripped or os.path.normpath(stripped) != stripped
             or any(part in (".", "..") for part in stripped.split("/"))):
         raise AppSettingsError(
-            f"{key} entry {json.dumps(path)} must be an absolute folder or file of A-Z a-z 0-9 . _ - / "
+            f"{key}{' entry' if entry else ''} {json.dumps(path)} must be an absolute folder or file of A-Z a-z 0-9 . _ - / "
             '(no spaces or ":", no "..", not /), e.g. /usr/share/php'
         )
     return stripped
@@ -527,16 +528,16 @@ def php_pool_limits(app: dict, php: dict, nginx: dict | None = None) -> dict:
                 "every other function is available already"
             )
         enabled.append(name)
-    tmp_dir = _basedir_path(pool.get("tmp_dir"), "phpfpm:lookup:pool:tmp_dir")
+    tmp_dir = _basedir_path(pool.get("tmp_dir"), "phpfpm:lookup:pool:tmp_dir", entry=False)
     name = str(app.get("name", ""))
     paths = [f"{_safe_path(app, 'root')}/{name}", f"{_safe_path(app, 'uploads_dir')}/{name}",
              f"{_safe_path(app, 'local_dir')}/{name}", tmp_dir]
     ssl_ca = (app.get("database") or {}).get("ssl_ca")
     if ssl_ca:
-        paths.append(_basedir_path(ssl_ca, "app:database:ssl_ca"))
+        paths.append(_basedir_path(ssl_ca, "app:database:ssl_ca", entry=False))
     script_dir = ((nginx or {}).get("health") or {}).get("script_dir")
     if script_dir:
-        paths.append(_basedir_path(script_dir, "nginx:lookup:health:script_dir") + "/healthz.php")
+        paths.append(_basedir_path(script_dir, "nginx:lookup:health:script_dir", entry=False) + "/healthz.php")
     for key, entries in (("phpfpm:lookup:pool:open_basedir", pool.get("open_basedir")),
                          ("app:php:open_basedir", settings.get("open_basedir"))):
         paths += [_basedir_path(entry, key) for entry in _list(entries, key, "[/usr/share/php]")]

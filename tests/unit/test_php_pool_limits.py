@@ -91,8 +91,8 @@ def test_the_platform_list_may_be_emptied_from_pillar(app):
     (lambda a, p: p["pool"].update(disable_functions=["exec", "shell exec"]),
      r'phpfpm:lookup:pool:disable_functions entry "shell exec" is not a PHP function name'),
     (lambda a, p: p["pool"].update(open_basedir=["etc/lemp-ha"]), r'phpfpm:lookup:pool:open_basedir entry "etc/lemp-ha"'),
-    (lambda a, p: p["pool"].update(tmp_dir="tmp"), r'phpfpm:lookup:pool:tmp_dir entry "tmp"'),
-    (lambda a, p: a["database"].update(ssl_ca="ca.crt"), r'app:database:ssl_ca entry "ca.crt"'),
+    (lambda a, p: p["pool"].update(tmp_dir="tmp"), r'phpfpm:lookup:pool:tmp_dir "tmp" must be an absolute folder'),
+    (lambda a, p: a["database"].update(ssl_ca="ca.crt"), r'app:database:ssl_ca "ca.crt" must be an absolute folder or file'),
 ])
 def test_a_bad_entry_is_refused_naming_its_key(app, change, message):
     php = copy.deepcopy(PHP)
