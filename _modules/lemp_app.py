@@ -35,6 +35,10 @@ PHP_INI_KEY_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
 # Left to the platform: sessions live in Redis (salt/phpfpm), extensions are
 # installed from app:php:extensions (a .so named in an ini would not be).
 PHP_INI_RESERVED = ("extension", "zend_extension", "session.save_handler", "session.save_path")
+# The PHP-FPM pool's own (php_admin_value, php_pool_limits): in app:php:ini
+# they would restrict the CLI only, and the pool would ignore them.
+PHP_INI_POOL = ("open_basedir", "disable_functions", "sys_temp_dir", "upload_tmp_dir")
+PHP_FUNCTION_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 PHP_INI_PLAIN_RE = re.compile(r"^[A-Za-z0-9._/:+-]+$")
 # A constant expression (error_reporting = E_ALL & ~E_DEPRECATED): PHP
 # evaluates it only unquoted; quoted, it is a string, read as 0.
@@ -421,6 +425,11 @@ def _php(app, php):
     for key in sorted(ini):
         if not PHP_INI_KEY_RE.match(str(key)):
             raise AppSettingsError(f"app:php:ini key {json.dumps(str(key))} is invalid: a-z 0-9 _ . starting with a letter or _")
+        if key in PHP_INI_POOL:
+            raise AppSettingsError(
+                f"app:php:ini:{key} is the PHP-FPM pool's (php_admin_value, salt/phpfpm): add folders with "
+                "app:php:open_basedir, re-enable a function with app:php:enable_functions"
+            )
         if key in PHP_INI_RESERVED:
             raise AppSettingsError(
                 f"app:php:ini:{key} is set by the platform: extensions come from app:php:extensions, sessions from salt/phpfpm"
@@ -453,6 +462,90 @@ def _php(app, php):
     if lines:
         text = "; Written by Salt (salt/phpfpm) from pillar app:php:ini; do not edit.\n" + "\n".join(lines) + "\n"
     return packages, text, body
+
+
+def _list(value, key, example):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise AppSettingsError(f"{key} must be a list, e.g. {example}")
+    return value
+
+
+def _basedir_path(value, key, entry=True):
+    """An open_basedir entry (or, ``entry`` False, the single path at
+    ``key``): an absolute folder or file of safe characters (no ":", PHP's
+    separator), not / itself."""
+    path = "" if value is None else str(value)
+    stripped = path.rstrip("/")
+    if (not SAFE_PATH_RE.match(path) or not stripped or os.path.normpath(stripped) != stripped
+            or any(part in (".", "..") for part in stripped.split("/"))):
+        raise AppSettingsError(
+            f"{key}{' entry' if entry else ''} {json.dumps(path)} must be an absolute folder or file of A-Z a-z 0-9 . _ - / "
+            '(no spaces or ":", no "..", not /), e.g. /usr/share/php'
+        )
+    return stripped
+
+
+def php_pool_limits(app: dict, php: dict, nginx: dict | None = None) -> dict:
+    """The PHP-FPM pool's hardening (php_admin_value, salt/phpfpm's pool
+    file): the platform's defaults (phpfpm:lookup:pool) with the app's
+    exceptions (app:php), checked; a bad entry is refused naming its key.
+
+    ``disable_functions``: phpfpm:lookup:pool:disable_functions without
+    app:php:enable_functions, in the platform's order, comma-separated
+    (empty: none). An app may re-enable only a function the platform
+    disables: another name is a typo.
+
+    ``open_basedir``: the folders and files the requests may open, in this
+    order, without duplicates: the app's folder (<root>/<name>: releases and
+    the `current` link; nginx passes the resolved script path), its shared
+    and local folders (<uploads_dir>/<name>, <local_dir>/<name>: what
+    shared_paths and writable_paths link to), the pool's tmp_dir, the CA
+    file of app:database:ssl_ca, /healthz's script (nginx's
+    health:script_dir), phpfpm:lookup:pool:open_basedir, then
+    app:php:open_basedir.
+
+    ``tmp_dir``: phpfpm:lookup:pool:tmp_dir (sys_temp_dir, upload_tmp_dir).
+    """
+    pool = php.get("pool") or {}
+    settings = app.get("php") or {}
+    platform = []
+    for name in _list(pool.get("disable_functions"), "phpfpm:lookup:pool:disable_functions", "[exec, system]"):
+        name = str(name)
+        if not PHP_FUNCTION_RE.match(name):
+            raise AppSettingsError(f"phpfpm:lookup:pool:disable_functions entry {json.dumps(name)} is not a PHP function "
+                                   "name: a-z 0-9 _, starting with a letter or _ (e.g. shell_exec)")
+        if name not in platform:
+            platform.append(name)
+    enabled = []
+    for name in _list(settings.get("enable_functions"), "app:php:enable_functions", "[proc_open]"):
+        name = str(name)
+        if name not in platform:
+            raise AppSettingsError(
+                f"app:php:enable_functions entry {json.dumps(name)} is not a function the platform disables "
+                f"(phpfpm:lookup:pool:disable_functions: {', '.join(platform) or 'none'}): check the spelling; "
+                "every other function is available already"
+            )
+        enabled.append(name)
+    tmp_dir = _basedir_path(pool.get("tmp_dir"), "phpfpm:lookup:pool:tmp_dir", entry=False)
+    name = str(app.get("name", ""))
+    paths = [f"{_safe_path(app, 'root')}/{name}", f"{_safe_path(app, 'uploads_dir')}/{name}",
+             f"{_safe_path(app, 'local_dir')}/{name}", tmp_dir]
+    ssl_ca = (app.get("database") or {}).get("ssl_ca")
+    if ssl_ca:
+        paths.append(_basedir_path(ssl_ca, "app:database:ssl_ca", entry=False))
+    script_dir = ((nginx or {}).get("health") or {}).get("script_dir")
+    if script_dir:
+        paths.append(_basedir_path(script_dir, "nginx:lookup:health:script_dir", entry=False) + "/healthz.php")
+    for key, entries in (("phpfpm:lookup:pool:open_basedir", pool.get("open_basedir")),
+                         ("app:php:open_basedir", settings.get("open_basedir"))):
+        paths += [_basedir_path(entry, key) for entry in _list(entries, key, "[/usr/share/php]")]
+    return {
+        "disable_functions": ",".join(f for f in platform if f not in enabled),
+        "open_basedir": list(dict.fromkeys(paths)),
+        "tmp_dir": tmp_dir,
+    }
 
 
 def _url(value, vip):
@@ -513,7 +606,9 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     links), ``static_urls`` (the URL prefixes nginx serves as files and
     never runs: the links' and those of every release on this machine),
     ``php_packages`` (extension packages beyond the base set), ``php_ini``
-    (the ini file's text, empty when app:php:ini is) and
+    (the ini file's text, empty when app:php:ini is), ``php_limits`` (the
+    pool's disable_functions, open_basedir and tmp_dir:
+    :func:`php_pool_limits`) and
     ``client_max_body_size`` (nginx's: from the PHP upload sizes, else
     nginx's own ``client_max_body_size``).
 
@@ -548,6 +643,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     config_file = _relative_path(app.get("config_file"), "app:config_file")
     links = _linked_paths(app, name, docroot, config_file)
     php_packages, php_ini, body = _php(app, php)
+    php_limits = php_pool_limits(app, php, nginx)
     for package_name in php_packages:
         if not apt_knows(package_name):
             raise AppSettingsError(
@@ -586,6 +682,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "static_urls": static_urls,
         "php_packages": php_packages,
         "php_ini": php_ini,
+        "php_limits": php_limits,
         # one limit: PHP's post_max_size when the app sets its upload sizes
         "client_max_body_size": body or str((nginx or {}).get("client_max_body_size") or ""),
     }

@@ -19,5 +19,7 @@ phpfpm-lemp-ha-files-absent:
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-sessions.ini
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/{{ phpfpm.app_ini_file }}
       - /etc/php/{{ phpfpm.version }}/cli/conf.d/{{ phpfpm.app_ini_file }}
+      - {{ phpfpm.pool.tmp_dir }}
+      - /etc/tmpfiles.d/lemp-ha-php.conf
     - require:
       - pkg: phpfpm-packages-removed

@@ -20,8 +20,33 @@ phpfpm-{{ phpfpm.pool.name }}-pool-file-managed:
     - template: jinja
     - context:
         pool: {{ phpfpm.pool | json }}
+        # disable_functions, open_basedir, tmp_dir: the platform's with the app's exceptions
+        limits: {{ webapp.php_limits | json }}
     - require:
       - pkg: phpfpm-packages-installed
+      - file: phpfpm-{{ phpfpm.pool.name }}-temp-directory-present
+
+{#- The pool's temporary folder (sys_temp_dir, upload_tmp_dir), its user's
+    only; systemd-tmpfiles removes what is older than a day (an upload's
+    file goes at the end of its request; tempnam() files may stay). #}
+phpfpm-{{ phpfpm.pool.name }}-temp-directory-present:
+  file.directory:
+    - name: {{ webapp.php_limits.tmp_dir }}
+    - user: {{ phpfpm.pool.user }}
+    - group: {{ phpfpm.pool.group }}
+    - mode: '0700'
+    - makedirs: True
+    - require:
+      - pkg: phpfpm-packages-installed
+
+phpfpm-{{ phpfpm.pool.name }}-temp-directory-cleanup-file-managed:
+  file.managed:
+    - name: /etc/tmpfiles.d/lemp-ha-php.conf
+    - contents: |
+        # Written by Salt (salt/phpfpm): the PHP-FPM pool's temporary folder.
+        d {{ webapp.php_limits.tmp_dir }} 0700 {{ phpfpm.pool.user }} {{ phpfpm.pool.group }} 1d
+    - require:
+      - file: phpfpm-{{ phpfpm.pool.name }}-temp-directory-present
 
 phpfpm-opcache-settings-file-managed:
   file.managed:

@@ -122,6 +122,58 @@ def test_app_reaches_mysql_over_verified_tls_with_data_rights_only(lab):
     assert sorted(map(tuple, rows)) == [("app", "ANY"), ("app_migrate", "ANY")], rows
 
 
+# Dropped into the current release's docroot (as an attacker's uploaded or
+# injected script would run) and requested through the VIP: what the PHP-FPM
+# pool lets a request do (issue #13 finding 8, salt/phpfpm/defaults.yaml
+# pool:disable_functions / open_basedir, php_admin_value).
+LIMITS_PROBE = r"""<?php
+header('Content-Type: application/json');
+$out = ['node' => gethostname(), 'exec_exists' => function_exists('exec')];
+try { exec('id'); $out['exec'] = 'ran'; } catch (Error $e) { $out['exec'] = $e->getMessage(); }
+$passwd = @file_get_contents('/etc/passwd');
+$out['passwd'] = $passwd === false ? (error_get_last()['message'] ?? 'refused') : 'read';
+$out['loosened'] = ini_set('open_basedir', '/');
+$tmp = tempnam(sys_get_temp_dir(), 'probe');
+$out['tmp'] = $tmp === false ? false : dirname($tmp);
+if ($tmp !== false) { unlink($tmp); }
+echo json_encode($out);
+"""
+
+
+def test_php_requests_cannot_run_programs_nor_read_outside_the_app(lab):
+    webs = web_names(lab)
+    name = f"lemp-probe-{uuid.uuid4().hex}.php"
+    # every web node: the load balancer picks the one that answers
+    paths = {web: f"{APP_DIR}/current/public/{name}" for web in webs}
+    try:
+        for web, path in paths.items():
+            lab.run(web, f"cat > {path} && chmod 0644 {path}", input=LIMITS_PROBE)
+        seen = {}
+        for _ in range(6 * len(webs)):  # fresh connections: round robin reaches every node
+            resp = new_session(lab).get(f"https://{lab.vip}/{name}", timeout=5)
+            assert resp.status_code == 200, resp.text
+            assert "X-Powered-By" not in resp.headers  # expose_php=Off
+            seen[resp.json()["node"]] = resp.json()
+            if len(seen) == len(webs):
+                break
+    finally:
+        for web, path in paths.items():
+            lab.run(web, f"rm -f {path}", check=False)
+    assert set(seen) == set(webs), f"only {sorted(seen)} answered the probe"
+    for node, probe in seen.items():
+        assert probe["exec_exists"] is False and "undefined function exec()" in probe["exec"], (node, probe)
+        assert "open_basedir restriction in effect" in probe["passwd"], (node, probe)
+        assert probe["loosened"] is False, (node, probe)  # php_admin_value: ini_set cannot widen it
+        assert probe["tmp"] == "/var/lib/php/lemp-ha-tmp", (node, probe)  # the pool's own temp folder
+    # the sample app (database over TLS, sessions in Redis) and /healthz are unaffected
+    session = new_session(lab)
+    assert session.get(f"https://{lab.vip}/", timeout=5).status_code == 200
+    first = session.get(f"https://{lab.vip}/api/info", timeout=5).json()
+    second = session.get(f"https://{lab.vip}/api/info", timeout=5).json()
+    assert first["session_ok"] and second["session_counter"] == first["session_counter"] + 1, (first, second)
+    assert session.get(f"https://{lab.vip}/healthz", timeout=5).status_code == 200
+
+
 def test_bad_request_body_is_refused_clearly(lab):
     resp = new_session(lab).post(f"https://{lab.vip}/api/items", json={"nope": 1}, timeout=5)
     assert resp.status_code == 400
