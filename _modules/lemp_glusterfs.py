@@ -141,7 +141,62 @@ def same_value(current, wanted):
     return _normal(current) == _normal(wanted)
 
 
+def parse_volume_info(text):
+    """{status, client_ssl} of one volume from ``gluster volume info VOLUME``:
+    its ``Status:`` line and the ``client.ssl`` option if it was set
+    (``Options Reconfigured``; not set means off)."""
+    info = {"status": None, "client_ssl": "off"}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Status":
+            info["status"] = value.strip()
+        elif key.strip() == "client.ssl":
+            info["client_ssl"] = _normal(value)
+    return info
+
+
+def tls_switch_refusal(volume, info, wanted):
+    """Why TLS may not follow the pillar now, or None. A started volume
+    keeps the TLS it runs with: a glusterd with secure-access cannot talk to
+    one without, and no client or brick switches without a remount, so the
+    switch is the maintenance of docs/sessions.md, never a highstate.
+    ``info``: parse_volume_info, or None when there is no volume to ask
+    (not created yet, glusterd stopped for that maintenance, no gluster CLI)."""
+    if not info or info.get("status") != "Started":
+        return None
+    running = info.get("client_ssl") == "on"
+    if running == bool(wanted):
+        return None
+    return (f"glusterfs:lookup:tls:enabled is {bool(wanted)}, but volume {volume} is started with TLS "
+            f"{'on' if running else 'off'}: switching a running volume is a maintenance window "
+            "(docs/sessions.md, \"Turning TLS on for a running volume\"), not a highstate; nothing was changed. "
+            f"Set glusterfs:lookup:tls:enabled to {running} to leave it as it is.")
+
+
 # -- Salt execution-module functions ---------------------------------------
+
+
+def tls_switch_check(volume, wanted):
+    """Stop (CommandExecutionError) before any TLS file is written when the
+    pillar would switch TLS on a started volume (tls_switch_refusal);
+    True otherwise, also where there is no volume to ask.
+
+    CLI Example::
+
+        salt-call lemp_glusterfs.tls_switch_check uploads True
+    """
+    from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
+
+    info = None
+    if __salt__["cmd.which"]("gluster"):  # noqa: F821  (a pool VM mounts with the client only)
+        try:
+            info = parse_volume_info(_gluster("volume", "info", volume))
+        except CommandExecutionError:
+            info = None   # no such volume yet, or glusterd stopped (the maintenance's step 5)
+    refusal = tls_switch_refusal(volume, info, wanted)
+    if refusal:
+        raise CommandExecutionError(refusal)
+    return True
 
 
 def plan(brick_dir, options=None, tls=False):

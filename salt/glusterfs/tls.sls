@@ -10,6 +10,8 @@
     without). #}
 {%- from 'glusterfs/map.jinja' import glusterfs with context %}
 {%- set tls = glusterfs.tls %}
+{#- a started volume keeps the TLS it runs with (the switch is a maintenance) #}
+{%- do salt['lemp_glusterfs.tls_switch_check'](glusterfs.volume, tls.enabled) %}
 {%- if tls.enabled %}
 {%- for key in ('tls:ca_cert', 'tls:cert', 'tls:key') %}{% do salt['lemp_secret.require'](key) %}{% endfor %}
 

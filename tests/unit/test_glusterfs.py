@@ -200,3 +200,49 @@ def test_the_state_needs_the_execution_module():
     assert state.__virtual__()[0] is False
     state.__salt__ = {"lemp_glusterfs.option_get": mod.option_get}
     assert state.__virtual__() == "lemp_glusterfs"
+
+
+# -- TLS follows the pillar only where no started volume runs otherwise -------------------
+
+INFO_STARTED_TLS = """
+Volume Name: uploads
+Type: Replicate
+Status: Started
+Number of Bricks: 1 x (2 + 1) = 3
+Options Reconfigured:
+auth.ssl-allow: web1.lab.lemp-ha,web2.lab.lemp-ha
+client.ssl: on
+server.ssl: on
+auth.allow: 10.77.0.21,10.77.0.22
+"""
+INFO_STARTED_PLAIN = """
+Volume Name: uploads
+Status: Started
+Options Reconfigured:
+auth.allow: 10.77.0.21,10.77.0.22
+network.ping-timeout: 5
+"""
+
+
+def test_volume_info_is_read_as_status_and_client_ssl():
+    assert mod.parse_volume_info(INFO_STARTED_TLS) == {"status": "Started", "client_ssl": "on"}
+    assert mod.parse_volume_info(INFO_STARTED_PLAIN) == {"status": "Started", "client_ssl": "off"}
+
+
+@pytest.mark.parametrize("info, wanted", [
+    (None, True), (None, False),                                  # no volume yet, or glusterd stopped
+    ({"status": "Stopped", "client_ssl": "off"}, True),           # the maintenance's own window
+    ({"status": "Created", "client_ssl": "off"}, True),
+    (mod.parse_volume_info(INFO_STARTED_TLS), True),
+    (mod.parse_volume_info(INFO_STARTED_PLAIN), False),
+])
+def test_tls_may_follow_the_pillar_where_nothing_runs_otherwise(info, wanted):
+    assert mod.tls_switch_refusal("uploads", info, wanted) is None
+
+
+@pytest.mark.parametrize("text, wanted, running", [(INFO_STARTED_PLAIN, True, "off"), (INFO_STARTED_TLS, False, "on")])
+def test_a_started_volume_is_not_switched_by_a_highstate_naming_the_maintenance(text, wanted, running):
+    refusal = mod.tls_switch_refusal("uploads", mod.parse_volume_info(text), wanted)
+    assert f"started with TLS {running}" in refusal
+    assert "glusterfs:lookup:tls:enabled" in refusal and "docs/sessions.md" in refusal
+    assert "nothing was changed" in refusal
