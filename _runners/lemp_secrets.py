@@ -16,6 +16,11 @@ refuses:
 3. every client gets the new value;
 4. ``finish``: ``<key>_previous`` goes; the server side accepts only the new.
 
+A per-machine key (the Zabbix agents' PSKs, ``zabbix_psk``) cannot be
+held twice by either side: ``machine_plan`` rotates one machine after the
+other, each inside a Zabbix maintenance window for its host
+(``begin_machine`` / ``finish_machine`` stage and drop its value).
+
 The new value is the operator's when a GPG-armored file
 ``/srv/lemp-ha-secrets/rotation/<secret>.asc`` is there (encrypted to the
 pillar key, like every value: docs/secrets.md), else a random one made here
