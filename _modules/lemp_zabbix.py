@@ -334,9 +334,7 @@ def lacks_agent_interface(current):
 def psk_host_changes(current, name, psk, groupid):
     """What to write so that host ``name`` exists with PSK encryption and
     this key: None -> create (the full object), {} -> in sync, else the fields."""
-    if not PSK_RE.match(str(psk or "")):
-        raise ZabbixSettingsError(f"zabbix:server:agent_psks:{name} is not a hex PSK of at least 16 bytes: "
-                                  "the lab generates it (./lab up); production: openssl rand -hex 32")
+    _check_psk(name, psk)
     digest = psk_digest(psk)
     tls = {"tls_connect": TLS_PSK, "tls_accept": TLS_PSK}
     if not current:
@@ -1668,3 +1666,107 @@ def host_names(ca_file="/etc/zabbix/tls/ca.pem", url=None):
     """
     return _api_call(lambda: sorted(h["host"] for h in _login(url or _monitor_url(), ca_file)
                                     .host.get(output=["host"])))
+
+
+# --- agent PSK rotation (orch.rotate_secret zabbix_psk, _runners/lemp_secrets.py) ---
+#
+# The server holds one PSK per host and the agent one: there is no moment
+# where either accepts two. So one machine at a time, inside a maintenance
+# window for its host: the server's host takes the new PSK first
+# (agent_psk_set: the API refuses a malformed key before the agent has it,
+# and the restarted agent's first active-checks request finds it), then the
+# agent (zabbix.agent.service on the machine: PSK file, restart), then
+# agent_psk_back waits until the server has data the new agent sent over the
+# new PSK, and the heartbeat's nodata problem, had it fired, is resolved:
+# closing the window on an open problem would mail it.
+
+# The heartbeat every host sends every 10 s (template "lemp-ha agent
+# reachable", server/files/templates/lemp-ha-reachable.yaml); its trigger
+# fires after 30 s without data.
+HEARTBEAT_KEY = "vfs.file.exists[/proc/uptime]"
+HEARTBEAT_TEMPLATE = "lemp-ha agent reachable"
+
+
+def agent_back_problem(name, items, problems, since):
+    """Why host ``name``'s agent is not back yet, or None: ``items`` the
+    heartbeat's item.get rows (lastclock), ``problems`` the unresolved
+    problems of its trigger (problem.get rows), ``since`` the epoch second
+    after which a value proves the new agent (the old one was stopped by
+    then). No item: the host lacks the template, which cannot prove anything."""
+    if not items:
+        return (f"host {name} has no item {HEARTBEAT_KEY} (template {HEARTBEAT_TEMPLATE!r}): apply "
+                "zabbix.server.api on the monitor machine, then run the rotation again")
+    newest = max(int(i.get("lastclock") or 0) for i in items)
+    if newest < int(since):
+        return f"host {name}: no heartbeat since {int(since)} (newest at {newest})"
+    if problems:
+        return f"host {name}: problem still open: {', '.join(sorted(str(p.get('name')) for p in problems))}"
+    return None
+
+
+def _check_psk(name, psk):
+    if not PSK_RE.match(str(psk or "")):
+        raise ZabbixSettingsError(f"zabbix:server:agent_psks:{name} is not a hex PSK of at least 16 bytes: "
+                                  "the lab generates it (./lab up); production: openssl rand -hex 32")
+
+
+def agent_psk_set(name, ca_file="/etc/zabbix/tls/ca.pem", url=None):
+    """Give Zabbix host ``name`` the PSK of the pillar
+    (zabbix:server:agent_psks:<name>), then reload this server's
+    configuration cache so that the poller and the trapper use it now (not
+    after CacheUpdateFrequency). A host Zabbix does not have is left to
+    agent_hosts_present (the next zabbix.server.api).
+
+    CLI Example::
+
+        salt mon1 lemp_zabbix.agent_psk_set web1
+    """
+    psk = (_pillar("zabbix:server:agent_psks") or {}).get(name)
+    _check_psk(name, psk)
+
+    def run():
+        api = _login(url or _monitor_url(), ca_file)
+        rows = api.host.get(output=["hostid", "host", "tls_connect", "tls_accept"], filter={"host": [name]},
+                            selectTags="extend")
+        if not rows:
+            return {"name": name, "changed": False, "done": ["no Zabbix host: nothing to set"]}
+        todo = psk_host_changes(rows[0], name, psk, "0")
+        if not todo:
+            return {"name": name, "changed": False, "done": ["the host has this PSK already"]}
+        api.host.update(hostid=rows[0]["hostid"], **todo)
+        return {"name": name, "changed": True, "done": ["PSK set"] + _reload_server_config_cache()}
+    return _api_call(run)
+
+
+def agent_psk_back(name, timeout=120, ca_file="/etc/zabbix/tls/ca.pem", url=None):
+    """Wait until host ``name``'s agent, restarted with its new PSK, is back:
+    the server received its heartbeat after this call began (only the new
+    agent runs by then, and the server accepts only the new PSK), and no
+    problem of the heartbeat's trigger is open. Raises after ``timeout``
+    seconds naming what is missing.
+
+    CLI Example::
+
+        salt mon1 lemp_zabbix.agent_psk_back web1
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    since = int(time.time())
+
+    def run():
+        api = _login(url or _monitor_url(), ca_file)
+        deadline = time.monotonic() + int(timeout)
+        while True:
+            items = api.item.get(output=["itemid", "lastclock"], host=name, filter={"key_": HEARTBEAT_KEY},
+                                 selectTriggers=["triggerid"])
+            triggerids = sorted({t["triggerid"] for i in items for t in i.get("triggers") or []})
+            problems = (api.problem.get(output=["eventid", "name"], objectids=triggerids, source=0, object=0)
+                        if triggerids else [])
+            why = agent_back_problem(name, items, problems, since)
+            if why is None:
+                return {"name": name, "back": True, "heartbeat_since": since}
+            if not items or time.monotonic() >= deadline:
+                raise CommandExecutionError(f"zabbix: the agent of {name} is not back with its new PSK after "
+                                            f"{int(timeout)}s: {why}")
+            time.sleep(2)  # polling the server's state, bounded by timeout
+    return _api_call(run)

@@ -135,7 +135,7 @@ def run_id():
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def with_maintenance(steps, topology, orch, run, hosts, expiry_minutes, enabled=True):
+def with_maintenance(steps, topology, orch, run, hosts, expiry_minutes, enabled=True, label=""):
     """``steps`` (a chained plan) inside a maintenance window for ``hosts``:
     open it first (every step then requires it), close it after the last
     step, or, when any step failed, close it anyway (``onfail``). The
@@ -143,7 +143,10 @@ def with_maintenance(steps, topology, orch, run, hosts, expiry_minutes, enabled=
 
     No monitor machine in the topology, or ``enabled`` false (pillar
     maintenance: false, e.g. while mon1 is down): a first step says so and
-    the plan runs as it is. A refusal is returned as it is."""
+    the plan runs as it is. A refusal is returned as it is.
+
+    ``label`` ends the closing steps' ids (``-of-web1``), for a plan that
+    opens one window after another (orch.rotate_secret zabbix_psk)."""
     if not steps or any(item["state"] == "test.fail_without_changes" for item in steps):
         return steps
     monitors = role(topology, "monitor")
@@ -158,8 +161,8 @@ def with_maintenance(steps, topology, orch, run, hosts, expiry_minutes, enabled=
     body = chain(steps, after=opened["id"])
     close = {"name": name}
     return [opened] + body + [
-        function(f"close-maintenance-window-on-{mon}-after-the-last-step", "lemp_zabbix.maintenance_close", mon,
+        function(f"close-maintenance-window-on-{mon}-after-the-last-step{label}", "lemp_zabbix.maintenance_close", mon,
                  kwarg=close, require=[requisite(body[-1])]),
-        function(f"close-maintenance-window-on-{mon}-after-a-failed-step", "lemp_zabbix.maintenance_close", mon,
+        function(f"close-maintenance-window-on-{mon}-after-a-failed-step{label}", "lemp_zabbix.maintenance_close", mon,
                  kwarg=close, onfail=[requisite(item) for item in [opened] + body]),
     ]

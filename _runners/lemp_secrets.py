@@ -16,6 +16,11 @@ refuses:
 3. every client gets the new value;
 4. ``finish``: ``<key>_previous`` goes; the server side accepts only the new.
 
+A per-machine key (the Zabbix agents' PSKs, ``zabbix_psk``) cannot be
+held twice by either side: ``machine_plan`` rotates one machine after the
+other, each inside a Zabbix maintenance window for its host
+(``begin_machine`` / ``finish_machine`` stage and drop its value).
+
 The new value is the operator's when a GPG-armored file
 ``/srv/lemp-ha-secrets/rotation/<secret>.asc`` is there (encrypted to the
 pillar key, like every value: docs/secrets.md), else a random one made here
@@ -167,6 +172,20 @@ ROTATIONS = {
         "client_sls": "",
         "clients": "together",
     },
+    # The Zabbix agents' PSKs (pillar/secrets.spec.yaml per_machine): one
+    # value per machine, its agent's, and the monitor role holds them all
+    # (collected). Neither side can accept two keys, so no "old OR new":
+    # one machine at a time inside a maintenance window for its host
+    # (machine_rotation_steps): the server's host first (API), then the
+    # agent (its PSK file, a restart), then wait until the server has the
+    # new agent's heartbeat.
+    "zabbix_psk": {
+        "per_machine": True,
+        "server_role": "monitor",
+        "agent_sls": "zabbix.agent.service",
+        "window_minutes": 15,   # each machine's window expires by itself after this
+        "back_timeout": 120,    # seconds to wait for the agent's heartbeat with the new PSK
+    },
 }
 
 
@@ -178,16 +197,81 @@ def __virtual__():
 
 
 def pillar_key(spec, secret):
-    """The pillar key (colon path) of password ``secret``, or ValueError
-    naming the secret and what may be rotated."""
+    """The pillar key (colon path) of password or per-machine key
+    ``secret``, or ValueError naming the secret and what may be rotated."""
     passwords = (spec or {}).get("passwords") or {}
-    if secret not in passwords:
-        raise ValueError(f"unknown secret {secret!r}: pillar/secrets.spec.yaml `passwords` names "
-                         f"{', '.join(sorted(passwords)) or 'none'}")
+    per_machine = (spec or {}).get("per_machine") or {}
+    if secret not in passwords and secret not in per_machine:
+        raise ValueError(f"unknown secret {secret!r}: pillar/secrets.spec.yaml `passwords` and `per_machine` "
+                         f"name {', '.join(sorted(passwords) + sorted(per_machine)) or 'none'}")
     if secret not in ROTATIONS:
         raise ValueError(f"secret {secret!r} cannot be rotated by orch.rotate_secret yet; it can rotate: "
                          f"{', '.join(sorted(ROTATIONS))} (docs/secrets.md, Rotation)")
-    return passwords[secret]["pillar"]
+    return (passwords.get(secret) or per_machine[secret])["pillar"]
+
+
+def machine_key(spec, secret):
+    """(pillar key, collected key, bytes) of per-machine key ``secret``."""
+    pillar_key(spec, secret)
+    entry = ((spec or {}).get("per_machine") or {}).get(secret)
+    if not entry:
+        raise ValueError(f"secret {secret!r} is not a per-machine key (pillar/secrets.spec.yaml per_machine)")
+    return entry["pillar"], entry["collected"], int(entry.get("bytes", 32))
+
+
+def rotated_machines(topology, answering, machine=None):
+    """The machines whose per-machine key a run rotates, in name order, and
+    the ones it leaves (a scaling-pool name whose VM does not answer: not
+    enrolled, or off; it keeps its key until rotated by name once up).
+    ``machine``: that one only; ValueError when it is no machine of the
+    topology or its scaling pool."""
+    fixed = sorted(((topology or {}).get("machines") or {}))
+    pool = sorted(((topology or {}).get("pool_machines") or {}))
+    if machine:
+        if machine not in fixed and machine not in pool:
+            raise ValueError(f"machine {machine!r} is not in the topology: {', '.join(fixed + pool)}")
+        return [machine], []
+    return fixed + [n for n in pool if answering.get(n) is True], [n for n in pool if answering.get(n) is not True]
+
+
+def machine_rotation_steps(secret, rotation, machines, monitor, collectors, topology, run):
+    """The runbook of a per-machine key (zabbix_psk), one machine after
+    the other, each inside a maintenance window for its host
+    (_steps.with_maintenance): stage its new key (its own file and the
+    collectors'), refresh their pillar, the server's host gets it (API),
+    the agent gets it (restart), wait until the server has the new agent's
+    heartbeat, drop the old key from the machine's file. The next machine's
+    window opens once the previous one closed; a failed step closes its
+    window and stops the run."""
+    steps = [_steps.function(f"sync-custom-modules-on-{monitor}", "saltutil.sync_all", monitor)]
+    previous = steps[0]
+    refresh = {"kwarg": {"wait": True}}
+    for name in machines:
+        readers = sorted({name, *collectors})
+        body = [
+            _steps.step(f"stage-a-new-{secret}-for-{name}-in-the-encrypted-pillar", "salt.runner",
+                        name="lemp_secrets.begin_machine", secret=secret, machine=name, collectors=list(collectors)),
+            _steps.function(f"refresh-pillar-of-{'-'.join(readers)}-for-the-{secret}-of-{name}",
+                            "saltutil.refresh_pillar", readers, **refresh),
+            _steps.function(f"{monitor}-gives-the-zabbix-host-{name}-its-new-{secret}", "lemp_zabbix.agent_psk_set",
+                            monitor, arg=[name]),
+            _steps.state(f"give-the-new-{secret}-to-the-agent-on-{name}", rotation["agent_sls"], name),
+            _steps.function(f"wait-until-{monitor}-has-the-heartbeat-of-{name}-over-the-new-{secret}",
+                            "lemp_zabbix.agent_psk_back", monitor, arg=[name],
+                            kwarg={"timeout": int(rotation["back_timeout"])}),
+            _steps.step(f"drop-the-old-{secret}-of-{name}-from-the-encrypted-pillar", "salt.runner",
+                        name="lemp_secrets.finish_machine", secret=secret, machine=name),
+            _steps.function(f"refresh-pillar-of-{name}-again-after-its-{secret}", "saltutil.refresh_pillar", name,
+                            **refresh),
+        ]
+        block = _steps.with_maintenance(body, topology, f"orch.rotate_secret {secret} {name}", run,
+                                        [name], rotation["window_minutes"], label=f"-of-{name}")
+        # the window opens once the previous machine is done (its window closed)
+        block[0] = dict(block[0], args=block[0]["args"] + [{"require": [_steps.requisite(previous)]}])
+        steps += block
+        previous = next(item for item in block if item["id"].startswith("close-maintenance-window-on-")
+                        and "after-the-last-step" in item["id"])
+    return steps
 
 
 def holders(topology, secret):
@@ -351,6 +435,19 @@ def dropped(tree, key):
     return tree, True
 
 
+def collected_set(tree, collected, machine, new_cipher):
+    """A collector's tree with ``new_cipher`` as ``machine``'s value under
+    ``collected`` (zabbix:server:agent_psks): (tree, whether it changed).
+    KeyError names the key when the collector lacks it."""
+    node, leaf = _walk(tree, f"{collected}:{machine}")
+    if not isinstance(node, dict):
+        raise KeyError(collected)
+    if node.get(leaf) == new_cipher:
+        return tree, False
+    node[leaf] = new_cipher
+    return tree, True
+
+
 def is_staged(tree, key):
     node, leaf = _walk(tree, key)
     return node is not None and leaf + lemp_secret.PREVIOUS_SUFFIX in node
@@ -457,15 +554,56 @@ def _ask(tgt, fun, timeout=60, **kwargs):
     return _steps.ask(__opts__, tgt, fun, timeout, tgt_type="list", **kwargs) if tgt else {}  # noqa: F821
 
 
-def plan(topology, secret=None, backend="web"):
-    """The plan of orch.rotate_secret for ``secret``, or a single failing
-    step saying why nothing was touched (an unknown secret, an unhealthy
-    platform)."""
-    refused = "rotation-refused-nothing-was-touched"
+REFUSED = "rotation-refused-nothing-was-touched"
+
+
+def machine_plan(topology, secret, machine=None):
+    """The plan of orch.rotate_secret for a per-machine key (zabbix_psk):
+    every machine (or ``machine`` alone), see machine_rotation_steps."""
+    try:
+        key, _, _ = machine_key(_spec(), secret)
+        rotation = dict(ROTATIONS[secret])
+        monitors = _steps.role(topology, rotation["server_role"])
+        collectors = holders(topology, secret)
+        if not monitors or not collectors:
+            raise ValueError(f"no {rotation['server_role']} machine holds {secret} in the topology: "
+                             "no Zabbix server, no agent PSK in use")
+        pool = sorted(((topology or {}).get("pool_machines") or {}))
+        answering = _ask(sorted(set(_steps.role(topology, rotation["server_role"])) | set(collectors)
+                                | set(((topology or {}).get("machines") or {})) | set(pool)),
+                         "test.ping", timeout=30)
+        machines, left = rotated_machines(topology, answering, machine or None)
+        silent = [n for n in sorted(set(machines) | {monitors[0]} | set(collectors)) if answering.get(n) is not True]
+        if silent:
+            raise ValueError("refusing to start, the platform is not healthy: "
+                             + "; ".join(f"{n} does not answer (salt {n} test.ping)" for n in silent))
+        _check_files(machines + collectors)
+    except (ValueError, RuntimeError) as exc:
+        return _steps.plan([_steps.refuse(REFUSED, f"orch.rotate_secret: {exc}")])
+    steps = machine_rotation_steps(secret, rotation, machines, monitors[0], collectors, topology, _steps.run_id())
+    if left:
+        steps.insert(0, _steps.step(f"{'-'.join(left)}-keep-their-{secret}-their-vm-does-not-answer",
+                                    "test.succeed_without_changes",
+                                    name=f"{', '.join(left)}: scaling-pool VM not running (not enrolled, or off): "
+                                         f"{key} kept; once it runs, rotate it with machine=<name>"))
+    return _steps.plan(steps)
+
+
+def plan(topology, secret=None, backend="web", machine=None):
+    """The plan of orch.rotate_secret for ``secret`` (and, for a per-machine
+    key, ``machine`` alone), or a single failing step saying why nothing
+    was touched (an unknown secret, an unhealthy platform)."""
+    refused = REFUSED
     try:
         key = pillar_key(_spec(), str(secret or ""))
     except ValueError as exc:
         return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: {exc}")])
+    if ROTATIONS[secret].get("per_machine"):
+        return machine_plan(topology, secret, machine)
+    if machine:
+        keys = ", ".join(n for n, r in ROTATIONS.items() if r.get("per_machine"))
+        return _steps.plan([_steps.refuse(refused, f"orch.rotate_secret: {secret} is one value for every machine: "
+                                                   f"machine={machine!r} applies to a per-machine key only ({keys})")])
     rotation = dict(ROTATIONS[secret])
     holding = holders(topology, secret)
     server_roles = rotation.get("server_roles") or [rotation["server_role"]]
@@ -573,3 +711,74 @@ def finish(secret, minions):
     except (ValueError, RuntimeError, OSError) as exc:
         return _refused(f"finishing the rotation of {secret}: {exc}")
     return {"secret": secret, "pillar": key, "old value dropped on": changed}
+
+
+def begin_machine(secret, machine, collectors):
+    """Stage a new value of per-machine key ``secret`` for ``machine``: in
+    its file at the key, the old one beside it at ``<key>_previous`` (the
+    record: a run that died resumes with the same value), and in each
+    collector's file (the monitor: zabbix:server:agent_psks:<machine>).
+    The value: the operator's GPG-armored
+    ``/srv/lemp-ha-secrets/rotation/<secret>-<machine>.asc`` when there,
+    else ``bytes`` random bytes as hex (a Zabbix PSK).
+
+    CLI Example::
+
+        salt-run lemp_secrets.begin_machine secret=zabbix_psk machine=web1 collectors='[mon1]'
+    """
+    try:
+        key, collected, size = machine_key(_spec(), secret)
+        _check_files([machine] + list(collectors or []))
+        tree = _read(machine)
+        staged_file = _staged_path(f"{secret}-{machine}")
+        resumed = is_staged(tree, key)
+        if resumed:
+            node, leaf = _walk(tree, key)
+            new_cipher = node[leaf]
+            source = "the unfinished rotation's" + (f" ({staged_file} left unused)"
+                                                    if os.path.exists(staged_file) else "")
+        elif os.path.exists(staged_file):
+            with open(staged_file, encoding="utf-8") as handle:
+                new_cipher = handle.read()
+            if "BEGIN PGP MESSAGE" not in new_cipher:
+                return _refused(f"{staged_file} is not a GPG-armored message (docs/secrets.md, Rotation)")
+            source = f"the operator's ({staged_file})"
+        else:
+            new_cipher = _encrypt(random_source.token_hex(size))
+            source = "a random"
+        changed = []
+        # the machine's file first: its record is what a resumed run reads
+        tree, did = staged(tree, key, new_cipher)
+        if did:
+            _write(machine, tree)
+            changed.append(machine)
+        for name in collectors or []:
+            ctree, did = collected_set(_read(name), collected, machine, new_cipher)
+            if did:
+                _write(name, ctree)
+                changed.append(name)
+        if not resumed and os.path.exists(staged_file):
+            os.remove(staged_file)  # used: the next rotation needs another value
+    except (ValueError, RuntimeError, OSError) as exc:
+        return _refused(f"rotating {secret} of {machine}: {exc}")
+    except KeyError as exc:
+        return _refused(f"rotating {secret} of {machine}: a secrets file lacks {exc.args[0]} (docs/secrets.md)")
+    return {"secret": secret, "machine": machine, "pillar": key, "new value": source, "written": changed}
+
+
+def finish_machine(secret, machine):
+    """Drop ``machine``'s old value of per-machine key ``secret``
+    (``<key>_previous``): its rotation is over.
+
+    CLI Example::
+
+        salt-run lemp_secrets.finish_machine secret=zabbix_psk machine=web1
+    """
+    try:
+        key, _, _ = machine_key(_spec(), secret)
+        tree, did = dropped(_read(_check_files([machine])[0]), key)
+        if did:
+            _write(machine, tree)
+    except (ValueError, RuntimeError, OSError) as exc:
+        return _refused(f"finishing the rotation of {secret} of {machine}: {exc}")
+    return {"secret": secret, "machine": machine, "pillar": key, "old value dropped": did}

@@ -9,9 +9,27 @@
     written on the master or printed. Rotatable now: app_db (the app's
     runtime database account), the Redis users' passwords redis_sessions,
     redis_check, redis_sentinel, redis_monitor, redis_admin,
-    redis_replication, and Sentinel's own sentinel_auth (the table
-    ROTATIONS in _runners/lemp_secrets.py, docs/secrets.md "Per secret").
-    Any other name is refused.
+    redis_replication, Sentinel's own sentinel_auth, and the Zabbix
+    agents' PSKs zabbix_psk (the table ROTATIONS in
+    _runners/lemp_secrets.py, docs/secrets.md "Per secret"). Any other
+    name is refused.
+
+      salt-run state.orchestrate orch.rotate_secret pillar='{"secret": "zabbix_psk"}'
+      salt-run state.orchestrate orch.rotate_secret pillar='{"secret": "zabbix_psk", "machine": "web1"}'
+
+    zabbix_psk is one key per machine, and neither the agent nor the
+    server can accept two: so no step 3 below, but one machine after the
+    other (every machine, or `machine` alone), each inside a Zabbix
+    maintenance window for its host (open-maintenance-window-on-<mon>-for-<machine>,
+    as orch.deploy opens one): stage its new key (its file, with the old
+    one beside it, and the monitor's agent_psks), refresh their pillar,
+    the server's host takes it through the API and the server reloads its
+    configuration cache (<mon>-gives-the-zabbix-host-<machine>-its-new-zabbix_psk),
+    then the agent (PSK file, restart: give-the-new-zabbix_psk-to-the-agent-on-<machine>),
+    then wait until the server has the new agent's heartbeat and its
+    nodata problem, if it fired, is resolved (wait-until-<mon>-has-the-heartbeat-...),
+    drop the old key, close the window. The agent's checks fail for the
+    seconds between the two; the window keeps that from firing a problem.
 
     The runbook (planned by the runner lemp_secrets.plan, _runners/lemp_secrets.py):
       0. refuse before touching anything: an unknown secret, a secret this
@@ -48,4 +66,4 @@
     resumes with the same new value. #}
 {%- from 'orch/_plan.jinja' import steps with context %}
 {%- from 'orch/_web.jinja' import backend with context %}
-{{ steps('lemp_secrets.plan', {'secret': salt['pillar.get']('secret', ''), 'backend': backend}) }}
+{{ steps('lemp_secrets.plan', {'secret': salt['pillar.get']('secret', ''), 'backend': backend, 'machine': salt['pillar.get']('machine', '')}) }}

@@ -3,7 +3,9 @@ the app's database password is replaced under steady HTTPS load on a page
 that reads the database, with no failed request; afterwards the old password
 is refused and the new one accepted (over TLS: the account REQUIREs SSL),
 and the lab host's copy holds the new value. The same for PHP's Redis
-password (user sessions), on the session page: sessions survive."""
+password (user sessions), on the session page: sessions survive. And one
+machine's Zabbix agent PSK (lb2): its agent keeps reporting to mon1 over
+the new key, the old key is gone from its file, no problem is left open."""
 
 import shlex
 
@@ -87,3 +89,49 @@ def test_rotating_the_php_redis_password_fails_no_request_keeps_sessions_and_ref
     assert redis_cli(lab, web, "PING", user="sessions", password=new) == "PONG"
     refused = redis_cli(lab, web, "PING", user="sessions", password=old)
     assert "WRONGPASS" in refused or "NOAUTH" in refused, refused
+
+
+
+def test_rotating_one_machines_zabbix_psk_keeps_it_reporting_and_leaves_no_problem(lab):
+    import pathlib
+    import ssl
+
+    import yaml
+    from zabbix_utils import ZabbixAPI
+
+    from lemplab import wait_for
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    agent = yaml.safe_load((repo / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]["agent"]
+    machine = lab.with_role("lb")[-1]  # lb2: the VIP's backup, the cheapest agent to cut for seconds
+    mon = lab.with_role("monitor")[0]
+    old = lab.secrets["per_machine"]["zabbix_psk"][machine]
+    started = int(lab.run(mon, "date +%s").stdout)
+    ok, detail, new = lab.rotate_secret("zabbix_psk", machine=machine, timeout=300)
+    assert ok, detail
+    assert set(new) == {machine} and new[machine] != old
+    assert lab.secrets["per_machine"]["zabbix_psk"][machine] == new[machine]  # the lab host's copy
+    # the agent's key file holds the new key: the old one is gone
+    assert lab.run(machine, f"cat {agent['psk_file']}").stdout.strip() == new[machine]
+    address = lab.machines[mon]["address"]
+    lab.require_route(address)
+    api = ZabbixAPI(url=f"https://{address}/api_jsonrpc.php",
+                    ssl_context=ssl.create_default_context(cafile=lab.ca_cert_path))
+    api.login(user="Admin", password=lab.secrets["passwords"]["zabbix_admin"])
+    try:
+        hostid = api.host.get(output=["hostid"], filter={"host": machine})[0]["hostid"]
+        done = int(lab.run(mon, "date +%s").stdout)
+
+        def heartbeat_after_the_run():
+            items = api.item.get(output=["lastclock"], hostids=hostid,
+                                 filter={"key_": "vfs.file.exists[/proc/uptime]"})  # lemp-ha agent reachable
+            return bool(items) and int(items[0]["lastclock"] or 0) > done
+
+        # mon1 takes the agent's data over the new key (the agent accepts no other)
+        wait_for(heartbeat_after_the_run, 60, f"a heartbeat of {machine} after its PSK rotation", interval=2)
+        # the window is closed: a problem opened meanwhile and still open would be mailed now
+        still_open = [p["name"] for p in api.problem.get(output=["name", "r_eventid"], hostids=hostid,
+                                                         time_from=started, recent=True) if p["r_eventid"] == "0"]
+        assert still_open == [], still_open
+    finally:
+        api.logout()

@@ -139,7 +139,7 @@ def test_orchestration_renders(path, salt_run_cli):
 
 # orch.rotate_secret for each secret it rotates (_runners/lemp_secrets.py ROTATIONS)
 ROTATABLE = ["app_db", "redis_sessions", "redis_check", "redis_sentinel", "redis_monitor", "redis_admin",
-             "redis_replication", "sentinel_auth"]
+             "redis_replication", "sentinel_auth", "zabbix_psk"]
 
 
 @pytest.mark.parametrize("secret", ROTATABLE)

@@ -14,7 +14,7 @@ INI = "opcache.enable=1\nopcache.validate_timestamps=1\nopcache.revalidate_freq=
 @pytest.fixture()
 def secrets_dir(tmp_path, monkeypatch):
     (tmp_path / "minions").mkdir()
-    for name in runner.holders(TOPOLOGY, "app_db"):
+    for name in list(TOPOLOGY["machines"]) + list(TOPOLOGY["pool_machines"]):
         (tmp_path / "minions" / f"{name}.sls").write_text("#!yaml|gpg\n{}\n")
     monkeypatch.setenv("LEMP_HA_SECRETS_DIR", str(tmp_path))
     return tmp_path
@@ -59,3 +59,37 @@ def test_a_db_node_not_synced_refuses_the_run(env, secrets_dir):  # noqa: F811
     high, _ = render(opts, "orch.rotate_secret", canned)
     assert list(high) == ["rotation-refused-nothing-was-touched"]
     assert "db2 is not Synced" in str(high)
+
+
+def test_zabbix_psk_of_one_machine_renders_its_window_and_the_server_before_the_agent(env, secrets_dir):  # noqa: F811
+    opts = dict(env, pillar=dict(env["pillar"], secret="zabbix_psk", machine="lb2"))
+    high, calls = render(opts, "orch.rotate_secret", answers())
+    ids = list(high)
+    assert ids[0] == "sync-custom-modules-on-mon1" and ids[1] == "open-maintenance-window-on-mon1-for-lb2"
+    assert ids.index("mon1-gives-the-zabbix-host-lb2-its-new-zabbix_psk") \
+        < ids.index("give-the-new-zabbix_psk-to-the-agent-on-lb2") \
+        < ids.index("wait-until-mon1-has-the-heartbeat-of-lb2-over-the-new-zabbix_psk") \
+        < ids.index("drop-the-old-zabbix_psk-of-lb2-from-the-encrypted-pillar") \
+        < ids.index("close-maintenance-window-on-mon1-after-the-last-step-of-lb2")
+    assert not any(i.endswith("-for-web1") or "-of-web1" in i for i in ids)  # lb2 alone
+    assert ("test.ping", sorted(set(TOPOLOGY["machines"]) | set(TOPOLOGY["pool_machines"]))) in calls
+
+
+def test_zabbix_psk_of_every_machine_walks_them_in_turn_and_refuses_a_silent_one(env, secrets_dir):  # noqa: F811
+    opts = dict(env, pillar=dict(env["pillar"], secret="zabbix_psk"))
+    high, _ = render(opts, "orch.rotate_secret", answers())
+    opened = [i for i in high if i.startswith("open-maintenance-window-on-mon1-for-")]
+    assert opened == [f"open-maintenance-window-on-mon1-for-{m}" for m in sorted(TOPOLOGY["machines"])]
+    assert "web3-web4-web5-web6-keep-their-zabbix_psk-their-vm-does-not-answer" in high
+    canned = answers()
+    del canned["test.ping"]["lb1"]
+    high, _ = render(opts, "orch.rotate_secret", canned)
+    assert list(high) == ["rotation-refused-nothing-was-touched"] and "lb1 does not answer" in str(high)
+
+
+@pytest.mark.parametrize("pillar, why", [({"secret": "zabbix_psk", "machine": "lb9"}, "'lb9' is not in the topology"),
+                                         ({"secret": "app_db", "machine": "web1"}, "per-machine key only")])
+def test_a_machine_outside_the_topology_or_for_a_shared_secret_is_refused(env, secrets_dir, pillar, why):  # noqa: F811
+    opts = dict(env, pillar=dict(env["pillar"], **pillar))
+    high, _ = render(opts, "orch.rotate_secret", answers())
+    assert list(high) == ["rotation-refused-nothing-was-touched"] and why in str(high)

@@ -333,3 +333,110 @@ def test_sentinels_password_every_sentinel_accepts_both_live_then_each_restarts_
     assert {"sls": "redis.sentinel_accepts"} in accept["args"]
     give = next(s for s in steps if s["id"] == "give-the-new-sentinel_auth-to-lb1")
     assert {"sls": "redis.sentinel"} in give["args"] and {"tgt": "lb1"} in give["args"]
+
+
+# -- the Zabbix agents' PSKs (one per machine) ----------------------------------------------------
+
+
+def test_zabbix_psk_is_a_per_machine_key_whose_collected_copy_the_monitor_holds():
+    assert runner.pillar_key(SPEC, "zabbix_psk") == "zabbix:agent:psk"
+    assert runner.machine_key(SPEC, "zabbix_psk") == ("zabbix:agent:psk", "zabbix:server:agent_psks", 32)
+    assert runner.holders(TOPOLOGY, "zabbix_psk") == ["mon1"]
+    with pytest.raises(ValueError, match="not a per-machine key"):
+        runner.machine_key(SPEC, "app_db")
+
+
+def test_every_machine_is_rotated_in_turn_a_pool_vm_that_does_not_run_is_left():
+    answering = {n: True for n in TOPOLOGY["machines"]} | {"web3": True}
+    machines, left = runner.rotated_machines(TOPOLOGY, answering)
+    assert machines == sorted(TOPOLOGY["machines"]) + ["web3"]
+    assert {"mon1", "salt1", "lb2"} <= set(machines)  # the server's own agent, the master's too
+    assert left == ["web4", "web5", "web6"]
+    assert runner.rotated_machines(TOPOLOGY, answering, "lb2") == (["lb2"], [])
+    with pytest.raises(ValueError, match="'lb9' is not in the topology"):
+        runner.rotated_machines(TOPOLOGY, answering, "lb9")
+
+
+def test_each_machine_in_its_own_window_the_server_first_then_the_agent_then_its_heartbeat():
+    rotation = runner.ROTATIONS["zabbix_psk"]
+    steps = runner.machine_rotation_steps("zabbix_psk", rotation, ["lb2", "mon1"], "mon1", ["mon1"], TOPOLOGY, "R1")
+    ids = [s["id"] for s in steps]
+    per_machine = ["open-maintenance-window-on-mon1-for-{m}",
+                   "stage-a-new-zabbix_psk-for-{m}-in-the-encrypted-pillar",
+                   "refresh-pillar-of-{r}-for-the-zabbix_psk-of-{m}",
+                   "mon1-gives-the-zabbix-host-{m}-its-new-zabbix_psk",
+                   "give-the-new-zabbix_psk-to-the-agent-on-{m}",
+                   "wait-until-mon1-has-the-heartbeat-of-{m}-over-the-new-zabbix_psk",
+                   "drop-the-old-zabbix_psk-of-{m}-from-the-encrypted-pillar",
+                   "refresh-pillar-of-{m}-again-after-its-zabbix_psk",
+                   "close-maintenance-window-on-mon1-after-the-last-step-of-{m}",
+                   "close-maintenance-window-on-mon1-after-a-failed-step-of-{m}"]
+    assert ids == (["sync-custom-modules-on-mon1"]
+                   + [i.format(m="lb2", r="lb2-mon1") for i in per_machine]
+                   + [i.format(m="mon1", r="mon1") for i in per_machine])
+    by_id = {s["id"]: s for s in steps}
+
+    def arg(sid, key):
+        return next(a[key] for a in by_id[sid]["args"] if key in a)
+
+    # the window is the machine's host alone; the next machine's opens once this one closed
+    assert arg("open-maintenance-window-on-mon1-for-lb2", "kwarg")["hosts"] == ["lb2"]
+    assert arg("open-maintenance-window-on-mon1-for-mon1", "require") == [
+        {"salt": "close-maintenance-window-on-mon1-after-the-last-step-of-lb2"}]
+    assert arg("mon1-gives-the-zabbix-host-lb2-its-new-zabbix_psk", "name") == "lemp_zabbix.agent_psk_set"
+    assert arg("mon1-gives-the-zabbix-host-lb2-its-new-zabbix_psk", "tgt") == "mon1"
+    assert arg("give-the-new-zabbix_psk-to-the-agent-on-lb2", "sls") == "zabbix.agent.service"
+    assert arg("give-the-new-zabbix_psk-to-the-agent-on-lb2", "tgt") == "lb2"
+    assert arg("stage-a-new-zabbix_psk-for-lb2-in-the-encrypted-pillar", "collectors") == ["mon1"]
+    # a failure anywhere in lb2's block closes its window and runs nothing of mon1's
+    assert {"salt": "wait-until-mon1-has-the-heartbeat-of-lb2-over-the-new-zabbix_psk"} in arg(
+        "close-maintenance-window-on-mon1-after-a-failed-step-of-lb2", "onfail")
+    body = ids[2:9]
+    for before, sid in zip(body, body[1:]):
+        assert {"require": [runner._steps.requisite(by_id[before])]} in by_id[sid]["args"], sid
+
+
+def psk_files(tmp_path):
+    minions = tmp_path / "minions"
+    minions.mkdir()
+    (minions / "lb2.sls").write_text(runner.render_file({"zabbix": {"agent": {"psk": OLD}}, "tls": {"key": "k"}}))
+    (minions / "mon1.sls").write_text(runner.render_file(
+        {"zabbix": {"agent": {"psk": "mine"}, "server": {"agent_psks": {"lb2": OLD, "mon1": "mine"}}}}))
+    return minions
+
+
+def test_a_machines_new_psk_goes_to_its_file_and_the_monitors_then_its_old_one_goes(tmp_path, monkeypatch):
+    minions = psk_files(tmp_path)
+    (tmp_path / "rotation").mkdir()
+    (tmp_path / "rotation" / "zabbix_psk-lb2.asc").write_text(NEW)
+    monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
+    out = runner.begin_machine("zabbix_psk", "lb2", ["mon1"])
+    assert out["written"] == ["lb2", "mon1"] and "operator" in out["new value"], out
+    assert not (tmp_path / "rotation" / "zabbix_psk-lb2.asc").exists()
+    lb2 = yaml.safe_load((minions / "lb2.sls").read_text())
+    assert lb2["zabbix"]["agent"] == {"psk": NEW, "psk_previous": OLD}
+    mon1 = yaml.safe_load((minions / "mon1.sls").read_text())
+    assert mon1["zabbix"]["server"]["agent_psks"] == {"lb2": NEW, "mon1": "mine"}
+    assert mon1["zabbix"]["agent"] == {"psk": "mine"}
+    # resumed: the same new value, nothing rewritten
+    assert runner.begin_machine("zabbix_psk", "lb2", ["mon1"])["written"] == []
+    assert runner.finish_machine("zabbix_psk", "lb2")["old value dropped"] is True
+    assert yaml.safe_load((minions / "lb2.sls").read_text())["zabbix"]["agent"] == {"psk": NEW}
+
+
+def test_without_an_operators_value_a_machine_gets_32_random_bytes_as_hex(tmp_path, monkeypatch):
+    minions = psk_files(tmp_path)
+    encrypted = []
+    monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
+    monkeypatch.setattr(runner, "_encrypt", lambda value: encrypted.append(value) or NEW)
+    assert runner.begin_machine("zabbix_psk", "lb2", ["mon1"])["new value"] == "a random"
+    assert len(encrypted) == 1 and len(encrypted[0]) == 64 and int(encrypted[0], 16) >= 0
+    assert yaml.safe_load((minions / "mon1.sls").read_text())["zabbix"]["server"]["agent_psks"]["lb2"] == NEW
+
+
+def test_a_monitor_file_without_the_collected_psks_is_an_error_naming_the_key(tmp_path, monkeypatch):
+    minions = psk_files(tmp_path)
+    (minions / "mon1.sls").write_text(runner.render_file({"zabbix": {"agent": {"psk": "mine"}}}))
+    monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
+    monkeypatch.setattr(runner, "_encrypt", lambda value: NEW)
+    assert "zabbix:server:agent_psks" in runner.begin_machine("zabbix_psk", "lb2", ["mon1"])["Error"]

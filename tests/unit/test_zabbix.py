@@ -331,3 +331,54 @@ def test_a_host_gets_the_agent_interface_the_passive_templates_need():
     assert lemp_zabbix.lacks_agent_interface({"interfaces": []})
     assert lemp_zabbix.lacks_agent_interface(None)
     assert not lemp_zabbix.lacks_agent_interface({"interfaces": [{"interfaceid": "1", "type": "1"}]})
+
+
+# -- an agent's PSK rotated (orch.rotate_secret zabbix_psk) -------------------------------
+
+
+def test_the_agent_is_back_once_the_server_has_its_heartbeat_after_the_switch_and_no_open_problem():
+    items = [{"itemid": "1", "lastclock": "1010", "triggers": [{"triggerid": "7"}]}]
+    assert lemp_zabbix.agent_back_problem("lb2", items, [], 1000) is None
+    assert "no heartbeat since 1011" in lemp_zabbix.agent_back_problem("lb2", items, [], 1011)
+    assert "problem still open: lb2 is unreachable" in lemp_zabbix.agent_back_problem(
+        "lb2", items, [{"eventid": "9", "name": "lb2 is unreachable"}], 1000)
+    assert "lemp-ha agent reachable" in lemp_zabbix.agent_back_problem("lb2", [], [], 1000)
+
+
+def test_the_heartbeat_key_is_the_reachable_templates_which_every_role_links():
+    template = (REPO / "salt" / "zabbix" / "server" / "files" / "templates" / "lemp-ha-reachable.yaml").read_text()
+    assert f"key: '{lemp_zabbix.HEARTBEAT_KEY}'" in template
+    roles = yaml.safe_load((REPO / "salt" / "zabbix" / "defaults.yaml").read_text())["zabbix"]["server"]["api"]["roles"]
+    assert all(lemp_zabbix.HEARTBEAT_TEMPLATE in r["templates"] for r in roles.values())
+
+
+class FakeHosts:
+    def __init__(self, rows):
+        self.rows, self.updates = rows, []
+
+    def get(self, **kw):
+        return [r for r in self.rows if r["host"] in kw["filter"]["host"]]
+
+    def update(self, **kw):
+        self.updates.append(kw)
+
+
+def test_a_hosts_new_psk_is_set_through_the_api_and_the_server_reloads_its_cache(monkeypatch):
+    hosts = FakeHosts([{"hostid": "10600", "host": "lb2", "tls_connect": "2", "tls_accept": "2",
+                        "tags": [{"tag": "lemp-ha-psk", "value": lemp_zabbix.psk_digest(PSK)}]}])
+    api = type("Api", (), {"host": hosts, "logout": lambda self: None})()
+    reloaded = []
+    monkeypatch.setattr(lemp_zabbix, "_login", lambda url, ca: api)
+    monkeypatch.setattr(lemp_zabbix, "_reload_server_config_cache", lambda: reloaded.append(1) or [])
+    monkeypatch.setattr(lemp_zabbix, "_pillar", lambda key, default=None: {"lb2": "b" * 64})
+    out = lemp_zabbix.agent_psk_set("lb2", url="https://mon1/api_jsonrpc.php")
+    assert out["changed"] and reloaded == [1]
+    assert hosts.updates[0]["hostid"] == "10600" and hosts.updates[0]["tls_psk"] == "b" * 64
+    # the host has it: nothing written, no reload
+    hosts.rows[0]["tags"] = [{"tag": "lemp-ha-psk", "value": lemp_zabbix.psk_digest("b" * 64)}]
+    assert not lemp_zabbix.agent_psk_set("lb2", url="https://mon1/api_jsonrpc.php")["changed"]
+    assert len(hosts.updates) == 1 and reloaded == [1]
+    # a malformed key is refused before any API call, naming the pillar key
+    monkeypatch.setattr(lemp_zabbix, "_pillar", lambda key, default=None: {"lb2": "not-hex"})
+    with pytest.raises(lemp_zabbix.ZabbixSettingsError, match="zabbix:server:agent_psks:lb2"):
+        lemp_zabbix.agent_psk_set("lb2", url="https://mon1/api_jsonrpc.php")

@@ -35,17 +35,18 @@ lab_ssh() {
 # the master gets them re-encrypted, and the machines that receive app
 # secrets (roles.yaml: app_secrets) refresh their pillar. ./lab up keeps them.
 #
-# ./lab secrets rotate NAME: orch.rotate_secret with a new random value,
-# encrypted on the master; the lab's copy follows once the master holds it.
+# ./lab secrets rotate NAME [MACHINE]: orch.rotate_secret with a new random
+# value, encrypted on the master; the lab's copy follows once the master
+# holds it. MACHINE: a per-machine key (zabbix_psk) of that machine only.
 lab_secrets_cmd() {
-  if [ "${1:-}" = rotate ] && [ $# -eq 2 ]; then
+  if [ "${1:-}" = rotate ] && { [ $# -eq 2 ] || [ $# -eq 3 ]; }; then
     need_root
-    step "rotating $2 (orch.rotate_secret)"
-    lemplab rotate-secret "$2" || die "rotating $2 failed" "see the message above; docs/secrets.md, Rotation"
+    step "rotating $2${3:+ of $3} (orch.rotate_secret)"
+    lemplab rotate-secret "$2" ${3:+"$3"} || die "rotating $2 failed" "see the message above; docs/secrets.md, Rotation"
     return
   fi
   [ "${1:-}" = add ] && [ $# -ge 2 ] \
-    || die "usage: ./lab secrets add NAME... | ./lab secrets rotate NAME" "NAME: a name the app lists in pillar app:secrets (A-Z a-z 0-9 _, not starting with a digit); rotate: a password of pillar/secrets.spec.yaml (docs/secrets.md)"
+    || die "usage: ./lab secrets add NAME... | ./lab secrets rotate NAME [MACHINE]" "NAME: a name the app lists in pillar app:secrets (A-Z a-z 0-9 _, not starting with a digit); rotate: a password of pillar/secrets.spec.yaml, or zabbix_psk (MACHINE: that one only) (docs/secrets.md)"
   shift
   need_root
   install -d -m 0700 "$LAB_STATE"

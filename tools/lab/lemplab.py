@@ -174,8 +174,11 @@ class Lab:
         import yaml
 
         app_secrets = STATE / "secrets" / "app_secrets.yaml"
+        per_machine = STATE / "secrets" / "per_machine.yaml"
         return {"passwords": yaml.safe_load((STATE / "secrets" / "passwords.yaml").read_text()),
-                "app_secrets": (yaml.safe_load(app_secrets.read_text()) if app_secrets.exists() else None) or {}}
+                "app_secrets": (yaml.safe_load(app_secrets.read_text()) if app_secrets.exists() else None) or {},
+                # per-machine keys by kind then machine (zabbix_psk: {lb2: hex, ...})
+                "per_machine": (yaml.safe_load(per_machine.read_text()) if per_machine.exists() else None) or {}}
 
     # -- safety: nothing goes to a lab address unless it is routed over the bridge
     def require_route(self, address):
@@ -257,26 +260,44 @@ class Lab:
     # -- secret rotation (orch.rotate_secret, docs/secrets.md "Rotation") ---------
     ROTATION_DIR = "/srv/lemp-ha-secrets/rotation"
 
-    def rotate_secret(self, name, timeout=600):
+    def _stage_rotation_value(self, staged, value):
+        """``value`` GPG-encrypted on the master at ``staged`` (the plain
+        value goes through stdin only)."""
+        self.run(self.master,
+                 f"umask 077 && install -d -m 0700 {self.ROTATION_DIR} && gpg --homedir /etc/salt/gpgkeys --batch "
+                 f"--yes --armor --trust-model always --encrypt -r 'lemp-ha pillar' -o {shlex.quote(staged)}.tmp "
+                 f"&& mv {shlex.quote(staged)}.tmp {shlex.quote(staged)}", input=value)
+
+    def _used(self, staged):
+        """Whether the run used the staged file (the runner deletes it once
+        the master's pillar holds its value); an unused one is removed."""
+        if self.run(self.master, f"test -e {shlex.quote(staged)}", check=False).returncode == 0:
+            self.run(self.master, f"rm -f {shlex.quote(staged)}")
+            return False
+        return True
+
+    def rotate_secret(self, name, timeout=600, machine=None):
         """Rotate password ``name`` as an operator would: a new random value,
         GPG-encrypted on the master to the pillar key (the plain value goes
         through stdin only), then orch.rotate_secret. Once the run has used
         it (the master's pillar holds it: the staged file is gone), the lab
         host's copy gets it too, so tests and a later `./lab up` use it.
-        Returns (ok, detail, new value or None)."""
+        Returns (ok, detail, new value or None). A per-machine key
+        (zabbix_psk): one value per machine (``machine`` alone, or every
+        one), and the new values as {machine: value} ({} when none was used)."""
         import lab_secrets  # noqa: E402  (tools/lab, beside this file)
         import yaml
 
+        spec = yaml.safe_load((REPO / "pillar" / "secrets.spec.yaml").read_text())
+        if name in (spec.get("per_machine") or {}):
+            return self._rotate_machine_key(name, spec["per_machine"][name], machine, timeout)
         value = lab_secrets.random_value()
         staged = f"{self.ROTATION_DIR}/{name}.asc"
-        self.run(self.master,
-                 f"umask 077 && install -d -m 0700 {self.ROTATION_DIR} && gpg --homedir /etc/salt/gpgkeys --batch "
-                 f"--yes --armor --trust-model always --encrypt -r 'lemp-ha pillar' -o {shlex.quote(staged)}.tmp "
-                 f"&& mv {shlex.quote(staged)}.tmp {shlex.quote(staged)}", input=value)
-        ok, detail = self.orchestrate("orch.rotate_secret", {"secret": name}, timeout=timeout)
-        if self.run(self.master, f"test -e {shlex.quote(staged)}", check=False).returncode == 0:
+        self._stage_rotation_value(staged, value)
+        pillar = {"secret": name, **({"machine": machine} if machine else {})}
+        ok, detail = self.orchestrate("orch.rotate_secret", pillar, timeout=timeout)
+        if not self._used(staged):
             # not used (refused, or an unfinished rotation kept its own value)
-            self.run(self.master, f"rm -f {shlex.quote(staged)}")
             return ok, detail, None
         folder = self.state_dir / "secrets"
         passwords = yaml.safe_load((folder / "passwords.yaml").read_text()) or {}
@@ -284,6 +305,28 @@ class Lab:
         lab_secrets._write_private(folder / "passwords.yaml", yaml.safe_dump(passwords, default_flow_style=False))
         lab_secrets.generate(self.state_dir, TOPOLOGY, REPO / "pillar" / "secrets.spec.yaml")
         return ok, detail, value
+
+    def _rotate_machine_key(self, kind, kind_spec, machine, timeout):
+        """rotate_secret for a per-machine key: a file per machine
+        (<kind>-<machine>.asc, lemp_secrets.begin_machine), the lab's
+        per_machine.yaml follows for each one the run used."""
+        import lab_secrets  # noqa: E402  (tools/lab, beside this file)
+        import yaml
+
+        names = [machine] if machine else list(self.machines) + list(self.topology.get("pool_machines") or {})
+        values = {n: lab_secrets.random_hex_key(int(kind_spec.get("bytes", 32))) for n in names}
+        for n, value in values.items():
+            self._stage_rotation_value(f"{self.ROTATION_DIR}/{kind}-{n}.asc", value)
+        pillar = {"secret": kind, **({"machine": machine} if machine else {})}
+        ok, detail = self.orchestrate("orch.rotate_secret", pillar, timeout=timeout)
+        used = {n: v for n, v in values.items() if self._used(f"{self.ROTATION_DIR}/{kind}-{n}.asc")}
+        if used:
+            folder = self.state_dir / "secrets"
+            stored = yaml.safe_load((folder / "per_machine.yaml").read_text()) or {}
+            stored.setdefault(kind, {}).update(used)
+            lab_secrets._write_private(folder / "per_machine.yaml", yaml.safe_dump(stored, default_flow_style=False))
+            lab_secrets.generate(self.state_dir, TOPOLOGY, REPO / "pillar" / "secrets.spec.yaml")
+        return ok, detail, used
 
     # -- whole machines -----------------------------------------------------------
     def state(self, machine):
@@ -326,8 +369,9 @@ def main(argv=None):
     sub.add_parser("topo", help="evaluate EXPR over the topology `t`").add_argument("expr")
     sub.add_parser("status", help="what runs where")
     sub.add_parser("require-route", help="exit 3 unless ADDR goes over the lab bridge").add_argument("address")
-    sub.add_parser("rotate-secret", help="orch.rotate_secret with a new random value; the lab's copy follows"
-                   ).add_argument("secret")
+    rotate = sub.add_parser("rotate-secret", help="orch.rotate_secret with a new random value; the lab's copy follows")
+    rotate.add_argument("secret")
+    rotate.add_argument("machine", nargs="?", help="a per-machine key (zabbix_psk): this machine only")
     args = p.parse_args(argv)
     try:
         topology = json.loads(args.topology_json) if args.topology_json else load_topology()
@@ -340,7 +384,7 @@ def main(argv=None):
     elif args.command == "status":
         print(Lab(topology).status())
     elif args.command == "rotate-secret":
-        ok, detail, value = Lab(topology).rotate_secret(args.secret)
+        ok, detail, value = Lab(topology).rotate_secret(args.secret, machine=args.machine)
         print(f"orch.rotate_secret {args.secret}: {'ok' if ok else 'FAILED'}"
               + ("; the lab's copy holds the new value" if value else "; the lab's copy is unchanged"),
               file=sys.stderr)
