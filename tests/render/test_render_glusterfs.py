@@ -6,7 +6,9 @@ import json
 
 import lemp_glusterfs  # tests/conftest.py puts _modules on the path
 
-TLS_ON = f"pillar={json.dumps({'glusterfs': {'lookup': {'tls': {'enabled': True}}}})}"
+# TLS is on by default (salt/glusterfs/defaults.yaml); a deployment whose
+# volume was made without it keeps it off with this pillar
+TLS_OFF = f"pillar={json.dumps({'glusterfs': {'lookup': {'tls': {'enabled': False}}}})}"
 TLS_FILES = ("glusterfs-tls-certificate-file-managed", "glusterfs-tls-key-file-managed",
              "glusterfs-tls-ca-file-managed", "glusterfs-tls-management-secure-access-file-managed")
 
@@ -30,7 +32,7 @@ def _requires(body, function):
 
 
 def test_the_first_web_node_sets_auth_allow_from_the_topology_before_starting_the_volume(salt_cli, topology):
-    data = _show(salt_cli, "glusterfs", "web1")
+    data = _show(salt_cli, "glusterfs", "web1", TLS_OFF)
     assert _option(data, "auth.allow")["value"] == lemp_glusterfs.auth_allow(topology)
     assert _option(data, "network.ping-timeout")["value"] == "5"
     started = _requires(data["glusterfs-volume-uploads-started"], "cmd")
@@ -39,7 +41,7 @@ def test_the_first_web_node_sets_auth_allow_from_the_topology_before_starting_th
     assert "replica 3 arbiter 1 10.77.0.21:/srv/gluster/bricks/uploads 10.77.0.22:/srv/gluster/bricks/uploads " \
            "10.77.0.39:/srv/gluster/bricks/uploads force" in create
     assert "start" not in create
-    # no TLS unless switched on
+    # no TLS when switched off
     assert not set(TLS_FILES) & set(data)
     assert not any("ssl" in state_id for state_id in data)
 
@@ -53,7 +55,7 @@ def test_a_pillar_auth_allow_stops_the_render_naming_the_key(salt_cli):
 
 def test_with_tls_every_server_and_client_gets_its_certificate_and_the_volume_its_ssl_options(
         salt_cli, topology, pool_representative):
-    data = _show(salt_cli, "glusterfs", "web1", TLS_ON)
+    data = _show(salt_cli, "glusterfs", "web1")
     assert set(TLS_FILES) <= set(data)
     assert _option(data, "server.ssl")["value"] == _option(data, "client.ssl")["value"] == "on"
     assert _option(data, "auth.ssl-allow")["value"] == lemp_glusterfs.ssl_allow(topology)
@@ -67,10 +69,10 @@ def test_with_tls_every_server_and_client_gets_its_certificate_and_the_volume_it
     assert ("lemp_service", "glusterfs-daemon-runs-its-current-tls-files") in _requires(
         data["glusterfs-volume-uploads-mounted"], "mount")
 
-    arbiter = _show(salt_cli, "glusterfs.arbiter", "arb1", TLS_ON)
+    arbiter = _show(salt_cli, "glusterfs.arbiter", "arb1")
     assert set(TLS_FILES) <= set(arbiter)
 
-    client = _show(salt_cli, "glusterfs.client", pool_representative, TLS_ON)
+    client = _show(salt_cli, "glusterfs.client", pool_representative)
     assert set(TLS_FILES) <= set(client)
     mount = _requires(client["glusterfs-volume-uploads-mounted-as-client"], "mount")
     assert ("file", "glusterfs-tls-management-secure-access-file-managed") in mount
