@@ -93,16 +93,22 @@ def check_settings(settings, analyze=None):
 
 
 def check_archive_settings(archive):
-    """backup:lookup:archive: whole seconds >= 1, and rotate_after_seconds
+    """backup:lookup:archive: whole seconds >= 1, rotate_after_seconds
     at least two polls (a rotation must not be asked before the archiver
-    had a chance to see the events arrive)."""
-    for key in ("poll_seconds", "rotate_after_seconds", "rotate_min_interval_seconds"):
+    had a chance to see the events arrive), and stall_restart_seconds
+    beyond the rotation and two more polls (a restart must not come before
+    the rotation had a chance to write the held events out)."""
+    for key in ("poll_seconds", "rotate_after_seconds", "rotate_min_interval_seconds", "stall_restart_seconds"):
         value = archive.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SettingsError(f"backup:lookup:archive:{key} is {value!r}; it must be a whole number of seconds >= 1")
     if archive["rotate_after_seconds"] < 2 * archive["poll_seconds"]:
         raise SettingsError(f"backup:lookup:archive:rotate_after_seconds is {archive['rotate_after_seconds']}; it "
                             f"must be at least two polls (2 x poll_seconds = {2 * archive['poll_seconds']})")
+    floor = archive["rotate_after_seconds"] + 2 * archive["poll_seconds"]
+    if archive["stall_restart_seconds"] <= floor:
+        raise SettingsError(f"backup:lookup:archive:stall_restart_seconds is {archive['stall_restart_seconds']}; it "
+                            f"must be more than rotate_after_seconds plus two polls ({floor})")
 
 
 class StreamError(ValueError):
@@ -561,6 +567,18 @@ def rotation_due(held_since, now, rotated_at, after_seconds, min_interval_second
     waited = (now - held_since).total_seconds()
     since_last = None if rotated_at is None else (now - rotated_at).total_seconds()
     return waited >= after_seconds and (since_last is None or since_last >= min_interval_seconds)
+
+
+def stream_stalled(held_since, now, grew_at, stall_seconds):
+    """Whether mariadb-binlog's stream is taken for dead: committed
+    transactions have waited ``stall_seconds`` for the archive (held_since,
+    from archive_progress) and the archive's copy has not grown for as long
+    (``grew_at``: when its newest file last changed name or size). A
+    backlog being read grows; a held tail is written out by the rotation
+    (rotation_due) before this; a half-open connection does neither."""
+    if held_since is None or grew_at is None:
+        return False
+    return min((now - held_since).total_seconds(), (now - grew_at).total_seconds()) >= stall_seconds
 
 
 def archive_tail(server_file, server_pos, local_name, local_size):

@@ -168,6 +168,7 @@ backup-settings-file-managed:
           poll_seconds: {{ l.archive.poll_seconds }}
           rotate_after_seconds: {{ l.archive.rotate_after_seconds }}
           rotate_min_interval_seconds: {{ l.archive.rotate_min_interval_seconds }}
+          stall_restart_seconds: {{ l.archive.stall_restart_seconds }}
           # mariadb-binlog registers as a replica: this machine's own server_id
           server_id: {{ backup.server_id }}
     - require:

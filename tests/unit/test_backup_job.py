@@ -370,8 +370,14 @@ def test_the_default_settings_pass(analyze):
      "backup:lookup:archive:rotate_after_seconds is 0"),
     ("lookup", {"archive": {"poll_seconds": 2, "rotate_after_seconds": 10}},
      "backup:lookup:archive:rotate_min_interval_seconds is None"),
-    ("lookup", {"archive": {"poll_seconds": 10, "rotate_after_seconds": 10, "rotate_min_interval_seconds": 60}},
+    ("lookup", {"archive": {"poll_seconds": 10, "rotate_after_seconds": 10, "rotate_min_interval_seconds": 60,
+                            "stall_restart_seconds": 60}},
      "rotate_after_seconds is 10; it must be at least two polls"),
+    ("lookup", {"archive": {"poll_seconds": 2, "rotate_after_seconds": 10, "rotate_min_interval_seconds": 60}},
+     "backup:lookup:archive:stall_restart_seconds is None"),
+    ("lookup", {"archive": {"poll_seconds": 2, "rotate_after_seconds": 10, "rotate_min_interval_seconds": 60,
+                            "stall_restart_seconds": 14}},
+     "stall_restart_seconds is 14; it must be more than rotate_after_seconds plus two polls"),
 ])
 def test_bad_settings_stop_the_render_naming_the_key(analyze, key, value, message):
     settings = dict(defaults(), **{key: value})
@@ -551,3 +557,23 @@ def test_every_node_writes_cluster_gtids_in_one_domain_and_its_own_writes_in_ano
     assert cnf["wsrep_gtid_domain_id"] == str(lemp_backup.DOMAIN)
     assert cnf["gtid_domain_id"] == "172818463" != cnf["wsrep_gtid_domain_id"]
     assert cnf["log_slave_updates"] == "ON"
+
+
+# -- a dead stream is restarted (lemp-backup.py Archiver.cycle) ---------------------------
+
+
+def _at(seconds):
+    return datetime.datetime(2026, 11, 27, 15, 40, 0, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("held, grew, now, stalled", [
+    (None, 0, 100, False),      # nothing waits: a quiet writer, however long
+    (0, 0, 29, False),          # waiting, not yet for 30 s
+    (0, 0, 30, True),           # a write waited 30 s and the copy stood still: the lab's half-open connection
+    (0, 25, 40, False),         # the copy grew 15 s ago: a backlog being read, or the rotation's write-out
+    (20, 0, 40, False),         # the copy stands still, but what waits waited only 20 s
+    (0, None, 100, False),      # no copy looked at yet (just started)
+])
+def test_a_stream_is_taken_for_dead_only_when_writes_wait_and_the_copy_stands_still(held, grew, now, stalled):
+    assert job.stream_stalled(None if held is None else _at(held), _at(now),
+                              None if grew is None else _at(grew), 30) is stalled

@@ -377,6 +377,7 @@ class Archiver:
         self.complete_until = None
         self.seen = []         # [(time, seq)]: looks at the writer the archive has not reached yet
         self.rotated_at = None
+        self.copy_mark, self.grew_at = None, None   # (newest file, size) of the copy, and when it last changed
         self.gap = None
         self.last_error, self.last_logged = None, 0.0
 
@@ -455,6 +456,7 @@ class Archiver:
             self.complete_until = None
             self.seen = []
         self.node, self.cluster = writer["node"], writer["cluster"]
+        self.copy_mark, self.grew_at = None, now()
 
     def rotate(self, held_since):
         """Ask the writer to start a new binlog file (its forced command,
@@ -500,8 +502,17 @@ class Archiver:
             self.complete_until = progress["complete_until"]
         directory = self.root / self.cluster / self.node
         local = self.newest_file(directory)
-        tail = job.archive_tail(writer["file"], writer["pos"], local,
-                                (directory / local).stat().st_size if local else None)
+        size = (directory / local).stat().st_size if local else None
+        if (local, size) != self.copy_mark:
+            self.copy_mark, self.grew_at = (local, size), writer["at"]
+        if job.stream_stalled(progress["held_since"], writer["at"], self.grew_at,
+                              self.cfg["archive"]["stall_restart_seconds"]):
+            # the next cycle starts it again, from the file it was on
+            self.stop(f"transactions committed {(writer['at'] - progress['held_since']).total_seconds():.0f} s ago "
+                      f"are not archived and the copy has not grown for "
+                      f"{(writer['at'] - self.grew_at).total_seconds():.0f} s: the stream looks dead")
+            return
+        tail = job.archive_tail(writer["file"], writer["pos"], local, size)
         if job.rotation_due(progress["held_since"], writer["at"], self.rotated_at,
                             self.cfg["archive"]["rotate_after_seconds"],
                             self.cfg["archive"]["rotate_min_interval_seconds"], tail):
