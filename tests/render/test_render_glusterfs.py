@@ -60,12 +60,12 @@ def test_with_tls_every_server_and_client_gets_its_certificate_and_the_volume_it
     assert _option(data, "server.ssl")["value"] == _option(data, "client.ssl")["value"] == "on"
     assert _option(data, "auth.ssl-allow")["value"] == lemp_glusterfs.ssl_allow(topology)
     key = _args(data["glusterfs-tls-key-file-managed"], "file")
-    assert key["name"] == "/etc/ssl/glusterfs.key" and key["mode"] == "0600" and key["contents_pillar"] == "tls:key"
+    assert key["name"] == "/usr/lib/ssl/glusterfs.key" and key["mode"] == "0600" and key["contents_pillar"] == "tls:key"
     # glusterd restarts on them (it reads secure-access when it starts), by
     # content, before it probes a peer or serves the mount
     loaded = _args(data["glusterfs-daemon-runs-its-current-tls-files"], "lemp_service")
     assert loaded["name"] == "glusterd" and loaded["action"] == "restart"
-    assert "/var/lib/glusterd/secure-access" in loaded["paths"] and "/etc/ssl/glusterfs.key" in loaded["paths"]
+    assert "/var/lib/glusterd/secure-access" in loaded["paths"] and "/usr/lib/ssl/glusterfs.key" in loaded["paths"]
     assert ("lemp_service", "glusterfs-daemon-runs-its-current-tls-files") in _requires(
         data["glusterfs-volume-uploads-mounted"], "mount")
 
