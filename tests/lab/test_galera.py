@@ -160,10 +160,13 @@ def test_full_outage_then_orch_galera_recover_loses_nothing(lab, tier, writer, t
     machines = tier["arbs"] + tier["dbs"]
 
     def take_down():
+        # One at a time, as each clean shutdown leaves its node's position
+        # (the last one to leave is safe_to_bootstrap).
         for name in machines:
             lab.stop(name)
-        for name in machines:
-            lab.start(name)
+        # The power comes back on every machine at once: each boot no longer
+        # waits for the one before (about 10 s a machine).
+        lab.start(*machines)
         wait_minions(lab, tier, machines)
 
     _outage_then_recover(lab, tier, writer, table, take_down)
