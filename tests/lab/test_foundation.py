@@ -3,10 +3,12 @@
 import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 
 import lemplab
+from galera_helpers import orch_steps, tier_of, wsrep
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -69,16 +71,31 @@ def test_minions_are_accepted_by_pre_seeded_keys_only(lab):
 
 
 @pytest.mark.right_after_up
-def test_one_orch_site_run_after_lab_up_changes_nothing(lab):
+def test_one_orch_site_run_after_lab_up_changes_nothing(lab, topology):
     # `./lab up` ran orch.site once: it must have converged in that pass, so
     # this run (the second ever) changes nothing. It runs before every other
     # lab test (marker right_after_up, tests/lab/conftest.py), which may
     # change the machines. Applying twice here hid what the first pass left
     # (Galera's first record, rsyslog before HAProxy's drop-in, the dashboard
     # following discovered items).
+    # The same run proves the database tier's claim (issue 3, once a test of
+    # its own in test_galera.py, which paid for a third orch.site): a second
+    # orch.site neither starts nor joins a Galera node nor restarts MariaDB.
+    tier = tier_of(topology)
+    uptime_before = {name: int(wsrep(lab, name)["Uptime"]) for name in tier["dbs"]}
+    started = time.monotonic()
     rc, run = lab.salt_run("state.orchestrate", "orch.site")
+    elapsed = time.monotonic() - started
     assert rc == 0 and not orch_failures(run), orch_failures(run)
     assert orch_changed(run) == [], "\n".join(orch_changed(run))
+    steps = orch_steps(run)
+    changed = {key: step.get("changes") for key, step in steps.items()
+               if (key.endswith("_|-state") or key.endswith("_|-runner")) and step.get("changes")}
+    assert not changed, f"second orch.site changed: {list(changed)}"
+    acting = [key for key in steps if ("galera" in key or "garbd" in key) and key.endswith("_|-function")]
+    assert not acting, f"second orch.site started or joined nodes: {acting}"
+    for name in tier["dbs"]:
+        assert int(wsrep(lab, name)["Uptime"]) >= uptime_before[name] + int(elapsed) - 2, f"{name} restarted"
 
 
 def test_machines_know_each_other_by_name(lab):

@@ -337,15 +337,18 @@ class Lab:
     def stop(self, machine, kill=False):
         subprocess.run(["lxc-stop", "-n", f"lemp-ha-{machine}"] + (["-k"] if kill else []), check=True)
 
-    def start(self, machine):
-        """Start the container; return once its minion answers the master."""
-        subprocess.run(["lxc-start", "-n", f"lemp-ha-{machine}"], check=True)
-        # Not `systemctl is-system-running --wait`: after a full outage a
-        # Galera node's start job waits for peers, and boot never "ends".
-        wait_for(lambda: self.run(machine, "systemctl is-active salt-minion", check=False, timeout=20)
-                 .stdout.strip() == "active", 120, f"{machine} to boot")
-        wait_for(lambda: self.salt("--timeout=5", machine, "test.ping").get(machine) is True, 120,
-                 f"{machine}'s minion to answer")
+    def start(self, *machines):
+        """Start the containers, all at once (as power coming back starts
+        every machine); return once each one's minion answers the master."""
+        for machine in machines:
+            subprocess.run(["lxc-start", "-n", f"lemp-ha-{machine}"], check=True)
+        for machine in machines:
+            # Not `systemctl is-system-running --wait`: after a full outage a
+            # Galera node's start job waits for peers, and boot never "ends".
+            wait_for(lambda m=machine: self.run(m, "systemctl is-active salt-minion", check=False, timeout=20)
+                     .stdout.strip() == "active", 120, f"{machine} to boot")
+            wait_for(lambda m=machine: self.salt("--timeout=5", m, "test.ping").get(m) is True, 120,
+                     f"{machine}'s minion to answer")
 
     def ensure_running(self, names, log=print):
         """Start every machine of `names` that is not RUNNING (for `finally`)."""
