@@ -105,34 +105,39 @@ def test_web_and_lb_status_items_have_fresh_data(lab, zabbix):  # noqa: F811
         raise AssertionError("stale or unsupported items:\n  " + "\n  ".join(fresh.last)) from None
 
 
-def stop_opens_and_start_resolves(lab, zabbix, service, problem):  # noqa: F811
-    """Stop `service` on the first web node: the problem whose name holds
-    `problem` opens on it; start it: that problem resolves."""
+def stop_opens_and_start_resolves(lab, zabbix, faults):  # noqa: F811
+    """Stop each service of `faults` ({service: problem}) on the first web
+    node at once: for each, the problem whose name holds its `problem`
+    opens on it; start them: those problems resolve. One stop for all: each
+    fault's problem and recovery cycle, and the wait for the tier to settle
+    after it, overlap (the services are independent: each has its own
+    template and trigger)."""
     web = lab.with_role("web")[0]
     hostid = hosts_of(lab, zabbix, ["web"])[web]
     stopped_at = int(lab.run(web, "date +%s").stdout)
 
-    def mine():
+    def opened(problem):
         return [p for p in open_problems(zabbix, [hostid])
                 if problem in p["name"] and p["lastchange"] >= stopped_at]
 
-    lab.run(web, f"systemctl stop {service}")
+    lab.run(web, f"systemctl stop {' '.join(faults)}")
     try:
         # (how fast: bench/monitoring_alerts.py; a test asserts it opens)
-        wait_for(mine, 120, f"the problem '{problem}' on {web} after stopping {service}", interval=2)
+        for service, problem in faults.items():
+            wait_for(lambda p=problem: opened(p), 120, f"the problem '{problem}' on {web} after stopping {service}",
+                     interval=2)
     finally:
-        lab.run(web, f"systemctl start {service}")
-    wait_for(lambda: not [p for p in open_problems(zabbix, [hostid]) if problem in p["name"]], 120,
-             f"the problem '{problem}' on {web} resolved after starting {service}", interval=2)
+        lab.run(web, f"systemctl start {' '.join(faults)}")
+    for service, problem in faults.items():
+        wait_for(lambda p=problem: not [o for o in open_problems(zabbix, [hostid]) if p in o["name"]], 120,
+                 f"the problem '{problem}' on {web} resolved after starting {service}", interval=2)
     # nothing else of the web tier stays broken (peers saw the brick away, for instance)
     hosts = hosts_of(lab, zabbix, ["web", "lb", "arbitrator"])
     wait_for(lambda: not [p for p in open_problems(zabbix, hosts.values()) if p["lastchange"] >= stopped_at],
-             180, f"every problem opened since {service} stopped on {web} resolved", interval=5)
+             180, f"every problem opened since {' and '.join(faults)} stopped on {web} resolved", interval=5)
 
 
-def test_stopping_glusterd_on_a_web_node_opens_its_problem_and_starting_it_resolves_it(lab, zabbix):  # noqa: F811
-    stop_opens_and_start_resolves(lab, zabbix, "glusterd", "glusterd does not answer")
-
-
-def test_stopping_sentinel_on_a_web_node_opens_its_problem_and_starting_it_resolves_it(lab, zabbix):  # noqa: F811
-    stop_opens_and_start_resolves(lab, zabbix, "redis-sentinel", "Redis Sentinel does not answer")
+def test_stopping_glusterd_and_sentinel_on_a_web_node_opens_their_problems_and_starting_them_resolves_them(
+        lab, zabbix):  # noqa: F811
+    stop_opens_and_start_resolves(lab, zabbix, {"glusterd": "glusterd does not answer",
+                                                "redis-sentinel": "Redis Sentinel does not answer"})

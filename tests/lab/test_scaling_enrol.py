@@ -17,6 +17,7 @@ Written for the lab; every address is checked to be routed over the lab
 bridge (lemplab) before anything is sent.
 """
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -253,15 +254,23 @@ def test_orch_scale_out_meanwhile_boots_the_next_free_name_and_both_join_once(la
 
 def test_restarting_salt_minion_on_a_serving_node_changes_nothing(lab, web3):
     before = admin_states(lab)
+    nodes = ("web1", "web3")
     with LoadLoop(lab) as load:
-        for node in ("web1", "web3"):
-            with EventWaiter(lab, "salt/run/*/ret", orchestration_of(node), timeout=300) as orch_done:
+        # both restarted at once, each with its own listener: the reactions
+        # run one after the other (the reactor queues orchestrations) but the
+        # listeners' start, the restarts and the waits overlap
+        with contextlib.ExitStack() as stack:
+            waiters = {node: stack.enter_context(EventWaiter(lab, "salt/run/*/ret", orchestration_of(node),
+                                                             timeout=300))
+                       for node in nodes}
+            for node in nodes:
                 lab.run(node, "systemctl restart salt-minion")
-                ret = orch_done.data()
-            # the reaction of this start event has ended, without a failed
-            # step (web1: not a pool node; web3: re-checked), and nothing moved
+            rets = {node: waiter.data() for node, waiter in waiters.items()}
+        # the reaction of each start event has ended, without a failed
+        # step (web1: not a pool node; web3: re-checked), and nothing moved
+        for node, ret in rets.items():
             assert ret.get("success") is True, (node, ret)
-            assert admin_states(lab) == before, node
+        assert admin_states(lab) == before
         load.wait_for_requests(50)
     assert load.failures == [], load.report()
     assert_no_duplicate_backend(lab)

@@ -5,7 +5,10 @@ conftest.py, over tools/lab/lemplab.py): lab.run / stop / start / salt /
 orchestrate, lab.topology, lab.vip, lab.ca_cert_path, lab.http. Every wait
 polls a condition with a deadline (lemplab.wait_for); load loops are bounded
 in count and time.
-Tests that break something put it back in `finally`.
+Tests that break something put it back in `finally`. The rolling deploy
+also checks orch.deploy's Zabbix maintenance window (mon1's API: the
+`zabbix` fixture of test_monitoring.py), so that no other test pays for a
+deploy of its own.
 """
 
 import json
@@ -16,6 +19,8 @@ import pytest
 
 from galera_helpers import sql
 from lemplab import wait_for
+from test_monitoring import mon1, zabbix  # noqa: F401  (fixtures)
+from test_monitoring_ops import assert_orch_deploy_opened_and_closed_one_window
 from web_helpers import (
     LoadLoop,
     get_json,
@@ -256,10 +261,11 @@ def test_session_counter_survives_loss_of_the_node_that_served_it(lab):
     wait_web_up_on_all_lbs(lab, served_by, timeout=180)
 
 
-def test_rolling_deploy_fails_no_request_and_ends_on_the_new_version(lab):
+def test_rolling_deploy_fails_no_request_and_ends_on_the_new_version(lab, zabbix):  # noqa: F811
     before = all_current(lab)
     assert len(set(before.values())) == 1, before
     version = f"9.{int(time.time())}"
+    started = int(lab.run(web_names(lab)[0], "date +%s").stdout)  # the lab's clock, as Zabbix's audit log
     with LoadLoop(lab, max_seconds=600) as load:
         ok, detail = lab.orchestrate("orch.deploy", {"app": {"version": version}})
         load.wait_for_requests(20)
@@ -268,6 +274,8 @@ def test_rolling_deploy_fails_no_request_and_ends_on_the_new_version(lab):
     assert all_current(lab) == {web: f"releases/{version}" for web in web_names(lab)}
     seen = nodes_and_versions(lab)
     assert set(seen) == set(web_names(lab)) and set(seen.values()) == {version}, seen
+    # meanwhile a Zabbix maintenance window covered the web and lb nodes, closed at the end
+    assert_orch_deploy_opened_and_closed_one_window(zabbix, started)
 
 
 def test_rollback_fails_no_request_and_ends_on_the_previous_version(lab):

@@ -176,6 +176,16 @@ def test_the_watchdog_checks_every_monitor_on_its_trapper_port(topology):
     assert config["interval"] * config["threshold"] + config["timeout"] <= 120
 
 
+def test_the_labs_faster_watchdog_is_valid_and_reaches_the_master(topology):
+    # pillar/watchdog.sls (plain YAML) shortens the interval for the lab's test
+    lab = yaml.safe_load((REPO / "pillar" / "watchdog.sls").read_text())["zabbix"]["lookup"]["watchdog"]
+    config = lzw.watchdog_config(topology, dict(DEFAULTS["watchdog"], **lab),
+                                 DEFAULTS["server"]["settings"]["ListenPort"])
+    assert config["interval"] == 10 and config["threshold"] == DEFAULTS["watchdog"]["threshold"]
+    roles = yaml.safe_load((REPO / "pillar" / "roles.yaml").read_text())
+    assert "watchdog" in roles[DEFAULTS["watchdog"]["role"]]["pillars"]
+
+
 def test_the_server_lets_the_watchdog_read_its_statistics(topology):
     settings = lzw.server_settings(DEFAULTS["server"]["settings"], topology, DEFAULTS["watchdog"]["role"])
     masters = [m["address"] for m in topology["roles"]["master"]["members"]]
