@@ -8,7 +8,14 @@ RPO gap is reported).
 Run by the lead with ./lab test. Uses the `lab` fixture (tests/lab/conftest.py)
 and the Galera helpers; every wait polls a condition with a timeout
 (lemplab.wait_for). The tests run in file order and each leaves the cluster
-healthy and the store consistent."""
+healthy and the store consistent.
+
+One chain (a full and two incrementals, the module fixture `chain`) serves
+every test that needs backups of quiet data: the checks of the backups
+themselves, the refused restores, both drills and the PITR, which restores
+it. It is taken after the failover test, so that no later test's plan spans
+a change of writer; the PITR comes before the tests that take a backup of
+their own, so that `latest` is that chain."""
 
 import datetime
 import json
@@ -57,9 +64,10 @@ def backup_now(lab, kind):
 
 
 def insert_rows(lab, node, table, ids, payload):
-    """One INSERT per id on ``node``: rows a later backup or restore must hold."""
-    for i in ids:
-        sql(lab, node, f"INSERT INTO app.{table} VALUES ({i}, '{payload}')")
+    """One INSERT per id on ``node``, each its own transaction (autocommit),
+    all in one client session (one lxc-attach, not one per row): rows a
+    later backup or restore must hold."""
+    sql(lab, node, "".join(f"INSERT INTO app.{table} VALUES ({i}, '{payload}');" for i in ids))
 
 
 def started_writer(lab, tier, table):
@@ -82,11 +90,52 @@ def desync_of(lab, node):
     return rows[0][0] == "1"
 
 
-@pytest.fixture
-def table(lab, tier):
+def new_table(lab, tier):
     name = "backup_probe_" + uuid.uuid4().hex[:8]
     sql(lab, tier["dbs"][0], f"CREATE TABLE app.{name} (id INT PRIMARY KEY, payload VARCHAR(100)) ENGINE=InnoDB")
+    return name
+
+
+@pytest.fixture
+def table(lab, tier):
+    name = new_table(lab, tier)
     yield name
+    wait_cluster_healthy(lab, tier)
+    sql(lab, tier["dbs"][0], f"DROP TABLE IF EXISTS app.{name}", check=False)
+
+
+def take_backup(lab, store, kind):
+    """``backup_now`` of ``kind``; (the new backup's manifest, the runner's list)."""
+    before = set(manifests(lab, store))
+    listing = backup_now(lab, kind)
+    new = [m for bid, m in manifests(lab, store).items() if bid not in before]
+    assert new, f"lemp_backup.now kind={kind} left no new manifest: {listing}"
+    made = max(new, key=lambda m: m["finished"])
+    assert made["kind"] == kind, f"asked for a {kind} backup, got {made['id']}: {listing}"
+    return made, listing
+
+
+# the chain's rows: in its full, its first incremental, its second one
+FULL_ROWS, INC1_ROWS, INC2_ROWS = range(0, 100), range(100, 200), range(200, 220)
+
+
+@pytest.fixture(scope="module")
+def chain(lab, tier, store):
+    """A full and two incrementals on it, each after rows of its own in a
+    table of its own, taken once for the tests that need backups of quiet
+    data (each backup costs a stream, and a wait for the archive to hold
+    its binlog position). The PITR test restores it and leaves the table in
+    place, as the restore brings it back."""
+    name = new_table(lab, tier)
+    writer_node = tier["dbs"][0]
+    insert_rows(lab, writer_node, name, FULL_ROWS, "before the full")
+    full, _ = take_backup(lab, store, "full")
+    insert_rows(lab, writer_node, name, INC1_ROWS, "before the incremental")
+    inc1, _ = take_backup(lab, store, "incremental")
+    insert_rows(lab, writer_node, name, INC2_ROWS, "before the second incremental")
+    inc2, listing = take_backup(lab, store, "incremental")
+    yield {"table": name, "full": full, "incs": [inc1, inc2], "listing": listing,
+           "rows": set(FULL_ROWS) | set(INC1_ROWS) | set(INC2_ROWS)}
     wait_cluster_healthy(lab, tier)
     sql(lab, tier["dbs"][0], f"DROP TABLE IF EXISTS app.{name}", check=False)
 
@@ -106,40 +155,6 @@ def test_every_data_node_writes_the_same_gtids_after_the_rolling_restart(lab, ti
     wait_cluster_healthy(lab, tier)
     positions = {n: seq(sql(lab, n, "SELECT @@gtid_binlog_pos")[0][0]) for n in tier["dbs"]}
     assert len(set(positions.values())) == 1, f"GTIDs drift between the data nodes: {positions}"
-
-
-def test_a_full_then_an_incremental_backup_land_encrypted_on_arb1_with_matching_checksums(lab, tier, store, table):
-    insert_rows(lab, tier["dbs"][0], table, range(100), "before the full")
-    backup_now(lab, "full")
-    insert_rows(lab, tier["dbs"][0], table, range(100, 200), "before the incremental")
-    listing = backup_now(lab, "incremental")
-    found = manifests(lab, store)
-    full = max((m for m in found.values() if m["kind"] == "full"), key=lambda m: m["finished"])
-    inc = max((m for m in found.values() if m["kind"] == "incremental"), key=lambda m: m["finished"])
-    # the runner's list: both restorable, the incremental on the full, from its LSN
-    text = json.dumps(listing)
-    assert full["id"] in text and inc["id"] in text
-    assert listing.get("newest_restorable", listing.get(tier["master"], {}).get("newest_restorable")) == inc["id"]
-    assert inc["parent"] == full["id"] and inc["lsn"]["from"] == full["lsn"]["to"]
-    # taken on the writer (the archive's binlogs are its own); never left desynced
-    for m in (full, inc):
-        assert m["node"] in tier["dbs"]
-        assert not desync_of(lab, m["node"])
-        assert "key" not in m["encryption"] and m["encryption"]["key_id"].startswith("backup:encryption_key#")
-        for entry in m["files"]:
-            path = f"{STORE}/backups/{m['id']}/{entry['name']}"
-            digest, size = out(lab.run(store, f"sha256sum {path} | cut -d' ' -f1; stat -c %s {path}")).split()
-            assert (digest, int(size)) == (entry["sha256"], entry["size"]), m["id"]
-            # encrypted at rest: openssl's header, not mbstream's
-            assert out(lab.run(store, f"head -c 8 {path}")) == "Salted__"
-    # the key decrypts it into an mbstream that mbstream -x accepts, with the LSNs of the manifest
-    check = (f"set -e; t=$(mktemp -d); cd $t; openssl enc -d -aes-256-ctr -pbkdf2 -iter 200000 "
-             f"-pass file:/etc/lemp-backup/encryption.key -in {STORE}/backups/{full['id']}/backup.mbstream.enc "
-             "| mbstream -x; cat xtrabackup_checkpoints; cd /; rm -rf $t")
-    assert f"to_lsn = {full['lsn']['to']}" in out(lab.run(store, check, timeout=1800))
-    # nothing of the backup stays on a data node
-    for node in tier["dbs"]:
-        assert out(lab.run(node, "ls -d /tmp/lemp-backup-* 2>/dev/null || true", check=False)) == ""
 
 
 def mariabackup_on(lab, node):
@@ -175,7 +190,8 @@ def test_a_single_write_on_a_quiet_writer_reaches_the_archive_within_seconds(lab
     quiet writer the last transactions stayed off arb1 (the archive lag grew
     by the minute). The archiver now asks the writer to rotate its binlog
     when committed transactions wait (backup:lookup:archive:rotate_after_seconds,
-    10 s), which writes them out. One row, then nothing: it is archived."""
+    10 s; 4 s in the lab's pillar/backup.sls), which writes them out. One
+    row, then nothing: it is archived."""
     sql(lab, tier["dbs"][0], f"INSERT INTO app.{table} VALUES (1, 'quiet')")
     top = seq(sql(lab, tier["dbs"][0], "SELECT @@gtid_binlog_pos")[0][0])
     wait_for(lambda: archived_seq(index_of(lab, store)[1]) >= top, 60,
@@ -213,6 +229,35 @@ def test_the_binlog_archive_follows_the_writer_across_a_failover(lab, tier, stor
         lab.run(tier["web"], f"touch {writer.workdir}/stop", check=False)
         lab.ensure_running(tier["dbs"])
         wait_cluster_healthy(lab, tier, timeout=900)
+
+
+def test_a_full_then_an_incremental_backup_land_encrypted_on_arb1_with_matching_checksums(lab, tier, store, chain):
+    full, (inc1, inc2), listing = chain["full"], chain["incs"], chain["listing"]
+    # the runner's list: all restorable, each incremental on the one before it, from its LSN
+    text = json.dumps(listing)
+    assert all(m["id"] in text for m in (full, inc1, inc2))
+    assert listing.get("newest_restorable", listing.get(tier["master"], {}).get("newest_restorable")) == inc2["id"]
+    assert inc1["parent"] == full["id"] and inc1["lsn"]["from"] == full["lsn"]["to"]
+    assert inc2["parent"] == inc1["id"] and inc2["lsn"]["from"] == inc1["lsn"]["to"]
+    # taken on the writer (the archive's binlogs are its own); never left desynced
+    for m in (full, inc1, inc2):
+        assert m["node"] in tier["dbs"]
+        assert not desync_of(lab, m["node"])
+        assert "key" not in m["encryption"] and m["encryption"]["key_id"].startswith("backup:encryption_key#")
+        for entry in m["files"]:
+            path = f"{STORE}/backups/{m['id']}/{entry['name']}"
+            digest, size = out(lab.run(store, f"sha256sum {path} | cut -d' ' -f1; stat -c %s {path}")).split()
+            assert (digest, int(size)) == (entry["sha256"], entry["size"]), m["id"]
+            # encrypted at rest: openssl's header, not mbstream's
+            assert out(lab.run(store, f"head -c 8 {path}")) == "Salted__"
+    # the key decrypts it into an mbstream that mbstream -x accepts, with the LSNs of the manifest
+    check = (f"set -e; t=$(mktemp -d); cd $t; openssl enc -d -aes-256-ctr -pbkdf2 -iter 200000 "
+             f"-pass file:/etc/lemp-backup/encryption.key -in {STORE}/backups/{full['id']}/backup.mbstream.enc "
+             "| mbstream -x; cat xtrabackup_checkpoints; cd /; rm -rf $t")
+    assert f"to_lsn = {full['lsn']['to']}" in out(lab.run(store, check, timeout=1800))
+    # nothing of the backup stays on a data node
+    for node in tier["dbs"]:
+        assert out(lab.run(node, "ls -d /tmp/lemp-backup-* 2>/dev/null || true", check=False)) == ""
 
 
 def test_pruning_keeps_the_newest_restorable_chain(lab, store):
@@ -270,15 +315,12 @@ def web_healthy(lab, tier):
     return True
 
 
-def test_a_restore_with_bad_input_gets_a_clear_error_and_touches_nothing(lab, tier, store, table):
-    insert_rows(lab, tier["dbs"][0], table, range(20), "kept")
-    backup_now(lab, "full")
-    insert_rows(lab, tier["dbs"][0], table, range(20, 30), "kept")
-    backup_now(lab, "incremental")
-    backup_now(lab, "incremental")
+def test_a_restore_with_bad_input_gets_a_clear_error_and_touches_nothing(lab, tier, store, chain):
+    # the chain: a full and two incrementals, the newest on the other one
+    table = chain["table"]
     found = manifests(lab, store)
     newest = max(found.values(), key=lambda m: m["finished"])
-    assert newest["kind"] == "incremental"
+    assert newest["kind"] == "incremental" and found[newest["parent"]]["kind"] == "incremental", newest
     leftovers = "ls -d /var/lib/mysql.before-restore-* /var/lib/lemp-restore/* 2>/dev/null || true"
     before = {node: out(lab.run(node, leftovers, check=False)) for node in tier["dbs"]}
     future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -306,7 +348,7 @@ def test_a_restore_with_bad_input_gets_a_clear_error_and_touches_nothing(lab, ti
     assert ok, detail
     assert "Restore (dry run: nothing is changed" in detail and newest["id"] in detail
     for node in tier["dbs"]:
-        assert ids_in(lab, node, table) == set(range(30))
+        assert ids_in(lab, node, table) == chain["rows"]
         assert out(lab.run(node, leftovers, check=False)) == before[node], "a refused restore moved a datadir"
     wait_cluster_healthy(lab, tier)
     assert web_healthy(lab, tier), "the web tier is in maintenance after a refused restore"
@@ -352,30 +394,6 @@ def test_the_drill_fails_loudly_on_a_corrupted_chain(lab, store):
     assert code == 0 and read_json(lab, store, DRILL_STATUS)["ok"] is True, data
 
 
-def test_a_backup_taken_under_write_load_restores_consistently(lab, tier, store, table):
-    writer = started_writer(lab, tier, table)
-    try:
-        acked_after(writer, 100, 60, "before the backup")
-        before = writer.node()
-        backup_now(lab, "full")
-        acked_after(writer, 50, 60, "after the backup")
-        after = writer.node()
-    finally:
-        writer.stop()
-    found = manifests(lab, store)
-    full = max((m for m in found.values() if m["kind"] == "full"), key=lambda m: m["finished"])
-    # taken on the writer: no lock there (FLUSH TABLES WITH READ LOCK desyncs a Galera node and moves the
-    # writer), so no recorded checksums; the drill restores it and every table passes CHECK TABLE
-    assert full["node"] == before and not full.get("check"), full
-    code, data = drill_now(lab, f"backup_id={full['id']}")
-    assert code == 0 and "error" not in json.dumps(data)[:300], data
-    record = read_json(lab, store, DRILL_STATUS)
-    assert record["ok"] is True and record["backup"] == full["id"]
-    assert record["checked"]["mode"].startswith("CHECK TABLE") and record["checked"]["rows"] >= 100, record
-    # and the writer never moved: no failover during the backup
-    assert after == before
-
-
 class Visitor(threading.Thread):
     """Requests the site through the VIP during a restore and keeps what it saw."""
 
@@ -394,13 +412,12 @@ class Visitor(threading.Thread):
             time.sleep(0.5)
 
 
-def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_none_after(lab, tier, store, table):
-    writer_node = tier["dbs"][0]
-    insert_rows(lab, writer_node, table, range(100), "before the full")
-    backup_now(lab, "full")
-    insert_rows(lab, writer_node, table, range(100, 200), "before the incremental")
-    backup_now(lab, "incremental")
-    insert_rows(lab, writer_node, table, range(200, 300), "after the incremental")
+def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_none_after(lab, tier, store, chain):
+    # the chain's rows are in its full and its incrementals (the newest backups: `latest`); the next ones
+    # only in the binlogs
+    writer_node, table = tier["dbs"][0], chain["table"]
+    after_chain = range(max(chain["rows"]) + 1, 300)
+    insert_rows(lab, writer_node, table, after_chain, "after the incremental")
     # binlog times are whole seconds: `until` is a second after the rows above, and the rows below come after it
     last = db_time(lab, writer_node)
     wait_for(lambda: db_time(lab, writer_node) > last, 10, "the cluster's clock to pass the last row's second")
@@ -433,6 +450,30 @@ def test_pitr_to_just_before_a_drop_table_brings_back_every_row_before_it_and_no
     assert newest["kind"] == "full" and newest["galera_position"].startswith(status["last_restore"]["cluster"])
 
 
+def test_a_backup_taken_under_write_load_restores_consistently(lab, tier, store, table):
+    writer = started_writer(lab, tier, table)
+    try:
+        acked_after(writer, 100, 60, "before the backup")
+        before = writer.node()
+        backup_now(lab, "full")
+        acked_after(writer, 50, 60, "after the backup")
+        after = writer.node()
+    finally:
+        writer.stop()
+    found = manifests(lab, store)
+    full = max((m for m in found.values() if m["kind"] == "full"), key=lambda m: m["finished"])
+    # taken on the writer: no lock there (FLUSH TABLES WITH READ LOCK desyncs a Galera node and moves the
+    # writer), so no recorded checksums; the drill restores it and every table passes CHECK TABLE
+    assert full["node"] == before and not full.get("check"), full
+    code, data = drill_now(lab, f"backup_id={full['id']}")
+    assert code == 0 and "error" not in json.dumps(data)[:300], data
+    record = read_json(lab, store, DRILL_STATUS)
+    assert record["ok"] is True and record["backup"] == full["id"]
+    assert record["checked"]["mode"].startswith("CHECK TABLE") and record["checked"]["rows"] >= 100, record
+    # and the writer never moved: no failover during the backup
+    assert after == before
+
+
 def test_everything_lost_restores_from_arb1_alone_within_seconds_of_the_kill(lab, tier, store, table):
     backup_now(lab, "full")
     writer = started_writer(lab, tier, table)
@@ -442,7 +483,6 @@ def test_everything_lost_restores_from_arb1_alone_within_seconds_of_the_kill(lab
         for node in tier["dbs"]:
             lab.stop(node, kill=True)
         killed = time.monotonic()
-        time.sleep(3)
     finally:
         lab.run(tier["web"], f"touch {writer.workdir}/stop", check=False)
     acked = writer.acked()

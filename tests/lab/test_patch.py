@@ -13,7 +13,7 @@ import pytest
 
 from web_helpers import (
     LoadLoop,
-    haproxy_state,
+    haproxy_states,
     lb_names,
     vip_holders,
     wait_app_answers,
@@ -61,10 +61,10 @@ def test_patching_the_lbs_and_web_nodes_fails_no_request_and_ends_with_every_nod
     # every node was restarted, and is back in service
     after = main_pids(lab)
     assert [key for key in before if before[key] == after[key]] == [], (before, after)
-    for lb in lb_names(lab):
-        for web in web_names(lab):
-            state = haproxy_state(lab, lb, web)
+    for web in web_names(lab):
+        for lb, state in haproxy_states(lab, web).items():
             assert state["admin"] == "ready" and state["status"].startswith("UP"), (lb, web, state)
+    for lb in lb_names(lab):
         unit = lab.run(lb, "systemctl is-active keepalived; systemctl is-enabled keepalived", check=False).stdout
         assert unit.split() == ["active", "enabled"], (lb, unit)
     assert len(vip_holders(lab)) == 1

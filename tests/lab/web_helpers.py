@@ -83,10 +83,17 @@ def haproxy_state(lab, lb, server, backend="web"):
     return salt_ret(lab.salt(lb, "haproxy_runtime.state", backend, server), lb)
 
 
+def haproxy_states(lab, server, backend="web"):
+    """{lb: state of ``server``} on every lb, in one salt call (-L): the
+    per-test checks of the lab's wholeness ask this for every web node."""
+    lbs = lb_names(lab)
+    result = lab.salt("-L", ",".join(lbs), "haproxy_runtime.state", backend, server)
+    return {lb: salt_ret(result, lb) for lb in lbs}
+
+
 def wait_web_up_on_all_lbs(lab, server, timeout=90):
     def up():
-        for lb in lb_names(lab):
-            st = haproxy_state(lab, lb, server)
+        for st in haproxy_states(lab, server).values():
             if not (isinstance(st, dict) and st.get("admin") == "ready" and str(st.get("status", "")).startswith("UP")):
                 return False
         return True
