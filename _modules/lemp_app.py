@@ -226,13 +226,23 @@ def _url_prefix(path, docroot):
     return None
 
 
+def _clean_absolute(path):
+    """``path`` without its trailing slashes when it is an absolute path of
+    safe characters, normalised, with no "." or ".." part and not / itself;
+    else None."""
+    stripped = path.rstrip("/")
+    if (not SAFE_PATH_RE.match(path) or not stripped or os.path.normpath(stripped) != stripped
+            or any(part in (".", "..") for part in stripped.split("/"))):
+        return None
+    return stripped
+
+
 def _safe_path(app, key):
     """app:<key>, a folder on the web node, as an absolute path of safe
     characters without a trailing slash."""
     path = str(app.get(key) or "")
-    stripped = path.rstrip("/")
-    if (not SAFE_PATH_RE.match(path) or not stripped or os.path.normpath(stripped) != stripped
-            or any(part in (".", "..") for part in stripped.split("/"))):
+    stripped = _clean_absolute(path)
+    if stripped is None:
         raise AppSettingsError(
             f"app:{key} {json.dumps(path)} must be an absolute folder of A-Z a-z 0-9 . _ - / "
             '(no spaces, no "..", not /), e.g. /srv/www'
@@ -477,9 +487,8 @@ def _basedir_path(value, key, entry=True):
     ``key``): an absolute folder or file of safe characters (no ":", PHP's
     separator), not / itself."""
     path = "" if value is None else str(value)
-    stripped = path.rstrip("/")
-    if (not SAFE_PATH_RE.match(path) or not stripped or os.path.normpath(stripped) != stripped
-            or any(part in (".", "..") for part in stripped.split("/"))):
+    stripped = _clean_absolute(path)
+    if stripped is None:
         raise AppSettingsError(
             f"{key}{' entry' if entry else ''} {json.dumps(path)} must be an absolute folder or file of A-Z a-z 0-9 . _ - / "
             '(no spaces or ":", no "..", not /), e.g. /usr/share/php'

@@ -644,6 +644,33 @@ def _check_files(minions):
     return names
 
 
+class NotArmored(ValueError):
+    """The operator's staged file is not a GPG-armored message."""
+
+
+def _walk_value(tree, key):
+    node, leaf = _walk(tree, key)
+    return node[leaf]
+
+
+def _new_value(resumed_cipher, staged_file, random_plain):
+    """(ciphertext, where it comes from) of a rotation's new value: the
+    unfinished rotation's (``resumed_cipher``; an operator's file then stays
+    where it is, unused: for the next rotation, or to delete), else the
+    operator's GPG-armored ``staged_file``, else ``random_plain()``
+    encrypted here. NotArmored for an operator's file that is not armored."""
+    if resumed_cipher is not None:
+        return resumed_cipher, "the unfinished rotation's" + (f" ({staged_file} left unused)"
+                                                              if os.path.exists(staged_file) else "")
+    if os.path.exists(staged_file):
+        with open(staged_file, encoding="utf-8") as handle:
+            cipher = handle.read()
+        if "BEGIN PGP MESSAGE" not in cipher:
+            raise NotArmored(f"{staged_file} is not a GPG-armored message (docs/secrets.md, Rotation)")
+        return cipher, f"the operator's ({staged_file})"
+    return _encrypt(random_plain()), "a random"
+
+
 def begin(secret, minions):
     """Stage the new value of ``secret`` beside the old one in the encrypted
     pillar of every machine that holds it (see the module's docstring).
@@ -659,23 +686,9 @@ def begin(secret, minions):
         trees = {name: _read(name) for name in names}
         pending = [n for n, tree in trees.items() if is_staged(tree, key)]
         staged_file = _staged_path(secret)
-        if pending:
-            # A run that died after this step: keep its new value everywhere.
-            # An operator's file stays where it is (it was not used): it is
-            # for the next rotation, or to delete.
-            node, leaf = _walk(trees[pending[0]], key)
-            new_cipher = node[leaf]
-            source = "the unfinished rotation's" + (f" ({staged_file} left unused)"
-                                                    if os.path.exists(staged_file) else "")
-        elif os.path.exists(staged_file):
-            with open(staged_file, encoding="utf-8") as handle:
-                new_cipher = handle.read()
-            if "BEGIN PGP MESSAGE" not in new_cipher:
-                return _refused(f"{staged_file} is not a GPG-armored message (docs/secrets.md, Rotation)")
-            source = f"the operator's ({staged_file})"
-        else:
-            new_cipher = _encrypt(random_value())
-            source = "a random"
+        # A run that died after this step: keep its new value everywhere.
+        new_cipher, source = _new_value(_walk_value(trees[pending[0]], key) if pending else None, staged_file,
+                                        random_value)
         changed = []
         for name, tree in trees.items():
             tree, did = staged(tree, key, new_cipher)
@@ -684,6 +697,8 @@ def begin(secret, minions):
                 changed.append(name)
         if not pending and os.path.exists(staged_file):
             os.remove(staged_file)  # used: the next rotation needs another value
+    except NotArmored as exc:
+        return _refused(str(exc))
     except (ValueError, RuntimeError, OSError) as exc:
         return _refused(f"rotating {secret}: {exc}")
     except KeyError as exc:
@@ -732,20 +747,8 @@ def begin_machine(secret, machine, collectors):
         tree = _read(machine)
         staged_file = _staged_path(f"{secret}-{machine}")
         resumed = is_staged(tree, key)
-        if resumed:
-            node, leaf = _walk(tree, key)
-            new_cipher = node[leaf]
-            source = "the unfinished rotation's" + (f" ({staged_file} left unused)"
-                                                    if os.path.exists(staged_file) else "")
-        elif os.path.exists(staged_file):
-            with open(staged_file, encoding="utf-8") as handle:
-                new_cipher = handle.read()
-            if "BEGIN PGP MESSAGE" not in new_cipher:
-                return _refused(f"{staged_file} is not a GPG-armored message (docs/secrets.md, Rotation)")
-            source = f"the operator's ({staged_file})"
-        else:
-            new_cipher = _encrypt(random_source.token_hex(size))
-            source = "a random"
+        new_cipher, source = _new_value(_walk_value(tree, key) if resumed else None, staged_file,
+                                        lambda: random_source.token_hex(size))
         changed = []
         # the machine's file first: its record is what a resumed run reads
         tree, did = staged(tree, key, new_cipher)
@@ -759,6 +762,8 @@ def begin_machine(secret, machine, collectors):
                 changed.append(name)
         if not resumed and os.path.exists(staged_file):
             os.remove(staged_file)  # used: the next rotation needs another value
+    except NotArmored as exc:
+        return _refused(str(exc))
     except (ValueError, RuntimeError, OSError) as exc:
         return _refused(f"rotating {secret} of {machine}: {exc}")
     except KeyError as exc:

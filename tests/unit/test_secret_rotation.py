@@ -440,3 +440,17 @@ def test_a_monitor_file_without_the_collected_psks_is_an_error_naming_the_key(tm
     monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
     monkeypatch.setattr(runner, "_encrypt", lambda value: NEW)
     assert "zabbix:server:agent_psks" in runner.begin_machine("zabbix_psk", "lb2", ["mon1"])["Error"]
+
+
+def test_an_operators_file_that_is_not_armored_is_refused_in_its_own_words_and_nothing_is_staged(tmp_path,
+                                                                                                    monkeypatch):
+    minions = tmp_path / "minions"
+    minions.mkdir()
+    (minions / "db1.sls").write_text(runner.render_file(machine_tree()))
+    (tmp_path / "rotation").mkdir()
+    (tmp_path / "rotation" / "app_db.asc").write_text("plain text\n")
+    monkeypatch.setattr(runner, "SECRETS_DIR", str(tmp_path))
+    out = runner.begin("app_db", ["db1"])
+    assert "is not a GPG-armored message (docs/secrets.md, Rotation)" in str(out)
+    assert "rotating app_db" not in str(out)
+    assert yaml.safe_load((minions / "db1.sls").read_text()) == machine_tree()
