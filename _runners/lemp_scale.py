@@ -162,9 +162,12 @@ def decide(direction, sender, now, state, settings, monitors=(), target=None):
     * ``sender`` (the authenticated minion id) is not a monitor-role machine;
     * autoscaling is off (``settings["autoscale"]["enabled"]``), or paused
       for now (:func:`pause`: an incident, a deploy, a test by hand);
-    * the last scaling action, either way, is less than ``settings["cooldown"]``
-      seconds old: a flapping load can neither boot then destroy, nor destroy
-      then boot, faster than that;
+    * the last scaling action, either way, is still running (:func:`running`):
+      a VM booting slowly is not a reason to boot another;
+    * the last scaling action, either way, ended less than
+      ``settings["cooldown"]`` seconds ago: a flapping load can neither boot
+      then destroy, nor destroy then boot, faster than that, and a new node
+      has the cooldown to take its share before the load is judged again;
     * ``target`` (:func:`next_free` or :func:`scale_in_target`) is a refusal:
       max or min hold.
     """
@@ -186,9 +189,14 @@ def decide(direction, sender, now, state, settings, monitors=(), target=None):
                     f"{paused.get('reason')} (salt-run lemp_scale.resume)")
     cooldown = int((settings or {}).get("cooldown", 0))
     last = (state or {}).get("last") or {}
-    if last.get("at") is not None and now - float(last["at"]) < cooldown:
-        wait = int(float(last["at"]) + cooldown - now)
-        return none(f"cooldown: scale-{last.get('direction')} of {last.get('node')} at {iso(last['at'])}; "
+    if running(state, now, settings):
+        return none(f"scale-{last.get('direction')} of {last.get('node')} in progress since {iso(last['at'])}: "
+                    f"no scaling before it ends, and then not for the cooldown ({cooldown} s)")
+    since = last.get("done_at") or last.get("at")
+    if since is not None and now - float(since) < cooldown:
+        wait = int(float(since) + cooldown - now)
+        ended = "ended" if last.get("done_at") else "at"
+        return none(f"cooldown: scale-{last.get('direction')} of {last.get('node')} {ended} {iso(since)}; "
                     f"no scaling for {wait} s more (pillar scaling:cooldown {cooldown} s)")
     if not target or "refusal" in target:
         return none((target or {}).get("refusal") or "no target")
@@ -204,12 +212,49 @@ def by_hand(direction, node, now, who="by hand"):
 
 def next_state(state, decision):
     """The state file after ``decision``: ``last`` moves only with an action
-    (a refusal does not restart the cooldown); the last decisions are kept."""
+    (a refusal does not restart the cooldown), marked running (``done_at``
+    None) until its run records its end (:func:`ended_state`); the last
+    decisions are kept."""
     state = dict(state or {})
     if decision.get("action"):
-        state["last"] = {key: decision.get(key) for key in ("direction", "node", "at", "sender")}
+        state["last"] = {**{key: decision.get(key) for key in ("direction", "node", "at", "sender")},
+                         "done_at": None}
     state["decisions"] = (list(state.get("decisions") or []) + [decision])[-HISTORY:]
     return state
+
+
+def ended_state(state, decision, now, outcome):
+    """The state file once the run of ``decision`` has ended (``outcome``
+    "done" or "failed"): its ``last`` gets ``done_at``, from which the
+    cooldown counts. Unchanged when ``last`` is another decision's (one
+    that lost a race never became ``last``) or has ended already."""
+    last = (state or {}).get("last") or {}
+    if last.get("at") is None or float(last["at"]) != float(decision.get("at") or -1) \
+            or last.get("node") != decision.get("node") or last.get("done_at") is not None:
+        return state
+    return dict(state, last=dict(last, done_at=float(now), outcome=outcome))
+
+
+def run_limit(settings, direction):
+    """The longest a scaling run can take, in seconds: its steps' own
+    timeouts. A run that died without recording its end (the master
+    stopped) holds autoscaling no longer than that."""
+    settings = settings or {}
+    spec = cloud(settings)
+    if direction == "in":
+        return int(settings.get("drain_timeout", 300)) + int(spec["timeout"]) + 300
+    return int(spec["timeout"]) + int(settings.get("enrol_timeout", 600)) + 60
+
+
+def running(state, now, settings):
+    """The last action while its run has not ended, else None. A state file
+    written before runs recorded their end has no ``done_at``: ended."""
+    last = (state or {}).get("last") or {}
+    if last.get("at") is None or "done_at" not in last or last["done_at"] is not None:
+        return None
+    if float(now) - float(last["at"]) >= run_limit(settings, last.get("direction")):
+        return None
+    return last
 
 
 def active_pause(state, now):
@@ -312,16 +357,29 @@ def raced(state, decision, cooldown):
     return None
 
 
+def with_end(steps, decision):
+    """``steps`` (a chained plan), then the record of the run's end, from
+    which the cooldown counts: after the last step, or after any failed
+    step (``onfail``), so a failed run does not hold autoscaling."""
+    what = f"scale-{decision['action']}-of-{decision['node']}"
+    return list(steps) + [
+        _steps.step(f"record-the-end-of-the-{what}", "salt.runner", name="lemp_scale.ended",
+                    decision=decision, outcome="done", require=[_steps.requisite(steps[-1])]),
+        _steps.step(f"record-the-end-of-the-{what}-after-a-failed-step", "salt.runner", name="lemp_scale.ended",
+                    decision=decision, outcome="failed", onfail=[_steps.requisite(item) for item in steps]),
+    ]
+
+
 def out_steps(node, decision, settings, zabbix, cooldown=None):
     """orch.scale_out's runbook for ``node`` (from :func:`next_free`)."""
     spec = cloud(settings)
-    return _steps.chain([
+    return with_end(_steps.chain([
         _record_step(decision, zabbix, cooldown),
         _steps.function(f"boot-{node}-through-the-cloud-minion-{spec['minion']}", spec["up"], spec["minion"],
                         arg=[node], timeout=int(spec["timeout"])),
         _steps.step(f"wait-until-{node}-is-enrolled-by-its-start-event", "salt.runner", name="lemp_scale.wait_enrolled",
                     node=node, timeout=int(settings.get("enrol_timeout", 600))),
-    ])
+    ]), decision)
 
 
 def in_steps(node, decision, settings, zabbix, lbs, monitors, backend, cooldown=None):
@@ -355,7 +413,7 @@ def in_steps(node, decision, settings, zabbix, lbs, monitors, backend, cooldown=
     # forget(name): positional, the state's own `name` is the runner's
     steps.append(_steps.step(f"delete-{node}-minion-key-on-the-master", "salt.runner", name="lemp_enrol.forget",
                              arg=[node]))
-    return _steps.chain(steps)
+    return with_end(_steps.chain(steps), decision)
 
 
 def refused_steps(decision, zabbix):
@@ -570,6 +628,30 @@ def record(decision, zabbix=None, cooldown=None):
     if lost:
         raise CommandExecutionError(f"scaling: {lost}")
     return {"decision": summary(decision), "log": log_path, "zabbix": sent}
+
+
+def ended(decision, outcome="done"):
+    """Record that the run of ``decision`` has ended (the last step of
+    orch.scale_out / scale_in / autoscale, or after a failed step: the run
+    fails by that step anyway): the cooldown counts from now
+    (:func:`ended_state`). One log line.
+
+    CLI Example::
+
+        salt-run lemp_scale.status
+    """
+    now = time.time()
+    changed = {}
+
+    def change(before):
+        after = ended_state(before, decision, now, outcome)
+        changed["yes"] = after is not before
+        return after
+    _update_state(change)
+    if changed.get("yes"):
+        _log(f"scale-{decision.get('action')} of {decision.get('node')} {'ended' if outcome == 'done' else 'FAILED'} "
+             f"after {int(now - float(decision['at']))} s: the cooldown counts from now")
+    return {"ended": summary(decision), "recorded": bool(changed.get("yes"))}
 
 
 def status():

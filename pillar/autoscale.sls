@@ -11,12 +11,12 @@ scaling:
   # Short enough for tests/lab/test_scaling_auto.py to see a scale-out, a
   # refused repeat and a scale-in in about 2.5 min; a site keeps the
   # defaults (cooldown 15 min, interval 1m, window 5m, repeat 15m).
-  # The cooldown sits between two moments of that test (docs/scaling.md,
-  # "The lab's timeline"): it must outlast Zabbix's repeated request, which
-  # comes `repeat` (60 s, Zabbix's least) after the first one, plus a few
-  # seconds of jitter (~66 s), and end before the low trigger's request,
-  # which comes at the earliest about 60 + window - interval s after it
-  # (~80 s). It also outlasts a pool VM's boot and join (25-60 s here).
+  # The cooldown counts from the end of the scale-out (web3 serving) and
+  # sits between two moments of that test (docs/scaling.md, "The lab's
+  # timeline"): it outlasts Zabbix's repeated request (`repeat`, 60 s,
+  # Zabbix's least, plus a few seconds of jitter: ~66 s), so the first
+  # request after that end is refused by it; and it is shorter than
+  # repeat + window - interval (~80 s), so at most one low request is.
   cooldown: 75
   autoscale:
     high: 0.6

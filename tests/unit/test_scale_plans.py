@@ -142,10 +142,50 @@ def test_a_flapping_load_boots_and_destroys_at_most_once_per_cooldown():
         decision = lemp_scale.decide(direction, "mon1", now, state, settings(cooldown=900), ["mon1"], target)
         state = lemp_scale.next_state(state, decision)
         if decision["action"]:
+            # its run ends (the node serves, or is gone) half a minute later
+            state = lemp_scale.ended_state(state, decision, now + 30, "done")
             actions.append(now)
             enrolled = ["web3"] if direction == "out" else []
     assert actions and all(b - a >= 900 for a, b in zip(actions, actions[1:]))
     assert len(actions) <= 4
+
+
+def test_no_scaling_while_the_last_action_runs_then_the_cooldown_counts_from_its_end():
+    """CI, stop 23: web3's boot and join outlasted the cooldown counted from
+    the decision, and Zabbix's repeated requests booted web4 and web5."""
+    state = lemp_scale.next_state({}, decide())
+    assert state["last"]["done_at"] is None
+    # two minutes on, web3 still booting: refused, whatever the cooldown
+    refused = decide(now=NOW + 120, state=state, cooldown=75)
+    assert refused["action"] is None
+    assert refused["reason"].startswith("scale-out of web3 in progress since 2027-01-15T08:00:00Z")
+    assert decide("in", now=NOW + 120, state=state, target={"node": "web3"}, cooldown=75)["action"] is None
+    # it served at NOW + 150: the cooldown runs from then
+    state = lemp_scale.ended_state(state, decide(), NOW + 150, "done")
+    assert state["last"]["done_at"] == NOW + 150 and state["last"]["outcome"] == "done"
+    refused = decide(now=NOW + 200, state=state, cooldown=75)
+    assert "cooldown: scale-out of web3 ended 2027-01-15T08:02:30Z; no scaling for 25 s more" in refused["reason"]
+    assert decide(now=NOW + 225, state=state, cooldown=75)["action"] == "out"
+
+
+def test_a_run_that_never_recorded_its_end_holds_no_longer_than_its_steps_timeouts():
+    state = lemp_scale.next_state({}, decide())
+    limit = lemp_scale.run_limit(settings(), "out")
+    assert limit == DEFAULTS["enrol_timeout"] + lemp_scale.cloud(settings())["timeout"] + 60
+    assert decide(now=NOW + limit - 1, state=state, cooldown=60)["action"] is None
+    assert decide(now=NOW + limit, state=state, cooldown=60)["action"] == "out"
+    # a state file from before runs recorded their end: ended at its decision
+    assert lemp_scale.running({"last": {"direction": "out", "node": "web3", "at": NOW}}, NOW + 1, settings()) is None
+
+
+def test_only_the_run_of_the_last_action_records_its_end():
+    state = lemp_scale.next_state({}, decide())
+    other = decide(now=NOW + 5)        # lost a race: never became `last`
+    assert lemp_scale.ended_state(state, other, NOW + 9, "failed") is state
+    ended = lemp_scale.ended_state(state, decide(), NOW + 9, "failed")
+    assert ended["last"]["done_at"] == NOW + 9 and ended["last"]["outcome"] == "failed"
+    # the first end counts: the onfail step after a done one changes nothing
+    assert lemp_scale.ended_state(ended, decide(), NOW + 20, "done") is ended
 
 
 def test_a_pause_refuses_every_request_until_it_ends_by_itself():
@@ -240,13 +280,29 @@ def test_scale_out_records_boots_through_the_cloud_minion_then_waits_for_enrolme
     steps = plan["steps"]
     assert ids(steps) == ["record-scale-out-of-web4-in-the-scaling-log-and-zabbix",
                           "boot-web4-through-the-cloud-minion-labhost",
-                          "wait-until-web4-is-enrolled-by-its-start-event"]
-    for before, step in zip(steps, steps[1:]):
+                          "wait-until-web4-is-enrolled-by-its-start-event",
+                          "record-the-end-of-the-scale-out-of-web4",
+                          "record-the-end-of-the-scale-out-of-web4-after-a-failed-step"]
+    for before, step in zip(steps, steps[1:4]):
         assert requires(step) == [{"salt": before["id"]}]
+    assert_ends_either_way(steps, "web4")
     assert [arg(steps[1], k) for k in ("name", "tgt", "arg")] == ["lemp_labcloud.up", "labhost", ["web4"]]
     assert arg(steps[0], "decision")["sender"] == "by hand"
     assert not any("cooldown" in a for a in steps[0]["args"])   # by hand: no race check
     assert arg(steps[2], "timeout") == DEFAULTS["enrol_timeout"]
+
+
+def assert_ends_either_way(steps, node):
+    """The last two steps record the run's end (the cooldown counts from
+    it): after the last step, or after any failed one."""
+    done, failed = steps[-2:]
+    body = steps[:-2]
+    assert (arg(done, "name"), arg(done, "outcome")) == ("lemp_scale.ended", "done")
+    assert requires(done) == [{"salt": body[-1]["id"]}]
+    assert (arg(failed, "name"), arg(failed, "outcome")) == ("lemp_scale.ended", "failed")
+    assert arg(failed, "onfail") == [{"salt": step["id"]} for step in body]
+    assert arg(done, "decision") == arg(failed, "decision") == arg(body[0], "decision")
+    assert arg(done, "decision")["node"] == node
 
 
 def test_scale_out_at_max_is_refused_before_anything_runs(topology):
@@ -262,8 +318,10 @@ def test_scale_in_drains_waits_disables_then_forgets_and_destroys(topology):
         "disable-web3-slot-on-both-lbs-at-runtime", "remove-web3-from-the-enrolled-store",
         "render-web3-slot-disabled-in-the-haproxy-config-on-both-lbs",
         "destroy-web3-through-the-cloud-minion-labhost", "remove-web3-host-from-zabbix-on-mon1",
-        "delete-web3-minion-key-on-the-master"]
-    for before, step in zip(steps, steps[1:]):
+        "delete-web3-minion-key-on-the-master",
+        "record-the-end-of-the-scale-in-of-web3", "record-the-end-of-the-scale-in-of-web3-after-a-failed-step"]
+    assert_ends_either_way(steps, "web3")
+    for before, step in zip(steps, steps[1:-1]):
         assert len(requires(step)) == 1 and list(requires(step)[0].values()) == [before["id"]]
     drain = steps[1]
     assert [arg(drain, k) for k in ("name", "tgt", "tgt_type", "arg")] == \
@@ -285,8 +343,9 @@ def test_scale_in_of_a_fixed_machine_is_refused(topology):
 
 def test_an_autoscale_request_that_acts_lists_the_same_runbook_with_the_cooldown(topology):
     steps = lemp_scale.autoscale_plan(topology, settings(), [], [], {}, NOW, "out", "mon1")["steps"]
-    assert ids(steps)[1:] == ["boot-web3-through-the-cloud-minion-labhost",
-                              "wait-until-web3-is-enrolled-by-its-start-event"]
+    assert ids(steps)[1:3] == ["boot-web3-through-the-cloud-minion-labhost",
+                               "wait-until-web3-is-enrolled-by-its-start-event"]
+    assert_ends_either_way(steps, "web3")
     assert arg(steps[0], "cooldown") == DEFAULTS["cooldown"]
     assert arg(steps[0], "decision")["sender"] == "mon1"
     steps = lemp_scale.autoscale_plan(topology, settings(), ["web3"], ["web3"], {}, NOW, "in", "mon1")["steps"]
@@ -318,11 +377,13 @@ def lab_scaling():
 
 
 def test_the_labs_fast_settings_pass_the_check_and_hold_the_autoscale_tests_timeline():
-    """pillar/autoscale.sls: the load read every 5 s over a 25 s window;
-    the cooldown outlasts Zabbix's repeated request (repeat, 60 s, plus a
-    few seconds of jitter) and ends before the earliest low-load request
-    after it (repeat + window - interval): tests/lab/test_scaling_auto.py
-    sees the repeat refused, then the scale-in at its first request."""
+    """pillar/autoscale.sls: the load read every 5 s over a 25 s window.
+    The cooldown runs from the end of the scale-out (web3 serving), wherever
+    that falls between Zabbix's requests: it outlasts the repeat (60 s plus
+    a few seconds of jitter), so the first request after that end is
+    refused by it (tests/lab/test_scaling_auto.py then stops the load); and
+    it is shorter than repeat + window - interval, so at most one low-load
+    request is refused by it before the scale-in."""
     lab = settings(**lab_scaling())
     assert lemp_scaling.check(lab) == lab
     auto = lab["autoscale"]
@@ -405,6 +466,18 @@ def test_record_of_a_decision_that_lost_the_race_fails_and_logs_it(master_files)
     assert "no scale-out (from mon1): scale-out of web3 was recorded at" in log
     # by hand, the operator's word goes
     assert lemp_scale.record(decide(now=NOW + 10), {})["decision"].startswith("scale-out web3")
+
+
+def test_the_end_of_a_run_is_recorded_once_and_logged(master_files):
+    decision = decide(now=1_000.0)
+    lemp_scale.record(decision, {})
+    assert lemp_scale.status()["last"]["done_at"] is None
+    assert lemp_scale.ended(decision, "done")["recorded"] is True
+    assert lemp_scale.ended(decision, "failed")["recorded"] is False
+    last = lemp_scale.status()["last"]
+    assert last["outcome"] == "done" and last["done_at"] > 1_000.0
+    log = (master_files / "log" / "scaling.log").read_text()
+    assert log.count("scale-out of web3 ended after") == 1 and "FAILED" not in log
 
 
 def test_pause_and_resume_keep_the_cooldown_and_are_logged(master_files):
