@@ -97,8 +97,20 @@ CONF
 # or the plain box, change. LEMP_HA_WEB_BOX=plain skips it: the pool then
 # boots from the plain box (the Vagrantfile reads the same switch).
 WEB_BOX_NAME=lemp-ha/debian12-web
+WEB_BOX_FILE="" WEB_BOX_FP="" WEB_BOX_PID=""
+WEB_BOX_LOG=$LAB_CACHE/web-box.log
 
 ensure_web_box() {
+  web_box_begin
+  web_box_end
+}
+
+# ./lab up bakes the web box beside the boot and orch.site (web_box_begin
+# ... web_box_end): only a pool VM needs it, and on a machine with no
+# caches the bake is minutes of the bring-up. web_box_end waits for it and
+# adds it to vagrant (vagrant itself only in the foreground) before the lab
+# is called up.
+web_box_begin() {
   if [ "${LEMP_HA_WEB_BOX:-baked}" = plain ]; then
     info "LEMP_HA_WEB_BOX=plain: the web pool boots from $BOX_NAME"
     return 0
@@ -113,11 +125,29 @@ ensure_web_box() {
     return 0
   fi
   boxfile=$LAB_CACHE/box/lemp-ha-debian12-web-$fp.box
-  [ -f "$boxfile" ] || build_web_box "$boxfile" "$plan"
+  WEB_BOX_FILE=$boxfile WEB_BOX_FP=$fp
+  [ -f "$boxfile" ] && return 0
+  step "baking the web box in the background, beside the boot ($WEB_BOX_LOG)"
+  build_web_box "$boxfile" "$plan" >"$WEB_BOX_LOG" 2>&1 &
+  WEB_BOX_PID=$!
+}
+
+web_box_end() {
+  [ -n "$WEB_BOX_FILE" ] || return 0
+  if [ -n "$WEB_BOX_PID" ]; then
+    info "waiting for the web box bake (pid $WEB_BOX_PID)"
+    if ! wait "$WEB_BOX_PID"; then
+      tail -n 20 "$WEB_BOX_LOG" >&2
+      die "baking the web box failed" "see $WEB_BOX_LOG and $LAB_CACHE/box/build-web/bake.log, then ./lab up again"
+    fi
+    sed 's/\x1b\[[0-9;]*m//g' "$WEB_BOX_LOG" | grep -E '^==>' | sed 's/^==> /    done: /' >&2 || true
+    WEB_BOX_PID=""
+  fi
   step "adding the box $WEB_BOX_NAME to vagrant"
-  vagrant box add --force --name "$WEB_BOX_NAME" "$boxfile" >/dev/null \
-    || die "vagrant box add failed" "remove $boxfile and run ./lab up again"
-  echo "$fp" >"$LAB_CACHE/box/web-installed"
+  vagrant box add --force --name "$WEB_BOX_NAME" "$WEB_BOX_FILE" >/dev/null \
+    || die "vagrant box add failed" "remove $WEB_BOX_FILE and run ./lab up again"
+  echo "$WEB_BOX_FP" >"$LAB_CACHE/box/web-installed"
+  WEB_BOX_FILE=""
 }
 
 build_web_box() {

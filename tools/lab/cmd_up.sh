@@ -12,7 +12,7 @@ lab_up() {
   adopt_master_key
   ensure_secrets
   ensure_box
-  ensure_web_box
+  web_box_begin
   vagrant_up
   install_master_key
   accept_machine_keys
@@ -21,6 +21,7 @@ lab_up() {
   run_orch site
   wait_for_master_config
   wait_for_site
+  web_box_end
   labhost_up
   print_summary "$t0"
 }
