@@ -1,5 +1,6 @@
-"""The baked web box carries what the web role's states install, read from
-the states themselves (tools/lab/web_box.py), with their services off."""
+"""The lab's boxes carry what the states install, read from the states
+themselves (tools/lab/web_box.py), with their services off: the plain box
+the packages of `common`, the baked web box those of the web role."""
 
 import json
 import pathlib
@@ -46,3 +47,40 @@ def test_the_plan_comes_from_the_web_roles_highstate():
         assert package in plan["packages"], plan
     for service in ("nginx", "php8.2-fpm", "redis-server", "glusterd"):
         assert service in plan["services"], plan
+
+
+def test_the_render_is_a_lab_machines_whatever_host_builds_the_box(tmp_path):
+    # chrony (common.time) is installed by grains: the box is for LXC containers
+    config = web_box.minion_config(tmp_path, "salt1")
+    assert config["grains"] == {"virtual": "container", "virtual_subtype": "LXC"}
+    assert config["id"] == "salt1"
+
+
+def test_the_sls_is_rendered_for_the_machine_with_the_smallest_pillar():
+    topology = {"machines": {
+        "web1": {"pillars": ["web", "app"], "secrets": ["app_db"]},
+        "lb1": {"pillars": ["lb"], "secrets": ["tls_vip"]},
+        "lb2": {"pillars": ["lb"], "secrets": ["tls_vip"]},
+        "salt1": {"pillars": ["app", "deployed", "watchdog"]},
+    }}
+    assert web_box.smallest_pillar_machine(topology) == "lb1"
+
+
+def test_plan_sls_needs_one_sls():
+    assert web_box.main(["plan-sls"]) == 2
+    assert web_box.main(["plan", "web", "extra"]) == 2
+
+
+def test_the_plain_boxs_plan_is_what_common_installs_on_every_lab_machine():
+    # Rendered for real with Salt, as a lab (LXC) machine.
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "lab" / "web_box.py"), "plan-sls", "common"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    for package in ("openssh-server", "needrestart", "nftables", "rsyslog", "rsyslog-relp", "zabbix-agent2"):
+        assert package in plan["packages"], plan
+    # chrony only where the machine keeps its own clock, never in the lab's
+    # containers; nothing of a role
+    for package in ("chrony", "nginx", "mariadb-server", "haproxy"):
+        assert package not in plan["packages"], plan
+    assert plan["services"] == ["nftables", "rsyslog", "ssh", "zabbix-agent2"]
