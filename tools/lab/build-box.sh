@@ -224,7 +224,7 @@ bake_packages() {
   printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d" && chmod 0755 "$rootfs/usr/sbin/policy-rc.d" \
     && mount -t proc proc "$rootfs/proc" || return 1
   for unit in $services; do
-    if chroot "$rootfs" systemctl is-enabled --quiet "$unit" 2>/dev/null; then before+="$unit "; fi
+    if box_unit_enabled "$rootfs" "$unit"; then before+="$unit "; fi
   done
   {
     chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
@@ -236,13 +236,22 @@ bake_packages() {
     for unit in $services; do
       case $before in *" $unit "*) echo "keeping $unit enabled: the box enabled it before"; continue ;; esac
       # units the states write (lemp-ha-*) do not exist yet: nothing to disable
-      if chroot "$rootfs" systemctl cat "$unit" >/dev/null 2>&1; then chroot "$rootfs" systemctl disable "$unit"; fi
+      box_unit_enabled "$rootfs" "$unit" || continue
+      chroot "$rootfs" env SYSTEMD_OFFLINE=1 systemctl disable "$unit" && ! box_unit_enabled "$rootfs" "$unit" \
+        || { echo "could not disable $unit in the box"; rc=1; }
     done &&
     chroot "$rootfs" apt-get clean
   } || rc=$?
   umount "$rootfs/proc"
   rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/var/lib/apt/lists/"*_dists_*
   return $rc
+}
+
+# box_unit_enabled ROOTFS UNIT: whether UNIT starts at the box's boot. Read
+# from the unit files (SYSTEMD_OFFLINE): no systemd runs in the chroot, and
+# `systemctl cat` there fails (no manager to ask) or says nothing.
+box_unit_enabled() {
+  [ "$(chroot "$1" env SYSTEMD_OFFLINE=1 systemctl is-enabled "$2" 2>/dev/null)" = enabled ]
 }
 
 vagrant_insecure_key() {
