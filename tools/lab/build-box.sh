@@ -19,8 +19,7 @@ BOX_PLAN="" BOX_FP=""
 load_box_plan() {
   [ -z "$BOX_FP" ] || return 0
   ensure_venv
-  BOX_PLAN=$("$LAB_VENV/bin/python" "$LAB_REPO/tools/lab/web_box.py" plan-sls common) \
-    || die "reading the packages of common from its states failed" "see the message above"
+  BOX_PLAN=$(box_plan plan-sls common) || die "reading the packages of common from its states failed" "see the message above"
   # Changing any of these files, or what `common` installs, makes a new box.
   BOX_FP=$({ (cd "$LAB_REPO/tools/lab" && find build-box.sh box-requirements.txt box-files web_box.py -type f \
                 | sort | xargs cat); printf '%s' "$BOX_PLAN"; } | sha256sum | cut -c1-12)
@@ -29,6 +28,26 @@ load_box_plan() {
 box_fingerprint() {
   load_box_plan
   echo "$BOX_FP"
+}
+
+# box_plan ARGS: `web_box.py ARGS` (plan ROLE, plan-sls SLS), rendered once
+# per change of what the render reads (the master's file and pillar roots, the topology,
+# Salt's virtualenv) and kept in $LAB_CACHE/box: a render takes 7-10 s, and
+# ./lab up asks for two plans each time.
+box_plan() {
+  local key files cached plan
+  ensure_venv
+  files=$(cd "$LAB_REPO" && find salt pillar _modules _states _runners orch reactor app tools/lab/web_box.py tools/lab/lab_secrets.py \
+            -type f ! -name '*.pyc' | sort)
+  key=$({ printf '%s\n' "$*" "$LAB_VENV" "$files"; (cd "$LAB_REPO" && printf '%s\n' "$files" | xargs -d '\n' cat); \
+          cat "$LAB_TOPOLOGY"; } | sha256sum | cut -c1-12)
+  cached=$LAB_CACHE/box/plan-${1}-${2:-}-$key.json
+  if [ -s "$cached" ]; then cat "$cached"; return 0; fi
+  plan=$("$LAB_VENV/bin/python" "$LAB_REPO/tools/lab/web_box.py" "$@") || return 1
+  mkdir -p "$LAB_CACHE/box"
+  find "$LAB_CACHE/box" -maxdepth 1 -name "plan-${1}-${2:-}-*.json" -delete
+  printf '%s\n' "$plan" >"$cached.tmp" && mv "$cached.tmp" "$cached"
+  printf '%s\n' "$plan"
 }
 
 build_wheels() {
@@ -144,8 +163,7 @@ web_box_begin() {
   fi
   local plan fp boxfile
   ensure_venv
-  plan=$("$LAB_VENV/bin/python" "$LAB_REPO/tools/lab/web_box.py" plan) \
-    || die "reading the web role's packages from its states failed" "see the message above"
+  plan=$(box_plan plan web) || die "reading the web role's packages from its states failed" "see the message above"
   fp=$({ box_fingerprint; cat "$LAB_REPO/tools/lab/web_box.py"; printf '%s' "$plan"; } | sha256sum | cut -c1-12)
   if [ "$(box_installed_fingerprint "$WEB_BOX_NAME" web-installed)" = "$fp" ]; then
     info "box $WEB_BOX_NAME is up to date ($fp)"
