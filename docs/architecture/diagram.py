@@ -1,77 +1,139 @@
 #!/usr/bin/env python3
-"""Draw the lemp-ha architecture from pillar/topology.yaml.
+"""Draw the lemp-ha architecture from what the code deploys.
 
-One layout (boxes and edges with absolute coordinates) is built from the
-topology, then written twice so that the two files never drift apart:
+Inputs, all read from the repository (or given on the command line):
+
+* pillar/topology.yaml: machines, addresses, roles, the public and internal
+  VIPs, the scaling pool;
+* pillar/roles.yaml: the states each role applies. A machine's box lists one
+  label per state its roles apply (the derived topology's ``states``, from
+  _modules/lemp_topology.py); ``common``, which every machine applies, is
+  listed once, from the includes of salt/common/init.sls. STATE_LABELS below
+  names each state; a state that a role applies and that has no label stops
+  the generation, and a label whose state no role applies is not drawn;
+* pillar/ports.yaml through _modules/lemp_firewall.py: the firewall zones
+  (public, admin, internal) and the endpoints on each VIP.
+
+One layout (boxes and edges with absolute coordinates) is written twice, so
+that the two files never drift apart:
 
 * lemp-ha.drawio: draw.io / diagrams.net XML, editable;
-* lemp-ha.svg: the same boxes, lines and labels, for rendering (PNG) and docs.
+* lemp-ha.svg: the same boxes, lines and labels;
 
-Machine names and addresses come from the topology; what each role runs is
-described here (ROLE_LINES). Usage: python3 docs/architecture/diagram.py
+then the SVG is rendered to lemp-ha.png by headless Chromium, and the SVG's
+sha256 is stored in the PNG (tEXt chunk ``lemp-ha:svg-sha256``) and in the
+.drawio (attribute ``svgSha256``): tests/unit/test_architecture_diagram.py
+checks the PNG against the SVG without comparing pixels.
+
+Usage: python3 docs/architecture/diagram.py [--out DIR] [--topology FILE]
+       [--roles FILE] [--ports FILE] [--no-png]
 """
 
-import ipaddress
+import argparse
+import hashlib
+import importlib.util
 import math
-import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
 import xml.etree.ElementTree as ET
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
-TOPOLOGY = HERE.parent.parent / "pillar" / "topology.yaml"
-DRAWIO_OUT = HERE / "lemp-ha.drawio"
-SVG_OUT = HERE / "lemp-ha.svg"
+REPO = HERE.parent.parent
+TOPOLOGY = REPO / "pillar" / "topology.yaml"
+ROLES = REPO / "pillar" / "roles.yaml"
+PORTS = REPO / "pillar" / "ports.yaml"
+COMMON_SLS = REPO / "salt" / "common" / "init.sls"
+DRAWIO_NAME, SVG_NAME, PNG_NAME = "lemp-ha.drawio", "lemp-ha.svg", "lemp-ha.png"
+PNG_HASH_KEY = "lemp-ha:svg-sha256"
+REGENERATE = "python3 docs/architecture/diagram.py"
 
 TITLE = "lemp-ha — no single point of failure"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 FONT_SIZE = 12
 LINE_HEIGHT = 15
 
+# What a box says for each state a role applies (pillar/roles.yaml) and each
+# state `common` includes (salt/common/init.sls). Short: one line each.
+STATE_LABELS = {
+    # common: every machine
+    "common.package": "base packages",
+    "common.hosts": "/etc/hosts",
+    "common.time": "chrony (VMs, bare metal)",
+    "common.ssh": "SSH, keys only",
+    "common.updates": "security updates (orch.patch)",
+    "zabbix.agent": "Zabbix agent 2 (PSK)",
+    "rsyslog": "logs → mon1 (RELP)",
+    "firewall": "nftables firewall (pillar/ports.yaml)",
+    # master
+    "master": "Salt master · pillar (GPG secrets) · reactor",
+    "zabbix.watchdog": "watchdog: mails ops when mon1 stops",
+    "zabbix.sender": "zabbix_sender: scaling decisions",
+    # lb
+    "haproxy": "HAProxy: TLS, web backend, endpoints",
+    "keepalived": "keepalived: both VIPs (VRRP)",
+    "redis.sentinel": "Redis Sentinel",
+    # web, web_pool
+    "phpfpm": "PHP-FPM 8.2",
+    "nginx": "nginx (HTTPS behind HAProxy)",
+    "redis": "Redis: PHP sessions (master/replica)",
+    "glusterfs": "GlusterFS brick: uploads",
+    "glusterfs.client": "GlusterFS client: uploads",
+    "webapp": "the app: releases/<version>",
+    # db, arbitrator, backup
+    "galera": "MariaDB 10.11 Galera (TLS, binlogs)",
+    "galera.backup_source": "backup source (ssh forced command)",
+    "garbd": "garbd: Galera arbitrator",
+    "glusterfs.arbiter": "GlusterFS arbiter brick",
+    "backup": "backup store: snapshots, binlog archive",
+    # monitor
+    "openldap": "OpenLDAP (lab directory)",
+    "zabbix.server": "Zabbix 6.0 server · web UI · alerts",
+    "rsyslog.server": "rsyslog: every machine's logs",
+}
+
 # Colours per tier: (fill of the container body, header/stroke colour, header fill).
 PALETTE = {
     "users": ("#f5f5f5", "#666666", "#f5f5f5"),
+    "staff": ("#f5f5f5", "#666666", "#f5f5f5"),
     "lb": ("#eef4fc", "#6c8ebf", "#dae8fc"),
     "web": ("#eef6ec", "#82b366", "#d5e8d4"),
     "db": ("#fff5ea", "#d79b00", "#ffe6cc"),
     "mgmt": ("#f6f0f8", "#9673a6", "#e1d5e7"),
     "vip": ("#fff2cc", "#d6b656", "#fff2cc"),
+    "zones": ("#fbfbfb", "#b85450", "#fbfbfb"),
     "legend": ("#ffffff", "#999999", "#ffffff"),
 }
 
-# Edge kinds: colour, width, dash pattern (None = solid).
+# Edge kinds: colour, width, dash pattern (None = solid), legend text.
 EDGE_KINDS = {
-    "user": ("#222222", 2.0, None),
-    "mgmt": ("#7b5a92", 1.5, "8 5"),
-    "repl": ("#b46504", 2.0, "2 4"),
-}
-
-# What each role runs (the topology only says which roles a machine has).
-ROLE_LINES = {
-    "lb": ["HAProxy 2.6 · keepalived · Sentinel"],
-    "web": ["nginx · PHP-FPM 8.2 (opcache)", "Redis · Sentinel"],
-    "db": ["MariaDB 10.11 Galera", "wsrep TLS · SST mariabackup",
-           "binlogs (PITR) · health :9200"],
-    "arbitrator": ["garbd — Galera arbitrator"],
-    "backup": ["backup store (off the DB machines):",
-               "mariabackup snapshots + binlog copies"],
-    "master": ["Salt master: states · pillar (GPG-encrypted secrets)",
-               "event bus + reactor: new web minion → enrolled in HAProxy",
-               "salt-run state.orchestrate orch.site"],
-    "monitor": ["Zabbix 6.0 server · web UI · alerts",
-                "Zabbix agent on every machine"],
+    "user": ("#222222", 2.0, None, "requests (app traffic)"),
+    "mgmt": ("#7b5a92", 1.5, "8 5", "management / monitoring"),
+    "repl": ("#b46504", 2.0, "2 4", "Galera replication"),
+    "backup": ("#10739e", 2.0, "10 3 2 3", "backups (arb1 pulls)"),
+    "react": ("#ae4132", 2.0, "4 3", "events → reactor → orchestration"),
 }
 
 # Geometry.
-TOP = 100            # y of the tier containers
+TOP = 124            # y of the tier containers (room above for the endpoint edges)
 HEADER = 30          # swimlane header height
 PAD = 20             # inner padding of containers
-TIER_W = {"lb": 320, "web": 400, "db": 340}
-TIER_X = {"lb": 270, "web": 720, "db": 1190}
-MGMT_GAP = 70        # between the tiers and the management row
-CANVAS_W = 1560
+LEFT_X, LEFT_W = 20, 270
+TIER_X = {"lb": 320, "web": 770, "db": 1230}
+TIER_W = {"lb": 320, "web": 390, "db": 370}
+MGMT_GAP = 96        # between the tiers and the management row
+CANVAS_W = 1630
+
+
+class DiagramError(ValueError):
+    """The inputs cannot be drawn; the message names the file and the fix."""
 
 
 # ----------------------------------------------------------------- model ---
@@ -87,7 +149,7 @@ class Box:
     kind: str                 # palette key
     parent: str = "1"         # drawio parent id (containers: their own id)
     container: bool = False   # swimlane with a header
-    dashed: bool = False      # optional / autoscaled
+    dashed: bool = False      # the scaling pool
     align: str = "center"
     text_only: bool = False
     font_size: int = FONT_SIZE
@@ -108,6 +170,7 @@ class Edge:
     dst_point: tuple = None
     points: list = field(default_factory=list)
     label: list = field(default_factory=list)
+    label_at: float = 0.5             # where the label sits, as a fraction of the path
     arrow_end: bool = True
     arrow_start: bool = False
 
@@ -136,31 +199,108 @@ class Diagram:
         return [start, *edge.points, end]
 
 
-# -------------------------------------------------------------- topology ---
+# ---------------------------------------------------------------- inputs ---
 
-def load_topology(path=TOPOLOGY):
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def machines_with(topology, *roles):
-    """[(name, address, roles)] of the machines having any of roles, in file order."""
-    return [(name, m["address"], m["roles"])
-            for name, m in topology["machines"].items() if set(roles) & set(m["roles"])]
-
-
-def next_machine(name, address):
-    """The placeholder after the last one: web2/10.77.0.22 -> web3/10.77.0.23."""
-    match = re.fullmatch(r"(.*?)(\d+)", name)
-    prefix, number = (match.group(1), int(match.group(2))) if match else (name, 1)
-    return f"{prefix}{number + 1}", str(ipaddress.ip_address(address) + 1)
+def _module(name):
+    """_modules/<name>.py, the validator every reader of the topology uses."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "_modules" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
-def machine_lines(name, address, roles):
-    lines = [f"**{name} · {address}"]
-    for role in roles:
-        lines += ROLE_LINES.get(role, [role])
-    return lines
+def read_yaml(path):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def common_states(path=COMMON_SLS):
+    """The sls that `common` includes (salt/common/init.sls: plain YAML)."""
+    included = (read_yaml(path) or {}).get("include")
+    if not isinstance(included, list) or not included:
+        raise DiagramError(f"{path}: expected a list under `include:` (the states every machine applies)")
+    return included
+
+
+@dataclass
+class Inputs:
+    topology: dict             # the derived topology (lemp_topology.validate)
+    common: list               # the states `common` includes
+    ports: list                # the port matrix (lemp_firewall.port_matrix)
+    admin: list                # the admin networks
+
+
+def load_inputs(topology=TOPOLOGY, roles=ROLES, ports=PORTS, common=COMMON_SLS):
+    lemp_topology, lemp_firewall = _module("lemp_topology"), _module("lemp_firewall")
+    derived = lemp_topology.validate(read_yaml(topology), read_yaml(roles))
+    services = lemp_firewall.check_services(read_yaml(ports), derived)
+    return Inputs(derived, common_states(common), lemp_firewall.port_matrix(derived, services),
+                  lemp_firewall.admin_networks(derived))
+
+
+def label(state, where):
+    if state not in STATE_LABELS:
+        raise DiagramError(
+            f"diagram: {where} applies state {state!r}, which has no label: add it to STATE_LABELS in "
+            f"docs/architecture/diagram.py, then run {REGENERATE}")
+    return STATE_LABELS[state]
+
+
+def state_lines(states):
+    """The labels of a machine's states, `common` left out (drawn once)."""
+    return [label(s, "a role of pillar/roles.yaml") for s in states if s != "common"]
+
+
+def common_lines(inputs):
+    return [label(s, "salt/common/init.sls (every machine)") for s in inputs.common]
+
+
+def members(inputs, *roles):
+    """[(name, machine)] of the machines having any of roles, in topology order."""
+    return [(name, m) for name, m in inputs.topology["machines"].items() if set(roles) & set(m["roles"])]
+
+
+def members_roles(inputs, name):
+    return inputs.topology["machines"][name]["roles"]
+
+
+def machine_lines(name, machine):
+    return [f"**{name} · {machine['address']} · {', '.join(machine['roles'])}", *state_lines(machine["states"])]
+
+
+def ports_text(rows):
+    """':80, :443' of matrix rows, in order, once each."""
+    seen = []
+    for row in rows:
+        for port in row["ports"] or [row["proto"]]:
+            if port not in seen:
+                seen.append(port)
+    return ", ".join(p if p in ("vrrp",) else f":{p}" for p in seen)
+
+
+def zone_of(row):
+    if row["sources"] is None:
+        return "public"
+    return "admin" if "admin" in row["from"] else "internal"
+
+
+def services_by_zone(inputs):
+    zones = {"public": [], "admin": [], "internal": []}
+    for row in inputs.ports:
+        zones[zone_of(row)].append(row)
+    return zones
+
+
+def zone_service_lines(rows):
+    """'lb: haproxy-stats :8404' lines, a service served by several groups once."""
+    merged = {}
+    for row in rows:
+        key = (row["service"], tuple(row["ports"]))
+        merged.setdefault(key, []).append(row)
+    return [f"· {' + '.join(r['group'] for r in group)}: {key[0]} {ports_text(group)}"
+            for key, group in merged.items()]
 
 
 # ---------------------------------------------------------------- layout ---
@@ -181,63 +321,88 @@ def stack(diagram, tier, items, gap):
     return y - gap
 
 
-def add_title(diagram, topology):
-    net = topology["network"]
+def add_title(diagram, inputs):
+    net = inputs.topology["network"]
     diagram.add(Box("title", 20, 14, 700, 30, [TITLE], "legend",
                     text_only=True, align="left", font_size=24))
-    diagram.add(Box("subtitle", 20, 48, 900, 18,
-                    [f"network {net['subnet']} · domain {net['domain']} · "
-                     "machines and addresses from pillar/topology.yaml"],
+    diagram.add(Box("subtitle", 20, 48, 1200, 18,
+                    [f"network {net['subnet']} · domain {net['domain']} · machines: pillar/topology.yaml · "
+                     "what each runs: the states of pillar/roles.yaml · zones: pillar/ports.yaml"],
                     "legend", text_only=True, align="left", font_size=12))
 
 
-def layout_lb_tier(diagram, topology):
-    vip = topology["network"]["vip"]
-    lbs = machines_with(topology, "lb")
-    items = [("vip", [f"**VIP {vip}", "keepalived VRRPv3 · advert 0.1 s",
-                      "held by " + " / ".join(n for n, _, _ in lbs)], "vip", {})]
-    items += [(name, machine_lines(name, addr, roles), "lb", {})
-              for name, addr, roles in lbs]
-    items.append(("haproxy", [
-        "**HAProxy 2.6 listeners (on the VIP)",
-        ":443 HTTPS — TLS termination (h2)",
-        ":80 → 301 redirect to HTTPS",
-        "web backend: health check /healthz,",
-        "option redispatch · retry-on",
-        ":3306 TCP — single-writer DB,",
-        "Galera health check on :9200",
-        ":6379 TCP — Redis master (sessions)",
-        ":8404 stats — admin subnet only",
-    ], "lb", {"align": "left"}))
-    return stack(diagram, "lb", items, gap=12)
+def endpoint_lines(inputs, to):
+    """'http :80 · https :443' and who may reach them, for the services on a VIP
+    (pillar/ports.yaml `to`), those with the same sources on one line."""
+    groups = {}
+    for row in inputs.ports:
+        if row["to"] == to:
+            sources = "anyone" if row["sources"] is None else ", ".join(row["from"])
+            groups.setdefault(sources, []).append(f"{row['service']} {ports_text([row])}")
+    return [line for sources, services in groups.items() for line in (" · ".join(services), f"from {sources}")]
 
 
-def layout_web_tier(diagram, topology):
-    webs = machines_with(topology, "web")
-    extra_name, extra_addr = next_machine(*webs[-1][:2])
-    sentinels = [name for name, _, _ in machines_with(topology, "web", "lb")]
-    items = [(name, machine_lines(name, addr, roles), "web", {}) for name, addr, roles in webs]
-    items.append(("web_extra", [f"**{extra_name}… · {extra_addr}…",
-                                "autoscaled, enrolled by the Salt reactor"],
-                  "web", {"dashed": True}))
-    items.append(("app", ["**app: /srv/www/app/releases/<version>",
-                          "current → symlink to the live release",
-                          "PHP → VIP :3306 (SQL) · VIP :6379 (sessions)"], "web", {}))
-    items.append(("redis", ["**Redis + Sentinel — PHP sessions",
-                            f"master starts on {webs[0][0]}, replicas on the others",
-                            f"{len(sentinels)} sentinels: {', '.join(sentinels)}"], "web", {}))
-    items.append(("gluster", ["**GlusterFS replica — uploads (optional)",
-                              "bricks on " + ", ".join(n for n, _, _ in webs)],
-                  "web", {"dashed": True}))
-    return stack(diagram, "web", items, gap=10)
+def layout_lb_tier(diagram, inputs):
+    net = inputs.topology["network"]
+    lbs = members(inputs, "lb")
+    holders = " / ".join(name for name, _ in lbs)
+    items = [("vip", [f"**public VIP {net['vip']}", f"held by {holders} (keepalived)",
+                      *endpoint_lines(inputs, "vip")], "vip", {})]
+    items += [(name, machine_lines(name, m), "lb", {}) for name, m in lbs]
+    items.append(("internal_vip", [f"**internal VIP {net['internal_vip']}", "internal endpoints (HAProxy)",
+                                   *endpoint_lines(inputs, "internal_vip")], "vip", {}))
+    return stack(diagram, "lb", items, gap=14)
 
 
-def layout_db_tier(diagram, topology):
-    items = [(name, machine_lines(name, addr, roles), "db", {})
-             for name, addr, roles in machines_with(topology, "db")]
-    items += [(name, machine_lines(name, addr, roles), "db", {})
-              for name, addr, roles in machines_with(topology, "arbitrator", "backup")]
-    return stack(diagram, "db", items, gap=62)
+def pool_lines(inputs):
+    pool = inputs.topology["pool_machines"]
+    if not pool:
+        return []
+    names, entries = list(pool), list(pool.values())
+    web = inputs.topology["scaling"]["web"]
+    span = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
+    addresses = entries[0]["address"] if len(entries) == 1 else f"{entries[0]['address']} … {entries[-1]['address']}"
+    return [f"**scaling pool · web_pool: {span}", f"{addresses} · {web['min']} to {web['max']} web machines",
+            *state_lines(entries[0]["states"])]
+
+
+def layout_web_tier(diagram, inputs):
+    items = [(name, machine_lines(name, m), "web", {}) for name, m in members(inputs, "web")]
+    if inputs.topology["pool_machines"]:
+        items.append(("pool", pool_lines(inputs), "web", {"dashed": True}))
+    return stack(diagram, "web", items, gap=14)
+
+
+def layout_db_tier(diagram, inputs):
+    items = [(name, machine_lines(name, m), "db", {}) for name, m in members(inputs, "db")]
+    items += [(name, machine_lines(name, m), "db", {})
+              for name, m in members(inputs, "arbitrator", "backup") if (name, m) not in members(inputs, "db")]
+    return stack(diagram, "db", items, gap=50)
+
+
+def zone_lines(inputs):
+    zones = services_by_zone(inputs)
+    internal = zones["internal"]
+    return ["**Firewall zones (pillar/ports.yaml)",
+            "**public: anyone",
+            *zone_service_lines(zones["public"]),
+            f"**admin: {', '.join(inputs.admin)}",
+            "· every machine: ssh :22",
+            *zone_service_lines(zones["admin"]),
+            "**internal: the platform's machines",
+            f"· {len(internal)} services, each open only to",
+            "  the roles that use them",
+            "  (the matrix: docs/security.md)"]
+
+
+def add_left_column(diagram, inputs):
+    vip = diagram.boxes["vip"]
+    diagram.add(Box("users", LEFT_X, vip.y, 130, 58, ["**Users", "browsers, API", "(public zone)"], "users"))
+    lines = zone_lines(inputs)
+    top = vip.y + vip.h + 40
+    diagram.add(Box("zones", LEFT_X, top, LEFT_W, len(lines) * 14 + 16, lines, "zones",
+                    align="left", font_size=11))
+    return top + len(lines) * 14 + 16
 
 
 def add_tier_containers(diagram, bottom):
@@ -249,46 +414,48 @@ def add_tier_containers(diagram, bottom):
     diagram.boxes = {**containers, **diagram.boxes}
 
 
-def layout_mgmt_row(diagram, topology, top):
+def layout_mgmt_row(diagram, inputs, top):
+    """Monitoring under the load balancers, the Salt master under web and db; staff on the left."""
     x0, x1 = TIER_X["lb"], TIER_X["db"] + TIER_W["db"]
-    names = [m for role in ("master", "monitor") for m in machines_with(topology, role)]
-    h = max(box_height(machine_lines(*m)) for m in names)
+    monitors, masters = members(inputs, "monitor"), members(inputs, "master")
+    lines = {name: machine_lines(name, m) for name, m in monitors + masters}
+    h = max(box_height(v) for v in lines.values())
+    y = top + HEADER + PAD - 5
     diagram.add(Box("tier_mgmt", x0, top, x1 - x0, HEADER + PAD + h + PAD - 5,
                     ["Management & monitoring"], "mgmt", container=True))
-    w = (x1 - x0 - PAD * (len(names) + 1)) / len(names)
-    for i, (name, addr, roles) in enumerate(names):
-        diagram.add(Box(name, x0 + PAD + i * (w + PAD), top + HEADER + PAD - 5, w, h,
-                        machine_lines(name, addr, roles), "mgmt",
-                        parent="tier_mgmt", align="left"))
+    spans = [(monitors, TIER_X["lb"] + PAD, TIER_X["lb"] + TIER_W["lb"] - PAD),
+             (masters, TIER_X["web"] + PAD, x1 - PAD)]
+    for group, left, right in spans:
+        w = (right - left - PAD * (len(group) - 1)) / max(len(group), 1)
+        for i, (name, _) in enumerate(group):
+            diagram.add(Box(name, left + i * (w + PAD), y, w, h, lines[name], "mgmt",
+                            parent="tier_mgmt", align="left"))
+    if monitors:
+        diagram.add(Box("staff", LEFT_X, y, 190, h, ["**Staff / ops", "(admin zone)", "sign in with LDAP",
+                                                    "get mail and webhook alerts"], "staff"))
     return top + HEADER + PAD + h + PAD - 5
 
 
-def add_users(diagram):
-    vip = diagram.boxes["vip"]
-    diagram.add(Box("users", 20, vip.y, 130, vip.h,
-                    ["**Users / clients", "browsers, API"], "users"))
-
-
-def add_legend(diagram):
-    x, y, w = 20, 430, 230
-    diagram.add(Box("legend", x, y, w, 190, [], "legend"))
-    rows = [("user", "user traffic"), ("mgmt", "management / monitoring"),
-            ("repl", "replication")]
-    diagram.add(Box("legend_title", x + 10, y + 8, w - 20, 18, ["**Legend"], "legend",
+def add_legend(diagram, inputs, top):
+    """One strip: the edge kinds, the dashed box, and what every machine runs."""
+    h = 62
+    diagram.add(Box("legend", LEFT_X, top, CANVAS_W - 2 * LEFT_X, h, [], "legend"))
+    x, y = LEFT_X + 12, top + 18
+    for kind, (_, _, _, text) in EDGE_KINDS.items():
+        diagram.connect(kind=kind, src_point=(x, y), dst_point=(x + 40, y), arrow_end=True)
+        w = len(text) * 6.6 + 20
+        diagram.add(Box(f"legend_{kind}", x + 48, y - 9, w, 18, [text], "legend", text_only=True, align="left"))
+        x += 48 + w + 14
+    diagram.add(Box("legend_dashed", x, y - 10, 36, 20, [], "legend", dashed=True))
+    diagram.add(Box("legend_dashed_text", x + 44, y - 9, 200, 18, ["scaling pool (autoscaled)"], "legend",
                     text_only=True, align="left"))
-    for i, (kind, text) in enumerate(rows):
-        ly = y + 44 + i * 26
-        diagram.connect(kind=kind, src_point=(x + 12, ly), dst_point=(x + 56, ly),
-                        arrow_end=(kind == "user"))
-        diagram.add(Box(f"legend_{kind}", x + 64, ly - 9, w - 70, 18, [text], "legend",
-                        text_only=True, align="left"))
-    diagram.add(Box("legend_dashed", x + 12, y + 124, 44, 26, [], "legend", dashed=True))
-    diagram.add(Box("legend_dashed_text", x + 64, y + 128, w - 70, 18,
-                    ["optional / autoscaled"], "legend", text_only=True, align="left"))
-    diagram.add(Box("legend_note", x + 10, y + 156, w - 20, 30,
-                    ["Salt minion + Zabbix agent", "on every machine"], "legend",
-                    text_only=True, align="left", font_size=11))
+    diagram.add(Box("legend_common", LEFT_X + 12, top + 34, CANVAS_W - 2 * LEFT_X - 24, 20,
+                    ["every machine (state common): " + " · ".join(common_lines(inputs))], "legend",
+                    text_only=True, align="left"))
+    return top + h
 
+
+# ----------------------------------------------------------------- edges ---
 
 def overlap_y(a, b):
     """A y shared by two boxes side by side (middle of their overlap), else a's centre."""
@@ -296,83 +463,128 @@ def overlap_y(a, b):
     return (lo + hi) / 2 if hi > lo else a.y + a.h / 2
 
 
-def horizontal(diagram, src, dst, kind, label):
-    """A straight horizontal edge from src's right side to dst's left side."""
+def horizontal(diagram, src, dst, kind, label, y=None, **kw):
+    """A straight horizontal edge from src's right side to dst's left side (or back)."""
     a, b = diagram.boxes[src], diagram.boxes[dst]
-    y = overlap_y(a, b)
-    return diagram.connect(kind=kind, src=src, dst=dst, exit=(1, (y - a.y) / a.h),
-                           entry=(0, (y - b.y) / b.h), label=label)
+    y = overlap_y(a, b) if y is None else y
+    left_to_right = a.x < b.x
+    return diagram.connect(kind=kind, src=src, dst=dst, exit=(1 if left_to_right else 0, (y - a.y) / a.h),
+                           entry=(0 if left_to_right else 1, (y - b.y) / b.h), label=label, **kw)
 
 
-def add_user_edges(diagram, topology):
+def add_request_edges(diagram, inputs):
     horizontal(diagram, "users", "vip", "user", ["HTTPS :443", "(:80 → 301)"])
-    webs = [n for n, _, _ in machines_with(topology, "web")] + ["web_extra"]
+    webs = [name for name, _ in members(inputs, "web")] + (["pool"] if "pool" in diagram.boxes else [])
     for i, name in enumerate(webs):
-        diagram.connect(kind="user", src="haproxy", dst=name, exit=(1, 0.12), entry=(0, 0.5),
-                        label=["HTTPS :443 (verified)", "check /healthz"] if i == 0 else [])
-    app, hap = diagram.boxes["app"], diagram.boxes["haproxy"]
-    y = app.y + app.h * 0.75
-    diagram.connect(kind="user", src="app", dst="haproxy", exit=(0, 0.75),
-                    entry=(1, (y - hap.y) / hap.h), label=["SQL :3306", "Redis :6379"])
-    diagram.connect(kind="user", src="haproxy", dst="redis", exit=(1, 0.88),
-                    entry=(0, 0.5), label=["→ role:master"])
-    add_db_endpoint_edge(diagram, topology)
+        diagram.connect(kind="user", src="vip", dst=name, exit=(1, 0.3), entry=(0, 0.15),
+                        label=["HTTPS :443", "check /healthz"] if i == 0 else [], label_at=0.45)
+    # The app reaches the database and its sessions through the internal VIP.
+    tier, ivip = diagram.boxes["tier_web"], diagram.boxes["internal_vip"]
+    y = ivip.y + ivip.h * 0.5
+    diagram.connect(kind="user", src="tier_web", dst="internal_vip", exit=(0, (y - tier.y) / tier.h),
+                    entry=(1, 0.5), label=["app: SQL :3306", "sessions :6379"])
+    lb, web, db = diagram.boxes["tier_lb"], diagram.boxes["tier_web"], diagram.boxes["tier_db"]
+    dbs = [name for name, _ in members(inputs, "db")]
+    if dbs:
+        sx, dx, y = lb.x + lb.w * 0.55, db.x + db.w * 0.5, TOP - 30
+        diagram.connect(kind="user", src="tier_lb", dst="tier_db", exit=(0.55, 0), entry=(0.5, 0),
+                        points=[(sx, y), (dx, y)], label_at=0.6,
+                        label=[f"int. VIP :3306 → {dbs[0]} (writer)"
+                               + (f", {', '.join(dbs[1:])} backup" if dbs[1:] else "") + " · check :9200"])
+    if members(inputs, "web") and any("redis" in m["states"] for _, m in members(inputs, "web")):
+        sx, dx, y = lb.x + lb.w * 0.85, web.x + web.w * 0.3, TOP - 12
+        diagram.connect(kind="user", src="tier_lb", dst="tier_web", exit=(0.85, 0), entry=(0.3, 0),
+                        points=[(sx, y), (dx, y)], label=["int. VIP :6379 → Redis master"])
 
 
-def add_db_endpoint_edge(diagram, topology):
-    """HAProxy :3306 to the DB tier, over the top of the web tier."""
-    lb, db = diagram.boxes["tier_lb"], diagram.boxes["tier_db"]
-    first, *others = [n for n, _, _ in machines_with(topology, "db")]
-    sx, dx, y = lb.x + lb.w * 0.8, db.x + db.w * 0.5, TOP - 26
-    diagram.connect(kind="user", src="tier_lb", dst="tier_db", exit=(0.8, 0), entry=(0.5, 0),
-                    points=[(sx, y), (dx, y)],
-                    label=[f"TCP :3306 → {first} (writer)"
-                           + (f", {', '.join(others)} backup" if others else "")
-                           + " · check :9200"])
+def add_database_edges(diagram, inputs):
+    dbs = [name for name, _ in members(inputs, "db")]
+    garbd = [m["name"] for m in inputs.topology["garbd"]]
+    for a, b in zip(dbs, dbs[1:]):
+        diagram.connect(kind="repl", src=a, dst=b, exit=(0.35, 1), entry=(0.35, 0),
+                        label=["Galera wsrep (TLS)", "IST / SST"], arrow_start=True)
+    if dbs and garbd:
+        diagram.connect(kind="repl", src=dbs[-1], dst=garbd[0], exit=(0.35, 1), entry=(0.35, 0),
+                        label=["garbd votes"], arrow_start=True)
+    stores = [name for name, m in members(inputs, "backup") if "backup" in m["states"]]
+    sources = [name for name, m in members(inputs, "db") if "galera.backup_source" in m["states"]]
+    if stores and sources:
+        # arb1 pulls a backup from the writer over ssh, and the binlogs through the
+        # internal VIP: one bracket on the right of the data nodes.
+        store = diagram.boxes[stores[0]]
+        x = store.x + store.w * 0.8
+        for i, name in enumerate(sources):
+            box = diagram.boxes[name]
+            last = i == len(sources) - 1
+            diagram.connect(kind="backup", src=name, dst=stores[0], exit=(0.8, 1), entry=(0.8, 0),
+                            points=[] if last else [(x, box.y + box.h + 25), (box.x + box.w + 8, box.y + box.h + 25),
+                                                    (box.x + box.w + 8, store.y - 25), (x, store.y - 25)],
+                            label=["backups: ssh :22", "binlogs: int. VIP"] if last else [],
+                            arrow_end=last)
 
 
-def add_replication_edges(diagram, topology):
-    dbs = [n for n, _, _ in machines_with(topology, "db")]
-    arbs = [n for n, _, _ in machines_with(topology, "arbitrator", "backup")]
-    chain = dbs + arbs
-    for a, b in zip(chain, chain[1:]):
-        label = ["wsrep (garbd votes)", "backups: snapshots + binlogs"] if b in arbs \
-            else ["Galera wsrep (TLS)", "IST / SST: mariabackup"]
-        diagram.connect(kind="repl", src=a, dst=b, exit=(0.5, 1), entry=(0.5, 0),
-                        label=label, arrow_start=True)
-
-
-def add_management_bus(diagram, mgmt_top):
-    """One dashed bus between the tiers and the management row instead of 9+ edges."""
-    y = mgmt_top - MGMT_GAP / 2
+def add_management_bus(diagram, inputs, mgmt_top):
+    """One dashed bus between the tiers and the management row instead of an edge per machine."""
+    y = mgmt_top - 30
     x0, x1 = TIER_X["lb"] + 10, TIER_X["db"] + TIER_W["db"] - 10
-    diagram.connect(kind="mgmt", src_point=(x0, y), dst_point=(x1, y), arrow_end=False,
-                    label=["Salt (ZeroMQ 4505/4506) · Zabbix agent (10050) — every machine"])
-    for tier in ("tier_lb", "tier_web", "tier_db"):
+    diagram.connect(kind="mgmt", src_point=(x0, y), dst_point=(x1, y), arrow_end=False, label_at=0.78,
+                    label=["every machine: Salt → salt1 :4505-4506", "Zabbix :10050/:10051, logs :2514 ↔ mon1"])
+    # Where the bus meets each tier and each management machine: clear of the
+    # reactor's edges (add_reactor_edges) and of the bus's label.
+    for tier, at in (("tier_lb", 0.5), ("tier_web", 0.3), ("tier_db", 0.7)):
         box = diagram.boxes[tier]
-        diagram.connect(kind="mgmt", src_point=(box.x + box.w * 0.5, y), dst=tier,
-                        entry=(0.5, 1))
-    for name in (b.id for b in diagram.boxes.values() if b.parent == "tier_mgmt"):
+        diagram.connect(kind="mgmt", src_point=(box.x + box.w * at, y), dst=tier, entry=(at, 1))
+    for name in (b.id for b in list(diagram.boxes.values()) if b.parent == "tier_mgmt"):
         box = diagram.boxes[name]
-        diagram.connect(kind="mgmt", src=name, exit=(0.5, 0),
-                        dst_point=(box.x + box.w * 0.5, y), arrow_end=False)
+        at = 0.3 if "master" in members_roles(inputs, name) else 0.15
+        diagram.connect(kind="mgmt", src=name, exit=(at, 0), dst_point=(box.x + box.w * at, y),
+                        arrow_end=False)
 
 
-def build(topology):
+def add_staff_edges(diagram, inputs):
+    monitors = [name for name, m in members(inputs, "monitor") if "zabbix.server" in m["states"]]
+    if not monitors or "staff" not in diagram.boxes:
+        return
+    mon = diagram.boxes[monitors[0]]
+    horizontal(diagram, "staff", monitors[0], "mgmt", ["Zabbix UI :443"], y=mon.y + mon.h * 0.3)
+    horizontal(diagram, monitors[0], "staff", "mgmt", ["mail · webhook"], y=mon.y + mon.h * 0.7)
+
+
+def add_reactor_edges(diagram, inputs):
+    """The events the master's reactor turns into orchestrations (reactor/*.sls)."""
+    masters = [name for name, m in members(inputs, "master") if "master" in m["states"]]
+    if not masters or "pool" not in diagram.boxes:
+        return
+    master, pool, lb = diagram.boxes[masters[0]], diagram.boxes["pool"], diagram.boxes["tier_lb"]
+    px = pool.x + pool.w * 0.55
+    diagram.connect(kind="react", src="pool", dst=masters[0], exit=(0.55, 1),
+                    entry=((px - master.x) / master.w, 0), arrow_start=True, label_at=0.3,
+                    label=["minion start → orch.enrol", "orch.scale_out / scale_in"])
+    # orch.enrol fills the new node's slot on both load balancers.
+    sx, y = master.x + master.w * 0.04, lb.y + lb.h + 22
+    diagram.connect(kind="react", src=masters[0], dst="tier_lb", exit=(0.04, 0), entry=(0.75, 1),
+                    points=[(sx, y), (lb.x + lb.w * 0.75, y)], label_at=0.5, label=["orch.enrol: HAProxy slot"])
+    monitors = [name for name, m in members(inputs, "monitor") if "zabbix.server" in m["states"]]
+    if monitors:
+        horizontal(diagram, monitors[0], masters[0], "react", ["scale request", "→ orch.autoscale"])
+
+
+def build(inputs):
     diagram = Diagram(CANVAS_W, 0)
-    add_title(diagram, topology)
-    bottom = max(layout_lb_tier(diagram, topology), layout_web_tier(diagram, topology),
-                 layout_db_tier(diagram, topology))
+    add_title(diagram, inputs)
+    bottom = max(layout_lb_tier(diagram, inputs), layout_web_tier(diagram, inputs),
+                 layout_db_tier(diagram, inputs))
+    bottom = max(bottom, add_left_column(diagram, inputs) - PAD)
     add_tier_containers(diagram, bottom)
     mgmt_top = bottom + PAD + MGMT_GAP
-    diagram.height = layout_mgmt_row(diagram, topology, mgmt_top) + 20
-    add_users(diagram)
-    add_legend(diagram)
-    add_user_edges(diagram, topology)
-    add_replication_edges(diagram, topology)
-    add_management_bus(diagram, mgmt_top)
+    legend_top = layout_mgmt_row(diagram, inputs, mgmt_top) + 20
+    diagram.height = add_legend(diagram, inputs, legend_top) + 20
+    add_request_edges(diagram, inputs)
+    add_database_edges(diagram, inputs)
+    add_management_bus(diagram, inputs, mgmt_top)
+    add_staff_edges(diagram, inputs)
+    add_reactor_edges(diagram, inputs)
     return diagram
-
 
 # ---------------------------------------------------------------- drawio ---
 
@@ -407,7 +619,7 @@ def box_style(box):
 
 
 def edge_style(edge):
-    colour, width, dash = EDGE_KINDS[edge.kind]
+    colour, width, dash, _ = EDGE_KINDS[edge.kind]
     style = (f"edgeStyle=none;rounded=0;html=1;strokeColor={colour};strokeWidth={width};"
              "fontFamily=Helvetica;fontSize=11;labelBackgroundColor=#ffffff;"
              f"endArrow={'block' if edge.arrow_end else 'none'};endFill=1;endSize=8;"
@@ -438,7 +650,10 @@ def drawio_edge(root, edge):
     if edge.dst:
         attrs["target"] = edge.dst
     cell = ET.SubElement(root, "mxCell", attrs)
+    # drawio places an edge's label at x in [-1, 1] along the edge (0: the middle).
     geometry = ET.SubElement(cell, "mxGeometry", relative="1", **{"as": "geometry"})
+    if edge.label and edge.label_at != 0.5:
+        geometry.set("x", fmt(edge.label_at * 2 - 1))
     if edge.src_point:
         ET.SubElement(geometry, "mxPoint", x=fmt(edge.src_point[0]), y=fmt(edge.src_point[1]),
                       **{"as": "sourcePoint"})
@@ -451,8 +666,10 @@ def drawio_edge(root, edge):
             ET.SubElement(array, "mxPoint", x=fmt(x), y=fmt(y))
 
 
-def to_drawio(diagram):
-    mxfile = ET.Element("mxfile", host="lemp-ha docs/architecture/diagram.py", type="device")
+def to_drawio(diagram, svg_sha256):
+    """The drawio file; it names the SVG it was written with (its sha256)."""
+    mxfile = ET.Element("mxfile", host="lemp-ha docs/architecture/diagram.py", type="device",
+                        svgSha256=svg_sha256)
     page = ET.SubElement(mxfile, "diagram", id="lemp-ha", name="lemp-ha")
     model = ET.SubElement(page, "mxGraphModel", dx="1400", dy="900", grid="1", gridSize="10",
                           guides="1", tooltips="1", connect="1", arrows="1", fold="1",
@@ -524,11 +741,11 @@ def arrow_head(tip, previous, colour):
     return {"points": " ".join(f"{fmt(a)},{fmt(b)}" for a, b in pts), "fill": colour}
 
 
-def midpoint(path):
-    """The point halfway along a polyline (where drawio puts an edge's label)."""
+def point_along(path, fraction=0.5):
+    """The point at fraction of a polyline's length (where drawio puts an edge's label)."""
     segments = list(zip(path, path[1:]))
     lengths = [math.dist(a, b) for a, b in segments]
-    remaining = sum(lengths) / 2
+    remaining = sum(lengths) * fraction
     for (a, b), length in zip(segments, lengths):
         if remaining <= length and length:
             t = remaining / length
@@ -538,7 +755,7 @@ def midpoint(path):
 
 
 def svg_edge(svg, labels, diagram, edge):
-    colour, width, dash = EDGE_KINDS[edge.kind]
+    colour, width, dash, _ = EDGE_KINDS[edge.kind]
     path = diagram.path(edge)
     attrs = {"fill": "none", "stroke": colour, "stroke-width": str(width)}
     if dash:
@@ -551,7 +768,7 @@ def svg_edge(svg, labels, diagram, edge):
     if edge.arrow_start:
         ET.SubElement(group, "polygon", arrow_head(path[0], path[1], colour))
     if edge.label:
-        x, y = midpoint(path)
+        x, y = point_along(path, edge.label_at)
         w = max(len(line) for line in edge.label) * 6.3 + 8
         h = len(edge.label) * LINE_HEIGHT + 2
         ET.SubElement(labels, "rect", x=fmt(x - w / 2), y=fmt(y - h / 2), width=fmt(w),
@@ -576,13 +793,92 @@ def to_svg(diagram):
     return ET.tostring(svg, encoding="unicode") + "\n"
 
 
-def main():
-    diagram = build(load_topology())
-    DRAWIO_OUT.write_text(to_drawio(diagram), encoding="utf-8")
-    SVG_OUT.write_text(to_svg(diagram), encoding="utf-8")
-    print(f"wrote {DRAWIO_OUT.name} and {SVG_OUT.name} "
-          f"({len(diagram.boxes)} boxes, {len(diagram.edges)} edges)")
+# ------------------------------------------------------------------- png ---
+
+def sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def png_chunks(data):
+    """[(type, body)] of a PNG file."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise DiagramError("not a PNG file")
+    chunks, at = [], 8
+    while at < len(data):
+        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        chunks.append((kind, data[at + 8:at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def png_bytes(chunks):
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, body in chunks:
+        out += struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return out
+
+
+def png_text(data):
+    """{keyword: text} of a PNG's tEXt chunks."""
+    return dict(body.decode("latin-1").split("\0", 1) for kind, body in png_chunks(data) if kind == b"tEXt")
+
+
+def with_png_text(data, key, value):
+    """The PNG with one tEXt chunk key=value (after IHDR), replacing any other of that key."""
+    chunks = [(k, b) for k, b in png_chunks(data) if not (k == b"tEXt" and b.split(b"\0", 1)[0] == key.encode())]
+    chunks.insert(1, (b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")))
+    return png_bytes(chunks)
+
+
+def render_png(svg_path, png_path, width, height, svg_sha256):
+    """The SVG rendered at 2x by headless Chromium, stamped with the SVG's sha256."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not chromium:
+        raise DiagramError("diagram: the PNG needs Chromium (Debian package chromium); "
+                           "or run with --no-png and render the SVG with another tool")
+    with tempfile.TemporaryDirectory(prefix="lemp-ha-diagram-") as tmp:
+        shot = Path(tmp) / "shot.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={tmp}/profile", "--force-device-scale-factor=2",
+                        f"--window-size={math.ceil(width)},{math.ceil(height)}",
+                        f"--screenshot={shot}", Path(svg_path).resolve().as_uri()],
+                       check=True, capture_output=True, timeout=120)
+        png_path.write_bytes(with_png_text(shot.read_bytes(), PNG_HASH_KEY, svg_sha256))
+
+
+# ------------------------------------------------------------------ main ---
+
+def generate(out=HERE, png=True, **paths):
+    """Write the drawio and the SVG (and the PNG) to out; return the diagram."""
+    diagram = build(load_inputs(**paths))
+    out = Path(out)
+    svg = to_svg(diagram)
+    digest = sha256(svg)
+    (out / SVG_NAME).write_text(svg, encoding="utf-8")
+    (out / DRAWIO_NAME).write_text(to_drawio(diagram, digest), encoding="utf-8")
+    if png:
+        render_png(out / SVG_NAME, out / PNG_NAME, diagram.width, diagram.height, digest)
+    return diagram
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Draw docs/architecture/lemp-ha.{drawio,svg,png} from the code.")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write to (default: beside this script)")
+    parser.add_argument("--topology", type=Path, default=TOPOLOGY)
+    parser.add_argument("--roles", type=Path, default=ROLES)
+    parser.add_argument("--ports", type=Path, default=PORTS)
+    parser.add_argument("--no-png", action="store_true", help="write the drawio and the SVG only")
+    args = parser.parse_args(argv)
+    try:
+        diagram = generate(args.out, png=not args.no_png, topology=args.topology, roles=args.roles,
+                           ports=args.ports)
+    except DiagramError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    written = [DRAWIO_NAME, SVG_NAME] + ([] if args.no_png else [PNG_NAME])
+    print(f"wrote {', '.join(written)} in {args.out} ({len(diagram.boxes)} boxes, {len(diagram.edges)} edges)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
