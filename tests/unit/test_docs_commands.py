@@ -445,3 +445,69 @@ def test_an_absent_install_folder_is_fine(tmp_path):
     (tmp_path / "docs/runbooks").mkdir(parents=True)
     (tmp_path / "docs/runbooks/a.md").write_text("a")
     assert [p.name for p in doc_files(tmp_path)] == ["a.md"]
+
+
+# --- the Zabbix problem names the runbooks quote ---------------------------
+
+TEMPLATES = REPO / "salt/zabbix/server/files/templates"
+MACRO_IN_SPAN = re.compile(r"\{(HOST|ITEM)\.")
+
+
+def trigger_names(folder: pathlib.Path = TEMPLATES) -> set[str]:
+    """Every trigger (and trigger prototype) name of the repo's templates."""
+    import yaml
+
+    names: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("triggers", "trigger_prototypes", "dependencies"):
+                for trigger in node.get(key) or []:
+                    if isinstance(trigger, dict) and "name" in trigger:
+                        names.add(trigger["name"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted(folder.glob("*.yaml")):
+        walk(yaml.safe_load(path.read_text()))
+    return names
+
+
+def quoted_alerts(text: str) -> list[tuple[int, str]]:
+    """(line, span) for what a runbook quotes as an alert: every `code` span in
+    the first cell of a table row under a "## Zabbix alerts" heading, in the
+    last cell of the index's table (README.md), and anywhere a span holds a
+    {HOST.*} or {ITEM.*} macro."""
+    found = []
+    section = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#"):
+            section = line.strip("# ").lower()
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        spans = set()
+        if cells and section == "zabbix alerts":
+            spans.update(INLINE.findall(cells[0]))
+        if cells and section == "runbooks" and len(cells) >= 3:
+            spans.update(INLINE.findall(cells[-1]))
+        spans.update(s for s in INLINE.findall(line) if MACRO_IN_SPAN.search(s))
+        found += [(number, s) for s in sorted(spans)]
+    return found
+
+
+def test_every_alert_a_runbook_quotes_is_a_trigger_of_the_templates():
+    names = trigger_names()
+    bad = [f"{p.relative_to(REPO)}:{n}: {span}" for p in sorted((REPO / "docs/runbooks").glob("*.md"))
+           for n, span in quoted_alerts(p.read_text()) if span not in names]
+    assert not bad, ("not a trigger name of salt/zabbix/server/files/templates/*.yaml (quote it exactly, macros "
+                     "unexpanded):\n" + "\n".join(bad))
+
+
+def test_quoted_alerts_reads_the_alert_tables_and_macro_spans():
+    text = ("# Runbooks\n| a | b | `x {$M}` |\n## Zabbix alerts\n| alert | means |\n|---|---|\n"
+            "| `garbd is not running`, `y` | `not this` |\nsee `{HOST.NAME} is down`\n")
+    assert quoted_alerts(text) == [(2, "x {$M}"), (6, "garbd is not running"), (6, "y"), (7, "{HOST.NAME} is down")]
+    assert "garbd is not running" in trigger_names()
+    assert "Galera node in a non-Primary component (logged)" in trigger_names()  # a trigger others depend on
