@@ -98,7 +98,7 @@ build_box() {
   build_wheels
   work=$LAB_CACHE/box/build
   rootfs=$work/rootfs
-  rm -rf "$work"; mkdir -p "$rootfs"
+  box_work_clean "$work"; mkdir -p "$rootfs"
   # Through the apt proxy, so the packages are cached for the VMs too.
   mirror=http://127.0.0.1:3142/deb.debian.org/debian
   step "debootstrap Debian 12 into $rootfs (a few minutes the first time)"
@@ -178,6 +178,8 @@ web_box_begin() {
   step "baking the web box in the background, beside the boot ($WEB_BOX_LOG)"
   build_web_box "$boxfile" "$plan" >"$WEB_BOX_LOG" 2>&1 &
   WEB_BOX_PID=$!
+  # ./lab test's EXIT trap calls web_box_abort already; ./lab up has none
+  [ -n "$(trap -p EXIT)" ] || trap web_box_abort EXIT
 }
 
 web_box_end() {
@@ -199,12 +201,17 @@ web_box_end() {
 }
 
 build_web_box() {
-  local boxfile=$1 plan=$2 plain work rootfs
+  local boxfile=$1 plan=$2 plain work rootfs lock
   plain=$LAB_CACHE/box/lemp-ha-debian12-$(box_fingerprint).box
   [ -f "$plain" ] || die "the plain box $plain is missing" "run ./lab box"
   work=$LAB_CACHE/box/build-web
   rootfs=$work/rootfs
-  rm -rf "$work"; mkdir -p "$work"
+  # One bake at a time: a second ./lab up, run while an orphaned bake of an
+  # earlier one still works, waits for it rather than deleting its tree.
+  exec {lock}>"$LAB_CACHE/box/build-web.lock"
+  flock "$lock"
+  if [ -f "$boxfile" ]; then echo "the web box was baked meanwhile: $boxfile"; return 0; fi
+  box_work_clean "$work"; mkdir -p "$work"
   step "baking the web box: the plain box + $(plan_words packages "$plan") of the web role, services off (once per change)"
   tar -C "$work" -xzf "$plain" lxc-config rootfs.tar.gz
   tar --numeric-owner --xattrs --xattrs-include='*' -C "$work" -xzf "$work/rootfs.tar.gz"
@@ -217,8 +224,34 @@ build_web_box() {
 META
   tar -C "$work" -I "$BOX_GZIP" -cf "$boxfile.tmp" metadata.json lxc-config rootfs.tar.gz
   mv "$boxfile.tmp" "$boxfile"
-  rm -rf "$work"
+  box_work_clean "$work"
   find "$(dirname "$boxfile")" -name 'lemp-ha-debian12-web-*.box' ! -name "$(basename "$boxfile")" -delete
+}
+
+# box_work_clean DIR: remove a bake's work folder, unmounting what a bake
+# that was killed left mounted in it first (its chroot's /proc): rm would
+# fail there, and every later bake with it.
+box_work_clean() {
+  awk -v w="$1/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+  rm -rf --one-file-system "$1"
+}
+
+# web_box_abort: on a ./lab up or ./lab test that stops before web_box_end,
+# stop the background bake (it would go on alone, with apt in a chroot and
+# its /proc mounted) and clean up after it. Called by their EXIT traps.
+web_box_abort() {
+  [ -n "${WEB_BOX_PID:-}" ] || return 0
+  kill_tree "$WEB_BOX_PID"
+  wait "$WEB_BOX_PID" 2>/dev/null || true
+  WEB_BOX_PID=""
+  box_work_clean "$LAB_CACHE/box/build-web"
+}
+
+# kill_tree PID: PID and every process under it, children first.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
 }
 
 # plan_field FIELD PLAN: the plan's packages or services, one line, spaces between.
@@ -256,11 +289,12 @@ bake_packages() {
       install -y -q --no-install-recommends $packages &&
     for unit in $services; do
       case $before in *" $unit "*) echo "keeping $unit enabled: the box enabled it before"; continue ;; esac
-      # A unit with an Alias= stays enabled: disabling removes the alias, by
-      # which other units start it (rsyslog: syslog.socket starts
-      # syslog.service; without it rsyslog cannot start: "A dependency job
-      # for rsyslog.service failed", the CI rehearsal of a8962e3).
-      if box_unit_has_alias "$rootfs" "$unit"; then echo "keeping $unit enabled: it has an alias"; continue; fi
+      # The syslog daemon stays enabled: disabling it removes its alias
+      # syslog.service, which systemd's syslog.socket starts; without it
+      # rsyslog cannot start ("A dependency job for rsyslog.service failed",
+      # the CI rehearsal of a8962e3). Other aliases (redis.service...) are
+      # not started by another unit: those units are disabled as the rest.
+      if box_unit_is_syslog "$rootfs" "$unit"; then echo "keeping $unit enabled: it is syslog.service"; continue; fi
       # units the states write (lemp-ha-*) do not exist yet: nothing to disable
       box_unit_enabled "$rootfs" "$unit" || continue
       chroot "$rootfs" env SYSTEMD_OFFLINE=1 systemctl disable "$unit" && ! box_unit_enabled "$rootfs" "$unit" \
@@ -273,10 +307,10 @@ bake_packages() {
   return $rc
 }
 
-# box_unit_has_alias ROOTFS UNIT: whether UNIT's unit file declares an Alias=.
-box_unit_has_alias() {
+# box_unit_is_syslog ROOTFS UNIT: whether UNIT's unit file declares Alias=syslog.service.
+box_unit_is_syslog() {
   local name=${2%.service}
-  grep -qs '^Alias=' "$1/usr/lib/systemd/system/$name.service" "$1/lib/systemd/system/$name.service"
+  grep -qsx 'Alias=syslog.service' "$1/usr/lib/systemd/system/$name.service" "$1/lib/systemd/system/$name.service"
 }
 
 # box_unit_enabled ROOTFS UNIT: whether UNIT starts at the box's boot. Read

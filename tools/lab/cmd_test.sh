@@ -46,7 +46,7 @@ lab_test() {
     fast_pid=$!
     # a failed bring-up stops them too (then does what it does on exit anyway)
     # shellcheck disable=SC2064  # the pids are fixed now
-    trap "kill $fast_pid $fresh_pid 2>/dev/null; $on_exit" EXIT
+    trap "kill $fast_pid $fresh_pid 2>/dev/null; web_box_abort; $on_exit" EXIT
     brought_up=1
     lab_up
     info "waiting for the fresh-machine check"
