@@ -176,7 +176,9 @@ web_box_begin() {
   WEB_BOX_FILE=$boxfile WEB_BOX_FP=$fp
   [ -f "$boxfile" ] && return 0
   step "baking the web box in the background, beside the boot ($WEB_BOX_LOG)"
-  build_web_box "$boxfile" "$plan" >"$WEB_BOX_LOG" 2>&1 &
+  # at a lower priority: orch.site, on the same 2 cores, is what the
+  # bring-up waits for; the bake only has to end before it does
+  ( renice -n 10 -p "$BASHPID" >/dev/null; build_web_box "$boxfile" "$plan" ) >"$WEB_BOX_LOG" 2>&1 &
   WEB_BOX_PID=$!
   # ./lab test's EXIT trap calls web_box_abort already; ./lab up has none
   [ -n "$(trap -p EXIT)" ] || trap web_box_abort EXIT
