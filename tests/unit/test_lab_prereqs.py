@@ -61,10 +61,13 @@ cat >"$f" <<EOF
 not-a-command here
 EOF
 lab_exec web1 salt-run state.event
+files=$(find salt pillar \\
+          -type d ! -name x | sort)
 """
     found = host_requirements.shell_commands(text, functions={"f", "need_root", "die", "lab_exec"})
-    assert {"lxc-info", "vagrant", "awk", "debootstrap", "cat"} <= found
-    assert not found & {"f", "up", "box", "need_root", "not-a-command", "salt-run", "case"}
+    assert {"lxc-info", "vagrant", "awk", "debootstrap", "cat", "find", "sort"} <= found
+    # a continued line goes on with the arguments: its "d" of "-type d" is no command
+    assert not found & {"f", "up", "box", "need_root", "not-a-command", "salt-run", "case", "d"}
 
 
 def test_python_scan_finds_started_programs():

@@ -40,8 +40,11 @@ box_fingerprint() {
 box_plan() {
   local key files cached plan
   ensure_venv
-  files=$(cd "$LAB_REPO" && find salt pillar _modules _states _runners orch reactor app tools/lab/web_box.py tools/lab/lab_secrets.py \
-            -type f ! -name '*.pyc' | sort)
+  # (one line: tools/lab/host_requirements.py reads a continued line's
+  # start as a command)
+  local read_by_render="salt pillar _modules _states _runners orch reactor app tools/lab/web_box.py tools/lab/lab_secrets.py"
+  # shellcheck disable=SC2086  # one word per path
+  files=$(cd "$LAB_REPO" && find $read_by_render -type f ! -name '*.pyc' | sort)
   key=$({ printf '%s\n' "$*" "$LAB_VENV" "$files"; (cd "$LAB_REPO" && printf '%s\n' "$files" | xargs -d '\n' cat); \
           cat "$LAB_TOPOLOGY"; } | sha256sum | cut -c1-12)
   cached=$LAB_CACHE/box/plan-${1}-${2:-}-$key.json

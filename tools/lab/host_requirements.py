@@ -83,7 +83,9 @@ def shell_commands(text, functions=()):
     """Command names at command positions of a bash script, less its
     functions, builtins, keywords and variable assignments."""
     found = set()
+    expect_next = True  # a line continued with a backslash goes on where the last one ended
     for line in _shell_lines(text):
+        continued = line.rstrip().endswith("\\")
         # a case pattern ("up | test)") names no command: keep what follows it
         line = re.sub(r"^\s*[\w*.|\s-]+\)(?=\s|$)", "", line)
         line = re.sub(r"\\$", "", line).replace("2>&1", "")  # a continued line; a redirection
@@ -94,7 +96,7 @@ def shell_commands(text, functions=()):
             tokens = list(lexer)
         except ValueError:
             continue  # a quote that continues on the next line
-        expect = True
+        expect = expect_next
         for token in tokens:
             if token.endswith("$"):  # an unquoted $( ... ): a command follows
                 expect = True
@@ -108,6 +110,7 @@ def shell_commands(text, functions=()):
                 expect = word in SEPARATORS or word in PREFIXES
             if token in SEPARATORS:
                 expect = True
+        expect_next = expect if continued else True
     return found
 
 
