@@ -22,14 +22,14 @@
          refuse the running app's plain connections in between);
       6. the load balancers, whose backends come from that mine, then the
          app's schema migration, once, through the database endpoint they serve;
-      7. monitoring: mon1's Zabbix server, side by side with steps 4-6
-         from the moment the master is configured, so that staff can
-         watch the rest come up: it needs nothing from the other tiers
-         (every machine is made a Zabbix host from the topology, with its
-         PSK), and it halves the run's wait on a 2-core lab. The agents
-         (in `common`, so on every machine) retry until it answers.
-    Each tier requires the one before: the run stops at the first failure
-    (the run also waits for the monitoring tier, and fails if it failed). #}
+      7. monitoring: mon1's Zabbix server, last. The agents (in `common`,
+         so already on every machine) retry until it answers, and register
+         themselves once mon1 knows their PSK (salt/zabbix/server/api.sls).
+         Not beside the other tiers: it needs nothing from them, but on the
+         lab's 2 cores every tier is CPU-bound, and run in parallel (tried,
+         CI rehearsal) it slowed them all and still ended last: 373 s for
+         the first run against 350 s in order.
+    Each tier requires the one before: the run stops at the first failure. #}
 {#- The tiers, the master and the web members come from the derived
     topology (pillar `topology`, built from pillar/topology.yaml and
     pillar/roles.yaml, where each role names its tier). #}
@@ -39,7 +39,7 @@
 {%- from 'orch/_plan.jinja' import steps with context %}
 {%- from 'orch/_web.jinja' import app with context %}
 
-{%- macro tier(name, after, parallel=False) %}
+{%- macro tier(name, after) %}
 {%- set members = topology.tiers.get(name, []) | sort %}
 {%- if members %}
 
@@ -48,9 +48,6 @@ apply-highstate-on-{{ name }}-tier:
     - tgt: {{ members | join(',') }}
     - tgt_type: list
     - highstate: True
-{%- if parallel %}
-    - parallel: True
-{%- endif %}
     - require:
       - {{ after }}
 {%- else %}
@@ -81,7 +78,6 @@ validate-topology-before-touching-any-machine:
       - salt: sync-custom-modules-and-pillar-everywhere
 {{ steps('lemp_web.spend', {'app_name': app.name, 'after': 'validate-topology-before-touching-any-machine'}) }}
 {{ tier('master', 'spend-deployed-release-records-pillar-app-moved-away-from') }}
-{{ tier('monitoring', 'apply-highstate-on-master-tier', parallel=True) }}
 {{ tier('database', 'apply-highstate-on-master-tier') }}
 {#- orch.galera.site (included above) forms the cluster after the database
     tier and ends with `galera-cluster-ready`. #}
@@ -115,3 +111,4 @@ migrate-app-schema-once-on-{{ web[0] }}:
     - require:
       - apply-highstate-on-load-balancers-tier
 {%- endif %}
+{{ tier('monitoring', 'apply-highstate-on-load-balancers-tier') }}

@@ -230,21 +230,6 @@ def test_orch_site_spends_a_record_pillar_app_moved_away_from_and_keeps_a_curren
         record.unlink()
 
 
-def test_orch_site_runs_the_monitoring_tier_beside_the_others_from_the_master_on(salt_run_cli):
-    """mon1's highstate needs nothing from the db, web and lb tiers: it runs
-    in its own process (parallel) once the master is configured, and no
-    tier waits for it (the run does, at its end)."""
-    ret = salt_run_cli.run("state.orchestrate_show_sls", "orch.site")
-    assert ret.returncode == 0, ret
-    steps = next(iter(ret.data.values()))
-    args = {key: value for item in steps["apply-highstate-on-monitoring-tier"]["salt"] if isinstance(item, dict)
-            for key, value in item.items()}
-    assert args.get("parallel") is True, args
-    assert args["require"] == ["apply-highstate-on-master-tier"], args
-    assert "monitoring-tier" not in json.dumps({key: value for key, value in steps.items()
-                                                if key != "apply-highstate-on-monitoring-tier"})
-
-
 # Every service whose configuration Salt writes runs what is on disk after the
 # next successful run, also when the run that wrote it failed (issue #9):
 # a lemp_service.config_loaded state per service. {sls: (service, action)}
