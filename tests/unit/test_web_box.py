@@ -37,12 +37,17 @@ def test_a_render_error_is_reported():
     assert web_box.render_errors({"local": LOWSTATE}) == []
 
 
-def test_the_plan_comes_from_the_web_roles_highstate():
-    # Rendered for real with Salt (salt-call --local, a throwaway root and secrets).
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "lab" / "web_box.py"), "plan"],
+def rendered_plan(*args):
+    """`web_box.py ARGS`, rendered for real with Salt (salt-call --local, a
+    throwaway root and secrets, as a lab (LXC) machine): its plan."""
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "lab" / "web_box.py"), *args],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    plan = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def test_the_plan_comes_from_the_web_roles_highstate():
+    plan = rendered_plan("plan")
     for package in ("nginx", "php8.2-fpm", "redis-server", "redis-sentinel", "glusterfs-client", "zabbix-agent2"):
         assert package in plan["packages"], plan
     for service in ("nginx", "php8.2-fpm", "redis-server", "glusterd"):
@@ -72,11 +77,7 @@ def test_plan_sls_needs_one_sls():
 
 
 def test_the_plain_boxs_plan_is_what_common_installs_on_every_lab_machine():
-    # Rendered for real with Salt, as a lab (LXC) machine.
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "lab" / "web_box.py"), "plan-sls", "common"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads(proc.stdout)
+    plan = rendered_plan("plan-sls", "common")
     for package in ("openssh-server", "needrestart", "nftables", "rsyslog", "rsyslog-relp", "zabbix-agent2"):
         assert package in plan["packages"], plan
     # chrony only where the machine keeps its own clock, never in the lab's

@@ -237,7 +237,7 @@ META
 # that was killed left mounted in it first (its chroot's /proc): rm would
 # fail there, and every later bake with it.
 box_work_clean() {
-  awk -v w="$1/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+  unmount_under "$1"
   rm -rf --one-file-system "$1"
 }
 

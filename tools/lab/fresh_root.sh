@@ -62,8 +62,8 @@ fresh_root_cleanup() {
   [ "${LEMP_HA_KEEP_FRESH_ROOT:-}" = 1 ] && [ "${1:-}" != always ] && return 0
   local mounted
   # Every mount under it (proc, and what someone chrooting in added), deepest first.
-  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
-  mounted=$(awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts)
+  unmount_under "$work"
+  mounted=$(mounts_under "$work")
   [ -z "$mounted" ] || die "fresh-machine check: still mounted under $work: $mounted" "umount them, then run again"
   rm -rf --one-file-system "$work"
 }

@@ -17,6 +17,13 @@ die() {
   exit 1
 }
 
+# mounts_under DIR: the mount points below DIR, deepest first.
+mounts_under() { awk -v w="$1/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r; }
+
+# unmount_under DIR: unmount (lazily) everything mounted below DIR, deepest
+# first: a chroot's /proc left by a build that was killed.
+unmount_under() { mounts_under "$1" | xargs -r -n1 umount -l; }
+
 need_root() {
   [ "$(id -u)" = 0 ] || die "the lab must be run as root (it creates a bridge and LXC containers)" \
     "run it again with sudo, or as root"
