@@ -5,9 +5,17 @@ lab_down() {
   need_root
   labhost_down
   step "destroying the lab machines"
+  # Killed first, all at once: a clean shutdown of machines about to be
+  # destroyed is only time (vagrant-lxc stops each one gracefully).
+  local name kills=()
+  for name in $(lxc-ls 2>/dev/null | tr ' ' '\n' | grep '^lemp-ha-' || true); do
+    lxc-stop -k -n "$name" >/dev/null 2>&1 &
+    kills+=($!)
+  done
+  # these only: the shell may have other children (the apt proxy)
+  [ ${#kills[@]} = 0 ] || wait "${kills[@]}" || true
   vagrant destroy -f --parallel >/dev/null 2>&1 || true
   # Anything vagrant lost track of (a half-created lab) goes too.
-  local name
   for name in $(lxc-ls 2>/dev/null | tr ' ' '\n' | grep '^lemp-ha-' || true); do
     info "removing leftover container $name"
     lxc-stop -k -n "$name" >/dev/null 2>&1 || true

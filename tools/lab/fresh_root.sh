@@ -85,13 +85,20 @@ fresh_root_run() {
       for fn in "$@"; do "$fn"; done' fresh-root "$@"
 }
 
+# fresh_root_skips [force]: true when check_fresh_root will skip: these
+# inputs passed before, and neither CI (CI=true) nor `force` asks again.
+fresh_root_skips() {
+  [ -f "$FRESH_ROOT_DIR/passed-$(fresh_root_fingerprint)" ] && [ "${CI:-}" != true ] && [ "${1:-}" != force ]
+}
+
 # check_fresh_root [force]: skipped when these inputs passed before, except
-# under CI (CI=true) or with `force`.
+# under CI (CI=true) or with `force`. When it runs, its unit tests are the
+# suite's (./lab test then leaves tests/unit out of the fast tests).
 check_fresh_root() {
   local fp marker work rc=0
   fp=$(fresh_root_fingerprint)
   marker=$FRESH_ROOT_DIR/passed-$fp
-  if [ -f "$marker" ] && [ "${CI:-}" != true ] && [ "${1:-}" != force ]; then
+  if fresh_root_skips "${1:-}"; then
     info "fresh-machine check: passed before for these prerequisites ($fp)"
     return 0
   fi
@@ -125,9 +132,14 @@ check_fresh_root() {
   tail -n 1 "$FRESH_ROOT_DIR/unit-tests.log" >&2
   [ $tests = 0 ] || grep -E '^(FAILED|ERROR) ' "$FRESH_ROOT_DIR/unit-tests.log" >&2 || true
   fresh_root_cleanup
-  [ $missing = 0 ] && [ $tests = 0 ] \
-    || die "fresh-machine check: a clean Debian 12 with the prerequisites lacks what the lab or the tests use (above; $FRESH_ROOT_DIR/unit-tests.log)" \
+  [ $missing = 0 ] \
+    || die "fresh-machine check: a clean Debian 12 with the prerequisites lacks what the lab or the tests use (above)" \
       "add its package to LAB_HOST_PACKAGES or TEST_HOST_PACKAGES in tools/lab/prereqs.sh"
+  # A failing unit test is a fault in the code or in the prerequisites: the
+  # log says which (a missing program or module, or an assertion).
+  [ $tests = 0 ] \
+    || die "fresh-machine check: unit tests failed on a clean Debian 12 root (FAILED above; $FRESH_ROOT_DIR/unit-tests.log)" \
+      "a missing program or module: add its package to tools/lab/prereqs.sh; otherwise fix the code or the test"
   rm -f "$FRESH_ROOT_DIR"/passed-*
   touch "$marker"
   info "fresh-machine check passed: the prerequisites give a clean Debian 12 all the lab and the tests use"
