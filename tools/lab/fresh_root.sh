@@ -94,6 +94,21 @@ fresh_root_skips() {
 # check_fresh_root [force]: skipped when these inputs passed before, except
 # under CI (CI=true) or with `force`. When it runs, its unit tests are the
 # suite's (./lab test then leaves tests/unit out of the fast tests).
+# Copies the code as a newcomer has it into $1. In a git checkout that is the
+# files git knows (tracked, or new and not ignored), so nothing `./lab up`
+# writes meanwhile is read: stop 23's CI failed with tar's "file changed as we
+# read it" when Vagrant created .vagrant/ during the copy. A tracked file
+# deleted in the work tree is skipped (--ignore-failed-read).
+repo_snapshot() {
+  local dest=$1
+  if git -C "$LAB_REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$LAB_REPO" ls-files -z --cached --others --exclude-standard \
+      | tar -C "$LAB_REPO" --null --ignore-failed-read -T - -cf - | tar -C "$dest" -xf -
+  else
+    tar -C "$LAB_REPO" --exclude=./.git --exclude=./.vagrant -cf - . | tar -C "$dest" -xf -
+  fi
+}
+
 check_fresh_root() {
   local fp marker work rc=0
   fp=$(fresh_root_fingerprint)
@@ -115,7 +130,7 @@ check_fresh_root() {
   fresh_root_network "$work"
   # The code as a newcomer has it, without Vagrant's state.
   mkdir -p "$work/repo"
-  tar -C "$LAB_REPO" --exclude=./.git --exclude=./.vagrant -cf - . | tar -C "$work/repo" -xf -
+  repo_snapshot "$work/repo"
   fresh_root_run "$work" install_prereqs install_test_prereqs build_wheels ensure_venv \
     >"$FRESH_ROOT_DIR/install.log" 2>&1 || rc=$?
   if [ $rc != 0 ]; then
