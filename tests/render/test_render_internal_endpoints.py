@@ -182,15 +182,17 @@ def test_haproxy_peers_are_every_lb_of_the_topology_and_the_endpoints_share_thei
     config, context = haproxy_cfg
     parts = sections(config)
     me = context["peers"]["local"]
-    assert me in [m["name"] for m in topology["roles"]["lb"]["members"]]
+    lbs = topology["roles"]["lb"]["members"]
+    assert me in [m["name"] for m in lbs]
     assert f"localpeer {me}" in parts["global"]
     port = context["haproxy"]["peers"]["port"]
-    assert parts["peers lbs"] == [f"peer {m['name']} {m['address']}:{port}" for m in topology["roles"]["lb"]["members"]]
+    assert parts["peers lbs"] == [f"peer {m['name']} {m['address']}:{port}" for m in lbs]
     for name in ("listen galera", "listen redis-sessions"):
         assert "stick-table type ip size 1 peers lbs" in parts[name], name
     services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()),
                                             lemp_firewall.load()[0])
-    assert [str(p) for p in services["lb"]["haproxy-peers"]["ports"]] == [str(port)] and services["lb"]["haproxy-peers"]["from"] == ["lb"]
+    peers = services["lb"]["haproxy-peers"]
+    assert [str(p) for p in peers["ports"]] == [str(port)] and peers["from"] == ["lb"] and peers["to"] is None
 
 
 # -- the clients use the internal endpoints ------------------------------------------------
