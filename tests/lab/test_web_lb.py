@@ -25,9 +25,12 @@ from web_helpers import (
     LoadLoop,
     get_json,
     haproxy_states,
+    keepalived_check_passed,
     lb_names,
     new_session,
     nodes_and_versions,
+    stick_servers,
+    vip_holders,
     wait_app_answers,
     wait_single_vip_holder,
     wait_web_up_on_all_lbs,
@@ -191,20 +194,47 @@ def test_bad_request_body_is_refused_clearly(lab):
     assert "note" in resp.json()["error"]
 
 
-def test_stopping_the_lb_holding_the_vip_moves_it_and_service_resumes(lab):
+def test_stopping_the_lb_holding_the_vip_moves_it_and_its_return_moves_nothing(lab):
+    """The VIP holder stops: the other LB takes the VIPs, and the database
+    writer stays (the LBs share the stick table, peers). Then it starts
+    again under load (failback, issue #14): with nopreempt it takes nothing
+    back, so its return costs no request and the VIPs stay where they are."""
     holder = wait_single_vip_holder(lab)
+    other = next(lb for lb in lb_names(lab) if lb != holder)
+    # a database request through the VIP: the writer is in the holder's stick table, and (peers) in the other's
+    created = new_session(lab).post(f"https://{lab.vip}/api/items", json={"note": "before-lb-stop"}, timeout=5)
+    assert created.status_code == 201, created.text
+
+    def one_writer():
+        seen = stick_servers(lab, [holder, other])
+        return seen[holder] if seen[holder] and seen[holder] == seen[other] else None
+
+    writer = wait_for(one_writer, 30, "both LBs to route to one database writer (the shared stick table)")
     try:
         with LoadLoop(lab, max_seconds=180) as load:
             lab.stop(holder)
             new_holder = wait_single_vip_holder(lab, timeout=20, not_on=holder)
-            assert new_holder != holder
+            assert new_holder == other
             load.wait_for_requests(50, timeout=60)
         # the VIP moved: a short gap is allowed, then requests succeed again
         assert load.ok > 50, load.report()
         assert len(load.failures) < 50, "outage too long: " + load.report()
+        created = new_session(lab).post(f"https://{lab.vip}/api/items", json={"note": "after-lb-stop"}, timeout=5)
+        assert created.status_code == 201, created.text
+        assert stick_servers(lab, [new_holder]) == {new_holder: writer}, "the LB failover moved the writer"
+        # failback under load: the stopped LB returns, is ready to serve, and takes nothing back
+        with LoadLoop(lab, max_seconds=240) as back:
+            lab.start(holder)
+            for web in web_names(lab):  # both lbs answer again, every web node UP on each
+                wait_web_up_on_all_lbs(lab, web, timeout=180)
+            wait_for(lambda: keepalived_check_passed(lab, holder), 60,
+                     f"keepalived on {holder} running with its HAProxy check passed")
+            back.wait_for_requests(50, timeout=60)
+        assert back.failures == [], "failback cost requests: " + back.report()
+        assert vip_holders(lab) == [new_holder], f"the VIPs moved back on failback: {vip_holders(lab)}"
     finally:
-        lab.start(holder)
-    for web in web_names(lab):  # both lbs answer again, every web node UP on each
+        lab.ensure_running([holder])
+    for web in web_names(lab):
         wait_web_up_on_all_lbs(lab, web, timeout=180)
     wait_single_vip_holder(lab, timeout=60)
     wait_app_answers(lab)

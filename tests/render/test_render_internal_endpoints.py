@@ -160,6 +160,39 @@ def test_keepalived_moves_the_vip_and_the_internal_vip_together(salt_cli, topolo
     prefix = network["prefixlen"]
     assert addresses == [f"{network['vip']}/{prefix}", f"{network['internal_vip']}/{prefix}"]
     assert config.count("vrrp_instance ") == 1  # one instance: one LB holds both
+    # issue #14: a returning LB never takes the VIPs back; a failing HAProxy check means FAULT
+    assert "\n    nopreempt\n" in config and "\n    weight 0\n" in config
+    assert context["priority"] == 150 and context["peers"] == [
+        m for m in topology["roles"]["lb"]["members"] if m["name"] != context["me"]["name"]]
+
+
+def test_a_keepalived_weight_that_cannot_move_the_vip_stops_the_render_naming_the_key(salt_cli, topology,
+                                                                                       representatives):
+    ret = salt_cli.run("state.show_sls", "keepalived",
+                       f"pillar={json.dumps({'keepalived': {'lookup': {'check': {'weight': -60}}}})}",
+                       minion_tgt=member(topology, representatives, "lb"))
+    errors = render_errors(ret)
+    assert any("keepalived:lookup:check:weight (-60) must be 0 with nopreempt" in e for e in errors), errors
+
+
+# -- HAProxy: the LBs share the endpoints' stick tables (peers) -------------------------------
+
+
+def test_haproxy_peers_are_every_lb_of_the_topology_and_the_endpoints_share_their_tables(haproxy_cfg, topology):
+    config, context = haproxy_cfg
+    parts = sections(config)
+    me = context["peers"]["local"]
+    lbs = topology["roles"]["lb"]["members"]
+    assert me in [m["name"] for m in lbs]
+    assert f"localpeer {me}" in parts["global"]
+    port = context["haproxy"]["peers"]["port"]
+    assert parts["peers lbs"] == [f"peer {m['name']} {m['address']}:{port}" for m in lbs]
+    for name in ("listen galera", "listen redis-sessions"):
+        assert "stick-table type ip size 1 peers lbs" in parts[name], name
+    services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()),
+                                            lemp_firewall.load()[0])
+    peers = services["lb"]["haproxy-peers"]
+    assert [str(p) for p in peers["ports"]] == [str(port)] and peers["from"] == ["lb"] and peers["to"] is None
 
 
 # -- the clients use the internal endpoints ------------------------------------------------
