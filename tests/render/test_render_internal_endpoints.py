@@ -207,6 +207,9 @@ def test_php_sessions_go_to_redis_through_the_internal_vip(salt_cli, topology, r
     path = re.search(r'^session.save_path="([^"]*)"', contents, re.M).group(1)
     assert path.startswith(f"tcp://{network['internal_vip']}:6379?"), path
     assert "?auth[]=sessions&auth[]=" in path, "PHP logs in as its Redis ACL user (docs/security.md)"
+    # a session read waits through a Redis failover instead of failing (docs/sessions.md)
+    assert "&timeout=2&read_timeout=5&persistent=0&" in path, path
+    assert "retry_interval" not in path, "5.3.7 reads it in microseconds, 6.1 in milliseconds"
     assert network["vip"] not in contents
 
 
