@@ -975,9 +975,10 @@ class Matrix:
         hosts = [lab.machines[m]["address"] for m in [client] + self.lbs]
         tables, rows, threads, seconds = 4, 20000, 4, self.args.overhead_seconds
         br.ensure_sysbench(lab, client)
+        # a leftover of an interrupted run goes first (its password is not this one)
         sql = [f"CREATE DATABASE {db}"] + [
-            f"CREATE USER '{SB_USER}'@'{h}' IDENTIFIED BY '{password}'; GRANT ALL ON {db}.* TO '{SB_USER}'@'{h}'"
-            for h in hosts]
+            f"DROP USER IF EXISTS '{SB_USER}'@'{h}'; CREATE USER '{SB_USER}'@'{h}' IDENTIFIED BY '{password}'; "
+            f"GRANT ALL ON {db}.* TO '{SB_USER}'@'{h}'" for h in hosts]
         try:
             lab.run(writer, "mariadb", input=";\n".join(sql) + ";\n")
             br.put_secret_file(lab, client, SB_PASSWORD_FILE, password)
@@ -1038,7 +1039,7 @@ class Matrix:
         """Undo the planned events the run did not undo itself: a deploy
         without its rollback row, a scale-out without its scale-in row."""
         lab = self.lab
-        if self.release_before:
+        if self.release_before and set(releases(lab, self.webs).values()) != {f"releases/{self.release_before}"}:
             log(f"restoring: orch.rollback to {self.release_before} (the release before the deploy row)")
             ok, detail = lab.orchestrate("orch.rollback", {"app": {"rollback_to": self.release_before}})
             log(f"restoring: {'ok' if ok else 'FAILED: ' + detail[:1000]}")
