@@ -194,7 +194,7 @@ def test_renaming_back_to_the_sample_app_converges_with_no_stale_vhost(lab, word
     # second orch.site (about a minute more on the lab): test_foundation
     # proves that orch.site itself changes nothing once converged.
     targets = webs_and_lbs(lab)
-    predicted = lab.salt("-L", ",".join(targets), "state.highstate", "test=True", timeout=900)
+    predicted = lab.salt("--timeout=600", "-L", ",".join(targets), "state.highstate", "test=True", timeout=900)
     for name in targets:
         states = predicted.get(name)
         assert isinstance(states, dict), f"{name}: the highstate did not render: {states}"
