@@ -56,7 +56,7 @@ def test_the_shallow_check_answers_before_any_database_call():
 def test_haproxy_routes_on_the_shallow_check():
     config = (REPO / "salt" / "haproxy" / "files" / "haproxy.cfg.j2").read_text()
     assert "http-check send meth GET uri /healthz ver HTTP/1.1" in config
-    assert "/healthz/deep" not in config
+    assert "uri /healthz/deep" not in config
 
 
 def test_the_gates_that_need_the_database_use_the_deep_check():
