@@ -39,7 +39,8 @@ lemp_release = _steps.repo_module("lemp_release")
 # its new release must not be put back; the deploy stops there, with that node
 # drained and the reason, and the other nodes still serving.
 HEALTHZ_CMD = (
-    "for i in $(seq 1 100); do out=$(curl -ksS --max-time 2 -o - -w ' %{http_code}' https://127.0.0.1/healthz/deep 2>&1);"
+    "for i in $(seq 1 100);"
+    " do out=$(curl -ksS --max-time 2 -o - -w ' %{http_code}' https://127.0.0.1/healthz/deep 2>&1);"
     " case \"$out\" in *'\"release\":\"{release}\"'*' 200') echo \"$out\"; exit 0;; esac; sleep 0.3; done;"
     " echo \"healthz not ok for release {release}: $out\" >&2; exit 1"
 )
