@@ -363,7 +363,7 @@ def test_a_web_node_that_cannot_reach_the_database_stays_in_haproxy_and_its_deep
         code, body = answer("/healthz/deep")
         return code == "503" and body
 
-    # HAProxy's web check (salt/haproxy/defaults.yaml web:check): a node failing it is DOWN after fall x inter
+    # HAProxy's web check (pillar/lb.sls, web:check as the defaults): a node failing it is DOWN after fall x inter
     # (2 x 1 s); held for three times that, a deep check would have taken the node out
     hold = 6
     try:
