@@ -2,8 +2,8 @@
 HAProxy's connection limits, sized from what stands behind each listener.
 
 Without limits a flood of connections that never log in uses up MariaDB's
-``max_connections`` or Redis's client slots, and then every web node's
-``/healthz`` fails (issue #13). With them, the excess waits in HAProxy's
+``max_connections`` or Redis's client slots, and then every page that
+needs them fails on every web node (and every ``/healthz/deep``; issue #13). With them, the excess waits in HAProxy's
 queue (bounded by ``timeout queue``) or is refused at the LB, and the
 backends keep room for their own administration.
 

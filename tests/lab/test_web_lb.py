@@ -408,3 +408,55 @@ def test_bad_deploy_input_is_refused_and_changes_nothing(lab, pillar, message):
     for web in web_names(lab):
         wait_web_up_on_all_lbs(lab, web, timeout=10)  # nothing left drained
     assert set(nodes_and_versions(lab, 6).values()) == set(served.values())
+
+
+def test_a_web_node_that_cannot_reach_the_database_stays_in_haproxy_and_its_deep_check_says_why(lab):
+    """Issue #14: HAProxy routes on the shallow /healthz (no database query),
+    so a database hiccup never takes every web node out at once; /healthz/deep
+    (Zabbix, the smoke test, orch.deploy) reports it. One web node's new
+    connections to the database endpoint are dropped (an nftables table of its
+    own, removed in finally): its /healthz stays 200 and every LB keeps it UP
+    for longer than HAProxy's check needs to mark a node DOWN, while its
+    /healthz/deep answers 503 with the database's error. The SYNs are dropped,
+    not rejected: a drop needs no nft_reject module in the containers' kernel;
+    the deep check then gives up after nginx:lookup:health:db_timeout (2 s).
+    About 20 s."""
+    victim = web_names(lab)[-1]
+    vip, port = lab.db_endpoint
+    table = "lemp_test_db_unreachable"
+    rules = (f"nft add table inet {table} && nft add chain inet {table} out "
+             f"'{{ type filter hook output priority 0; }}' && nft add rule inet {table} out "
+             f"ip daddr {vip} tcp dport {port} ct state new drop")
+    curl = "curl -ks --max-time 5 -w ' %{http_code}' https://127.0.0.1"
+
+    def answer(path):
+        body, _, code = lab.run(victim, f"{curl}{path}", check=False).stdout.strip().rpartition(" ")
+        try:
+            return code, json.loads(body)
+        except ValueError:
+            return code, body
+
+    def deep_down():
+        code, body = answer("/healthz/deep")
+        return code == "503" and body
+
+    # HAProxy's web check (pillar/lb.sls, web:check as the defaults): a node failing it is DOWN after fall x inter
+    # (2 x 1 s); held for three times that, a deep check would have taken the node out
+    hold = 6
+    try:
+        lab.run(victim, rules)
+        deep = wait_for(deep_down, 20, f"/healthz/deep on {victim} to answer 503", interval=0)
+        assert deep["status"] == "down" and deep["check"] == "deep", deep
+        assert deep["reason"].startswith("database: "), deep
+        deadline = time.monotonic() + hold
+        while time.monotonic() < deadline:
+            code, shallow = answer("/healthz")
+            assert code == "200" and shallow["status"] == "ok" and shallow["check"] == "shallow", shallow
+            states = haproxy_states(lab, victim)
+            assert all(isinstance(st, dict) and str(st.get("status", "")).startswith("UP")
+                       for st in states.values()), states
+            time.sleep(1)  # one sample per HAProxy check interval
+        assert answer("/healthz/deep")[0] == "503", "the database became reachable during the hold"
+    finally:
+        lab.run(victim, f"nft delete table inet {table}", check=False)
+    wait_for(lambda: answer("/healthz/deep")[0] == "200", 30, f"/healthz/deep on {victim} to answer 200 again")
