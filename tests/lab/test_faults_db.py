@@ -58,7 +58,7 @@ def test_a_full_sst_under_load_keeps_the_site_serving_and_loses_no_write(lab, ti
         acked_after(writer, 20, 60, f"after {victim}'s SST")
         load.wait_for_requests(10)
     journal = out(lab.run(victim, f"journalctl -u mariadb --since @{since} --no-pager", check=False))
-    assert "Prepared SST request" in journal, f"{victim} rejoined without an SST"
+    assert "mariabackup SST started on joiner" in journal, f"{victim} rejoined without an SST"
     assert load.failures == [], load.report()
     _no_acknowledged_write_lost(lab, tier, writer, table)
 
