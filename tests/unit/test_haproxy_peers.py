@@ -135,10 +135,13 @@ def test_the_redis_endpoint_sees_a_new_master_within_a_check_and_shares_its_tabl
     assert "timeout connect 300ms" in redis
     assert "inter 250ms fall 2 rise 1" in default_server(redis)
     assert "stick-table type ip size 1 peers lbs" in redis
-    # while no master is UP (a failover), a new connection waits for one
-    assert "tcp-request inspect-delay 3s" in redis
-    assert "tcp-request content accept if { nbsrv(redis-sessions) gt 0 }" in redis
-    assert "tcp-request content accept if WAIT_END" in redis
+    # while no master is UP (a failover), a connection waits for one in redis-hold
+    assert "server redis-hold 127.0.0.1:6390 backup non-stick" in redis and "option redispatch 1" in redis
+    hold = sections(render())["listen redis-hold"]
+    assert "tcp-request inspect-delay 3s" in hold
+    assert "tcp-request content accept if { nbsrv(redis-hold) gt 0 }" in hold
+    assert "tcp-request content accept if WAIT_END" in hold
+    assert any(line.endswith("track redis-sessions/redis-web1") for line in hold)
 
 
 def test_every_lb_renders_the_same_peers_and_names_itself():
