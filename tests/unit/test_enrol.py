@@ -295,7 +295,9 @@ def render_haproxy(topology, enrolled):
         db_nodes=topology["roles"]["db"]["members"], redis_password="x",
         edge=lemp_edge.haproxy(haproxy["edge"], topology["machines"], "lb1"),
         stats_login=lemp_edge.stats_login(haproxy["stats_user"], "x" * 32),
-        limits=lemp_haproxy.limits(haproxy["limits"]))
+        limits=lemp_haproxy.limits(haproxy["limits"]),
+        peers=lemp_haproxy.peers(topology["roles"]["lb"]["members"], "lb1", haproxy["peers"]["port"],
+                                 haproxy["peers"]["name"]))
 
 
 def test_the_haproxy_config_declares_each_slot_once_after_the_serving_nodes(topology):
