@@ -84,7 +84,10 @@ def test_haproxy_serves_nothing_but_http_and_https_on_the_public_vip(haproxy_cfg
     # the stats listeners bind the LB's own addresses (loopback and its own),
     # never a VIP nor a wildcard; the firewall takes them from the admin networks
     stats = {str(context["haproxy"]["stats_port"]), str(context["haproxy"]["monitoring_stats_port"])}
-    assert {p for a, p in binds if a not in (network["vip"], network["internal_vip"])} == stats
+    # redis-hold (sessions waiting for a new Redis master): loopback only
+    hold = str(context["haproxy"]["redis"]["hold_port"])
+    assert [a for a, p in binds if p == hold] == ["127.0.0.1"]
+    assert {p for a, p in binds if a not in (network["vip"], network["internal_vip"])} == stats | {hold}
     assert {a for a, p in binds if p in stats} == set(context["edge"]["local_stats_readers"])
     assert "*" not in {a for a, p in binds}
     services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()),
@@ -101,7 +104,7 @@ def test_every_listener_and_server_of_haproxy_has_a_maxconn(haproxy_cfg):
     parts = sections(config)
     assert f"maxconn {limits['global']}" in parts["global"]
     listeners = [name for name in parts if name.split()[0] in ("frontend", "listen")]
-    assert len(listeners) == 6, listeners
+    assert len(listeners) == 7, listeners
     for name in listeners:
         assert any(re.fullmatch(r"maxconn \d+", line) for line in parts[name]), name
     servers = 0
@@ -116,6 +119,7 @@ def test_every_listener_and_server_of_haproxy_has_a_maxconn(haproxy_cfg):
     assert servers >= 1 + 4 + 2 + 1  # web1 (the mine), the pool's slots, db1 and db2, Redis on web1
     expected = {"frontend http-on-vip": limits["public"], "frontend https-on-vip": limits["public"],
                 "listen galera": limits["db"], "listen redis-sessions": limits["redis"],
+                "listen redis-hold": limits["redis"],
                 "listen stats": limits["stats"], "listen stats-monitoring": limits["stats"]}
     for name, value in expected.items():
         assert f"maxconn {value}" in parts[name], name
