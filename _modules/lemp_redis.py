@@ -476,7 +476,10 @@ def settings_live(path: str, port: int, user: str, passwords: list, names: list,
     password = _admin_login(host, port, user, passwords)
     if password is None:
         return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} refuses {user} (or does not answer)"}
-    replies = ask(host, port, [["AUTH", user, password]] + [["CONFIG", "GET", n] for n in names], whole=True)
+    try:
+        replies = ask(host, port, [["AUTH", user, password]] + [["CONFIG", "GET", n] for n in names], whole=True)
+    except OSError as exc:
+        return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} did not answer: {exc}"}
     differ = [n for n, r in zip(names, replies[1:])
               if not (isinstance(r, list) and len(r) == 2 and conf_value(r[1]) == wanted[n])]
     if not differ:
@@ -484,7 +487,10 @@ def settings_live(path: str, port: int, user: str, passwords: list, names: list,
     if not apply:
         return {"ok": False, "changes": differ, "comment": "differs: " + ", ".join(differ)}
     commands = [["AUTH", user, password]] + [["CONFIG", "SET", n, wanted[n]] for n in differ]
-    answers = ask(host, port, commands)
+    try:
+        answers = ask(host, port, commands)
+    except OSError as exc:
+        return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} did not answer: {exc}"}
     failed = [f"CONFIG SET {c[2]}: {a}" for c, a in zip(commands[1:], answers[1:]) if a != "+OK"]
     if failed:
         return {"ok": False, "changes": [], "comment": "; ".join(failed)}

@@ -68,8 +68,8 @@ def test_a_partition_of_the_writer_loses_no_acknowledged_write_and_it_rejoins(la
     data node and garbd keep a Primary component, HAProxy moves the writer,
     writes go on; the link comes back and the node rejoins Synced."""
     victim, survivor = _writer_and_other(writer, tier)
-    lab.run(victim, "ip link set eth0 down")
     try:
+        lab.run(victim, "ip link set eth0 down")
         wait_for(lambda: synced(lab, survivor, tier["size"] - 1), 60, f"{survivor} to go on without {victim}")
         acked_after(writer, 20, 60, f"with {victim} cut off")
         assert writer.node() == survivor
