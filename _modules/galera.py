@@ -252,6 +252,56 @@ def tls_bundle(pems):
     return "".join(out)
 
 
+# Galera's group-communication timers (evs.*, wsrep_provider_options), in
+# the order Galera checks them when it starts (gcomm/src/evs_proto.cpp,
+# evs::Proto's constructor: inactive_check_period <= suspect_timeout/2,
+# keepalive_period <= suspect_timeout/3, keepalive_period <= install_timeout
+# <= inactive_timeout); a value out of range stops the node at start. Codership's
+# "WAN replication" note adds suspect_timeout < inactive_timeout.
+EVS_KEYS = ("keepalive_period", "inactive_check_period", "suspect_timeout", "inactive_timeout", "install_timeout")
+_ISO_PERIOD = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
+
+
+def iso_seconds(value, where):
+    """Seconds of an ISO 8601 duration as Galera writes its timers (PT1.5S,
+    PT1M, PT1H30M). Raises naming ``where`` on anything else."""
+    match = _ISO_PERIOD.match(str(value).strip())
+    if not match or not any(match.groups()):
+        raise CommandExecutionError(f"{where} is {value!r}: write an ISO 8601 duration such as PT1.5S or PT1M")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def evs_options(evs):
+    """The ``evs.<name>=<value>`` items of wsrep_provider_options (data nodes)
+    and GALERA_OPTIONS (garbd) from pillar galera:lookup:evs, which every
+    member must share. Raises naming the pillar key when one is missing,
+    unknown, or out of the order Galera requires (see EVS_KEYS)."""
+    evs = dict(evs or {})
+    unknown = sorted(set(evs) - set(EVS_KEYS))
+    if unknown:
+        raise CommandExecutionError(f"galera:lookup:evs:{unknown[0]} is not one of {', '.join(EVS_KEYS)}")
+    missing = [name for name in EVS_KEYS if name not in evs]
+    if missing:
+        raise CommandExecutionError(f"galera:lookup:evs:{missing[0]} is missing (salt/galera/defaults.yaml has it)")
+    s = {name: iso_seconds(evs[name], f"galera:lookup:evs:{name}") for name in EVS_KEYS}
+    rules = [
+        ("inactive_check_period", s["inactive_check_period"] <= s["suspect_timeout"] / 2,
+         "at most half of suspect_timeout"),
+        ("keepalive_period", s["keepalive_period"] <= s["suspect_timeout"] / 3,
+         "at most a third of suspect_timeout (3 missed keepalives before a suspicion)"),
+        ("inactive_timeout", s["inactive_timeout"] > s["suspect_timeout"], "longer than suspect_timeout"),
+        ("install_timeout", s["keepalive_period"] <= s["install_timeout"] <= s["inactive_timeout"],
+         "between keepalive_period and inactive_timeout"),
+    ]
+    for name, ok, rule in rules:
+        if not ok:
+            raise CommandExecutionError(
+                f"galera:lookup:evs:{name} is {evs[name]}: it must be {rule} "
+                f"({', '.join(f'{k}={evs[k]}' for k in EVS_KEYS)})")
+    return [f"evs.{name}={evs[name]}" for name in sorted(EVS_KEYS)]
+
+
 def mysql_native_hash(password):
     """The mysql_native_password hash of a password ('*' + SHA1(SHA1(pw)))."""
     inner = hashlib.sha1(password.encode("utf-8")).digest()

@@ -2,8 +2,8 @@
 HAProxy's connection limits, sized from what stands behind each listener.
 
 Without limits a flood of connections that never log in uses up MariaDB's
-``max_connections`` or Redis's client slots, and then every web node's
-``/healthz`` fails (issue #13). With them, the excess waits in HAProxy's
+``max_connections`` or Redis's client slots, and then every page that
+needs them fails on every web node (and every ``/healthz/deep``; issue #13). With them, the excess waits in HAProxy's
 queue (bounded by ``timeout queue``) or is refused at the LB, and the
 backends keep room for their own administration.
 
@@ -20,7 +20,13 @@ backends' figures from the web and database pillars) and returns the
   ``maxclients`` less ``redis_reserved`` (replication, Sentinels);
 * the public frontends: ``public_maxconn`` each;
 * the process: the sum of them all, plus the stats listeners.
+
+``peers`` lists the load balancers of the ``peers`` section (the stick
+tables of the database and Redis endpoints, shared so that an LB failover
+never moves the writer).
 """
+
+import re
 
 __virtualname__ = "lemp_haproxy"
 
@@ -66,7 +72,11 @@ def limits(settings):
     public = got["public_maxconn"]
     stats = got["stats_maxconn"]
     return {"web_server": web_server, "db": db, "redis": got["redis_maxconn"], "public": public, "stats": stats,
-            # http and https frontends, the two TCP endpoints, two stats listeners
+            # http and https frontends, the two TCP endpoints, two stats
+            # listeners. Not redis-hold: it holds connections only while no
+            # Redis master is UP, when redis-sessions serves none; counting
+            # it too raised HAProxy's file descriptors above the lab
+            # containers' limit (19999), and the reload failed.
             "global": 2 * public + db + got["redis_maxconn"] + 2 * stats}
 
 
@@ -83,5 +93,60 @@ def checked(settings):
 
     try:
         return limits(settings)
+    except LimitsError as exc:
+        raise CommandExecutionError(str(exc))
+
+
+# -- the peers section: stick tables shared by the load balancers ----------
+
+
+PEER_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+def peers(members, minion_id, port, name="lbs"):
+    """The ``peers`` section of haproxy.cfg on load balancer ``minion_id``.
+
+    ``members`` is ``topology.roles.lb.members`` ([{name, address}], the
+    derived topology), ``port`` pillar ``haproxy:lookup:peers:port`` (the
+    entry ``haproxy-peers`` of pillar/ports.yaml opens it between the LBs).
+    Returns ``{"name", "local", "peers": [{name, address, port}]}``: every
+    LB, this one included. The local peer is named after the minion id and
+    the template sets ``localpeer`` to it, so the section does not depend on
+    the machine's hostname. Listing itself also lets a reload hand the
+    tables from the old process to the new one (without it a reload empties
+    them, and the database writer could move).
+
+    Raises LimitsError (the pillar key or the topology entry named) when
+    ``minion_id`` is not a load balancer or a value is unusable.
+    """
+    if not isinstance(name, str) or not re.match(PEER_NAME_RE, name):
+        raise LimitsError(f"haproxy:lookup:peers:name must be a word (letters, digits, - _ .), not {name!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise LimitsError(f"haproxy:lookup:peers:port must be a TCP port (1-65535), not {port!r}")
+    entries = list(members or [])
+    names = [m.get("name") for m in entries if isinstance(m, dict)]
+    if minion_id not in names:
+        raise LimitsError(f"haproxy: {minion_id} is not a member of topology.roles.lb "
+                          f"({', '.join(map(str, names)) or 'none'}): the peers section lists the load balancers")
+    out = []
+    for member in entries:
+        if not member.get("address") or not re.match(PEER_NAME_RE, str(member.get("name"))):
+            raise LimitsError(f"haproxy: topology.roles.lb member {member!r} needs a name and an address")
+        out.append({"name": member["name"], "address": member["address"], "port": port})
+    return {"name": name, "local": minion_id, "peers": out}
+
+
+def checked_peers(members, minion_id, port, name="lbs"):
+    """``peers`` for a state (salt/haproxy/config.sls): a bad value stops
+    the render with the key at fault.
+
+    CLI Example::
+
+        salt lb1 lemp_haproxy.checked_peers '[{"name": "lb1", "address": "10.77.0.11"}]' lb1 10000
+    """
+    from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
+
+    try:
+        return peers(members, minion_id, port, name)
     except LimitsError as exc:
         raise CommandExecutionError(str(exc))

@@ -460,6 +460,43 @@ def runs_settings(path: str, port: int, user: str, passwords: list, host: str = 
     return True
 
 
+def settings_live(path: str, port: int, user: str, passwords: list, names: list, apply: bool = False,
+                  host: str = "127.0.0.1") -> dict:
+    """Does the running Redis at ``port`` run, for each of ``names`` that
+    ``path`` (and its includes) sets, the file's value? ``apply``: make it
+    so with CONFIG SET, so that a new setting Redis can change live (issue
+    #14: replica-serve-stale-data) reaches a running node without the
+    restart runs_settings would otherwise ask for. Returns {ok, changes,
+    comment}: ``changes`` lists the settings that differ (or were set)."""
+    try:
+        wanted = conf_settings(path)
+    except (OSError, AclError) as exc:
+        return {"ok": False, "changes": [], "comment": f"cannot read {path}: {exc}"}
+    names = [name for name in names if name in wanted]
+    password = _admin_login(host, port, user, passwords)
+    if password is None:
+        return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} refuses {user} (or does not answer)"}
+    try:
+        replies = ask(host, port, [["AUTH", user, password]] + [["CONFIG", "GET", n] for n in names], whole=True)
+    except OSError as exc:
+        return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} did not answer: {exc}"}
+    differ = [n for n, r in zip(names, replies[1:])
+              if not (isinstance(r, list) and len(r) == 2 and conf_value(r[1]) == wanted[n])]
+    if not differ:
+        return {"ok": True, "changes": [], "comment": f"Redis on {host}:{port} runs {', '.join(names) or 'them'}"}
+    if not apply:
+        return {"ok": False, "changes": differ, "comment": "differs: " + ", ".join(differ)}
+    commands = [["AUTH", user, password]] + [["CONFIG", "SET", n, wanted[n]] for n in differ]
+    try:
+        answers = ask(host, port, commands)
+    except OSError as exc:
+        return {"ok": False, "changes": [], "comment": f"Redis on {host}:{port} did not answer: {exc}"}
+    failed = [f"CONFIG SET {c[2]}: {a}" for c, a in zip(commands[1:], answers[1:]) if a != "+OK"]
+    if failed:
+        return {"ok": False, "changes": [], "comment": "; ".join(failed)}
+    return {"ok": True, "changes": differ, "comment": f"set live (CONFIG SET {', '.join(differ)}), no restart"}
+
+
 def _last_value(conf_path, name):
     try:
         with open(conf_path, encoding="utf-8") as handle:

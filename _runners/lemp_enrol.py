@@ -59,10 +59,16 @@ NOT_A_POOL_NODE = "not a pool node"
 # The load balancers' copy of the lab CA (salt/haproxy defaults tls_dir).
 LB_CA_FILE = "/etc/haproxy/tls/ca.pem"
 # From each load balancer, through the name HAProxy verifies: up to ~60 s.
+# {path}: a new node is gated on /healthz/deep (it must serve the app, so it
+# must reach the database: a node that cannot is not enrolled); an enrolled
+# node's re-check (its minion restarted) asks what HAProxy routes on, the
+# shallow /healthz, so a database hiccup at that moment does not report a
+# serving node's enrolment as failed (Zabbix watches /healthz/deep).
+HEALTHZ_DEEP, HEALTHZ_SHALLOW = "/healthz/deep", "/healthz"
 HEALTHZ_CMD = (
     "for i in $(seq 1 120); do code=$(curl -sS --max-time 2 -o /dev/null -w '%{{http_code}}' --cacert {ca}"
-    " --resolve {node}:443:{address} https://{node}/healthz 2>&1); [ \"$code\" = 200 ] && exit 0; sleep 0.5; done;"
-    " echo \"https://{node}/healthz ({address}) did not answer 200 from $(hostname): $code\" >&2; exit 1"
+    " --resolve {node}:443:{address} https://{node}{path} 2>&1); [ \"$code\" = 200 ] && exit 0; sleep 0.5; done;"
+    " echo \"https://{node}{path} ({address}) did not answer 200 from $(hostname): $code\" >&2; exit 1"
 )
 
 __virtualname__ = "lemp_enrol"
@@ -270,14 +276,16 @@ def _failure_handler(node, item, previous, reason, undo, lbs, monitors, backend)
 def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE):
     """The runbook of orch.enrol for ``node`` (``kind`` from classify).
 
-    new: sync modules, refresh pillar and mine, highstate, wait for /healthz
-    from both load balancers, record it enrolled, render its slot enabled
+    new: sync modules, refresh pillar and mine, highstate, wait for
+    /healthz/deep (the node serves the app and reaches the database) from
+    both load balancers, record it enrolled, render its slot enabled
     in the load balancers' config, enable it at runtime, wait until both
     see it UP, register it in Zabbix, announce it. Each step has a failure
     handler that reports it; from the record on, the handler also takes the
     node back out (store, slot, Zabbix host).
 
-    enrolled: re-check only (sync, mine, /healthz, announce): no highstate,
+    enrolled: re-check only (sync, mine, the shallow /healthz HAProxy routes
+    on, announce): no highstate,
     no runtime change, so a restarted minion never drains nor re-enables a
     node (orch.scale_in may be draining it).
 
@@ -290,7 +298,8 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
     if not lbs:
         return [_steps.refuse(f"refuse-to-enrol-{node}-without-load-balancers",
                               "enrol: the topology has no machine with role lb")]
-    healthz = HEALTHZ_CMD.format(ca=ca_file, node=node, address=address)
+    path = HEALTHZ_SHALLOW if kind == "enrolled" else HEALTHZ_DEEP
+    healthz = HEALTHZ_CMD.format(ca=ca_file, node=node, address=address, path=path)
     head = [
         # the load balancers and the monitor too: they render the slot and
         # the host list with lemp_pool, which a long-running lab may lack
@@ -304,7 +313,7 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
     ]
     check = (_steps.function(f"wait-for-healthz-of-{node}-from-both-lbs", "cmd.run", lbs, arg=[healthz],
                              kwarg={"python_shell": True}),
-             f"https://{node}/healthz did not answer 200 from the load balancers", False)
+             f"https://{node}{path} did not answer 200 from the load balancers", False)
     done = (_steps.step(f"announce-{node}-enrolled", "salt.runner", name="lemp_enrol.done", node=node,
                         already=kind == "enrolled"),
             f"could not announce {node} enrolled", kind == "new")

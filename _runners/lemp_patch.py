@@ -63,10 +63,16 @@ JOIN_TIMEOUT = 1800
 KEEPALIVED_OUT = "systemctl mask --runtime keepalived && systemctl stop keepalived"
 KEEPALIVED_BACK = "systemctl unmask --runtime keepalived && systemctl start keepalived"
 IP_ADDRS = "ip -4 -o addr show"
+# A patched web node goes back only once /healthz/deep answers 200: deep,
+# not the shallow /healthz HAProxy routes on, because what a patch replaces
+# (OpenSSL, PHP's mysqli, the CA bundle) can break the node's database
+# connection while nginx and PHP-FPM run; that node must stay drained. The
+# body (with the reason: the node's own loopback sees the details) goes to
+# the step's error.
 HEALTHZ_CMD = (
-    "for i in $(seq 1 100); do code=$(curl -ks --max-time 2 -o /dev/null -w '%{http_code}' https://127.0.0.1/healthz);"
-    " [ \"$code\" = 200 ] && { echo \"healthz 200\"; exit 0; }; sleep 0.3; done;"
-    " echo \"healthz answers $code, not 200\" >&2; exit 1"
+    "for i in $(seq 1 100); do out=$(curl -ksS --max-time 2 -w ' %{http_code}' https://127.0.0.1/healthz/deep 2>&1);"
+    " case \"$out\" in *' 200') echo \"healthz/deep 200\"; exit 0;; esac; sleep 0.3; done;"
+    " echo \"healthz/deep answers $out, not 200\" >&2; exit 1"
 )
 
 

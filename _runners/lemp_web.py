@@ -5,12 +5,13 @@ steps they return.
 
 Both walk the web nodes one at a time with the same rolling step
 (``rolling_steps``): drain the node on every load balancer, wait until it
-has no session, switch its release, check its /healthz serves the release,
-put it back and wait until every load balancer sees it UP. They differ only
-in what comes before (unpack and migrate, or check the release is there) and
-in the switch itself. Both end by recording, on the master, the release
-they made current (``record_deployed``, ``_modules/lemp_release.py``), so
-that the next highstate keeps it. ``spend`` plans orch.site's first step,
+has no session, switch its release, check its /healthz/deep serves the
+release (and reaches the database), put it back and wait until every load
+balancer sees it UP. They differ only in what comes before (unpack and
+migrate, or check the release is there) and in the switch itself. Both
+end by recording, on the master, the release they made current
+(``record_deployed``, ``_modules/lemp_release.py``), so that the next
+highstate keeps it. ``spend`` plans orch.site's first step,
 which spends that record once pillar/app.sls has moved away from it.
 
 The pure functions are unit-tested with sample data
@@ -32,9 +33,14 @@ _spec.loader.exec_module(_steps)
 lemp_app = _steps.repo_module("lemp_app")
 lemp_release = _steps.repo_module("lemp_release")
 
-# Poll the node's own /healthz until it is 200 and reports the release.
+# Poll the node's own /healthz/deep until it is 200 and reports the release.
+# Deep, not the shallow /healthz HAProxy routes on: a node that cannot reach
+# the database (the app's account, over TLS, through the DB endpoint) with
+# its new release must not be put back; the deploy stops there, with that node
+# drained and the reason, and the other nodes still serving.
 HEALTHZ_CMD = (
-    "for i in $(seq 1 100); do out=$(curl -ksS --max-time 2 -o - -w ' %{http_code}' https://127.0.0.1/healthz 2>&1);"
+    "for i in $(seq 1 100);"
+    " do out=$(curl -ksS --max-time 2 -o - -w ' %{http_code}' https://127.0.0.1/healthz/deep 2>&1);"
     " case \"$out\" in *'\"release\":\"{release}\"'*' 200') echo \"$out\"; exit 0;; esac; sleep 0.3; done;"
     " echo \"healthz not ok for release {release}: $out\" >&2; exit 1"
 )
@@ -70,7 +76,7 @@ def _sync(webs, lbs):
 
 def rolling_steps(webs, lbs, backend, release, switch):
     """For each web node in turn: drain, wait, ``switch(web)`` (the step that
-    makes ``release`` current there), check /healthz, enable, wait UP."""
+    makes ``release`` current there), check /healthz/deep, enable, wait UP."""
     steps = []
     for web in webs:
         on_lbs = {"arg": [backend, web]}

@@ -172,3 +172,30 @@ def replication_auth_applied(name, port, user, password, masteruser, masterauth,
     done = fun(*args, apply=True)
     ret.update(result=done["ok"], changes=changes if done["ok"] else {}, comment=done["comment"])
     return ret
+
+
+def settings_applied_live(name, port, user, password, settings, previous_password=None):
+    """The running Redis on ``port`` runs the values that the file ``name``
+    gives ``settings``; those that differ are set live (CONFIG SET,
+    lemp_redis.settings_live), so a new setting reaches a running node
+    without a restart (the restart would be a failover on the master)."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    fun = __salt__["lemp_redis.settings_live"]  # noqa: F821
+    args = (name, int(port), user, [password, previous_password], list(settings))
+    facts = fun(*args, apply=False)
+    if facts["ok"]:
+        ret.update(result=True, comment=facts["comment"])
+        return ret
+    if not facts["changes"]:
+        # not reachable as the admin user (the file unreadable, a password
+        # rotation half done): redis-server-runs-its-current-settings then
+        # restarts Redis if it must, as it did before this state
+        ret.update(result=True, comment=f"not set live: {facts['comment']}")
+        return ret
+    changes = {"settings": {"old": "differs: " + ", ".join(facts["changes"]), "new": "set live"}}
+    if __opts__["test"]:  # noqa: F821
+        ret.update(result=None, changes=changes, comment=f"would set live: {', '.join(facts['changes'])}")
+        return ret
+    done = fun(*args, apply=True)
+    ret.update(result=done["ok"], changes=changes if done["ok"] else {}, comment=done["comment"])
+    return ret

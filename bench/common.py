@@ -198,18 +198,6 @@ def scenarios(p, args, known):
     return kinds
 
 
-def web_node_check(p, args, dest, default):
-    """A check for open_lab(): option --DEST names a web node; when it is not
-    given, the web node at index `default` of the topology."""
-    def check(lab):
-        webs = lab.with_role("web")
-        setattr(args, dest, getattr(args, dest) or webs[default])
-        if getattr(args, dest) not in webs:
-            p.error(f"--{dest} {getattr(args, dest)} is not a web node ({', '.join(webs)})")
-
-    return check
-
-
 def load_options(p, duration, max_requests, timeout, per="run"):
     """The options of a client loop through the VIP (web_helpers.LoadLoop)."""
     p.add_argument("--duration", type=int, default=duration,
@@ -245,7 +233,7 @@ def main_wrapper(fn):
     sys.exit(rc or 0)
 
 
-# -- statistics -----------------------------------------------------------------
+# -- statistics and a throughput client ----------------------------------------
 
 def percentile(sorted_values, q):
     """Nearest-rank percentile of an already sorted list (None when empty)."""
@@ -255,6 +243,51 @@ def percentile(sorted_values, q):
 
     k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100.0 * len(sorted_values)) - 1))
     return sorted_values[k]
+
+
+def run_requests(url, lab, concurrency, duration, timeout, max_requests):
+    """`concurrency` threads, each with one keep-alive session (verifying the
+    lab CA), GET `url` for `duration` s (at most `max_requests` in all):
+    requests (ok), errors, elapsed, rps, p50_ms, p99_ms, error_kinds."""
+    import threading
+
+    lat, errors, lock = [], [], threading.Lock()
+    per_thread = max(1, max_requests // concurrency)
+    deadline = time.monotonic() + duration
+
+    def worker():
+        session = lab.new_session()
+        mine, errs = [], []
+        for _ in range(per_thread):
+            if time.monotonic() >= deadline:
+                break
+            t = time.perf_counter()
+            try:
+                resp = session.get(url, timeout=timeout)
+                if resp.status_code == 200:
+                    mine.append(time.perf_counter() - t)
+                else:
+                    errs.append(f"HTTP {resp.status_code}")
+            except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+                errs.append(type(exc).__name__)
+                session = lab.new_session()
+        with lock:
+            lat.extend(mine)
+            errors.extend(errs)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration + timeout + 30)
+    elapsed = time.monotonic() - t0
+    lat.sort()
+    return {"requests": len(lat), "errors": len(errors), "elapsed": elapsed,
+            "rps": len(lat) / elapsed if elapsed else None,
+            "p50_ms": (percentile(lat, 50) or 0) * 1000 if lat else None,
+            "p99_ms": (percentile(lat, 99) or 0) * 1000 if lat else None,
+            "error_kinds": sorted(set(errors))[:5]}
 
 
 def report(args, name, title, headers, rows, notes=()):

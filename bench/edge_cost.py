@@ -29,7 +29,7 @@ import statistics
 
 import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
 from common import log
-from http_throughput import run_requests
+from common import run_requests
 
 TABLE = "lemp_ha"  # salt/firewall/defaults.yaml firewall:table
 

@@ -4,7 +4,7 @@ what monitoring costs.
 
 Scenarios (each restored before the next):
   nginx    nginx stopped on a web node (systemctl stop)
-  host     a web node down (lxc-stop, as web_node_loss.py; lxc-start after)
+  host     a web node down (lxc-stop, as fault_matrix.py's web-stop; lxc-start after)
   galera   Galera degraded: mariadb stopped on a db node that is NOT the
            writer (the one the VIP's database endpoint reaches)
   novip    no VIP: keepalived stopped on every load balancer

@@ -3,14 +3,15 @@
 #
 #   bench/run_all.sh [--cold] [--no-cache] [--quick]
 #
-#   (default)    lab_up (warm ./lab up + converged orch.site), http_throughput, edge_cost,
-#                lb_failover, web_node_loss, db_failover, third_party_app,
-#                monitoring_alerts, backup_restore (about an hour for 1 GiB)
+#   (default)    lab_up (warm ./lab up + converged orch.site), edge_cost,
+#                fault_matrix (every fault, about 2 h), third_party_app,
+#                monitoring_alerts, backup_restore (about an hour for 1 GiB),
+#                scale_join, scale_events
 #   --cold       then ./lab down && ./lab up with the caches present
 #   --no-cache   (implies --cold) then ./lab up with the caches moved aside and
 #                restored afterwards (downloads everything again: slow)
-#   --quick      shorter loads (throughput 10 s, one node-loss mode), a 256 MiB
-#                backup_restore dataset
+#   --quick      fault_matrix --quick (its representative subset), shorter
+#                loads, a 256 MiB backup_restore dataset
 #
 # Each script waits for the lab to be healthy before it starts and restores
 # what it broke (in a `finally`), so the next one starts on a healthy lab. The
@@ -62,17 +63,12 @@ py=$(pick_python) || {
 echo "bench: using $py"
 
 if [ $quick = 1 ]; then
-  run http_throughput "$py" "$here/http_throughput.py" --duration 10
   run edge_cost "$py" "$here/edge_cost.py" --rounds 2
-  run lb_failover "$py" "$here/lb_failover.py"
-  run web_node_loss "$py" "$here/web_node_loss.py" --scenarios kill,deploy
+  run fault_matrix "$py" "$here/fault_matrix.py" --quick
 else
-  run http_throughput "$py" "$here/http_throughput.py"
   run edge_cost "$py" "$here/edge_cost.py"
-  run lb_failover "$py" "$here/lb_failover.py"
-  run web_node_loss "$py" "$here/web_node_loss.py"
+  run fault_matrix "$py" "$here/fault_matrix.py"
 fi
-run db_failover "$py" "$here/db_failover.py"
 run third_party_app "$py" "$here/third_party_app.py"
 if [ $quick = 1 ]; then
   run monitoring_alerts "$py" "$here/monitoring_alerts.py" --scenarios nginx,novip --sample 20

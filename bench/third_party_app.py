@@ -17,7 +17,7 @@ import common  # first: it puts the lab driver and the lab tests' helpers on sys
 import wordpress_helpers as wp
 from common import log
 from galera_helpers import sql
-from http_throughput import run_requests
+from common import run_requests
 
 
 def timed(what, fn):

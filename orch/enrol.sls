@@ -11,13 +11,14 @@
     - not a pool name with an accepted key (web1, db1, anything else):
       ignore-<id>-not-a-pool-node, nothing changes;
     - a pool node already enrolled (its minion restarted): re-check only:
-      sync, mine, /healthz from both load balancers, announce. No highstate,
-      no drain, no duplicate;
+      sync, mine, /healthz (shallow, as HAProxy) from both load balancers,
+      announce. No highstate, no drain, no duplicate;
     - a new pool node, the runbook:
       1. sync-custom-modules-on-<node>-the-lbs-and-the-monitor, refresh-pillar-on-<node>,
          publish-<node>-in-the-mine;
       2. apply-highstate-on-<node>;
-      3. wait-for-healthz-of-<node>-from-both-lbs (through the name HAProxy
+      3. wait-for-healthz-of-<node>-from-both-lbs (/healthz/deep: the node
+         must reach the database to be enrolled; through the name HAProxy
          verifies, with the lab CA);
       4. record-<node>-enrolled-on-the-master (pillar scaling:enrolled);
       5. render-<node>-slot-enabled-in-haproxy-config-on-both-lbs (a later

@@ -14,7 +14,7 @@
     The runbook (restore_steps):
       1. restore-<stamp>-plan: the plan, printed;
       2. web-tier-to-maintenance-page: every web node answers 503 with the
-         maintenance page (nginx.maintenance), /healthz stays up so that
+         maintenance page (nginx.maintenance), /healthz (and /healthz/deep) stay up so that
          HAProxy keeps sending visitors to that page rather than an error;
       3. stop-binlog-archiver-on-arb1: what is replayed no longer moves;
       4. stop-mariadb-on-<node> (every data node), stop-garbd-on-<arb>;

@@ -13,7 +13,7 @@
          labhost in the lab, pillar scaling:cloud);
       3. wait until the node's own start event has enrolled it
          (wait-until-<node>-is-enrolled-by-its-start-event): orch.enrol,
-         started by the reactor, highstates it, waits for /healthz and puts
+         started by the reactor, highstates it, waits for /healthz/deep and puts
          it in service on both load balancers. A failed enrolment fails this
          step with orch.enrol's reason; the slot stays disabled.
     Nothing here adds the node to HAProxy: only enrolment does, so a VM

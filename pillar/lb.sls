@@ -36,4 +36,5 @@ keepalived:
     advert_int: 0.1
     priority_top: 150
     priority_step: 50
-    check: {interval: 1, fall: 2, rise: 2, weight: -60}
+    nopreempt: True
+    check: {interval: 1, fall: 2, rise: 2, weight: 0}

@@ -63,6 +63,7 @@ garbd-config-file-managed:
         garbd: {{ garbd | json }}
         nodes: {{ galera.data_nodes | map(attribute='address') | list | json }}
         cluster_name: {{ galera.cluster_name | json }}
+        evs_options: {{ galera.evs_options | json }}
     - user: root
     - group: root
     - mode: '0644'

@@ -19,6 +19,9 @@
     never an empty backend), then a slot per pool name of
     scaling.web.pool, enabled iff pillar scaling:enrolled lists it. #}
 {%- set backend = salt['lemp_pool.backend'](haproxy.mine_function) %}
+{#- The peers section (shared stick tables): every LB of the topology,
+    named by minion id (_modules/lemp_haproxy.py peers). #}
+{%- set peers = salt['lemp_haproxy.checked_peers'](topology.roles.lb.members, grains['id'], haproxy.peers.port, haproxy.peers.name) %}
 {%- if haproxy.galera.enabled and not db_nodes %}
 {{-   raise('haproxy: galera is enabled but the topology has no machine with role db') }}
 {%- endif %}
@@ -73,6 +76,7 @@ haproxy-config-file-managed:
         limits: {{ limits | json }}
         edge: {{ edge | json }}
         stats_login: {{ stats_login | json }}
+        peers: {{ peers | json }}
     - check_cmd: /usr/sbin/haproxy -c -f
     - require:
       - file: haproxy-vip-certificate-file-managed

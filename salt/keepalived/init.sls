@@ -1,25 +1,21 @@
 {#- The VIP on one of the load balancers (VRRPv3, unicast between them),
-    moved away from one whose haproxy is not running. #}
+    moved away from one whose haproxy is not running (FAULT), and never
+    taken back by an LB that returns (nopreempt: failback moves nothing). #}
 {%- from 'keepalived/map.jinja' import keepalived with context %}
 {%- set topology = salt['pillar.get']('topology') or raise('keepalived: pillar topology is missing') %}
 {%- set lbs = topology.roles.lb.members %}
-{%- set me = lbs | selectattr('name', 'equalto', grains['id']) | list %}
-{%- if not me %}
-{{-   raise('keepalived: ' ~ grains['id'] ~ ' has no role lb in the topology') }}
-{%- endif %}
-{%- set index = lbs.index(me[0]) %}
+{#- This LB, its peers and its priority, and the rules that make the VIP
+    move (nopreempt, the check's weight): _modules/lemp_keepalived.py; a
+    setting that cannot move the VIP stops the render, naming the key. #}
+{%- set vrrp = salt['lemp_keepalived.checked'](keepalived, lbs, grains['id']) %}
 {%- set ns = namespace(iface=keepalived.interface) %}
 {%- if not ns.iface %}
-{%-   for iface, addrs in grains.get('ip4_interfaces', {}) | dictsort if me[0].address in addrs %}{% set ns.iface = iface %}{% endfor %}
+{%-   for iface, addrs in grains.get('ip4_interfaces', {}) | dictsort if vrrp.me.address in addrs %}{% set ns.iface = iface %}{% endfor %}
 {%- endif %}
 {%- if not ns.iface %}
-{{-   raise('keepalived: no interface holds ' ~ me[0].address ~ ' on ' ~ grains['id'] ~ '; set keepalived:lookup:interface') }}
+{{-   raise('keepalived: no interface holds ' ~ vrrp.me.address ~ ' on ' ~ grains['id'] ~ '; set keepalived:lookup:interface') }}
 {%- endif %}
 {%- do keepalived.update({'interface': ns.iface}) %}
-{%- set priority = keepalived.priority_top - index * keepalived.priority_step %}
-{%- if priority < 1 or keepalived.priority_top + keepalived.check.weight >= keepalived.priority_top - keepalived.priority_step and lbs | length > 1 %}
-{{-   raise('keepalived: priorities from priority_top/priority_step/check:weight cannot move the VIP (need top + weight < top - step, all > 0)') }}
-{%- endif %}
 
 keepalived-package-installed:
   pkg.installed:
@@ -38,9 +34,10 @@ keepalived-config-file-managed:
     - check_cmd: /usr/sbin/keepalived -t -f
     - context:
         k: {{ keepalived | json }}
-        me: {{ me[0] | json }}
-        peers: {{ lbs | rejectattr('name', 'equalto', grains['id']) | list | json }}
-        priority: {{ priority }}
+        me: {{ vrrp.me | json }}
+        peers: {{ vrrp.peers | json }}
+        priority: {{ vrrp.priority }}
+        nopreempt: {{ vrrp.nopreempt }}
         vip: {{ topology.network.vip }}
         internal_vip: {{ topology.network.internal_vip }}
         prefixlen: {{ topology.network.prefixlen }}

@@ -73,7 +73,7 @@ phpfpm-session-settings-file-managed:
     - contents: |
         ; Written by Salt (salt/phpfpm). Sessions in Redis via the internal endpoint: docs/sessions.md
         session.save_handler=redis
-        session.save_path="tcp://{{ salt['pillar.get']('topology:network:internal_vip') }}:{{ phpfpm.sessions.port | int }}?auth[]={{ phpfpm.sessions.user | urlencode }}&auth[]={{ redis_password | urlencode }}&timeout={{ phpfpm.sessions.timeout }}&read_timeout={{ phpfpm.sessions.timeout }}&prefix=PHPREDIS_SESSION:"
+        session.save_path="tcp://{{ salt['pillar.get']('topology:network:internal_vip') }}:{{ phpfpm.sessions.port | int }}?auth[]={{ phpfpm.sessions.user | urlencode }}&auth[]={{ redis_password | urlencode }}&timeout={{ phpfpm.sessions.timeout }}&read_timeout={{ phpfpm.sessions.read_timeout }}&persistent={{ phpfpm.sessions.persistent | int }}&prefix=PHPREDIS_SESSION:"
         session.cookie_secure=1
         session.cookie_httponly=1
         session.cookie_samesite=Lax

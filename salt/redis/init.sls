@@ -35,6 +35,17 @@ redis-lemp-ha-settings-file-managed:
         maxmemory-policy volatile-lru
         appendonly yes
         replica-read-only yes
+        # A replica that lost its master (or is still loading from it)
+        # answers an error, never stale or empty sessions. INFO, PING and
+        # the replication commands still answer, so HAProxy's role check
+        # and Sentinel are unaffected. Defence in depth: HAProxy sends PHP
+        # only to the master.
+        replica-serve-stale-data no
+        # 0 on purpose: with 1, the master refuses every session write
+        # (NOREPLICAS) whenever its only replica is away, i.e. at every
+        # restart or loss of the other web node: a planned event would cost
+        # every write. Sessions written in the ~1 s before a failover may
+        # therefore be lost (docs/sessions.md).
         min-replicas-to-write 0
     - require:
       - pkg: redis-server-package-installed
@@ -115,6 +126,21 @@ redis-server-service-running:
     - watch:
       - file: redis-server-config-file-written-once
 
+{#- Settings Redis can change while it runs are set live first (CONFIG SET),
+    so that a new one (replica-serve-stale-data, issue #14) reaches a running
+    node without the restart below: a restart of the master is a failover. #}
+redis-server-live-settings-applied:
+  lemp_redis.settings_applied_live:
+    - name: /etc/redis/lemp-ha.conf
+    - port: {{ redis.port | int }}
+    - user: {{ redis.acl.admin_user }}
+    - password: {{ secret(redis.acl.admin_user) | json }}
+    - previous_password: {{ previous(redis.acl.admin_user) | json }}
+    - settings: {{ redis.live_settings | json }}
+    - require:
+      - service: redis-server-service-running
+      - file: redis-lemp-ha-settings-file-managed
+
 {#- Only lemp-ha.conf is compared: redis.conf is rewritten by Redis itself
     (CONFIG REWRITE when Sentinel reconfigures replication), so its content
     changes on every failover and says nothing about what Salt wants.
@@ -137,6 +163,7 @@ redis-server-runs-its-current-settings:
         passwords: {{ [secret(redis.acl.admin_user), previous(redis.acl.admin_user)] | json }}
     - require:
       - service: redis-server-service-running
+      - lemp_redis: redis-server-live-settings-applied
     {#- users are applied to the Redis running these settings (redis/acl.sls) #}
     - require_in:
       - lemp_redis: redis-acl-users-loaded-without-restart

@@ -81,6 +81,18 @@ redis-sentinel-monitors-the-sessions-master:
       - file: redis-sentinel-password-file-managed
       - lemp_redis: redis-sentinel-requires-its-password-and-logs-in-as-its-user
 
+{#- sentinel.conf is written once, so a new down-after-milliseconds (issue
+    #14: 2000 -> 1000) never reaches a running Sentinel through it: ask the
+    running Sentinel, and SENTINEL SET it when it differs (Sentinel writes
+    it to its own file). Live, no restart, no failover. #}
+redis-sentinel-down-after-milliseconds-applied:
+  cmd.run:
+    - name: REDISCLI_AUTH="$(cat {{ redis.sentinel_auth_file }})" redis-cli --no-auth-warning -h 127.0.0.1 -p {{ redis.sentinel_port }} SENTINEL SET {{ redis.master_name }} down-after-milliseconds {{ redis.down_after_ms | int }} | grep -qxF OK
+    - unless: REDISCLI_AUTH="$(cat {{ redis.sentinel_auth_file }})" redis-cli --no-auth-warning -h 127.0.0.1 -p {{ redis.sentinel_port }} --raw SENTINEL MASTER {{ redis.master_name }} | grep -A1 -xF down-after-milliseconds | tail -n 1 | grep -qxF {{ redis.down_after_ms | int }}
+    - require:
+      - cmd: redis-sentinel-monitors-the-sessions-master
+      - lemp_redis: redis-sentinel-requires-its-password-and-logs-in-as-its-user
+
 {#- sentinel.conf is written once, so a changed password (rotation, or the
     upgrade from a Sentinel without one) never reaches it through the file
     state above. This state asks the running Sentinel (refuses a client

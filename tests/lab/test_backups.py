@@ -306,10 +306,11 @@ def archive_caught_up(lab, store, when):
 
 
 def web_healthy(lab, tier):
-    """Every web node's /healthz answers ok (not "maintenance")."""
+    """Every web node's /healthz/deep answers ok: out of maintenance, and the
+    restored database answers it (the shallow /healthz asks no database)."""
     webs = lab.with_role("web")
     for web in webs:
-        body = out(lab.run(web, "curl -sk https://localhost/healthz", check=False))
+        body = out(lab.run(web, "curl -sk https://localhost/healthz/deep", check=False))
         if '"status":"ok"' not in body.replace(" ", ""):
             return False
     return True

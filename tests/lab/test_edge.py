@@ -140,7 +140,10 @@ def test_the_stats_pages_want_a_login_except_zabbix_agent_on_the_lb_itself(lab):
 
 
 def test_healthz_details_go_to_the_admin_network_and_the_public_gets_the_status(lab):
-    detailed = wh.get_json(lab, "/healthz", session=wh.new_session(lab))
-    assert detailed["status"] == "ok" and detailed.get("node") and "release" in detailed
-    public = lab.run("mon1", f"{CURL} 'https://{lab.vip}/healthz'").stdout
-    assert json.loads(public) == {"status": "ok"}
+    # both checks, the shallow one HAProxy routes on and the deep one (the database too)
+    for path, check in (("/healthz", "shallow"), ("/healthz/deep", "deep")):
+        detailed = wh.get_json(lab, path, session=wh.new_session(lab))
+        assert detailed["status"] == "ok" and detailed.get("node") and "release" in detailed, detailed
+        assert detailed["check"] == check, detailed
+        public = lab.run("mon1", f"{CURL} 'https://{lab.vip}{path}'").stdout
+        assert json.loads(public) == {"status": "ok"}, (path, public)

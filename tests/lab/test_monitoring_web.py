@@ -39,7 +39,10 @@ STATUS_ITEMS = {
             "sentinel": lambda key: key == "lemp.sentinel.ckquorum",
             # the status file's item, not any vfs.file.contents: the Linux
             # template's interface discovery adds one per NIC, collected hourly
-            "glusterfs": lambda key: key == "vfs.file.contents[{$GLUSTER.STATUS.FILE}]"},
+            "glusterfs": lambda key: key == "vfs.file.contents[{$GLUSTER.STATUS.FILE}]",
+            # lemp-ha Web node health: the node's own /healthz/deep (issue #14); on a
+            # healthy lab its trigger stays quiet (test_a_healthy_lab_has_no_open_problem_on_web_and_lb_hosts)
+            "healthz deep": lambda key: key == "lemp.web.healthz.deep"},
     "lb": {"haproxy": lambda key: key.startswith("haproxy.frontend.scur["),
            "sentinel": lambda key: key == "lemp.sentinel.ckquorum"},
 }

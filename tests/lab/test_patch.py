@@ -46,9 +46,10 @@ def lab_is_whole(lab):
 
 def test_patching_the_lbs_and_web_nodes_fails_no_request_and_ends_with_every_node_in_service(lab):
     before = main_pids(lab)
-    # The VIPs move at most twice (off the holder and back, by priority):
-    # each move resets the one keep-alive connection the client had open on
-    # the LB giving them up, which a browser retries (LoadLoop retry_dropped).
+    # The VIPs move at most twice (off each LB in turn while it is patched;
+    # nopreempt: an LB that returns takes nothing back): each move resets
+    # the one keep-alive connection the client had open on the LB giving
+    # them up, which a browser retries (LoadLoop retry_dropped).
     with LoadLoop(lab, max_seconds=300, retry_dropped=True) as load:
         ok, detail = lab.orchestrate("orch.patch", PATCH)
         load.wait_for_requests(20)

@@ -34,7 +34,7 @@ def test_the_on_prem_smoke_test_passes_against_the_lab(lab, repo):
     lines = out.stdout
     assert f"smoke test of https://{lab.vip}/" in lines
     assert re.search(rf"ok +app page +https://{re.escape(lab.vip)}/ -> 200", lines), lines
-    assert re.search(rf"ok +health +https://{re.escape(lab.vip)}/healthz -> 200, status 'ok'", lines), lines
+    assert re.search(rf"ok +health +https://{re.escape(lab.vip)}/healthz/deep -> 200, status 'ok'", lines), lines
     assert re.search(rf"ok +HTTP to HTTPS +http://{re.escape(lab.vip)}/ -> 301 to https://{re.escape(lab.vip)}/",
                      lines), lines
     assert re.search(r"ok +Zabbix UI .*-> 200, the sign-in page", lines), lines

@@ -2,6 +2,7 @@
 never a bare sleep as a wait), a bounded load loop that logs every failure,
 and readers of the lab's state (who holds the VIP, what each node serves)."""
 
+import re
 import threading
 import time
 
@@ -99,6 +100,31 @@ def wait_web_up_on_all_lbs(lab, server, timeout=90):
         return True
 
     wait_for(up, timeout, f"{server} ready and UP on every lb", interval=1)
+
+
+def stick_servers(lab, lbs, table="galera"):
+    """{lb: the server HAProxy's stick table ``table`` sends the endpoint's
+    clients to, or None while it is empty} on each of ``lbs`` (one salt
+    call). The LBs share the table (the peers section): the writer, or the
+    Redis master, that one chose is the other's."""
+    result = lab.salt("-L", ",".join(lbs), "haproxy_runtime.command", f"show table {table}")
+    out = {}
+    for lb in lbs:
+        found = re.search(r"server_key=(\S+)", str(salt_ret(result, lb)))
+        out[lb] = found.group(1) if found else None
+    return out
+
+
+def keepalived_check_passed(lab, lb):
+    """keepalived runs on ``lb`` and its HAProxy check has passed since it
+    started: the LB could hold the VIP now (with nopreempt it takes it only
+    in an election, never from a holder). Read from this run's journal
+    (the unit's invocation: a container shares the host's boot id, so
+    `journalctl -b` also shows the runs before a restart)."""
+    out = lab.run(lb, "systemctl is-active -q keepalived && journalctl --no-pager -o cat "
+                  "_SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value keepalived) "
+                  "| grep -c 'VRRP_Script(chk_haproxy) succeeded'", check=False)
+    return out.returncode == 0 and out.stdout.strip() not in ("", "0")
 
 
 class LoadLoop:

@@ -306,6 +306,25 @@ def test_masterauth_is_applied_live_from_an_include_that_restarts_nothing(salt_c
     assert "redis-replication-password-applied-live" in alone, alone
 
 
+def test_issue_14_redis_settings_reach_a_running_node_live(salt_cli, topology, representatives):
+    """replica-serve-stale-data and Sentinel's 1 s down-after reach a running
+    node without a restart (a restart of the master is a failover)."""
+    minion = minion_for("redis", topology, representatives)
+    states = salt_cli.run("state.show_sls", "redis", minion_tgt=minion).data
+    settings = _args(states["redis-lemp-ha-settings-file-managed"], "managed")["contents"]
+    assert "\nreplica-serve-stale-data no\n" in settings and "\nmin-replicas-to-write 0\n" in settings
+    live = _args(states["redis-server-live-settings-applied"], "settings_applied_live")
+    assert "replica-serve-stale-data" in live["settings"] and live["name"] == "/etc/redis/lemp-ha.conf"
+    restart = _args(states["redis-server-runs-its-current-settings"], "config_loaded")
+    assert {"lemp_redis": "redis-server-live-settings-applied"} in restart["require"]
+    sentinel = salt_cli.run("state.show_sls", "redis.sentinel", minion_tgt=minion).data
+    conf = _args(sentinel["redis-sentinel-config-file-written-once"], "managed")["contents"]
+    assert "sentinel down-after-milliseconds sessions 1000" in conf
+    applied = _args(sentinel["redis-sentinel-down-after-milliseconds-applied"], "run")
+    assert "SENTINEL SET sessions down-after-milliseconds 1000" in applied["name"]
+    assert "grep -qxF 1000" in applied["unless"]
+
+
 def test_sentinel_accepts_its_passwords_live_and_restarts_only_for_requirepass(salt_cli, topology,
                                                                              representatives):
     """sentinel_auth's rotation: redis.sentinel_accepts (alone: every

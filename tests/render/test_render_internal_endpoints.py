@@ -84,7 +84,10 @@ def test_haproxy_serves_nothing_but_http_and_https_on_the_public_vip(haproxy_cfg
     # the stats listeners bind the LB's own addresses (loopback and its own),
     # never a VIP nor a wildcard; the firewall takes them from the admin networks
     stats = {str(context["haproxy"]["stats_port"]), str(context["haproxy"]["monitoring_stats_port"])}
-    assert {p for a, p in binds if a not in (network["vip"], network["internal_vip"])} == stats
+    # redis-hold (sessions waiting for a new Redis master): loopback only
+    hold = str(context["haproxy"]["redis"]["hold_port"])
+    assert [a for a, p in binds if p == hold] == ["127.0.0.1"]
+    assert {p for a, p in binds if a not in (network["vip"], network["internal_vip"])} == stats | {hold}
     assert {a for a, p in binds if p in stats} == set(context["edge"]["local_stats_readers"])
     assert "*" not in {a for a, p in binds}
     services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()),
@@ -101,7 +104,7 @@ def test_every_listener_and_server_of_haproxy_has_a_maxconn(haproxy_cfg):
     parts = sections(config)
     assert f"maxconn {limits['global']}" in parts["global"]
     listeners = [name for name in parts if name.split()[0] in ("frontend", "listen")]
-    assert len(listeners) == 6, listeners
+    assert len(listeners) == 7, listeners
     for name in listeners:
         assert any(re.fullmatch(r"maxconn \d+", line) for line in parts[name]), name
     servers = 0
@@ -116,6 +119,7 @@ def test_every_listener_and_server_of_haproxy_has_a_maxconn(haproxy_cfg):
     assert servers >= 1 + 4 + 2 + 1  # web1 (the mine), the pool's slots, db1 and db2, Redis on web1
     expected = {"frontend http-on-vip": limits["public"], "frontend https-on-vip": limits["public"],
                 "listen galera": limits["db"], "listen redis-sessions": limits["redis"],
+                "listen redis-hold": limits["redis"],
                 "listen stats": limits["stats"], "listen stats-monitoring": limits["stats"]}
     for name, value in expected.items():
         assert f"maxconn {value}" in parts[name], name
@@ -160,6 +164,39 @@ def test_keepalived_moves_the_vip_and_the_internal_vip_together(salt_cli, topolo
     prefix = network["prefixlen"]
     assert addresses == [f"{network['vip']}/{prefix}", f"{network['internal_vip']}/{prefix}"]
     assert config.count("vrrp_instance ") == 1  # one instance: one LB holds both
+    # issue #14: a returning LB never takes the VIPs back; a failing HAProxy check means FAULT
+    assert "\n    nopreempt\n" in config and "\n    weight 0\n" in config
+    assert context["priority"] == 150 and context["peers"] == [
+        m for m in topology["roles"]["lb"]["members"] if m["name"] != context["me"]["name"]]
+
+
+def test_a_keepalived_weight_that_cannot_move_the_vip_stops_the_render_naming_the_key(salt_cli, topology,
+                                                                                       representatives):
+    ret = salt_cli.run("state.show_sls", "keepalived",
+                       f"pillar={json.dumps({'keepalived': {'lookup': {'check': {'weight': -60}}}})}",
+                       minion_tgt=member(topology, representatives, "lb"))
+    errors = render_errors(ret)
+    assert any("keepalived:lookup:check:weight (-60) must be 0 with nopreempt" in e for e in errors), errors
+
+
+# -- HAProxy: the LBs share the endpoints' stick tables (peers) -------------------------------
+
+
+def test_haproxy_peers_are_every_lb_of_the_topology_and_the_endpoints_share_their_tables(haproxy_cfg, topology):
+    config, context = haproxy_cfg
+    parts = sections(config)
+    me = context["peers"]["local"]
+    lbs = topology["roles"]["lb"]["members"]
+    assert me in [m["name"] for m in lbs]
+    assert f"localpeer {me}" in parts["global"]
+    port = context["haproxy"]["peers"]["port"]
+    assert parts["peers lbs"] == [f"peer {m['name']} {m['address']}:{port}" for m in lbs]
+    for name in ("listen galera", "listen redis-sessions"):
+        assert "stick-table type ip size 1 peers lbs" in parts[name], name
+    services = lemp_firewall.check_services(yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text()),
+                                            lemp_firewall.load()[0])
+    peers = services["lb"]["haproxy-peers"]
+    assert [str(p) for p in peers["ports"]] == [str(port)] and peers["from"] == ["lb"] and peers["to"] is None
 
 
 # -- the clients use the internal endpoints ------------------------------------------------
@@ -174,6 +211,9 @@ def test_php_sessions_go_to_redis_through_the_internal_vip(salt_cli, topology, r
     path = re.search(r'^session.save_path="([^"]*)"', contents, re.M).group(1)
     assert path.startswith(f"tcp://{network['internal_vip']}:6379?"), path
     assert "?auth[]=sessions&auth[]=" in path, "PHP logs in as its Redis ACL user (docs/security.md)"
+    # a session read waits through a Redis failover instead of failing (docs/sessions.md)
+    assert "&timeout=2&read_timeout=5&persistent=0&" in path, path
+    assert "retry_interval" not in path, "5.3.7 reads it in microseconds, 6.1 in milliseconds"
     assert network["vip"] not in contents
 
 

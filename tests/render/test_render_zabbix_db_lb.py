@@ -45,14 +45,17 @@ def test_other_machines_get_no_userparameter(salt_cli, topology, representatives
 
 FPM_ACTIVE = ("UserParameter=lemp.phpfpm.active,curl -fsS --max-time 3 http://127.0.0.1:8081/fpm-status"
               " | sed -n 's/^active processes: *//p'")
+HEALTHZ_DEEP = "UserParameter=lemp.web.healthz.deep,curl -ksS --max-time 3 https://127.0.0.1/healthz/deep 2>&1 || true"
 
 
-def test_web_nodes_read_their_busy_workers_for_scaling(salt_cli, topology, representatives, pool_representative):
+def test_web_nodes_read_their_busy_workers_and_their_deep_health_check(salt_cli, topology, representatives,
+                                                                      pool_representative):
     """Fixed web nodes and pool VMs alike: the agent reads PHP-FPM's status
     page on nginx's loopback status server (template lemp-ha Web node load
-    polls it every {$LEMP.SCALE.INTERVAL})."""
-    assert FPM_ACTIVE in user_parameters(salt_cli, member(topology, representatives, "web"))
-    assert user_parameters(salt_cli, pool_representative) == [FPM_ACTIVE]
+    polls it every {$LEMP.SCALE.INTERVAL}), and the node's own /healthz/deep
+    (template lemp-ha Web node health, issue #14)."""
+    assert {FPM_ACTIVE, HEALTHZ_DEEP} <= set(user_parameters(salt_cli, member(topology, representatives, "web")))
+    assert user_parameters(salt_cli, pool_representative) == [FPM_ACTIVE, HEALTHZ_DEEP]
 
 
 def test_every_machines_agent_reloads_when_its_userparameters_change(salt_cli, topology, representatives):

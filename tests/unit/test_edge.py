@@ -172,7 +172,8 @@ def render(edge, workdir, backend_port):
         web_nodes=[{"name": "web1", "address": "127.0.0.1"}], missing_web_nodes=[], pool_slots=[], db_nodes=[],
         redis_password="", edge=lemp_edge.haproxy(edge, {"lb1": {"address": "127.0.0.4"}}, "lb1"),
         stats_login=lemp_edge.stats_login(haproxy["stats_user"], PASSWORD),
-        limits=lemp_haproxy.limits(haproxy["limits"]))
+        limits=lemp_haproxy.limits(haproxy["limits"]),
+        peers=lemp_haproxy.peers([{"name": "lb1", "address": "127.0.0.4"}], "lb1", _free_port()))
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +197,7 @@ def edge_lb(host_tool):
     config = re.sub(r"(127\.0\.0\.[14]):8404\n", rf"\1:{ports['stats']}\n", config)
     config = re.sub(r"(127\.0\.0\.[14]):8405\n", rf"\1:{ports['monitoring']}\n", config)
     config = re.sub(r" ssl verify required ca-file \S+", "", config).replace(" verifyhost web1", "")
-    config = "global\n    log stdout local0\n\ndefaults\n" + config.split("\ndefaults\n", 1)[1]
+    config = "global\n    log stdout local0\n    localpeer lb1\n\ndefaults\n" + config.split("\ndefaults\n", 1)[1]
     path = os.path.join(workdir, "haproxy.cfg")
     with open(path, "w") as handle:
         handle.write(config + "\n")  # Salt keeps the trailing newline Jinja drops

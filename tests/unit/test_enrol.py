@@ -209,8 +209,9 @@ def test_a_new_pool_node_follows_the_runbook_in_order():
     assert arg(main[6], "sls") == "haproxy.config" and arg(main[6], "queue") == lemp_enrol._steps.WAIT_IN_LINE
     assert arg(main[7], "arg") == ["web", "web3"] and arg(main[7], "tgt") == "lb1,lb2"
     assert arg(main[9], "sls") == "zabbix.server.api" and arg(main[9], "tgt") == "mon1"
+    # the gate: the node serves the app and reaches the database (deep), from each LB
     healthz = arg(main[4], "arg")[0]
-    assert "--resolve web3:443:10.77.0.23 https://web3/healthz" in healthz
+    assert "--resolve web3:443:10.77.0.23 https://web3/healthz/deep " in healthz
     assert "--cacert /etc/haproxy/tls/ca.pem" in healthz
 
 
@@ -235,6 +236,8 @@ def test_a_restarted_enrolled_node_is_only_checked_never_drained_nor_highstated(
                           "wait-for-healthz-of-web3-from-both-lbs", "announce-web3-enrolled"]
     assert not any(s["state"] == "salt.state" or "haproxy_runtime" in str(s["args"]) for s in steps)
     assert kwargs(steps[-1])["already"] is True
+    # what HAProxy routes on (shallow): a database hiccup at a minion restart is no failed enrolment
+    assert "https://web3/healthz 2>&1" in arg(steps[3], "arg")[0]
 
 
 def test_a_fixed_machine_or_an_unknown_id_changes_nothing():
@@ -292,7 +295,9 @@ def render_haproxy(topology, enrolled):
         db_nodes=topology["roles"]["db"]["members"], redis_password="x",
         edge=lemp_edge.haproxy(haproxy["edge"], topology["machines"], "lb1"),
         stats_login=lemp_edge.stats_login(haproxy["stats_user"], "x" * 32),
-        limits=lemp_haproxy.limits(haproxy["limits"]))
+        limits=lemp_haproxy.limits(haproxy["limits"]),
+        peers=lemp_haproxy.peers(topology["roles"]["lb"]["members"], "lb1", haproxy["peers"]["port"],
+                                 haproxy["peers"]["name"]))
 
 
 def test_the_haproxy_config_declares_each_slot_once_after_the_serving_nodes(topology):

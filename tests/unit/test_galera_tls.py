@@ -113,7 +113,7 @@ def render_cnf(**tls):
     defaults = yaml.safe_load((REPO / "salt" / "galera" / "defaults.yaml").read_text())["galera"]
     defaults["tls"].update(tls)
     defaults.update(address="10.77.0.31", server_id=1, arbitrators=[], cluster_addresses=["10.77.0.31"],
-                    sst_password="x")
+                    sst_password="x", evs_options=galera.evs_options(defaults["evs"]))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "salt" / "galera" / "files")),
                              extensions=["jinja2.ext.do"])
     text = env.get_template("galera.cnf.jinja").render(galera=defaults, node_name="db1")

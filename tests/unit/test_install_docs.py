@@ -163,7 +163,7 @@ def make_ca_and_cert(tmp_path):
 
 
 class FakePlatform:
-    """HTTPS (app, /healthz, Zabbix's index.php), HTTP (the redirect) and a stats page on loopback."""
+    """HTTPS (app, /healthz/deep, Zabbix's index.php), HTTP (the redirect) and a stats page on loopback."""
 
     def __init__(self, tmp_path):
         self.health = {"status": "ok", "node": "web1", "release": "1.1.0"}
@@ -197,7 +197,7 @@ class FakePlatform:
                         self.answer(401, "login", headers=[("WWW-Authenticate", 'Basic realm="haproxy-stats"')])
                     else:
                         self.answer(200, "stats for everyone")
-                elif self.path == "/healthz":
+                elif self.path == "/healthz/deep":
                     code = 200 if platform.health["status"] == "ok" else 503
                     self.answer(code, json.dumps(platform.health), "application/json")
                 elif self.path == "/index.php":

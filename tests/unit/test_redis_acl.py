@@ -442,3 +442,32 @@ def test_sentinels_password_rotates_both_accepted_then_only_new_and_a_restart_ke
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# -- settings Redis can change live (redis-server-live-settings-applied) ------------
+
+def test_a_new_live_setting_is_set_without_a_restart_and_a_second_run_changes_nothing(redis, tmp_path):
+    """replica-serve-stale-data no (issue #14) reaches a running replica by
+    CONFIG SET; then runs_settings finds nothing to restart for."""
+    port, admin = redis["replica"], [PASSWORDS["admin"]]
+    names = ["replica-serve-stale-data", "min-replicas-to-write", "maxmemory", "maxmemory-policy"]
+    settings = tmp_path / "lemp-ha.conf"
+    settings.write_text(f"bind 127.0.0.1\nport {port}\nmaxmemory 0\nreplica-serve-stale-data no\n"
+                        "min-replicas-to-write 0\n")
+    before = lemp_redis.settings_live(str(settings), port, "admin", admin, names)
+    assert not before["ok"] and before["changes"] == ["replica-serve-stale-data"], before
+    assert not lemp_redis.runs_settings(str(settings), port, "admin", admin)
+    try:
+        done = lemp_redis.settings_live(str(settings), port, "admin", admin, names, apply=True)
+        assert done["ok"] and done["changes"] == ["replica-serve-stale-data"], done
+        live = lemp_redis.ask("127.0.0.1", port, [["AUTH", "admin", admin[0]],
+                                                  ["CONFIG", "GET", "replica-serve-stale-data"]], whole=True)
+        assert live[1] == ["replica-serve-stale-data", "no"], live
+        again = lemp_redis.settings_live(str(settings), port, "admin", admin, names, apply=True)
+        assert again["ok"] and again["changes"] == []
+        assert lemp_redis.runs_settings(str(settings), port, "admin", admin), "no restart left to do"
+        refused = lemp_redis.settings_live(str(settings), port, "admin", ["wrong"], names)
+        assert not refused["ok"] and refused["changes"] == [] and "refuses admin" in refused["comment"]
+    finally:
+        lemp_redis.ask("127.0.0.1", port, [["AUTH", "admin", admin[0]],
+                                            ["CONFIG", "SET", "replica-serve-stale-data", "yes"]])

@@ -327,16 +327,18 @@ def test_in_maintenance_every_request_gets_the_page_but_healthz_stays_up():
     server = site[:site.index("location ")]
     # server level: the flag turns every request into a 503, except health and status pages
     assert f"if (-f {flag}) {{\n        set $lemp_maintenance on;" in server
-    assert 'if ($uri ~ "^/(healthz|nginx_status|fpm-status|fpm-ping)$") {\n        set $lemp_maintenance off;' in server
+    assert ('if ($uri ~ "^/(healthz|healthz/deep|nginx_status|fpm-status|fpm-ping)$") {\n'
+            '        set $lemp_maintenance off;') in server
     assert "if ($lemp_maintenance = on) {\n        return 503;" in server
     assert server.index("set $lemp_maintenance on") < server.index("if ($uri ~") < server.index("return 503")
     page = site[site.index("location @lemp_maintenance {"):]
     page = page[:page.index("\n    }\n")]
     assert f"root {nginx['maintenance']['page_dir']};" in page
     assert f"rewrite ^ /{nginx['maintenance']['page']} break;" in page and "Retry-After 300 always" in page
-    healthz = site[site.index("location = /healthz {"):]
-    healthz = healthz[:healthz.index("\n    }\n")]
-    assert f"if (-f {flag}) {{\n            return 200 '{{\"status\":\"maintenance\"}}\\n';" in healthz
+    for location in ("location = /healthz {", "location = /healthz/deep {"):
+        healthz = site[site.index(location):]
+        healthz = healthz[:healthz.index("\n    }\n")]
+        assert f"if (-f {flag}) {{\n            return 200 '{{\"status\":\"maintenance\"}}\\n';" in healthz, location
     assert site.count("{") == site.count("}")
     assert (REPO / "salt" / "nginx" / "files" / nginx["maintenance"]["page"]).exists()
 

@@ -156,7 +156,7 @@ def items_and_triggers(tpl):
     return items, triggers
 
 
-@pytest.mark.parametrize("name", ["lemp-ha GlusterFS", "lemp-ha Redis Sentinel"])
+@pytest.mark.parametrize("name", ["lemp-ha GlusterFS", "lemp-ha Redis Sentinel", "lemp-ha Web node health"])
 def test_every_trigger_reads_only_items_of_its_own_template(name):
     tpl = template(name)
     items, triggers = items_and_triggers(tpl)

@@ -26,22 +26,23 @@ lab_up() {
   print_summary "$t0"
 }
 
-# orch.site passing is not the site answering: /healthz through the VIP
+# orch.site passing is not the site answering: /healthz/deep through the VIP
 # (HAProxy, a web node, PHP-FPM and the database, over TLS) must give 200
 # before the lab is called up. Seen: every state green while the platform's
-# /healthz could not log in to MySQL and HAProxy answered 503 to everyone.
+# health check could not log in to MySQL and HAProxy answered 503 to everyone.
+# Deep: the shallow /healthz (what HAProxy routes on) asks no database.
 wait_for_site() {
   local vip i
   vip=$(topo_get "t['network']['vip']")
   require_lab_route "$vip"
-  step "checking that the site answers through the VIP (https://$vip/healthz)"
+  step "checking that the site answers through the VIP (https://$vip/healthz/deep)"
   for i in $(seq 120); do
-    curl -fsS -o /dev/null --max-time 5 --cacert "$LAB_STATE/secrets/ca.pem" "https://$vip/healthz" 2>/dev/null \
+    curl -fsS -o /dev/null --max-time 5 --cacert "$LAB_STATE/secrets/ca.pem" "https://$vip/healthz/deep" 2>/dev/null \
       && return 0
     sleep 1
   done
-  die "orch.site passed, but https://$vip/healthz has not answered 200 in 120 s" \
-    "ask a web node why: ./lab ssh web1, then: curl -ks https://127.0.0.1/healthz (its JSON names the reason)"
+  die "orch.site passed, but https://$vip/healthz/deep has not answered 200 in 120 s" \
+    "ask a web node why: ./lab ssh web1, then: curl -ks https://127.0.0.1/healthz/deep (its JSON names the reason)"
 }
 
 # Lab secrets live in $LAB_STATE, never in the repo; generated once per lab

@@ -16,8 +16,9 @@ desynced on purpose (wsrep_desync ON: the backup of a non-writer) stays 503. Any
 
 Runs as an unprivileged system user that MariaDB authenticates by unix_socket
 (the account has no privilege beyond USAGE). Stdlib only: the mariadb client
-is called with a timeout; answers are cached for a second so that many
-checkers cannot overload the server.
+is called with a timeout; an answer is reused for --cache-seconds (a
+quarter of a second by default) so that many checkers cannot overload the
+server, while a state change still reaches HAProxy quickly.
 """
 
 import argparse
@@ -51,7 +52,7 @@ def evaluate(values):
 
 
 class Checker:
-    def __init__(self, client, timeout, cache_seconds=1.0):
+    def __init__(self, client, timeout, cache_seconds=0.25):
         self.client = client
         self.timeout = timeout
         self.cache_seconds = cache_seconds
@@ -122,8 +123,9 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=9200)
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--client", default="/usr/bin/mariadb")
+    parser.add_argument("--cache-seconds", type=float, default=0.25)
     args = parser.parse_args(argv)
-    checker = Checker(args.client, args.timeout)
+    checker = Checker(args.client, args.timeout, args.cache_seconds)
     server = http.server.ThreadingHTTPServer((args.bind, args.port), make_handler(checker))
     server.daemon_threads = True
     print(f"galera-health listening on {args.bind}:{args.port}", file=sys.stderr, flush=True)

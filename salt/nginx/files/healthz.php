@@ -1,11 +1,17 @@
 <?php
-// /healthz of a web node (installed by salt/nginx): 200 only when PHP-FPM
-// runs this script AND the application's database answers a query; 503 with
-// the reason otherwise. Reports the release that is current.
-// The details (node, release, reason: the database's own error text) only
-// to whom nginx allows them (fastcgi_param LEMP_HEALTHZ_DETAILS: loopback,
-// the load balancers, nginx:lookup:health:details_from); anyone else gets
-// {"status": "ok"|"down"} and the code.
+// /healthz and /healthz/deep of a web node (installed by salt/nginx; nginx
+// runs this one script for both, with fastcgi_param LEMP_HEALTHZ_MODE).
+// - /healthz (shallow; what HAProxy routes on): 200 when PHP-FPM runs this
+//   script and /etc/lemp-ha/healthz.json is readable. No database query: a
+//   database hiccup (the writer in SST, no writer for a few seconds) must
+//   never take every web node out of HAProxy at once (issue #14).
+// - /healthz/deep (LEMP_HEALTHZ_MODE=deep; Zabbix, the smoke test, orch.deploy):
+//   also the application's database answers a query over TLS.
+// 503 with the reason otherwise. Both report the release that is current.
+// The details (node, release, check, reason: the database's own error text)
+// only to whom nginx allows them (fastcgi_param LEMP_HEALTHZ_DETAILS:
+// loopback, the load balancers, nginx:lookup:health:details_from); anyone
+// else gets {"status": "ok"|"down"} and the code.
 header('Content-Type: application/json');
 header('Cache-Control: no-store');
 
@@ -20,7 +26,8 @@ function healthz_answer(int $code, array $out): void
 }
 
 $cfg = json_decode((string)@file_get_contents('/etc/lemp-ha/healthz.json'), true);
-$out = ['status' => 'down', 'node' => gethostname(), 'release' => null];
+$deep = ($_SERVER['LEMP_HEALTHZ_MODE'] ?? '') === 'deep';
+$out = ['status' => 'down', 'node' => gethostname(), 'release' => null, 'check' => $deep ? 'deep' : 'shallow'];
 if (!is_array($cfg)) {
     $out['reason'] = 'cannot read /etc/lemp-ha/healthz.json';
     healthz_answer(503, $out);
@@ -35,6 +42,10 @@ if (is_readable($marker)) {
     $text = trim(file_get_contents($marker));
     $data = json_decode($text, true);
     $out['release'] = is_array($data) ? (string)($data['version'] ?? '') : $text;
+}
+if (!$deep) {
+    $out['status'] = 'ok';
+    healthz_answer(200, $out);
 }
 mysqli_report(MYSQLI_REPORT_OFF);
 $db = mysqli_init();

@@ -1,0 +1,1123 @@
+#!/usr/bin/env python3
+"""The fault matrix (issue #14): every fault under the same load, in one run,
+one table in docs/bench.md.
+
+Load, for the whole run (threads on the lab host, each bounded in seconds):
+  - HTTPS clients through the VIP on a page that reads the database
+    (GET /api/items/<id>), keep-alive, --timeout (10 s); every request is
+    logged (start, latency, status or error);
+  - a session writer: --session-clients clients, each with its own cookie
+    jar, on GET /api/info (a session counter, +1 a request). "Session lost":
+    the counter went back; "id replaced": the PHPSESSID cookie changed;
+  - an acknowledged-write checker through the database endpoint: the lab
+    tests' Writer (tests/lab/galera_helpers.py) into a table with a
+    server-side TIMESTAMP(6), on a web node (the firewall admits web nodes
+    to the endpoint) that the current fault does not touch: it moves when
+    the fault's target is its node. One segment per fault (its own id range).
+Observers inside the containers, one long-lived lxc-attach each: on every
+LB, whether it holds the VIP and which redis-sessions servers HAProxy has
+UP (5 samples/s); on every db node, wsrep_local_state_comment (2/s).
+
+Faults, each resolved at run time (VIP holder, Galera writer as the endpoint
+routes it, Redis master from Sentinel), each followed by its return row
+(started again, unmasked, link up), see --list. Each fault: wait until the
+lab is healthy, inject, wait until the load is served again, observe
+--settle s, restore (the return row), wait until healthy, observe --settle s.
+Every fault restores in a `finally`. Then the overhead rows: sysbench
+oltp_read_write (4 threads, from arb1: the firewall admits it to the
+endpoint and to the db nodes) through the endpoint vs the writer directly;
+HTTPS through the VIP with one web backend (the others in maint on both LBs,
+restored in a `finally`) vs that backend directly.
+
+Columns: failed requests (started in the row's window); error window (first
+failed request's start to the last one's end); slowest request; write gap
+(the longest pause between two acknowledged rows' server timestamps);
+acknowledged writes lost (missing on a db node afterwards); sessions lost /
+ids replaced; seconds both LBs held the VIP / seconds two Redis servers were
+UP as master in HAProxy; recovery (fault rows: inject until the last error
+users saw ended; return rows: restore until the lab is healthy again); the
+issue's target for the row (TARGETS below) and whether it was met.
+
+Writes the section `fault_matrix` of docs/bench.md (unless --no-doc). Needs
+root and the lab up (exits 3 otherwise); `--list` needs neither. Never
+asserts a figure.
+"""
+
+import dataclasses
+import json
+import secrets
+import shlex
+import subprocess
+import threading
+import time
+import uuid
+
+import common  # first: it puts the lab driver and the lab tests' helpers on sys.path
+import galera_helpers as gh
+import lemplab
+import web_helpers as wh
+from common import log, wait_for
+
+# -- the issue's targets, as data ----------------------------------------------------
+# metric -> the most allowed (counts and seconds; overhead in %)
+PLANNED = {"failed": 0, "slowest": 1.0}
+WEB_LOSS = {"failed": 0, "slowest": 1.0}
+LB_LOSS = {"error_window": 1.0}
+DB_LOSS = {"write_gap": 3.0, "lost": 0}
+SESSIONS = {"sessions_lost": 0, "ids_replaced": 0, "two_masters": 0.0}
+NO_EFFECT = {"failed": 0, "slowest": 1.0}
+SST = {"failed": 0, "lost": 0}
+SPLIT_HEALED = {"vip_both": 1.0}
+MEASURED = {}
+
+TARGET_TEXT = {
+    "failed": "{v} failed",
+    "error_window": "error window ≤ {v} s",
+    "slowest": "no request over {v} s",
+    "write_gap": "write gap ≤ {v} s",
+    "lost": "{v} acked writes lost",
+    "sessions_lost": "{v} sessions lost",
+    "ids_replaced": "{v} ids replaced",
+    "vip_both": "VIP on both ≤ {v} s",
+    "two_masters": "two Redis masters ≤ {v} s",
+    "overhead": "overhead ≤ {v}%",
+}
+METRIC_NAME = {"failed": "failed", "error_window": "error window", "slowest": "slowest",
+               "write_gap": "write gap", "lost": "lost", "sessions_lost": "sessions lost",
+               "ids_replaced": "ids replaced", "vip_both": "VIP on both", "two_masters": "two masters",
+               "overhead": "overhead"}
+
+HEADERS = ["fault", "target", "failed requests", "error window (s)", "slowest request (s)", "write gap (s)",
+           "acked writes lost", "sessions lost / ids replaced", "VIP on both / two Redis masters (s)",
+           "recovery (s)", "target met?"]
+
+
+# -- pure functions (tests/unit/test_fault_matrix.py) ---------------------------------
+
+def merge(a, b):
+    """a and b combined: the more demanding target of each metric."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = min(out[k], v) if k in out else v
+    return out
+
+
+def target_text(target):
+    if not target:
+        return "measured only"
+    return "; ".join(TARGET_TEXT[k].format(v=_num(v)) for k, v in target.items())
+
+
+def _num(v):
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def evaluate(figures, target):
+    """"yes", "no: <each missed metric, its figure and target>", "—" (no
+    target), or "n/a: <metric> not measured"."""
+    if not target:
+        return "—"
+    missed, unknown = [], []
+    for metric, most in target.items():
+        value = figures.get(metric)
+        if value is None:
+            unknown.append(METRIC_NAME[metric])
+        elif value > most + 1e-9:
+            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+            missed.append(f"{METRIC_NAME[metric]} {shown} > {_num(most)}")
+    if missed:
+        return "no: " + "; ".join(missed)
+    if unknown:
+        return "n/a: " + ", ".join(unknown) + " not measured"
+    return "yes"
+
+
+def error_window(requests, t0, t1):
+    """Of the requests (start, latency, ok, detail) that started in [t0, t1):
+    (failed count, seconds from the first failed one's start to the last
+    failed one's end, that end); (0, 0.0, None) when none failed."""
+    failed = [r for r in requests if t0 <= r[0] < t1 and not r[2]]
+    if not failed:
+        return 0, 0.0, None
+    end = max(r[0] + r[1] for r in failed)
+    return len(failed), end - min(r[0] for r in failed), end
+
+
+def slowest(requests, t0, t1):
+    """The longest latency of the requests started in [t0, t1) (None: none)."""
+    return max((r[1] for r in requests if t0 <= r[0] < t1), default=None)
+
+
+def write_gap(stamps, t0, t1):
+    """The longest pause between two consecutive acknowledged writes (their
+    server timestamps) that overlaps [t0, t1], as (seconds, end); when the
+    writes had not resumed by t1, the open pause from the last one to t1
+    counts. (None, None) with no write at all."""
+    s = sorted(stamps)
+    if not s:
+        return None, None
+    best = (None, None)
+    for a, b in zip(s, s[1:]):
+        if b >= t0 and a <= t1 and (best[0] is None or b - a > best[0]):
+            best = (b - a, b)
+    if s[-1] < t1 and (best[0] is None or t1 - max(s[-1], t0) > best[0]) and s[-1] >= t0 - 60:
+        best = (t1 - s[-1], t1)
+    return best
+
+
+def lost_writes(acked, present_by_node, split=None):
+    """Acknowledged ids missing on any node: (count at or below `split`,
+    count above it); with no split, (count, 0)."""
+    missing = set()
+    for present in present_by_node.values():
+        missing |= set(acked) - set(present)
+    if split is None:
+        return len(missing), 0
+    return sum(1 for i in missing if i <= split), sum(1 for i in missing if i > split)
+
+
+def session_events(samples, t0, t1):
+    """From the session writer's samples (time, client, counter, cookie id),
+    in time order: (sessions lost, ids replaced) in [t0, t1). Lost: a
+    client's counter went back (the session restarted); replaced: its
+    PHPSESSID changed. A sample without a counter (the store failed that
+    request) or without a cookie does not reset the comparison."""
+    lost = replaced = 0
+    last_counter, last_id = {}, {}
+    for t, client, counter, sid in sorted(samples, key=lambda s: s[0]):
+        if counter is not None:
+            prev = last_counter.get(client)
+            if prev is not None and counter < prev and t0 <= t < t1:
+                lost += 1
+            last_counter[client] = counter
+        if sid:
+            prev_id = last_id.get(client)
+            if prev_id and sid != prev_id and t0 <= t < t1:
+                replaced += 1
+            last_id[client] = sid
+    return lost, replaced
+
+
+def intervals(series, max_age):
+    """[(start, end)] where a sampled flag series [(time, bool)] was true: a
+    sample holds until the next one, at most `max_age` s (an observer that
+    stopped answering, e.g. on a killed machine, says nothing)."""
+    s = sorted(series, key=lambda x: x[0])
+    out = []
+    for i, (t, flag) in enumerate(s):
+        if flag:
+            end = t + max_age if i + 1 == len(s) else min(s[i + 1][0], t + max_age)
+            if out and out[-1][1] >= t:
+                out[-1] = (out[-1][0], max(out[-1][1], end))
+            else:
+                out.append((t, end))
+    return out
+
+
+def union(*interval_lists):
+    out = []
+    for a, b in sorted(iv for ivs in interval_lists for iv in ivs):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def seconds_with(interval_lists, need, t0, t1):
+    """Seconds in [t0, t1] where at least `need` of the lists (each without
+    overlaps within itself) are true at once."""
+    events = []
+    for ivs in interval_lists:
+        for a, b in ivs:
+            a, b = max(a, t0), min(b, t1)
+            if b > a:
+                events += [(a, 1), (b, -1)]
+    events.sort()
+    depth, total, last = 0, 0.0, None
+    for t, d in events:
+        if depth >= need and last is not None:
+            total += t - last
+        depth += d
+        last = t
+    return total
+
+
+def vip_both_seconds(lb_samples, t0, t1, max_age=1.0):
+    """Seconds where two or more LBs held the VIP: lb_samples is
+    {lb: [(time, holds_vip, up_servers)]}."""
+    lists = [intervals([(t, vip) for t, vip, _ in s], max_age) for s in lb_samples.values()]
+    return seconds_with(lists, 2, t0, t1)
+
+
+def two_masters_seconds(lb_samples, t0, t1, max_age=1.0):
+    """Seconds where two or more Redis servers were UP (role:master) in
+    HAProxy's redis-sessions, on one LB or across the LBs."""
+    servers = {name for s in lb_samples.values() for _, _, up in s for name in (up or ())}
+    lists = [union(*[intervals([(t, bool(up) and name in up) for t, _, up in s], max_age)
+                     for s in lb_samples.values()]) for name in sorted(servers)]
+    return seconds_with(lists, 2, t0, t1)
+
+
+def states_seen(samples, t0, t1):
+    """The states a node went through in [t0, t1] ("Synced → Donor/Desynced
+    → Synced"), from [(time, state)]; "" when it never left one state."""
+    seq = []
+    for t, state in sorted(samples):
+        if t0 <= t <= t1 and (not seq or seq[-1] != state):
+            seq.append(state)
+    return " → ".join(seq) if len(seq) > 1 else ""
+
+
+def figures(requests, sessions, stamps, lb_samples, t0, t1, lost=None):
+    """Every column of one row from the recorded samples of [t0, t1)."""
+    failed, window, fail_end = error_window(requests, t0, t1)
+    gap, gap_end = write_gap(stamps, t0, t1)
+    s_lost, s_replaced = session_events(sessions, t0, t1)
+    ends = [e for e in (fail_end, gap_end if gap is not None and gap > 1.0 else None) if e is not None]
+    return {"failed": failed, "error_window": window, "slowest": slowest(requests, t0, t1),
+            "write_gap": gap, "lost": lost, "sessions_lost": s_lost, "ids_replaced": s_replaced,
+            "vip_both": vip_both_seconds(lb_samples, t0, t1), "two_masters": two_masters_seconds(lb_samples, t0, t1),
+            "service_back": max(max(ends) - t0, 0.0) if ends else 0.0}
+
+
+def table_row(label, target_machine, fig, target, recovery, note=""):
+    def f(v, digits=2):
+        return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+    met = fig.get("error") and f"error: {fig['error']}" or evaluate(fig, target)
+    return [label, target_machine or "—", f(fig.get("failed")), f(fig.get("error_window")),
+            f(fig.get("slowest")), f(fig.get("write_gap")), f(fig.get("lost")),
+            f"{f(fig.get('sessions_lost'))} / {f(fig.get('ids_replaced'))}",
+            f"{f(fig.get('vip_both'), 1)} / {f(fig.get('two_masters'), 1)}", f(recovery, 1),
+            (met + (f" ({note})" if note else ""))]
+
+
+# -- the catalogue --------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Fault:
+    name: str
+    label: str             # what is done to the target
+    resolve: str           # which machine: see Matrix.resolve
+    action: str            # see Matrix.inject / Matrix.restore
+    target: dict           # the fault row's target
+    back: str = ""         # the return row's label ("" = no return row)
+    back_target: dict = dataclasses.field(default_factory=lambda: dict(PLANNED))
+    quick: bool = False
+
+
+def _machine_faults():
+    out = []
+    for key, who, resolve, target in [
+            ("lb-holder", "lb (VIP holder)", "vip_holder", LB_LOSS), ("lb-backup", "lb (backup)", "vip_backup", NO_EFFECT),
+            ("web", "web", "web", WEB_LOSS), ("db-writer", "db writer", "db_writer", DB_LOSS),
+            ("db-backup", "db backup", "db_backup", DB_LOSS), ("arb", "arbitrator", "arb", DB_LOSS),
+            ("salt-master", "salt master", "master", NO_EFFECT), ("monitor", "monitor", "monitor", NO_EFFECT)]:
+        back = "LB failback (started again)" if resolve == "vip_holder" else f"{who} started again"
+        back_target = merge(PLANNED, DB_LOSS) if resolve.startswith("db") or resolve == "arb" else PLANNED
+        out.append(Fault(f"{key}-kill", f"{who} hard-killed (lxc-stop -k)", resolve, "kill", target, back,
+                         back_target, quick=resolve in ("vip_holder", "web", "db_writer")))
+        out.append(Fault(f"{key}-stop", f"{who} stopped cleanly (lxc-stop)", resolve, "stop", target, back,
+                         back_target))
+    out.append(Fault("redis-node-kill", "web node holding the Redis master hard-killed (lxc-stop -k)",
+                     "redis_master", "kill", merge(WEB_LOSS, SESSIONS), "that web node started again",
+                     merge(PLANNED, {"two_masters": 0.0}), quick=True))
+    return out
+
+
+# kill -9 of a service: (name, process shown, unit, resolve, target)
+SERVICES = [
+    ("haproxy", "haproxy", "haproxy", "vip_holder", LB_LOSS),
+    ("keepalived", "keepalived", "keepalived", "vip_holder", merge(LB_LOSS, {"vip_both": 1.0})),
+    ("nginx", "nginx", "nginx", "web", WEB_LOSS),
+    ("php-fpm", "php-fpm8.2", "php8.2-fpm", "web", WEB_LOSS),
+    ("mariadbd", "mariadbd", "mariadb", "db_writer", DB_LOSS),
+    ("garbd", "garbd", "garb", "arb", DB_LOSS),
+    ("redis", "redis-server (master)", "redis-server", "redis_master", SESSIONS),
+    ("sentinel", "redis-sentinel", "redis-sentinel", "redis_master", NO_EFFECT),
+    ("glusterfsd", "glusterfsd", "", "web", NO_EFFECT),
+]
+
+
+def _service_faults():
+    out = []
+    for name, process, unit, resolve, target in SERVICES:
+        back_target = (merge(PLANNED, {"two_masters": 0.0}) if name == "redis"
+                       else merge(PLANNED, DB_LOSS) if resolve in ("db_writer", "arb") else PLANNED)
+        out.append(Fault(f"kill9-{name}", f"kill -9 {process}" + (" (restart masked)" if unit else ""),
+                         resolve, f"svc:{name}", target, f"{process} started again", back_target,
+                         quick=False))
+    return out
+
+
+def catalogue():
+    """Every fault of the matrix, in run order."""
+    return (_machine_faults() + _service_faults() + [
+        Fault("web-partition", "web node's link down (ip link set eth0 down)", "web", "link", WEB_LOSS,
+              "link up again"),
+        Fault("db-partition", "db writer's link down (ip link set eth0 down)", "db_writer", "link", DB_LOSS,
+              "link up again", merge(PLANNED, DB_LOSS)),
+        Fault("vrrp-partition", "lb1 <-> lb2 VRRP cut (nft drops protocol 112 from the peer on both)", "lbs",
+              "vrrp", MEASURED, "VRRP link healed", merge(PLANNED, SPLIT_HEALED), quick=True),
+        Fault("sst", "full SST: mariadb stopped on the non-writer, datadir wiped, started", "db_backup", "sst",
+              SST, quick=True),
+        Fault("db-full-outage", "every db node and the arbitrator stopped, started, orch.galera_recover", "dbs",
+              "outage", {"lost": 0}),
+        Fault("deploy", "rolling orch.deploy of bench-<ts>", "webs", "orch:deploy", PLANNED, quick=True),
+        Fault("rollback", "orch.rollback to the release before", "webs", "orch:rollback", PLANNED),
+        Fault("rolling-restart", "orch.galera_rolling_restart", "dbs", "orch:galera_rolling_restart",
+              merge(PLANNED, {"lost": 0})),
+        Fault("scale-out", "orch.scale_out (boot, enrol, serve)", "webs", "orch:scale_out", PLANNED),
+        Fault("scale-in", "orch.scale_in of the node scale-out added", "webs", "orch:scale_in", PLANNED),
+        Fault("overhead-db", "DB endpoint vs the writer directly: sysbench oltp_read_write, 4 threads", "db_writer",
+              "overhead:db", {"overhead": 10.0}, quick=True),
+        Fault("overhead-http", "VIP with one web backend vs that backend directly", "web", "overhead:http",
+              {"overhead": 10.0}, quick=True),
+    ])
+
+
+def select(names, quick, known):
+    """The faults to run: `names` ("all" or a comma list) or the quick set;
+    ValueError naming unknown names."""
+    if quick:
+        return [f for f in known if f.quick]
+    if names in (None, "", "all"):
+        return list(known)
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    by_name = {f.name: f for f in known}
+    bad = [n for n in wanted if n not in by_name]
+    if bad:
+        raise ValueError(f"unknown fault(s): {', '.join(bad)} (see --list)")
+    return [by_name[n] for n in wanted]
+
+
+def listing(faults):
+    lines = []
+    for f in faults:
+        lines.append(f"{f.name:<22} {'Q' if f.quick else ' '} {f.label}  [target: {target_text(f.target)}]")
+        if f.back:
+            lines.append(f"{'':<24} then: {f.back}  [target: {target_text(f.back_target)}]")
+    return "\n".join(lines)
+
+
+def vrrp_cut_rules(peers):
+    """An nft script that drops VRRP (IP protocol 112) from `peers`: a table
+    of its own, before the lemp-ha table's input chain (a drop is final), so
+    deleting the table (`nft delete table inet lemp_bench_vrrp`) heals it."""
+    lines = ["add table inet lemp_bench_vrrp",
+             "add chain inet lemp_bench_vrrp input { type filter hook input priority -10; policy accept; }"]
+    lines += [f"add rule inet lemp_bench_vrrp input ip saddr {a} ip protocol 112 drop" for a in peers]
+    return "\n".join(lines) + "\n"
+
+
+def gluster_all_online(xml_text):
+    """Whether `gluster volume status VOL --xml` shows every brick and
+    daemon of the volume online (status 1); False when it shows none."""
+    import re
+
+    status = re.findall(r"<node>.*?<status>(\d+)</status>", xml_text or "", re.S)
+    return bool(status) and all(s == "1" for s in status)
+
+
+def overhead_pct(direct, via):
+    """How much lower `via` is than `direct` (both rates), in %."""
+    if not direct or via is None:
+        return None
+    return (direct - via) / direct * 100
+
+
+# -- load and observers (the lab) ------------------------------------------------------
+
+def attach_argv(machine, command):
+    """lxc-attach of `bash -c command` as lab.run does, for a long-lived Popen."""
+    return ["lxc-attach", "-n", f"lemp-ha-{machine}", "--clear-env", "--set-var", f"PATH={lemplab.PATH}",
+            "--set-var", "LANG=C.UTF-8", "--", "bash", "-c", command]
+
+
+class Loop:
+    """A bounded background loop: run(stop) until stop is set or max_seconds."""
+
+    def __init__(self, max_seconds):
+        self.max_seconds = max_seconds
+        self._stop = threading.Event()
+        self._resting = threading.Event()
+        self._threads = []
+
+    def pause(self):
+        self._resting.set()
+
+    def resume(self):
+        self._resting.clear()
+
+    def rest(self):
+        """Idle while paused (bounded by the loop's stop)."""
+        while self._resting.is_set() and not self._stop.is_set():
+            self._stop.wait(0.2)
+
+    def spawn(self, fn, *args):
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def running(self, started):
+        return not self._stop.is_set() and time.monotonic() - started < self.max_seconds
+
+    def stop(self, join=15):
+        self._stop.set()
+        for t in self._threads:
+            t.join(join)
+
+
+class HttpClients(Loop):
+    """N keep-alive HTTPS clients through the VIP on `path`; every request
+    logged in `requests` as (start, latency, ok, detail)."""
+
+    def __init__(self, lab, path, clients, timeout, max_seconds, pause=0.05):
+        super().__init__(max_seconds)
+        self.lab, self.url, self.timeout, self.pause = lab, f"https://{lab.vip}{path}", timeout, pause
+        self.requests = []
+        for _ in range(clients):
+            self.spawn(self._client)
+
+    def _client(self):
+        session, started = self.lab.new_session(), time.monotonic()
+        while self.running(started):
+            self.rest()
+            t = time.time()
+            try:
+                resp = session.get(self.url, timeout=self.timeout)
+                ok, detail = resp.status_code == 200, f"HTTP {resp.status_code}"
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                ok, detail = False, type(exc).__name__
+                session = self.lab.new_session()
+            self.requests.append((t, time.time() - t, ok, detail))
+            self._stop.wait(self.pause)
+
+    def ok_since(self, t):
+        return sum(1 for r in self.requests[-400:] if r[0] >= t and r[2])
+
+
+class SessionWriter(Loop):
+    """N clients, each with its own cookie jar, on /api/info: samples
+    (time, client, session counter or None, PHPSESSID cookie or None)."""
+
+    def __init__(self, lab, clients, timeout, max_seconds, pause=0.2):
+        super().__init__(max_seconds)
+        self.lab, self.url, self.timeout, self.pause = lab, f"https://{lab.vip}/api/info", timeout, pause
+        self.samples = []
+        for i in range(clients):
+            self.spawn(self._client, i)
+
+    def _client(self, i):
+        session, started = self.lab.new_session(), time.monotonic()
+        while self.running(started):
+            self.rest()
+            t, counter = time.time(), None
+            try:
+                resp = session.get(self.url, timeout=self.timeout)
+                if resp.status_code == 200:
+                    body = resp.json()
+                    counter = body.get("session_counter") if body.get("session_ok") else None
+            except Exception:  # noqa: BLE001 - the HTTP clients count failures; here only sessions matter
+                pass
+            sid = next((c.value for c in session.cookies if c.name == "PHPSESSID"), None)
+            self.samples.append((t, i, counter, sid))
+            self._stop.wait(self.pause)
+
+
+LB_OBSERVER = r'''
+import socket, subprocess, sys, time
+vip, sock, interval, end = sys.argv[1], sys.argv[2], float(sys.argv[3]), time.time() + float(sys.argv[4])
+while time.time() < end:
+    t = time.time()
+    addrs = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    up = None
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(1)
+        c.connect(sock)
+        c.sendall(b"show stat\n")
+        data = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+        c.close()
+        up = [f[1] for f in (line.split(",") for line in data.decode(errors="replace").splitlines())
+              if len(f) > 17 and f[0] == "redis-sessions" and f[1] not in ("FRONTEND", "BACKEND")
+              and f[17].startswith("UP")]
+    except OSError:
+        pass
+    print("%.3f %d %s" % (t, (" %s/" % vip) in addrs, "-" if up is None else (",".join(up) or ".")), flush=True)
+    time.sleep(max(0.0, interval - (time.time() - t)))
+'''
+
+DB_OBSERVER = ("end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ]; do "
+               "s=$(timeout 2 mariadb -N -B --connect-timeout=1 -e "
+               "\"SHOW GLOBAL STATUS LIKE 'wsrep_local_state_comment'\" 2>/dev/null | cut -f2); "
+               "echo \"$(date +%s.%N) ${{s:--}}\" || exit 0; sleep {interval}; done")
+
+
+def parse_lb_line(line):
+    t, vip, up = line.split()
+    return float(t), vip == "1", None if up == "-" else frozenset() if up == "." else frozenset(up.split(","))
+
+
+def parse_db_line(line):
+    t, state = line.split(None, 1)
+    return float(t), state.strip()
+
+
+class Observer(Loop):
+    """One long-lived lxc-attach running `command` (a loop printing a line a
+    sample) in `machine`, started again when it ends while the machine is
+    RUNNING (after a stop or a kill)."""
+
+    def __init__(self, lab, machine, command, parse, max_seconds):
+        super().__init__(max_seconds)
+        self.lab, self.machine, self.command, self.parse = lab, machine, command, parse
+        self.samples = []
+        self._proc = None
+        self.spawn(self._run)
+
+    def _run(self):
+        started = time.monotonic()
+        while self.running(started):
+            if self.lab.state(self.machine) != "RUNNING":
+                self._stop.wait(1)
+                continue
+            self._proc = subprocess.Popen(attach_argv(self.machine, self.command), stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, text=True)
+            for line in self._proc.stdout:
+                try:
+                    self.samples.append(self.parse(line))
+                except ValueError:
+                    pass
+                if self._stop.is_set():
+                    break
+            self._end_proc()
+            self._stop.wait(1)
+
+    def _end_proc(self):
+        proc = self._proc
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def stop(self, join=15):
+        self._stop.set()
+        self._end_proc()
+        super().stop(join)
+
+
+# -- the matrix (the lab) -----------------------------------------------------------------
+
+def app_dir():
+    import yaml
+
+    d = yaml.safe_load((common.REPO / "salt" / "webapp" / "defaults.yaml").read_text())["webapp"]
+    return f"{d['root']}/{d['name']}"
+
+
+def releases(lab, webs):
+    return {w: lab.run(w, f"readlink {app_dir()}/current").stdout.strip() for w in webs}
+
+
+ENDPOINT_NODE = r'''
+import sys, pymysql
+host, port, user, db = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conn = pymysql.connect(host=host, port=port, user=user, password=sys.stdin.readline().rstrip("\n"), database=db,
+                       connect_timeout=3, ssl={"ca": "/usr/local/share/ca-certificates/lemp-ha-platform-ca.crt"})
+with conn.cursor() as cur:
+    cur.execute("SELECT @@wsrep_node_name")
+    print(cur.fetchone()[0])
+'''
+
+SB_PASSWORD_FILE = "/root/.lemp-bench-fault-matrix-sb"
+SB_USER = "lemp_bench_sb"
+
+
+class Matrix:
+    def __init__(self, lab, args):
+        self.lab, self.args = lab, args
+        self.tier = gh.tier_of(lab.topology)
+        self.lbs, self.webs = lab.with_role("lb"), lab.with_role("web")
+        self.table = "bench_fm_" + uuid.uuid4().hex[:8]
+        self.segment = 0
+        self.rows = []
+        self.details = []
+        self.scaled_node = None
+        self.release_before = None
+
+    # -- load ----------------------------------------------------------------------
+    def start_load(self):
+        a, lab = self.args, self.lab
+        bound = a.max_hours * 3600
+        item = lab.http.post(f"https://{lab.vip}/api/items", json={"note": "fault matrix"}, timeout=10)
+        item.raise_for_status()
+        self.path = f"/api/items/{item.json()['id']}"
+        gh.sql(lab, self.tier["dbs"][0], f"CREATE TABLE app.{self.table} (id INT PRIMARY KEY, payload VARCHAR(100), "
+                                         "ts TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB")
+        self.http = HttpClients(lab, self.path, a.clients, a.timeout, bound)
+        self.sessions = SessionWriter(lab, a.session_clients, a.timeout, bound)
+        self.lb_obs = {lb: Observer(lab, lb, f"/opt/salt/bin/python -c {shlex.quote(LB_OBSERVER)} {lab.vip} "
+                                             f"/run/haproxy/admin.sock 0.2 {bound}", parse_lb_line, bound)
+                       for lb in self.lbs}
+        self.db_obs = {db: Observer(lab, db, DB_OBSERVER.format(seconds=int(bound), interval=0.5), parse_db_line, bound)
+                       for db in self.tier["dbs"]}
+        wait_for(lambda: self.http.ok_since(time.time() - 5) >= 5, 60, "the HTTP clients to be served", interval=0.5)
+
+    def stop_load(self):
+        for loop in [getattr(self, "http", None), getattr(self, "sessions", None),
+                     *getattr(self, "lb_obs", {}).values(), *getattr(self, "db_obs", {}).values()]:
+            if loop:
+                loop.stop()
+
+    def writer_on(self, avoid):
+        """A Writer segment on a web node not in `avoid`, with its own id range."""
+        web = next((w for w in self.webs if w not in avoid), None)
+        if web is None:
+            raise common.BenchError(f"no web node outside {sorted(avoid)} for the write checker")
+        self.segment += 1
+        writer = gh.Writer(self.lab, web, self.lab.db_endpoint, self.lab.secrets["passwords"]["app_db"], self.table)
+        self.lab.run(web, f"mkdir -p {writer.workdir} && echo {self.segment * 10_000_000 + 1} > {writer.workdir}/next "
+                          f"&& : > {writer.workdir}/acked && rm -f {writer.workdir}/errors {writer.workdir}/node")
+        writer.start()
+        gh.acked_after(writer, 20, 120, f"from {web} before the fault", interval=0.3)
+        return writer
+
+    def stop_writer(self, writer):
+        try:
+            writer.stop()
+        except AssertionError as exc:
+            log(f"the write checker on {writer.machine} did not stop: {exc}")
+            self.lab.run(writer.machine, f"kill $(cat {writer.workdir}/pid) 2>/dev/null", check=False)
+
+    def write_figures(self, writer, split):
+        """(server timestamps of the segment's rows, lost before/after `split`)."""
+        lab, lo, hi = self.lab, self.segment * 10_000_000, (self.segment + 1) * 10_000_000
+        acked = writer.acked()
+        present = {}
+        for node in self.tier["dbs"]:
+            rows = gh.sql(lab, node, f"SELECT id, UNIX_TIMESTAMP(ts) FROM app.{self.table} "
+                                     f"WHERE id > {lo} AND id <= {hi}", check=False)
+            present[node] = {int(i): float(t) for i, t in rows}
+        acked_set = set(acked)
+        stamps = [t for i, t in present[self.tier["dbs"][0]].items() if i in acked_set]
+        return stamps, lost_writes(acked, {n: set(p) for n, p in present.items()}, split)
+
+    # -- targets -------------------------------------------------------------------
+    def redis_master(self):
+        """The web node Sentinel names as master (asked on a running LB)."""
+        password = self.lab.secrets["passwords"]["sentinel_auth"]
+        for lb in self.lbs:
+            if self.lab.state(lb) != "RUNNING":
+                continue
+            proc = self.lab.run(lb, "IFS= read -r REDISCLI_AUTH && export REDISCLI_AUTH && timeout 10 redis-cli "
+                                    "--no-auth-warning -h 127.0.0.1 -p 26379 SENTINEL get-master-addr-by-name sessions",
+                                check=False, input=password + "\n")
+            address = (proc.stdout.split() or [""])[0]
+            name = next((n for n, m in self.lab.machines.items() if m["address"] == address), None)
+            if name:
+                return name
+        raise common.BenchError("no Sentinel named the Redis master")
+
+    def db_writer(self):
+        """The db node the endpoint routes to now (asked through it from a web node)."""
+        lab = self.lab
+        host, port = lab.db_endpoint
+        for web in self.webs:
+            proc = lab.run(web, f"/opt/salt/bin/python -c {shlex.quote(ENDPOINT_NODE)} {host} {port} app app",
+                           check=False, input=lab.secrets["passwords"]["app_db"] + "\n", timeout=30)
+            if proc.returncode == 0 and proc.stdout.strip() in self.tier["dbs"]:
+                return proc.stdout.strip()
+        raise common.BenchError("could not ask the endpoint which db node it routes to")
+
+    def resolve(self, kind):
+        """(the target machine(s) as text, the machines the write checker must avoid)."""
+        lab, tier = self.lab, self.tier
+        if kind in ("vip_holder", "vip_backup"):
+            holder = wh.wait_single_vip_holder(lab, timeout=60)
+            name = holder if kind == "vip_holder" else next(lb for lb in self.lbs if lb != holder)
+            return name, set()
+        if kind == "redis_master":
+            master = self.redis_master()
+            return master, {master}
+        if kind == "web":
+            master = self.redis_master()
+            name = [w for w in self.webs if w != master][-1]
+            return name, {name}
+        if kind in ("db_writer", "db_backup"):
+            writer = self.db_writer()
+            return (writer if kind == "db_writer" else next(d for d in tier["dbs"] if d != writer)), set()
+        if kind == "arb":
+            return tier["arbs"][0], set()
+        if kind == "master":
+            return lab.master, set()
+        if kind == "monitor":
+            return lab.with_role("monitor")[0], set()
+        if kind == "lbs":
+            return ",".join(self.lbs), set()
+        if kind == "dbs":
+            return ",".join(tier["dbs"] + tier["arbs"]), set()
+        if kind == "webs":
+            return "web tier", set()
+        raise ValueError(kind)
+
+    # -- inject / restore ------------------------------------------------------------
+    def service(self, name):
+        return next(s for s in SERVICES if s[0] == name)
+
+    def inject(self, fault, target):
+        lab, action = self.lab, fault.action
+        log(f"[{fault.name}] inject on {target}: {fault.label}")
+        if action in ("kill", "stop"):
+            lab.stop(target, kill=action == "kill")
+        elif action.startswith("svc:"):
+            _, process, unit, _, _ = self.service(action[4:])
+            if unit:
+                lab.run(target, f"systemctl mask --runtime {unit} && systemctl kill -s KILL {unit}")
+            else:
+                lab.run(target, f"killall -9 {process}")
+        elif action == "link":
+            lab.run(target, "ip link set eth0 down")
+        elif action == "vrrp":
+            for lb in self.lbs:
+                lab.run(lb, "nft -f -", input=vrrp_cut_rules([lab.machines[p]["address"] for p in self.lbs if p != lb]))
+        elif action == "sst":
+            lab.run(target, "systemctl stop mariadb && rm -rf /var/lib/mysql/* && systemctl start --no-block mariadb",
+                    timeout=600)
+        elif action == "outage":
+            machines = self.tier["arbs"] + self.tier["dbs"]
+            for name in machines:
+                lab.stop(name)
+            lab.start(*machines)
+            ok, detail = lab.orchestrate("orch.galera_recover")
+            if not ok:
+                raise common.BenchError(f"orch.galera_recover failed: {detail[:1500]}")
+        elif action.startswith("orch:"):
+            self.orchestrate(action[5:])
+        else:
+            raise ValueError(action)
+
+    def orchestrate(self, what):
+        lab = self.lab
+        pillar = None
+        if what == "deploy":
+            before = releases(lab, self.webs)
+            if len(set(before.values())) != 1:
+                raise common.BenchError(f"web nodes are not on one release before the deploy: {before}")
+            self.release_before = next(iter(before.values())).split("/", 1)[-1]
+            pillar = {"app": {"version": f"bench-{int(time.time())}"}}
+        elif what == "scale_in":
+            import scale_events
+
+            node = self.scaled_node or (scale_events.enrolled(lab) or [None])[-1]
+            if not node:
+                raise common.BenchError("nothing to scale in: no enrolled pool node (run scale-out first)")
+            pillar = {"node": node}
+        elif what == "rollback" and not self.release_before:
+            raise common.BenchError("rollback runs after the deploy row of the same run (it undoes that deploy)")
+        if what == "scale_out":
+            import scale_events
+
+            before = set(scale_events.enrolled(lab))
+        ok, detail = lab.orchestrate(f"orch.{what}", pillar, timeout=1800)
+        if what == "scale_out" and ok:
+            new = sorted(set(scale_events.enrolled(lab)) - before)
+            self.scaled_node = new[-1] if new else None
+        if what == "scale_in" and ok:
+            self.scaled_node = None
+        if what == "rollback" and ok:
+            self.release_before = None
+        if not ok:
+            raise common.BenchError(f"orch.{what} failed: {detail[:1500]}")
+
+    def restore(self, fault, target):
+        """Put back what the fault broke (idempotent: also the `finally`)."""
+        lab, action = self.lab, fault.action
+        if action in ("kill", "stop"):
+            common.restoring(lab, [target])
+        elif action.startswith("svc:"):
+            name = action[4:]
+            _, process, unit, _, _ = self.service(name)
+            if unit:
+                lab.run(target, f"systemctl unmask --runtime {unit}; systemctl reset-failed {unit}; "
+                                f"systemctl is-active -q {unit} || systemctl restart {unit}", check=False, timeout=600)
+                wait_for(lambda: lab.run(target, f"systemctl is-active -q {unit}", check=False).returncode == 0,
+                         300, f"{unit} active again on {target}", interval=0.5)
+            else:  # a dead brick is started again by its volume's `start force`
+                lab.run(target, "gluster volume start uploads force", check=False, timeout=120)
+                wait_for(lambda: self.bricks_online(target), 120, "every brick of uploads online", interval=1)
+        elif action == "link":
+            lab.run(target, "ip link set eth0 up")
+        elif action == "vrrp":
+            for lb in self.lbs:
+                if lab.state(lb) == "RUNNING":
+                    lab.run(lb, "nft delete table inet lemp_bench_vrrp 2>/dev/null || true", check=False)
+        elif action == "sst":
+            lab.run(target, "systemctl is-active -q mariadb || systemctl start --no-block mariadb", check=False)
+        elif action == "outage":
+            machines = self.tier["arbs"] + self.tier["dbs"]
+            common.restoring(lab, machines)
+            if not all(gh.synced(lab, n, self.tier["size"]) for n in self.tier["dbs"]):
+                ok, detail = lab.orchestrate("orch.galera_recover")
+                log(f"restoring: orch.galera_recover {'ok' if ok else 'FAILED: ' + detail[:1000]}")
+        # orch.deploy and orch.scale_out are undone by Matrix.finish (or by the rollback and scale-in rows)
+
+    def bricks_online(self, machine):
+        return gluster_all_online(self.lab.run(machine, "gluster volume status uploads --xml", check=False).stdout)
+
+    def wait_healthy(self):
+        common.wait_lab_healthy(self.lab, timeout=self.args.healthy_timeout)
+        wait_for(lambda: wh.get_json(self.lab, "/api/info", session=self.lab.new_session(), timeout=5)["session_ok"],
+                 120, "PHP sessions to work through the VIP", interval=0.5)
+
+    # -- one fault -------------------------------------------------------------------------
+    def samples(self):
+        return ({lb: list(o.samples) for lb, o in self.lb_obs.items()}, list(self.http.requests),
+                list(self.sessions.samples))
+
+    def db_states(self, t0, t1):
+        seen = {db: states_seen(list(o.samples), t0, t1) for db, o in self.db_obs.items()}
+        return "; ".join(f"{db}: {s}" for db, s in seen.items() if s)
+
+    def row(self, label, target, fig, tgt, recovery, note=""):
+        self.rows.append(table_row(label, target, fig, tgt, recovery, note))
+        log(f"row: {self.rows[-1]}")
+
+    def run_fault(self, fault):
+        if fault.action.startswith("overhead:"):
+            return self.overhead(fault)
+        a = self.args
+        self.wait_healthy()
+        target, avoid = self.resolve(fault.resolve)
+        writer = self.writer_on(avoid)
+        injected = restored = False
+        t_inject = t_restore = None
+        split = None
+        err = None
+        try:
+            t_inject = time.time()
+            injected = True
+            self.inject(fault, target)
+            # the load served again (or a bound), then what the observers see
+            try:
+                wait_for(lambda: self.http.ok_since(time.time() - 2) >= 3, a.resume_timeout,
+                         "the HTTP clients to be served again", interval=0.5)
+            except AssertionError as exc:
+                log(f"[{fault.name}] {exc}")
+            if fault.action in ("sst",):
+                self.wait_healthy()
+            time.sleep(a.settle)  # an observation window, not a wait for a condition
+            t_restore = time.time()
+            split = max(writer.acked(), default=None)
+            if fault.back:
+                self.restore(fault, target)
+                restored = True
+        except Exception as exc:  # noqa: BLE001 - the row says so; the lab is restored below
+            err = f"{type(exc).__name__}: {str(exc)[:300]}"
+            log(f"[{fault.name}] FAILED: {err}")
+        finally:
+            if injected and not restored:
+                self.restore(fault, target)
+        t_restore = t_restore or time.time()
+        self.wait_healthy()
+        t_healthy = time.time()
+        time.sleep(a.settle)
+        t_end = time.time()
+        self.stop_writer(writer)
+        stamps, (lost_fault, lost_back) = self.write_figures(writer, split)
+        lb, reqs, sess = self.samples()
+        fig = figures(reqs, sess, stamps, lb, t_inject, t_restore if fault.back else t_end,
+                      lost=lost_fault if fault.back else lost_fault + lost_back)
+        fig["error"] = err
+        note = self.db_states(t_inject, t_restore if fault.back else t_end)
+        self.row(fault.label, target, fig, fault.target, fig["service_back"] if fault.back else t_healthy - t_inject,
+                 note)
+        if fault.back:
+            back = figures(reqs, sess, stamps, lb, t_restore, t_end, lost=lost_back)
+            self.row(f"↳ {fault.back}", target, back, fault.back_target, t_healthy - t_restore,
+                     self.db_states(t_restore, t_end))
+
+    # -- overhead rows -------------------------------------------------------------------------
+    def overhead(self, fault):
+        self.wait_healthy()
+        loops = [self.http, self.sessions]
+        for loop in loops:  # the matrix's own load rests meanwhile: both paths see the same host
+            loop.pause()
+        try:
+            target, fig, note = self.overhead_db() if fault.action == "overhead:db" else self.overhead_http()
+        except Exception as exc:  # noqa: BLE001 - the row says so
+            target, fig, note = "—", {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, ""
+        finally:
+            for loop in loops:
+                loop.resume()
+        self.row(fault.label, target, fig, fault.target, None, note)
+        if note:
+            self.details.append(f"{fault.label}: {note}")
+
+    def overhead_db(self):
+        import backup_restore as br
+
+        lab, tier = self.lab, self.tier
+        client = tier["arbs"][0] if tier["arbs"] else lab.with_role("backup")[0]
+        writer = self.db_writer()
+        db = "bench_sb_" + uuid.uuid4().hex[:8]
+        password = secrets.token_hex(16)
+        hosts = [lab.machines[m]["address"] for m in [client] + self.lbs]
+        tables, rows, threads, seconds = 4, 20000, 4, self.args.overhead_seconds
+        br.ensure_sysbench(lab, client)
+        # a leftover of an interrupted run goes first (its password is not this one)
+        sql = [f"CREATE DATABASE {db}"] + [
+            f"DROP USER IF EXISTS '{SB_USER}'@'{h}'; CREATE USER '{SB_USER}'@'{h}' IDENTIFIED BY '{password}'; "
+            f"GRANT ALL ON {db}.* TO '{SB_USER}'@'{h}'" for h in hosts]
+        try:
+            lab.run(writer, "mariadb", input=";\n".join(sql) + ";\n")
+            br.put_secret_file(lab, client, SB_PASSWORD_FILE, password)
+            host, port = lab.db_endpoint
+
+            def sysbench(action, to, run_seconds=0):
+                cmd = br.sysbench_command(action, to, port, tables, rows, threads if action == "run" else tables,
+                                          run_seconds, user=SB_USER, db=db)
+                proc = lab.run(client, f"MYSQL_PWD=$(cat {SB_PASSWORD_FILE}) {cmd}", check=False, timeout=1800)
+                if proc.returncode != 0:
+                    raise common.BenchError(f"sysbench {action} on {client} failed: {proc.stdout[-800:]} "
+                                            f"{proc.stderr[-800:]}")
+                return br.parse_sysbench_run(proc.stdout)
+
+            sysbench("prepare", host)
+            gh.wait_cluster_healthy(lab, tier, timeout=300)
+            via = sysbench("run", host, seconds)["tps"]
+            direct = sysbench("run", lab.machines[writer]["address"], seconds)["tps"]
+        finally:
+            lab.run(client, f"rm -f {SB_PASSWORD_FILE}", check=False)
+            drop = [f"DROP DATABASE IF EXISTS {db}"] + [f"DROP USER IF EXISTS '{SB_USER}'@'{h}'" for h in hosts]
+            lab.run(writer if lab.state(writer) == "RUNNING" else tier["dbs"][0], "mariadb",
+                    input=";\n".join(drop) + ";\n", check=False)
+        pct = overhead_pct(direct, via)
+        note = (f"{common.fmt(via, 0)} tps through {host}:{port} vs {common.fmt(direct, 0)} tps on {writer} "
+                f"directly: {common.fmt(pct, 1)}% ({seconds} s each, from {client}, plain TCP: a bench account "
+                "without TLS, since sysbench 1.0 cannot verify the CA; HAProxy passes TLS through in both paths)")
+        return writer, {"overhead": pct}, note
+
+    def overhead_http(self):
+        lab = self.lab
+        node = self.resolve("web")[0]
+        others = [w for w in self.webs if w != node]
+        seconds = self.args.overhead_seconds
+        url_vip, url_direct = f"https://{lab.vip}{self.path}", f"https://{lab.machines[node]['address']}{self.path}"
+        try:
+            for w in others:
+                lab.salt("-L", ",".join(self.lbs), "haproxy_runtime.disable", "web", w)
+                states = wh.haproxy_states(lab, w)
+                if not all(isinstance(st, dict) and st.get("admin") == "maint" for st in states.values()):
+                    raise common.BenchError(f"{w} is not in maint on every LB: {states}")
+            via = common.run_requests(url_vip, lab, 8, seconds, 5.0, 10**7)
+            direct = common.run_requests(url_direct, lab, 8, seconds, 5.0, 10**7)
+        finally:
+            for w in others:
+                lab.salt("-L", ",".join(self.lbs), "haproxy_runtime.enable", "web", w)
+            for w in others:
+                wh.wait_web_up_on_all_lbs(lab, w, timeout=120)
+        pct = overhead_pct(direct["rps"], via["rps"])
+        note = (f"{common.fmt(via['rps'], 0)} req/s through the VIP ({node} alone in HAProxy, p50 "
+                f"{common.fmt(via['p50_ms'], 1)} ms) vs {common.fmt(direct['rps'], 0)} req/s on {node} directly "
+                f"(p50 {common.fmt(direct['p50_ms'], 1)} ms): {common.fmt(pct, 1)}%; 8 clients, {seconds} s each, "
+                f"on {self.path}, errors {via['errors']}/{direct['errors']}")
+        return node, {"overhead": pct}, note
+
+    # -- cleanup -------------------------------------------------------------------------------
+    def finish(self):
+        """Undo the planned events the run did not undo itself: a deploy
+        without its rollback row, a scale-out without its scale-in row."""
+        lab = self.lab
+        if self.release_before and set(releases(lab, self.webs).values()) != {f"releases/{self.release_before}"}:
+            log(f"restoring: orch.rollback to {self.release_before} (the release before the deploy row)")
+            ok, detail = lab.orchestrate("orch.rollback", {"app": {"rollback_to": self.release_before}})
+            log(f"restoring: {'ok' if ok else 'FAILED: ' + detail[:1000]}")
+        if self.scaled_node:
+            import scale_events
+
+            scale_events.scale_in_all(lab)
+
+    def drop_table(self):
+        for node in self.tier["dbs"]:
+            if gh.sql_ok(self.lab, node, f"DROP TABLE IF EXISTS app.{self.table}"):
+                break
+        for web in self.webs:
+            self.lab.run(web, f"rm -rf /tmp/galera-writer-{self.table}", check=False)
+
+
+def main():
+    p = common.parser(__doc__)
+    p.add_argument("--faults", default="all", help="all, or a comma list of fault names (see --list)")
+    p.add_argument("--list", action="store_true", help="list the faults and their targets, then exit (no lab needed)")
+    p.add_argument("--quick", action="store_true", help="the representative subset (Q in --list)")
+    p.add_argument("--settle", type=float, default=10, help="seconds observed after each step (default: %(default)s)")
+    p.add_argument("--clients", type=int, default=4, help="HTTPS clients through the VIP (default: %(default)s)")
+    p.add_argument("--session-clients", type=int, default=6, help="session writer clients (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in s (default: %(default)s)")
+    p.add_argument("--resume-timeout", type=float, default=120,
+                   help="max seconds to wait for the load to be served again after a fault (default: %(default)s)")
+    p.add_argument("--healthy-timeout", type=int, default=900,
+                   help="max seconds to wait for a healthy lab between faults (default: %(default)s)")
+    p.add_argument("--overhead-seconds", type=int, default=30, help="seconds per overhead measurement (default: %(default)s)")
+    p.add_argument("--max-hours", type=float, default=4, help="bound of every load loop (default: %(default)s)")
+    args = p.parse_args()
+    try:
+        faults = select(args.faults, args.quick, catalogue())
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.list:
+        print(listing(faults))
+        return 0
+
+    lab = common.open_lab()
+    matrix = Matrix(lab, args)
+    stopped, current = "", "the start"
+    try:
+        common.wait_lab_healthy(lab, timeout=args.healthy_timeout)
+        with common.autoscaling_paused(lab, "the fault matrix stops web nodes by hand"):
+            matrix.start_load()
+            for i, fault in enumerate(faults, 1):
+                current = fault.name
+                log(f"== {i}/{len(faults)} {fault.name}")
+                matrix.run_fault(fault)
+            current = "the end"
+            matrix.finish()
+    except BaseException as exc:
+        stopped = f"The run stopped during {current}: {exc!s:.300}"
+        raise
+    finally:
+        matrix.stop_load()
+        common.restoring(lab, list(lab.machines))
+        if stopped:
+            matrix.finish()
+        matrix.drop_table()
+        notes = [f"Faults: {', '.join(f.name for f in faults)}. Load: {args.clients} HTTPS clients (keep-alive, "
+                 f"{args.timeout:g} s timeout) on https://{lab.vip}{getattr(matrix, 'path', '/api/items/N')} "
+                 f"(reads the database); {args.session_clients} session clients on /api/info; the acknowledged-write "
+                 f"checker (tests/lab/galera_helpers.Writer) through {lab.db_endpoint[0]}:{lab.db_endpoint[1]} from a "
+                 "web node the fault does not touch. Each step observed --settle "
+                 f"{args.settle:g} s after the load was served again / the lab was healthy again.",
+                 "Rows with ↳ are the return (failback) of the row above: from the restore until the lab was "
+                 "healthy plus the settle. Recovery: fault rows, the inject until the last error users saw (a "
+                 "failed request, a write gap over 1 s) ended; return rows and rows without one, until the lab "
+                 "was healthy. The note after the verdict lists the db nodes' wsrep states in the window.",
+                 "Not measured here: upload blocking on a GlusterFS brick loss (the app has no upload route).",
+                 *matrix.details, stopped]
+        if matrix.rows:
+            common.report(args, "fault_matrix", "The fault matrix (issue #14)", HEADERS, matrix.rows, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    common.main_wrapper(main)
