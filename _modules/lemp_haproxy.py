@@ -24,9 +24,14 @@ backends' figures from the web and database pillars) and returns the
 ``peers`` lists the load balancers of the ``peers`` section (the stick
 tables of the database and Redis endpoints, shared so that an LB failover
 never moves the writer).
+
+``reload_confirmed`` says whether a reload (or restart) really loaded the
+new configuration: lemp_service.config_loaded asks it before recording what
+HAProxy runs (salt/haproxy/service.sls).
 """
 
 import re
+import time
 
 __virtualname__ = "lemp_haproxy"
 
@@ -150,3 +155,87 @@ def checked_peers(members, minion_id, port, name="lbs"):
         return peers(members, minion_id, port, name)
     except LimitsError as exc:
         raise CommandExecutionError(str(exc))
+
+
+# -- did the reload load the new configuration? -----------------------------
+#
+# Debian's unit runs HAProxy in master-worker mode (-Ws); ``systemctl reload``
+# runs ``haproxy -c`` and sends SIGUSR2 to the master, then returns at once.
+# The master then re-reads the files on its own. When that fails at load time
+# (not at check time: e.g. "Cannot raise FD limit to 20970, limit is 19999"),
+# it logs "Loading failure!" and keeps the old worker, with the old
+# configuration, serving; systemctl has already said the reload went well.
+# Its verdict is in the unit's journal (src/haproxy.c, 2.6 to 3.0):
+# ha_notice("Loading success.") or ha_warning("Loading failure!"), printed
+# on stderr as "[NOTICE]   (pid) : Loading success.". A fresh start logs
+# "Loading success." too.
+
+LOADED = "Loading success."
+FAILED = "Loading failure!"
+CONTEXT_LINES = 10  # the master's lines shown before "Loading failure!"
+
+
+def reload_verdict(journal, since):
+    """The master's first verdict in ``journal`` (``journalctl -o
+    short-unix``: "<epoch.usec> <host> <ident>[pid]: <message>" lines) at or
+    after ``since`` (a UNIX time): ``None`` (no verdict yet), or
+    ``{"loaded": True|False, "lines": [messages]}``; for a failure the
+    messages logged since ``since`` up to it (the reason: an ALERT line)."""
+    seen = []
+    for line in journal.splitlines():
+        stamp, _, rest = line.partition(" ")
+        try:
+            when = float(stamp)
+        except ValueError:
+            continue  # "-- No entries --", "-- Boot ... --"
+        if when < since:
+            continue
+        # "<host> <ident>[pid]: <message>"; the message itself may hold ": "
+        message = rest.split(": ", 1)[1] if ": " in rest else rest
+        seen.append(message)
+        if message.endswith(LOADED):
+            return {"loaded": True, "lines": [message]}
+        if message.endswith(FAILED):
+            return {"loaded": False, "lines": seen[-CONTEXT_LINES:]}
+    return None
+
+
+def _journal(unit, since):
+    """The unit's journal since ``since`` (whole seconds down; reload_verdict
+    filters to the microsecond)."""
+    ret = __salt__["cmd.run_all"](  # noqa: F821
+        ["journalctl", "-u", unit, "--since", f"@{int(since)}", "-o", "short-unix", "--no-pager", "-q"],
+        python_shell=False, ignore_retcode=True)
+    if ret["retcode"] != 0:
+        from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
+
+        raise CommandExecutionError(f"lemp_haproxy: journalctl -u {unit} failed: {ret.get('stderr', '').strip()}")
+    return ret["stdout"]
+
+
+def reload_confirmed(since, timeout=15, unit="haproxy", interval=0.5):
+    """Did HAProxy load its configuration in a reload or restart that began
+    at ``since`` (a UNIX time)? Waits up to ``timeout`` seconds for the
+    master's verdict in the journal of ``unit``. Returns ``{"loaded": bool,
+    "why": str}``; no verdict within ``timeout`` is not loaded.
+
+    CLI Example (the last reload within the past minute)::
+
+        salt lb1 lemp_haproxy.reload_confirmed since=$(date -d '1 min ago' +%s) timeout=0
+    """
+    since = float(since)
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        verdict = reload_verdict(_journal(unit, since), since)
+        if verdict is not None:
+            break
+        if time.monotonic() >= deadline:
+            return {"loaded": False,
+                    "why": (f"{unit}'s master logged neither \"{LOADED}\" nor \"{FAILED}\" within {timeout} s "
+                            f"(journalctl -u {unit} --since @{int(since)}), so it is not known to run the new "
+                            "configuration")}
+        time.sleep(interval)
+    if verdict["loaded"]:
+        return {"loaded": True, "why": f"{unit}'s master logged \"{LOADED}\""}
+    logged = "\n".join(verdict["lines"])
+    return {"loaded": False, "why": f"{unit}'s master logged:\n{logged}"}

@@ -36,6 +36,13 @@ The rules (``decide``, a pure function):
 When the check command fails, nothing is reloaded and the stamp is left as it
 was: the next successful run applies the configuration.
 
+A successful ``systemctl reload`` is not always proof: HAProxy's master
+re-reads its files after the command returned, and a failure there ("Loading
+failure!") keeps the old configuration running. The state's ``confirm_fun``
+(HAProxy: ``lemp_haproxy.reload_confirmed``) asks the service after the
+action; unless it confirms, the state fails and the stamp is left as it was,
+so the next run applies the configuration again.
+
 "Started" is systemd's InactiveExitTimestamp (the moment the unit began to
 start, before it read its files), so a file written while the service was
 starting counts as not loaded: the doubt is resolved by a reload.

@@ -21,5 +21,12 @@ haproxy-runs-its-current-configuration:
     - paths: {{ haproxy.loaded.paths | json }}
     - verify_cmd: /usr/sbin/haproxy -c -f {{ haproxy.config }}
     - action: {{ haproxy.loaded.action }}
+    # `systemctl reload` returns before the master has loaded the files; a
+    # load failure keeps the old configuration running. Record only what the
+    # master says it loaded (its journal), else fail and retry next run.
+    - confirm_fun: lemp_haproxy.reload_confirmed
+    - confirm_kwargs:
+        timeout: {{ haproxy.loaded.confirm_timeout }}
+        unit: {{ haproxy.service }}
     - require:
       - service: haproxy-service-running

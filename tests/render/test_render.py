@@ -278,6 +278,19 @@ def test_each_service_applies_its_configuration_on_content_not_only_on_watch(sls
             assert all("written-once" in w for w in watched), (sid, watched)
 
 
+def test_haproxy_records_a_reload_only_when_its_master_confirms_it(salt_cli, topology, representatives):
+    # `haproxy -c` passes on a configuration that fails at load time; the
+    # master's verdict (lemp_haproxy.reload_confirmed) decides.
+    minion = minion_for("haproxy", topology, representatives)
+    ret = salt_cli.run("state.show_sls", "haproxy.service", minion_tgt=minion)
+    assert not render_errors(ret), render_errors(ret)
+    args = _args(ret.data["haproxy-runs-its-current-configuration"], "config_loaded")
+    assert args["confirm_fun"] == "lemp_haproxy.reload_confirmed"
+    assert args["confirm_kwargs"] == {"timeout": 15, "unit": "haproxy"}
+    functions = salt_cli.run("sys.list_functions", "lemp_haproxy", minion_tgt=minion)
+    assert args["confirm_fun"] in functions.data, functions
+
+
 def test_sentinel_is_restarted_when_it_does_not_monitor_the_sessions_master(salt_cli, topology, representatives):
     minion = minion_for("redis.sentinel", topology, representatives)
     ret = salt_cli.run("state.show_sls", "redis.sentinel", minion_tgt=minion)

@@ -305,3 +305,85 @@ def test_a_stand_in_function_that_is_not_loaded_is_named(etc, tmp_path):
     ret = state.config_loaded("mariadb", [str(etc)], action="none", stamp_dir=str(tmp_path / "loaded"),
                               stand_in_fun="galera.no_such_function")
     assert ret["result"] is False and "galera.no_such_function is not a loaded Salt function" in ret["comment"]
+
+
+# -- confirm_fun: the service says whether the reload loaded the files (HAProxy) ------------
+
+
+class Master:
+    """lemp_haproxy.reload_confirmed as the state sees it: the answer HAProxy's
+    master gives, and the moments it was asked about."""
+
+    def __init__(self, *answers):
+        self.answers, self.asked = list(answers), []
+
+    def confirmed(self, since, timeout=15, unit="haproxy"):
+        self.asked.append((since, timeout, unit))
+        return self.answers.pop(0)
+
+
+LOAD_FAILURE = ("haproxy's master logged:\n[ALERT]    (4100) : [haproxy.main()] Cannot raise FD limit to 20970, "
+                "limit is 19999.\n[WARNING]  (4100) : Loading failure!")
+CONFIRM = {"confirm_fun": "lemp_haproxy.reload_confirmed", "confirm_kwargs": {"timeout": 15, "unit": "haproxy"}}
+
+
+def _haproxy(etc, tmp_path, master, test=False):
+    stamps = str(tmp_path / "loaded")
+    machine = Machine()
+    _wire(machine, test=test)
+    state.__salt__["lemp_haproxy.reload_confirmed"] = master.confirmed
+    mod.write_stamp("haproxy", mod.config_digest([str(etc)])["digest"], stamps)
+    (etc / "nginx.conf").write_text("global\n    maxconn 20970\n")  # passes the check, fails at load
+    return machine, stamps
+
+
+def test_a_reload_the_master_failed_to_load_fails_records_nothing_and_is_retried(etc, tmp_path):
+    master = Master({"loaded": False, "why": LOAD_FAILURE},
+                    {"loaded": True, "why": "haproxy's master logged \"Loading success.\""})
+    machine, stamps = _haproxy(etc, tmp_path, master)
+    before = mod.read_stamp("haproxy", stamps)
+
+    failed = state.config_loaded("haproxy", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps, **CONFIRM)
+    assert failed["result"] is False, failed
+    assert "Cannot raise FD limit to 20970, limit is 19999" in failed["comment"]
+    assert "keeps running its previous configuration" in failed["comment"]
+    assert "next run tries again" in failed["comment"]
+    assert mod.read_stamp("haproxy", stamps) == before, "the new digest is not recorded"
+    assert master.asked[0][1:] == (15, "haproxy")
+    assert time.time() - 5 < master.asked[0][0] <= time.time(), "asked about the moment the reload began"
+
+    # the cause fixed (the limit raised): the next run reloads again, and records
+    retried = state.config_loaded("haproxy", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps, **CONFIRM)
+    assert retried["result"] is True and "reload" in retried["changes"], retried
+    assert "reloaded" in retried["comment"] and "Loading success." in retried["comment"]
+    assert mod.read_stamp("haproxy", stamps) == mod.config_digest([str(etc)])["digest"]
+    assert machine.actions == [["reload", "haproxy"], ["reload", "haproxy"]]
+
+
+def test_no_answer_from_the_master_is_not_a_reload(etc, tmp_path):
+    # reload_confirmed's timeout: neither verdict in the journal
+    master = Master({"loaded": False, "why": "haproxy's master logged neither ... within 15 s"})
+    _, stamps = _haproxy(etc, tmp_path, master)
+    before = mod.read_stamp("haproxy", stamps)
+    ret = state.config_loaded("haproxy", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps, **CONFIRM)
+    assert ret["result"] is False and "within 15 s" in ret["comment"], ret
+    assert mod.read_stamp("haproxy", stamps) == before
+
+
+def test_a_failed_check_asks_no_confirmation_and_test_mode_neither(etc, tmp_path):
+    master = Master()
+    machine, stamps = _haproxy(etc, tmp_path, master)
+    failed = state.config_loaded("haproxy", [str(etc)], verify_cmd=CHECK_FAILS, stamp_dir=stamps, **CONFIRM)
+    assert failed["result"] is False and "keeps running its previous configuration" in failed["comment"]
+    state.__opts__ = {"test": True}
+    would = state.config_loaded("haproxy", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps, **CONFIRM)
+    assert would["result"] is None and "would check and reload" in would["comment"], would
+    assert master.asked == [] and machine.actions == []
+
+
+def test_a_confirmation_function_that_is_not_loaded_stops_before_the_reload(etc, tmp_path):
+    machine, stamps = _haproxy(etc, tmp_path, Master())
+    ret = state.config_loaded("haproxy", [str(etc)], verify_cmd=CHECK_OK, stamp_dir=stamps,
+                              confirm_fun="lemp_haproxy.no_such_function")
+    assert ret["result"] is False and "lemp_haproxy.no_such_function is not a loaded Salt function" in ret["comment"]
+    assert machine.actions == []
