@@ -58,18 +58,24 @@ FAILED_TAG = "lemp-ha/enrol/failed"
 NOT_A_POOL_NODE = "not a pool node"
 # The load balancers' copy of the lab CA (salt/haproxy defaults tls_dir).
 LB_CA_FILE = "/etc/haproxy/tls/ca.pem"
-# From each load balancer, through the name HAProxy verifies: up to ~60 s.
+# From each load balancer, through the name HAProxy verifies: up to ~60 s,
+# judged by lemp_healthz.wait (200, "status": "ok", the expected "check";
+# the load balancers see the details; never the 200 "maintenance" answer).
 # {path}: a new node is gated on /healthz/deep (it must serve the app, so it
 # must reach the database: a node that cannot is not enrolled); an enrolled
 # node's re-check (its minion restarted) asks what HAProxy routes on, the
 # shallow /healthz, so a database hiccup at that moment does not report a
 # serving node's enrolment as failed (Zabbix watches /healthz/deep).
 HEALTHZ_DEEP, HEALTHZ_SHALLOW = "/healthz/deep", "/healthz"
-HEALTHZ_CMD = (
-    "for i in $(seq 1 120); do code=$(curl -sS --max-time 2 -o /dev/null -w '%{{http_code}}' --cacert {ca}"
-    " --resolve {node}:443:{address} https://{node}{path} 2>&1); [ \"$code\" = 200 ] && exit 0; sleep 0.5; done;"
-    " echo \"https://{node}{path} ({address}) did not answer 200 from $(hostname): $code\" >&2; exit 1"
-)
+HEALTHZ_WAIT = {"attempts": 120, "interval": 0.5, "timeout": 2}
+
+
+def healthz_wait(node, address, path, ca_file):
+    """(arg, kwarg) of lemp_healthz.wait on a load balancer for ``node``'s
+    ``path``: its name over TLS (``ca_file``), connected at ``address``."""
+    return [f"https://{node}{path}"], {"check": "shallow" if path == HEALTHZ_SHALLOW else "deep",
+                                       "cacert": ca_file, "resolve": f"{node}:443:{address}", **HEALTHZ_WAIT}
+
 
 __virtualname__ = "lemp_enrol"
 
@@ -299,7 +305,7 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
         return [_steps.refuse(f"refuse-to-enrol-{node}-without-load-balancers",
                               "enrol: the topology has no machine with role lb")]
     path = HEALTHZ_SHALLOW if kind == "enrolled" else HEALTHZ_DEEP
-    healthz = HEALTHZ_CMD.format(ca=ca_file, node=node, address=address, path=path)
+    healthz_arg, healthz_kwarg = healthz_wait(node, address, path, ca_file)
     head = [
         # the load balancers and the monitor too: they render the slot and
         # the host list with lemp_pool, which a long-running lab may lack
@@ -311,9 +317,10 @@ def enrol_steps(node, address, lbs, monitors, backend, kind, ca_file=LB_CA_FILE)
         (_steps.function(f"publish-{node}-in-the-mine", "mine.update", node),
          f"{node} could not update its mine entries", False),
     ]
-    check = (_steps.function(f"wait-for-healthz-of-{node}-from-both-lbs", "cmd.run", lbs, arg=[healthz],
-                             kwarg={"python_shell": True}),
-             f"https://{node}{path} did not answer 200 from the load balancers", False)
+    check = (_steps.function(f"wait-for-healthz-of-{node}-from-both-lbs", "lemp_healthz.wait", lbs,
+                             arg=healthz_arg, kwarg=healthz_kwarg),
+             f"https://{node}{path} was not healthy from the load balancers (the step's error says why: "
+             "down, maintenance, not the platform's answer)", False)
     done = (_steps.step(f"announce-{node}-enrolled", "salt.runner", name="lemp_enrol.done", node=node,
                         already=kind == "enrolled"),
             f"could not announce {node} enrolled", kind == "new")

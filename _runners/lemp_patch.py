@@ -63,18 +63,15 @@ JOIN_TIMEOUT = 1800
 KEEPALIVED_OUT = "systemctl mask --runtime keepalived && systemctl stop keepalived"
 KEEPALIVED_BACK = "systemctl unmask --runtime keepalived && systemctl start keepalived"
 IP_ADDRS = "ip -4 -o addr show"
-# A patched web node goes back only once /healthz/deep answers 200: deep,
-# not the shallow /healthz HAProxy routes on, because what a patch replaces
-# (OpenSSL, PHP's mysqli, the CA bundle) can break the node's database
-# connection while nginx and PHP-FPM run; that node must stay drained. The
-# body (with the reason: the node's own loopback sees the details) goes to
-# the step's error.
-HEALTHZ_CMD = (
-    "for i in $(seq 1 100); do out=$(curl -ksS --max-time 2 -w ' %{http_code}' https://127.0.0.1/healthz/deep 2>&1);"
-    " case \"$out\" in *' 200') echo \"healthz/deep 200\"; exit 0;; esac; sleep 0.3; done;"
-    " echo \"healthz/deep answers $out, not 200\" >&2; exit 1"
-)
-
+# A patched web node goes back only once its /healthz/deep is healthy
+# (lemp_healthz.wait: 200, "status": "ok", "check": "deep"; not the 200
+# "maintenance" answer): deep, not the shallow /healthz HAProxy routes on,
+# because what a patch replaces (OpenSSL, PHP's mysqli, the CA bundle) can
+# break the node's database connection while nginx and PHP-FPM run; that
+# node must stay drained. The reason (the node's own loopback sees the
+# details) goes to the step's error.
+HEALTHZ_URL = "https://127.0.0.1/healthz/deep"
+HEALTHZ_WAIT = {"check": "deep", "insecure": True, "attempts": 100, "interval": 0.3, "timeout": 2}
 
 def __virtual__():
     return __virtualname__
@@ -235,8 +232,8 @@ def node_steps(tier, node, policy, ctx):
             _steps.function(f"wait-until-{node}-has-no-session-on-both-lbs", "haproxy_runtime.wait_drained", lbs,
                             **on_lbs, kwarg={"timeout": DRAIN_TIMEOUT}),
             upgrade, restart,
-            _steps.function(f"check-healthz-on-{node}", "cmd.run", node, arg=[HEALTHZ_CMD],
-                            kwarg={"python_shell": True}),
+            _steps.function(f"check-healthz-on-{node}", "lemp_healthz.wait", node, arg=[HEALTHZ_URL],
+                            kwarg=dict(HEALTHZ_WAIT)),
             _steps.function(f"enable-{node}-on-both-lbs", "haproxy_runtime.enable", lbs, **on_lbs),
             _steps.function(f"wait-until-{node}-is-up-on-both-lbs", "haproxy_runtime.wait_up", lbs,
                             **on_lbs, kwarg={"timeout": UP_TIMEOUT}),

@@ -33,17 +33,15 @@ _spec.loader.exec_module(_steps)
 lemp_app = _steps.repo_module("lemp_app")
 lemp_release = _steps.repo_module("lemp_release")
 
-# Poll the node's own /healthz/deep until it is 200 and reports the release.
+# Ask the node's own /healthz/deep until it is healthy and serves the release
+# (lemp_healthz.wait: 200, "status": "ok", "check": "deep", that "release";
+# loopback sees the details). Not a maintenance answer, which is a 200 too.
 # Deep, not the shallow /healthz HAProxy routes on: a node that cannot reach
 # the database (the app's account, over TLS, through the DB endpoint) with
 # its new release must not be put back; the deploy stops there, with that node
 # drained and the reason, and the other nodes still serving.
-HEALTHZ_CMD = (
-    "for i in $(seq 1 100);"
-    " do out=$(curl -ksS --max-time 2 -o - -w ' %{http_code}' https://127.0.0.1/healthz/deep 2>&1);"
-    " case \"$out\" in *'\"release\":\"{release}\"'*' 200') echo \"$out\"; exit 0;; esac; sleep 0.3; done;"
-    " echo \"healthz not ok for release {release}: $out\" >&2; exit 1"
-)
+HEALTHZ_URL = "https://127.0.0.1/healthz/deep"
+HEALTHZ_WAIT = {"attempts": 100, "interval": 0.3, "timeout": 2}
 RELEASE_COMPLETE_CMD = (
     "test -e {app_dir}/releases/{release}/.lemp-ha-release"
     " || {{ echo \"release {release} is missing or incomplete on $(hostname)\" >&2; exit 1; }}"
@@ -85,8 +83,9 @@ def rolling_steps(webs, lbs, backend, release, switch):
             _steps.function(f"wait-until-{web}-has-no-session-on-both-lbs", "haproxy_runtime.wait_drained", lbs,
                             **on_lbs, kwarg={"timeout": 120}),
             switch(web),
-            _steps.function(f"check-healthz-on-{web}-serves-release-{release}", "cmd.run", web,
-                            arg=[HEALTHZ_CMD.replace("{release}", release)], kwarg={"python_shell": True}),
+            _steps.function(f"check-healthz-on-{web}-serves-release-{release}", "lemp_healthz.wait", web,
+                            arg=[HEALTHZ_URL], kwarg={"check": "deep", "release": str(release), "insecure": True,
+                                                      **HEALTHZ_WAIT}),
             _steps.function(f"enable-{web}-on-both-lbs", "haproxy_runtime.enable", lbs, **on_lbs),
             _steps.function(f"wait-until-{web}-is-up-on-both-lbs", "haproxy_runtime.wait_up", lbs,
                             **on_lbs, kwarg={"timeout": 60}),

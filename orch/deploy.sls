@@ -21,7 +21,9 @@
       4. for each web node in turn, the rolling step shared with orch.rollback:
          drain it on both load balancers, wait until it has no session, make
          the release current on it, check its /healthz/deep serves the
-         release (the node reaches the database), put it back on both load balancers and wait until both see it UP
+         release (the node reaches the database: 200, status ok, check deep,
+         that release, judged by lemp_healthz.wait; a node in maintenance
+         answers 200 and is not healthy), put it back on both load balancers and wait until both see it UP
          (drain-<web>-on-both-lbs, wait-until-<web>-has-no-session-on-both-lbs,
          switch-<web>-to-release-<version>, check-healthz-on-<web>-serves-release-<version>,
          enable-<web>-on-both-lbs, wait-until-<web>-is-up-on-both-lbs);

@@ -19,7 +19,8 @@
       2. apply-highstate-on-<node>;
       3. wait-for-healthz-of-<node>-from-both-lbs (/healthz/deep: the node
          must reach the database to be enrolled; through the name HAProxy
-         verifies, with the lab CA);
+         verifies, with the lab CA; healthy as lemp_healthz.wait judges it:
+         200, status ok, check deep, not maintenance);
       4. record-<node>-enrolled-on-the-master (pillar scaling:enrolled);
       5. render-<node>-slot-enabled-in-haproxy-config-on-both-lbs (a later
          reload keeps it), enable-<node>-on-both-lbs (runtime API, no

@@ -35,8 +35,9 @@
          restart what runs old code (restart-services-running-old-code-on-<node>;
          a Galera node through galera.restart; Redis on a web node and the
          salt-minion are reported, never restarted), and bring it back:
-         - web: /healthz/deep answers 200 (the patch left its database
-           connection working), enable it on both LBs, wait until UP;
+         - web: /healthz/deep is healthy (lemp_healthz.wait: 200, status ok,
+           check deep, never the 200 maintenance answer; the patch left its
+           database connection working), enable it on both LBs, wait until UP;
          - lb: its HAProxy sees every web node UP, start keepalived, wait
            until exactly one LB holds both VIPs;
          - db: wait until Synced with every member back;

@@ -210,9 +210,11 @@ def test_a_new_pool_node_follows_the_runbook_in_order():
     assert arg(main[7], "arg") == ["web", "web3"] and arg(main[7], "tgt") == "lb1,lb2"
     assert arg(main[9], "sls") == "zabbix.server.api" and arg(main[9], "tgt") == "mon1"
     # the gate: the node serves the app and reaches the database (deep), from each LB
-    healthz = arg(main[4], "arg")[0]
-    assert "--resolve web3:443:10.77.0.23 https://web3/healthz/deep " in healthz
-    assert "--cacert /etc/haproxy/tls/ca.pem" in healthz
+    gate = main[4]
+    assert arg(gate, "name") == "lemp_healthz.wait" and arg(gate, "tgt") == "lb1,lb2"
+    assert arg(gate, "arg") == ["https://web3/healthz/deep"]
+    assert {k: arg(gate, "kwarg")[k] for k in ("check", "resolve", "cacert")} == {
+        "check": "deep", "resolve": "web3:443:10.77.0.23", "cacert": "/etc/haproxy/tls/ca.pem"}
 
 
 def test_each_step_has_one_failure_report_and_from_the_record_on_it_takes_the_node_out():
@@ -237,7 +239,8 @@ def test_a_restarted_enrolled_node_is_only_checked_never_drained_nor_highstated(
     assert not any(s["state"] == "salt.state" or "haproxy_runtime" in str(s["args"]) for s in steps)
     assert kwargs(steps[-1])["already"] is True
     # what HAProxy routes on (shallow): a database hiccup at a minion restart is no failed enrolment
-    assert "https://web3/healthz 2>&1" in arg(steps[3], "arg")[0]
+    assert arg(steps[3], "name") == "lemp_healthz.wait" and arg(steps[3], "arg") == ["https://web3/healthz"]
+    assert arg(steps[3], "kwarg")["check"] == "shallow"
 
 
 def test_a_fixed_machine_or_an_unknown_id_changes_nothing():

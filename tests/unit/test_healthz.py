@@ -62,9 +62,10 @@ def test_haproxy_routes_on_the_shallow_check():
 def test_the_gates_that_need_the_database_use_the_deep_check():
     smoke = (REPO / "tools" / "smoke-test").read_text()
     assert 'site_url(base, "healthz/deep")' in smoke
-    assert '"https://$vip/healthz/deep"' in (REPO / "tools" / "lab" / "cmd_up.sh").read_text()
+    assert '_modules/lemp_healthz.py" wait "https://$vip/healthz/deep"' in (
+        REPO / "tools" / "lab" / "cmd_up.sh").read_text()
     for runner in ("lemp_web.py", "lemp_patch.py"):
-        assert "https://127.0.0.1/healthz/deep " in (REPO / "_runners" / runner).read_text(), runner
+        assert 'HEALTHZ_URL = "https://127.0.0.1/healthz/deep"' in (REPO / "_runners" / runner).read_text(), runner
 
 
 # -- Zabbix: a per-node item reading /healthz/deep, and its trigger ------------------

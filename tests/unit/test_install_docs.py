@@ -166,7 +166,7 @@ class FakePlatform:
     """HTTPS (app, /healthz/deep, Zabbix's index.php), HTTP (the redirect) and a stats page on loopback."""
 
     def __init__(self, tmp_path):
-        self.health = {"status": "ok", "node": "web1", "release": "1.1.0"}
+        self.health = {"status": "ok", "node": "web1", "release": "1.1.0", "check": "deep"}
         self.stats_login = True
         self.redirect_to = None
         ca, cert, key = make_ca_and_cert(tmp_path)
@@ -198,7 +198,8 @@ class FakePlatform:
                     else:
                         self.answer(200, "stats for everyone")
                 elif self.path == "/healthz/deep":
-                    code = 200 if platform.health["status"] == "ok" else 503
+                    # nginx answers the maintenance flag with a 200, as a healthy node
+                    code = 200 if platform.health["status"] in ("ok", "maintenance") else 503
                     self.answer(code, json.dumps(platform.health), "application/json")
                 elif self.path == "/index.php":
                     self.answer(200, '<form><button name="enter" value="Sign in">Sign in</button></form>')
@@ -238,7 +239,7 @@ def test_smoke_test_passes_on_a_healthy_platform(smoke, platform, capsys):
     assert smoke.main(platform.argv()) == 0
     out = capsys.readouterr().out
     assert "all 5 checks passed" in out  # one stats page here
-    assert re.search(r"ok +health .*-> 200, status 'ok' \(node web1, release 1\.1\.0\)", out), out
+    assert re.search(r"ok +health .*-> 200, status 'ok' \(node web1, release 1\.1\.0, check deep\)$", out, re.M), out
     assert re.search(r"ok +Zabbix UI .*-> 200, the sign-in page", out), out
     assert re.search(r"ok +HAProxy stats .*-> 401, asks for a login", out), out
     assert re.search(r'ok +app page .*-> 200 \(title "app"\)', out), out
@@ -255,6 +256,19 @@ def test_smoke_test_names_what_fails(smoke, platform, capsys):
     assert re.search(r"FAIL +HAProxy stats .*-> 200, shown WITHOUT a login", out), out
     assert re.search(r"FAIL +HTTP to HTTPS .*-> 301 to https://elsewhere\.example/", out), out
     assert "3 of 5 checks FAILED" in out
+
+
+def test_smoke_test_fails_a_node_in_maintenance_and_verifies_only_what_it_sees(smoke, platform, capsys):
+    # a restore's maintenance page: /healthz/deep answers 200, and the site is not up
+    platform.health = {"status": "maintenance"}
+    assert smoke.main(platform.argv()) == 1
+    assert re.search(r"FAIL +health .*-> 200, status 'maintenance': maintenance: the node's maintenance flag is set",
+                     capsys.readouterr().out)
+    # an address outside nginx:lookup:health:details_from gets the status only: accepted, and said
+    platform.health = {"status": "ok"}
+    assert smoke.main(platform.argv()) == 0
+    assert re.search(r"ok +health .*-> 200, status 'ok': ok \(status only: this address does not see the details, "
+                     r"'check' not verified\)", capsys.readouterr().out)
 
 
 def test_smoke_test_refuses_a_ca_that_did_not_sign_the_site(smoke, platform, tmp_path, capsys):

@@ -177,6 +177,11 @@ def test_a_web_node_is_drained_patched_checked_and_back_up_before_the_next():
     restart = steps[6]
     assert arg(restart, "kwarg") == {"policy": "always", "always": ["php8.2-fpm", "nginx"], "hold": ["redis-server"]}
     assert arg(steps[3], "tgt") == "lb1,lb2" and arg(steps[3], "arg") == ["web", "web1"]
+    # the gate: the node's own /healthz/deep judged by lemp_healthz (a 200 "maintenance" is no pass)
+    gate = steps[7]
+    assert [arg(gate, key) for key in ("name", "tgt", "arg")] == [
+        "lemp_healthz.wait", "web1", ["https://127.0.0.1/healthz/deep"]]
+    assert arg(gate, "kwarg")["check"] == "deep" and arg(gate, "kwarg")["insecure"] is True
     assert "salt1: master" in arg(steps[2], "name")
 
 

@@ -47,7 +47,12 @@ def test_deploy_unpacks_migrates_once_then_switches_one_node_at_a_time():
     # the record of an earlier deploy is set aside while this one runs
     assert arg(steps[5], "pillar") == {"app": {"version": "1.1.0", "source": {"path": "salt://app"}},
                                        "app_deployed": {"app": None}}
-    assert '"release":"1.1.0"' in arg(steps[6], "arg")[0]
+    # the gate: the node's own /healthz/deep, judged by lemp_healthz (ok, deep, this release; not maintenance)
+    gate = steps[6]
+    assert arg(gate, "name") == "lemp_healthz.wait" and arg(gate, "tgt") == "web1"
+    assert arg(gate, "arg") == ["https://127.0.0.1/healthz/deep"]
+    assert {k: arg(gate, "kwarg")[k] for k in ("check", "release", "insecure")} == {
+        "check": "deep", "release": "1.1.0", "insecure": True}
 
 
 def test_rollback_checks_the_release_then_uses_the_same_rolling_step():
@@ -57,6 +62,7 @@ def test_rollback_checks_the_release_then_uses_the_same_rolling_step():
     assert ids(steps)[2:8] == per_node("web1", "switch-web1-back-to-release-1.0.0", "1.0.0")
     assert arg(steps[4], "sls") == "webapp.rollback"
     assert arg(steps[4], "pillar") == {"app": {"rollback_to": "1.0.0"}}
+    assert arg(steps[5], "name") == "lemp_healthz.wait" and arg(steps[5], "kwarg")["release"] == "1.0.0"
     assert "/srv/www/app/releases/1.0.0/.lemp-ha-release" in arg(steps[1], "arg")[0]
     assert ids(steps)[-1] == "record-app-release-1.0.0-as-deployed-on-the-master"
 
