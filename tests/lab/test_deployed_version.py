@@ -57,8 +57,13 @@ def restore_record(lab, text):
 def highstate_web_tier(lab, webs):
     """orch.site's apply-highstate-on-web-tier step on its own: a highstate
     of every web node at once, which must succeed."""
-    result = lab.salt("-L", ",".join(webs), "state.highstate", timeout=900)
+    # --timeout: without it the salt CLI may stop waiting for a busy minion
+    # (its find_job answer late) and print no return for it; this test then
+    # read web1's release while web1's highstate was still running (CI
+    # rehearsal 5 and this session: the switch ran after the CLI returned).
+    result = lab.salt("--timeout=900", "-L", ",".join(webs), "state.highstate", timeout=960)
     for web in webs:
+        assert web in result, f"{web}: no return from its highstate: {result}"
         ret = salt_ret(result, web)
         assert isinstance(ret, dict), f"{web}: the highstate did not run: {ret}"
         failed = {key: st.get("comment") for key, st in ret.items() if isinstance(st, dict) and st.get("result") is False}
