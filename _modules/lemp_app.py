@@ -496,6 +496,19 @@ def _basedir_path(value, key, entry=True):
     return stripped
 
 
+def _function_names(value, key: str) -> list:
+    """The PHP function names of list ``key``, checked, without duplicates."""
+    names = []
+    for name in _list(value, key, "[exec, system]"):
+        name = str(name)
+        if not PHP_FUNCTION_RE.match(name):
+            raise AppSettingsError(f"{key} entry {json.dumps(name)} is not a PHP function "
+                                   "name: a-z 0-9 _, starting with a letter or _ (e.g. shell_exec)")
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def php_pool_limits(app: dict, php: dict, nginx: dict | None = None) -> dict:
     """The PHP-FPM pool's hardening (php_admin_value, salt/phpfpm's pool
     file): the platform's defaults (phpfpm:lookup:pool) with the app's
@@ -519,14 +532,7 @@ def php_pool_limits(app: dict, php: dict, nginx: dict | None = None) -> dict:
     """
     pool = php.get("pool") or {}
     settings = app.get("php") or {}
-    platform = []
-    for name in _list(pool.get("disable_functions"), "phpfpm:lookup:pool:disable_functions", "[exec, system]"):
-        name = str(name)
-        if not PHP_FUNCTION_RE.match(name):
-            raise AppSettingsError(f"phpfpm:lookup:pool:disable_functions entry {json.dumps(name)} is not a PHP function "
-                                   "name: a-z 0-9 _, starting with a letter or _ (e.g. shell_exec)")
-        if name not in platform:
-            platform.append(name)
+    platform = _function_names(pool.get("disable_functions"), "phpfpm:lookup:pool:disable_functions")
     enabled = []
     for name in _list(settings.get("enable_functions"), "app:php:enable_functions", "[proc_open]"):
         name = str(name)
@@ -554,6 +560,48 @@ def php_pool_limits(app: dict, php: dict, nginx: dict | None = None) -> dict:
         "disable_functions": ",".join(f for f in platform if f not in enabled),
         "open_basedir": list(dict.fromkeys(paths)),
         "tmp_dir": tmp_dir,
+    }
+
+
+def health_pool_limits(app: dict, php: dict, nginx: dict | None = None) -> dict:
+    """The hardening of the ``health`` pool (phpfpm:lookup:health_pool), which
+    runs only nginx's /healthz script (salt/nginx/files/healthz.php), so that
+    a busy app pool never makes HAProxy's check wait.
+
+    ``disable_functions``: the platform's list (phpfpm:lookup:pool:
+    disable_functions; the app's exceptions, app:php:enable_functions, are
+    for the app's code, not here), then health_pool:disable_functions.
+
+    ``open_basedir``: exactly what the script reads: itself (nginx's
+    health:script_dir), the CA file of app:database:ssl_ca (/healthz/deep's
+    TLS), the app's releases (<root>/<name>/releases: the `current` link
+    resolves into one, and its marker names the release), then
+    health_pool:open_basedir (/etc/lemp-ha/healthz.json: the database
+    account's settings).
+    """
+    pool = php.get("pool") or {}
+    health = php.get("health_pool") or {}
+    name = str(health.get("name") or "")
+    if not NAME_RE.match(name) or name == str(pool.get("name") or ""):
+        raise AppSettingsError(
+            f"phpfpm:lookup:health_pool:name {json.dumps(name)} must be a pool name of its own (a-z 0-9 _ -, starting "
+            f"with a letter), not the app pool's ({json.dumps(str(pool.get('name') or ''))}): e.g. health"
+        )
+    platform = _function_names(pool.get("disable_functions"), "phpfpm:lookup:pool:disable_functions")
+    extra = _function_names(health.get("disable_functions"), "phpfpm:lookup:health_pool:disable_functions")
+    paths = []
+    script_dir = ((nginx or {}).get("health") or {}).get("script_dir")
+    if script_dir:
+        paths.append(_basedir_path(script_dir, "nginx:lookup:health:script_dir", entry=False) + "/healthz.php")
+    ssl_ca = (app.get("database") or {}).get("ssl_ca")
+    if ssl_ca:
+        paths.append(_basedir_path(ssl_ca, "app:database:ssl_ca", entry=False))
+    paths.append(f"{_safe_path(app, 'root')}/{app.get('name', '')}/releases")
+    key = "phpfpm:lookup:health_pool:open_basedir"
+    paths += [_basedir_path(entry, key) for entry in _list(health.get("open_basedir"), key, "[/etc/lemp-ha/healthz.json]")]
+    return {
+        "disable_functions": ",".join(dict.fromkeys(platform + extra)),
+        "open_basedir": list(dict.fromkeys(paths)),
     }
 
 
@@ -617,7 +665,8 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     ``php_packages`` (extension packages beyond the base set), ``php_ini``
     (the ini file's text, empty when app:php:ini is), ``php_limits`` (the
     pool's disable_functions, open_basedir and tmp_dir:
-    :func:`php_pool_limits`) and
+    :func:`php_pool_limits`), ``health_limits`` (the same for the
+    /healthz pool: :func:`health_pool_limits`) and
     ``client_max_body_size`` (nginx's: from the PHP upload sizes, else
     nginx's own ``client_max_body_size``).
 
@@ -634,7 +683,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     """
     if not web_members:
         raise AppSettingsError("app: the topology (pillar topology:roles:web:members) has no machine with role web: nothing to deploy to")
-    php = php or {"version": "8.2", "packages": [], "pool": {}}
+    php = php or {"version": "8.2", "packages": [], "pool": {}, "health_pool": {"name": "health"}}
     apt_knows = apt_knows or _apt_knows
     name = str(app.get("name", ""))
     if not NAME_RE.match(name):
@@ -653,6 +702,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
     links = _linked_paths(app, name, docroot, config_file)
     php_packages, php_ini, body = _php(app, php)
     php_limits = php_pool_limits(app, php, nginx)
+    health_limits = health_pool_limits(app, php, nginx)
     for package_name in php_packages:
         if not apt_knows(package_name):
             raise AppSettingsError(
@@ -692,6 +742,7 @@ def validate(app, web_members, vip="", list_master=None, php=None, apt_knows=Non
         "php_packages": php_packages,
         "php_ini": php_ini,
         "php_limits": php_limits,
+        "health_limits": health_limits,
         # one limit: PHP's post_max_size when the app sets its upload sizes
         "client_max_body_size": body or str((nginx or {}).get("client_max_body_size") or ""),
     }

@@ -10,6 +10,8 @@
 {%- set healthz_details_from = salt['lemp_edge.healthz_details_from'](nginx.health.details_from, lbs) %}
 include:
   - nginx.package
+  # the site sends /healthz to the health pool: PHP-FPM runs it first
+  - phpfpm.service
 
 nginx-tls-directory-present:
   file.directory:
@@ -86,6 +88,8 @@ nginx-app-site-file-managed:
         app_dir: {{ app_dir | json }}
         docroot: {{ app.docroot | json }}
         fpm_socket: {{ phpfpm.pool.socket | json }}
+        # /healthz and /healthz/deep: their own pool (salt/phpfpm health_pool)
+        health_socket: {{ phpfpm.health_pool.socket | json }}
         lb_addresses: {{ lbs | json }}
         # /healthz's details: loopback, the LBs, pillar nginx:lookup:health:details_from
         healthz_details_from: {{ healthz_details_from | json }}
@@ -101,6 +105,11 @@ nginx-app-site-file-managed:
       - file: nginx-healthz-script-file-managed
       - file: nginx-healthz-settings-file-managed
       - file: nginx-maintenance-page-file-managed
+      # Not before PHP-FPM runs its current pools (php-fpm -t passed, then
+      # reloaded): on the upgrade that adds the health pool, a site naming
+      # its socket before the pool exists would fail /healthz on every web
+      # node at once. While php-fpm -t fails, the site stays as it is.
+      - lemp_service: phpfpm-runs-its-current-configuration
 
 {#- Loopback-only status pages for the Zabbix agent; in conf.d, not in
     sites-enabled (which holds only the app's site). #}

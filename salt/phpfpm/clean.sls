@@ -15,6 +15,7 @@ phpfpm-lemp-ha-files-absent:
   file.absent:
     - names:
       - /etc/php/{{ phpfpm.version }}/fpm/pool.d/{{ phpfpm.pool.name }}.conf
+      - /etc/php/{{ phpfpm.version }}/fpm/pool.d/{{ phpfpm.health_pool.name }}.conf
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-opcache.ini
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-sessions.ini
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/{{ phpfpm.app_ini_file }}

@@ -26,6 +26,20 @@ phpfpm-{{ phpfpm.pool.name }}-pool-file-managed:
       - pkg: phpfpm-packages-installed
       - file: phpfpm-{{ phpfpm.pool.name }}-temp-directory-present
 
+{#- /healthz's own pool (nginx passes /healthz and /healthz/deep to its
+    socket): HAProxy's check never waits for a busy app pool. Its limits:
+    exactly what healthz.php reads (_modules/lemp_app.py health_pool_limits). #}
+phpfpm-{{ phpfpm.health_pool.name }}-pool-file-managed:
+  file.managed:
+    - name: {{ etc }}/pool.d/{{ phpfpm.health_pool.name }}.conf
+    - source: salt://phpfpm/files/health-pool.conf.j2
+    - template: jinja
+    - context:
+        pool: {{ phpfpm.health_pool | json }}
+        limits: {{ webapp.health_limits | json }}
+    - require:
+      - pkg: phpfpm-packages-installed
+
 {#- The pool's temporary folder (sys_temp_dir, upload_tmp_dir), its user's
     only; systemd-tmpfiles removes what is older than a day (an upload's
     file goes at the end of its request; tempnam() files may stay). #}

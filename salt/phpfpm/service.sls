@@ -11,6 +11,7 @@ phpfpm-service-running:
     - require:
       - file: phpfpm-default-www-pool-absent
       - file: phpfpm-{{ phpfpm.pool.name }}-pool-file-managed
+      - file: phpfpm-{{ phpfpm.health_pool.name }}-pool-file-managed
       - file: phpfpm-opcache-settings-file-managed
       - file: phpfpm-session-settings-file-managed
       - file: phpfpm-app-fpm-ini-file-managed

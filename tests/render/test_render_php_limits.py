@@ -45,3 +45,34 @@ def test_a_relative_open_basedir_path_stops_the_render_naming_the_key(salt_cli, 
     errors = render_errors(salt_cli.run("state.show_sls", "phpfpm.config", f"pillar={json.dumps(pillar)}",
                                         minion_tgt=web))
     assert "app:php:open_basedir" in str(errors) and "usr/share/php" in str(errors), errors
+
+
+def test_healthz_has_its_own_small_pool_and_nginx_sends_it_there(salt_cli, topology, representatives):
+    """/healthz and /healthz/deep run in the `health` pool (salt/phpfpm
+    health_pool): a load that keeps every app worker busy must not make
+    HAProxy's 1 s check wait on every web node at once."""
+    web = member(topology, representatives, "web")
+    states = show(salt_cli, "nginx", web)  # includes phpfpm.service, hence phpfpm.config
+    text, context = render_file(states, "phpfpm-health-pool-file-managed", "phpfpm/files/health-pool.conf.j2")
+    settings = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line and not line.startswith(";"))
+    assert settings["pm"] == "static" and settings["listen"] == "/run/php/php8.2-fpm-health.sock"
+    assert (settings["user"], settings["group"]) == ("www-data", "www-data")
+    paths = settings["php_admin_value[open_basedir]"].split(":")
+    assert "/etc/lemp-ha/healthz.json" in paths and any(p.endswith("/releases") for p in paths)
+    assert {"exec", "fsockopen", "file_put_contents"} <= set(settings["php_admin_value[disable_functions]"].split(","))
+    assert _args(states["phpfpm-health-pool-file-managed"], "managed")["name"] == "/etc/php/8.2/fpm/pool.d/health.conf"
+    running = _args(states["phpfpm-service-running"], "running")
+    assert {"file": "phpfpm-health-pool-file-managed"} in running["require"]
+    site = _args(states["nginx-app-site-file-managed"], "managed")
+    assert site["context"]["health_socket"] == "/run/php/php8.2-fpm-health.sock"
+    assert site["context"]["fpm_socket"] == "/run/php/php8.2-fpm-app.sock"
+    # nginx names the socket only once PHP-FPM runs the pool (php-fpm -t, then reload)
+    assert {"lemp_service": "phpfpm-runs-its-current-configuration"} in site["require"]
+
+
+def test_a_health_pool_named_like_the_app_pool_stops_the_render_naming_the_key(salt_cli, topology, representatives):
+    web = member(topology, representatives, "web")
+    pillar = {"phpfpm": {"lookup": {"health_pool": {"name": "app"}}}}
+    errors = render_errors(salt_cli.run("state.show_sls", "phpfpm.config", f"pillar={json.dumps(pillar)}",
+                                        minion_tgt=web))
+    assert "phpfpm:lookup:health_pool:name" in str(errors), errors

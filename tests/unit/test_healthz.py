@@ -20,7 +20,7 @@ SCRIPT = (REPO / "salt" / "nginx" / "files" / "healthz.php").read_text()
 def site():
     template = jinja2.Template((REPO / "salt" / "nginx" / "files" / "site.conf.j2").read_text())
     return template.render(nginx=NGINX, app_dir="/srv/www/app", docroot="public", fpm_socket="/run/php/app.sock",
-                           lb_addresses=["10.77.0.11"], healthz_details_from=["127.0.0.1", "10.77.0.11"],
+                           health_socket="/run/php/health.sock", lb_addresses=["10.77.0.11"], healthz_details_from=["127.0.0.1", "10.77.0.11"],
                            client_max_body_size="20m", static_urls=[])
 
 

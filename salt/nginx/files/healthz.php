@@ -1,6 +1,8 @@
 <?php
 // /healthz and /healthz/deep of a web node (installed by salt/nginx; nginx
-// runs this one script for both, with fastcgi_param LEMP_HEALTHZ_MODE).
+// runs this one script for both, with fastcgi_param LEMP_HEALTHZ_MODE, in
+// PHP-FPM's own `health` pool: salt/phpfpm health_pool, whose open_basedir
+// and disable_functions allow only what this script does).
 // - /healthz (shallow; what HAProxy routes on): 200 when PHP-FPM runs this
 //   script and /etc/lemp-ha/healthz.json is readable. No database query: a
 //   database hiccup (the writer in SST, no writer for a few seconds) must
