@@ -1,8 +1,12 @@
 """Fixtures shared by the unit tests (tests/conftest.py has the repository's)."""
 
+import pathlib
 import subprocess
 
 import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +20,12 @@ def analyze(host_tool):
         return proc.returncode, proc.stdout, proc.stderr
 
     return run
+
+
+@pytest.fixture
+def sample_app():
+    """The webapp defaults merged with the sample app's pillar, as
+    salt/webapp/map.jinja does: the app the PHP pool limits are computed for."""
+    app = yaml.safe_load((REPO / "salt" / "webapp" / "defaults.yaml").read_text())["webapp"]
+    app.update({"name": "app", "version": "1.1.0", "source": {"path": "salt://app"}, "docroot": "public"})
+    return app

@@ -27,11 +27,9 @@ EXEC_FAMILY = {"exec", "passthru", "shell_exec", "system", "popen", "proc_open",
 
 
 @pytest.fixture
-def app():
-    """The defaults merged with the sample app's pillar, as salt/webapp/map.jinja does."""
-    app = yaml.safe_load((REPO / "salt" / "webapp" / "defaults.yaml").read_text())["webapp"]
-    app.update({"name": "app", "version": "1.1.0", "source": {"path": "salt://app"}, "docroot": "public"})
-    return app
+def app(sample_app):
+    """The sample app (tests/unit/conftest.py sample_app)."""
+    return sample_app
 
 
 def limits(app, php=PHP):
