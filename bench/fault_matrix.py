@@ -45,6 +45,7 @@ asserts a figure.
 
 import dataclasses
 import json
+import pathlib
 import secrets
 import shlex
 import subprocess
@@ -179,25 +180,35 @@ def lost_writes(acked, present_by_node, split=None):
 
 
 def session_events(samples, t0, t1):
-    """From the session writer's samples (time, client, counter, cookie id),
-    in time order: (sessions lost, ids replaced) in [t0, t1). Lost: a
-    client's counter went back (the session restarted); replaced: its
-    PHPSESSID changed. A sample without a counter (the store failed that
-    request) or without a cookie does not reset the comparison."""
-    lost = replaced = 0
-    last_counter, last_id = {}, {}
+    """From the session writer's samples (time, client, counter, cookie id):
+    (clients whose session was lost, clients whose id was replaced) in
+    [t0, t1). Lost: the client's counter went back (the session restarted);
+    replaced: its PHPSESSID changed. Each is charged to the moment the
+    client's session first broke: its first sample without a counter after
+    its last good one (the store failed it), or the sample itself when none
+    failed before. So a client that failed during a fault and restarted at 1
+    only after the fault's window closed is the fault's loss, and a client
+    counts once however many requests it lost. A sample without a cookie
+    does not reset the comparison."""
+    lost, replaced = set(), set()
+    last_counter, last_id, broke = {}, {}, {}
     for t, client, counter, sid in sorted(samples, key=lambda s: s[0]):
+        if counter is None:
+            broke.setdefault(client, t)
+        when = broke.get(client, t)
         if counter is not None:
             prev = last_counter.get(client)
-            if prev is not None and counter < prev and t0 <= t < t1:
-                lost += 1
+            if prev is not None and counter < prev and t0 <= when < t1:
+                lost.add(client)
             last_counter[client] = counter
         if sid:
             prev_id = last_id.get(client)
-            if prev_id and sid != prev_id and t0 <= t < t1:
-                replaced += 1
+            if prev_id and sid != prev_id and t0 <= when < t1:
+                replaced.add(client)
             last_id[client] = sid
-    return lost, replaced
+        if counter is not None:
+            broke.pop(client, None)
+    return len(lost), len(replaced)
 
 
 def intervals(series, max_age):
@@ -527,6 +538,10 @@ class SessionWriter(Loop):
             self.samples.append((t, i, counter, sid))
             self._stop.wait(self.pause)
 
+    def served_since(self, t):
+        """How many clients had their session served (a counter) since t."""
+        return len({c for ts, c, counter, _ in self.samples[-400:] if ts >= t and counter is not None})
+
 
 LB_OBSERVER = r'''
 import socket, subprocess, sys, time
@@ -655,6 +670,7 @@ class Matrix:
         self.details = []
         self.scaled_node = None
         self.release_before = None
+        self.windows = []  # (fault, target, inject, restore, healthy, end): for the samples' dump
 
     # -- load ----------------------------------------------------------------------
     def start_load(self):
@@ -673,6 +689,18 @@ class Matrix:
         self.db_obs = {db: Observer(lab, db, DB_OBSERVER.format(seconds=int(bound), interval=0.5), parse_db_line, bound)
                        for db in self.tier["dbs"]}
         wait_for(lambda: self.http.ok_since(time.time() - 5) >= 5, 60, "the HTTP clients to be served", interval=0.5)
+
+    def dump(self, path):
+        """Every sample and each fault's window, as JSON, to read a row's
+        figures again (the table keeps only the figures)."""
+        data = {"windows": self.windows,
+                "requests": getattr(self, "http", None) and self.http.requests,
+                "sessions": getattr(self, "sessions", None) and self.sessions.samples,
+                "lbs": {lb: [(t, vip, sorted(up) if up is not None else None) for t, vip, up in o.samples]
+                        for lb, o in getattr(self, "lb_obs", {}).items()},
+                "dbs": {db: o.samples for db, o in getattr(self, "db_obs", {}).items()}}
+        pathlib.Path(path).write_text(json.dumps(data))
+        log(f"samples written to {path}")
 
     def stop_load(self):
         for loop in [getattr(self, "http", None), getattr(self, "sessions", None),
@@ -914,6 +942,13 @@ class Matrix:
                          "the HTTP clients to be served again", interval=0.5)
             except AssertionError as exc:
                 log(f"[{fault.name}] {exc}")
+            # and every session client (a store failure shows there, not in
+            # the HTTP clients, which do not use the session)
+            try:
+                wait_for(lambda: self.sessions.served_since(time.time() - 2) >= a.session_clients, a.resume_timeout,
+                         "every session client to be served again", interval=0.5)
+            except AssertionError as exc:
+                log(f"[{fault.name}] {exc}")
             if fault.action in ("sst",):
                 self.wait_healthy()
             time.sleep(a.settle)  # an observation window, not a wait for a condition
@@ -939,6 +974,7 @@ class Matrix:
         fig = figures(reqs, sess, stamps, lb, t_inject, t_restore if fault.back else t_end,
                       lost=lost_fault if fault.back else lost_fault + lost_back)
         fig["error"] = err
+        self.windows.append((fault.name, target, t_inject, t_restore, t_healthy, t_end))
         note = self.db_states(t_inject, t_restore if fault.back else t_end)
         self.row(fault.label, target, fig, fault.target, fig["service_back"] if fault.back else t_healthy - t_inject,
                  note)
@@ -1098,6 +1134,10 @@ def main():
         raise
     finally:
         matrix.stop_load()
+        try:
+            matrix.dump(f"/var/tmp/lemp-ha-fault-matrix-{time.strftime('%Y%m%dT%H%M%S')}.json")
+        except OSError as exc:
+            log(f"the samples were not written: {exc}")
         common.restoring(lab, list(lab.machines))
         if stopped:
             matrix.finish()

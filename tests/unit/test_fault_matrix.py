@@ -65,6 +65,20 @@ def test_session_events_count_a_counter_reset_and_a_replaced_cookie():
     assert fm.session_events(samples, 5, 10) == (0, 0)  # the reset was before the window
 
 
+def test_a_session_lost_is_charged_to_when_it_broke_and_counted_once_per_client():
+    samples = [
+        (1.0, 0, 40, "a"), (1.0, 1, 30, "x"),
+        (2.0, 0, None, "b"),       # the fault: client 0's read fails, a new id is set
+        (2.5, 0, None, "b"),
+        (6.0, 0, 1, "b"),          # ...and it restarts at 1 only after the window [0, 5)
+        (7.0, 0, 2, "b"), (8.0, 0, 1, "c"),   # a second loss of the same client
+        (9.0, 1, 31, "x"),
+    ]
+    assert fm.session_events(samples, 0, 5) == (1, 1)   # the fault's row, not the return's
+    assert fm.session_events(samples, 5, 10) == (1, 1)  # the second loss, at 8 s
+    assert fm.session_events(samples, 0, 10) == (1, 1)  # one client, however many losses
+
+
 def test_intervals_hold_a_sample_until_the_next_at_most_max_age():
     series = [(0.0, True), (0.2, True), (0.4, False), (0.6, True), (5.0, True)]
     assert fm.intervals(series, 1.0) == [(0.0, 0.4), (0.6, 1.6), (5.0, 6.0)]
