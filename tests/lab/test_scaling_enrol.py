@@ -17,7 +17,6 @@ Written for the lab; every address is checked to be routed over the lab
 bridge (lemplab) before anything is sent.
 """
 
-import contextlib
 import fnmatch
 import json
 import os
@@ -80,12 +79,16 @@ class EventWaiter:
     """Listen on the master's event bus (salt-run state.event) from before
     an action until an event of ``tag`` (fnmatch) for which ``match(data)``
     holds, so that the event is not missed; ``data()`` waits for it.
+    ``wanted`` ({key: (tag, match)}) waits for several events on the one
+    listener, and ``data(key)`` returns each: one subscription, not one per
+    event (each costs a salt-run start and a probe on the master).
     Entering returns once the listener has seen a probe event of its own:
     subscribed, not merely started."""
 
-    def __init__(self, lab, tag, match=lambda data: True, timeout=ENROL_TIMEOUT):
-        self.lab, self.tag, self.match, self.timeout = lab, tag, match, timeout
-        self.found = None
+    def __init__(self, lab, tag=None, match=lambda data: True, timeout=ENROL_TIMEOUT, wanted=None):
+        self.lab, self.timeout = lab, timeout
+        self.wanted = dict(wanted) if wanted else {None: (tag, match)}
+        self.found = {}
         self.seen = []
         self._proc = None
         self._token = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
@@ -103,11 +106,15 @@ class EventWaiter:
                 if (data.get("data") or {}).get("token") == self._token or data.get("token") == self._token:
                     self._subscribed.set()
                 continue
-            if not fnmatch.fnmatch(tag, self.tag):
+            keys = [key for key, (pattern, _) in self.wanted.items()
+                    if key not in self.found and fnmatch.fnmatch(tag, pattern)]
+            if not keys:
                 continue
             self.seen.append(tag)
-            if self.match(data):
-                self.found = data
+            for key in keys:
+                if self.wanted[key][1](data):
+                    self.found[key] = data
+            if len(self.found) == len(self.wanted):
                 return
 
     def __enter__(self):
@@ -133,10 +140,15 @@ class EventWaiter:
             self._proc.wait(10)
         return False
 
-    def data(self):
-        self._thread.join(self.timeout + 30)
-        assert self.found is not None, f"no {self.tag} event matched within {self.timeout}s (saw {self.seen[-20:]})"
-        return self.found
+    def data(self, key=None):
+        """The event wanted under ``key``, once seen (the listener ends by its
+        ``timeout``: the reading thread then ends too)."""
+        deadline = time.monotonic() + self.timeout + 30
+        while key not in self.found and self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(0.2)
+        tag = self.wanted[key][0]
+        assert key in self.found, f"no {tag} event matched within {self.timeout}s (saw {self.seen[-20:]})"
+        return self.found[key]
 
 
 def orchestration_of(node):
@@ -256,16 +268,14 @@ def test_restarting_salt_minion_on_a_serving_node_changes_nothing(lab, web3):
     before = admin_states(lab)
     nodes = ("web1", "web3")
     with LoadLoop(lab) as load:
-        # both restarted at once, each with its own listener: the reactions
-        # run one after the other (the reactor queues orchestrations) but the
-        # listeners' start, the restarts and the waits overlap
-        with contextlib.ExitStack() as stack:
-            waiters = {node: stack.enter_context(EventWaiter(lab, "salt/run/*/ret", orchestration_of(node),
-                                                             timeout=300))
-                       for node in nodes}
+        # both restarted at once, one listener waiting for both reactions'
+        # ends: the restarts and the waits overlap, and the listener's
+        # start is paid once
+        wanted = {node: ("salt/run/*/ret", orchestration_of(node)) for node in nodes}
+        with EventWaiter(lab, wanted=wanted, timeout=300) as waiter:
             for node in nodes:
                 lab.run(node, "systemctl restart salt-minion")
-            rets = {node: waiter.data() for node, waiter in waiters.items()}
+            rets = {node: waiter.data(node) for node in nodes}
         # the reaction of each start event has ended, without a failed
         # step (web1: not a pool node; web3: re-checked), and nothing moved
         for node, ret in rets.items():
