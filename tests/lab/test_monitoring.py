@@ -146,22 +146,22 @@ def test_stopping_nginx_on_web1_opens_a_problem_mails_the_lab_mailbox_and_posts_
     lab.run(web, "systemctl stop nginx")
     try:
         wait_for(lambda: any(p["r_eventid"] == "0" for p in nginx_problems()), 300,
-                 f"a Zabbix problem about nginx on {web}", interval=5)
+                 f"a Zabbix problem about nginx on {web}", interval=1)
         wait_for(lambda: any(web in m and "nginx" in m.lower() for m in mails(lab, mon1)[before:]), 180,
-                 f"an alert mail about nginx on {web} in {mon1}:{MAILBOX}", interval=5)
+                 f"an alert mail about nginx on {web} in {mon1}:{MAILBOX}", interval=1)
         wait_for(lambda: nginx_posts("PROBLEM"), 300, f"a webhook POST about nginx on {web} on {mon1}:{POSTS}",
-                 interval=5)
+                 interval=1)
     finally:
         lab.run(web, "systemctl start nginx")
     body = nginx_posts("PROBLEM")[0]
     assert body["severity"] and body["problem"], body
     after_problem = len(mails(lab, mon1))
     wait_for(lambda: all(p["r_eventid"] != "0" for p in nginx_problems()), 300,
-             f"the nginx problem on {web} resolved", interval=5)
+             f"the nginx problem on {web} resolved", interval=1)
     wait_for(lambda: any("resolved" in m.lower() and web in m and "nginx" in m.lower()
                          for m in mails(lab, mon1)[after_problem:]), 180,
-             f"the recovery mail about nginx on {web}", interval=5)
-    wait_for(lambda: nginx_posts("RESOLVED"), 300, f"the webhook POST of the recovery of nginx on {web}", interval=5)
+             f"the recovery mail about nginx on {web}", interval=1)
+    wait_for(lambda: nginx_posts("RESOLVED"), 300, f"the webhook POST of the recovery of nginx on {web}", interval=1)
 
 
 def test_a_second_highstate_on_mon1_makes_no_api_change(lab, mon1):

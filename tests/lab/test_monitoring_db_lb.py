@@ -65,7 +65,7 @@ def vip_holders(lab):
 def test_the_db_and_lb_templates_see_a_healthy_platform(lab, zabbix, mon1, tier):  # noqa: F811
     for db in tier["dbs"]:
         wait_for(lambda d=db: last_value(zabbix, d, "galera.wsrep_cluster_size") == str(tier["size"]), SEEN,
-                 f"Zabbix to read {db}'s Galera cluster size {tier['size']}", interval=5)
+                 f"Zabbix to read {db}'s Galera cluster size {tier['size']}", interval=1)
         assert last_value(zabbix, db, "galera.wsrep_cluster_status") == "Primary"
         assert last_value(zabbix, db, "galera.wsrep_local_state") == "Synced"
         assert last_value(zabbix, db, "systemd.unit.info[mariadb.service]") == "active"
@@ -75,13 +75,13 @@ def test_the_db_and_lb_templates_see_a_healthy_platform(lab, zabbix, mon1, tier)
         assert not [p["name"] for p in mysql if p["name"].startswith("MySQL")
                     and "has been restarted" not in p["name"]], mysql
     wait_for(lambda: last_value(zabbix, mon1, "lemp.vip.holders") == "1", SEEN,
-             "Zabbix to count one LB holding the VIP", interval=5)
+             "Zabbix to count one LB holding the VIP", interval=1)
     holders = vip_holders(lab)
     assert len(holders) == 1
     assert last_value(zabbix, holders[0], "lemp.vip.held") == "1"
     for arb in tier["arbs"]:
         wait_for(lambda a=arb: (last_value(zabbix, a, "garbd.peers") or "0") != "0", SEEN,
-                 f"Zabbix to see garbd on {arb} connected to the cluster", interval=5)
+                 f"Zabbix to see garbd on {arb} connected to the cluster", interval=1)
 
 
 @pytest.fixture
@@ -130,12 +130,12 @@ def test_stopping_the_db_writer_and_keepalived_on_both_lbs_opens_their_problems_
                 lab.run(lb, "systemctl start keepalived", check=False)
         wait_for(lambda: len(vip_holders(lab)) == 1, 60, "exactly one LB to hold the VIP again")
         wait_for(lambda: all_resolved(zabbix, mon1, ["No load balancer holds the VIP"], stopped_at), 120,
-                 "the VIP problem resolved", interval=5)
+                 "the VIP problem resolved", interval=1)
         wait_for(lambda: synced(lab, victim, tier["size"]), 600, f"{victim} to rejoin Synced")
         wait_cluster_healthy(lab, tier)
         for host, words in ((survivor, ["Galera cluster has"]), (victim, ["mariadb is down"])):
             wait_for(lambda h=host, w=words: all_resolved(zabbix, h, w, stopped_at), 180,
-                     f"the problem {' '.join(words)!r} on {host} resolved", interval=5)
+                     f"the problem {' '.join(words)!r} on {host} resolved", interval=1)
         assert not problems(zabbix, mon1, ["Split brain"], stopped_at), "both LBs held the VIP at once"
     finally:
         writer.stop()

@@ -73,7 +73,7 @@ def test_a_healthy_lab_has_no_open_problem_on_web_and_lb_hosts(lab, zabbix):  # 
         return not problems
 
     try:
-        wait_for(none_open, SETTLE, "no open problem on the web and lb hosts", interval=10)
+        wait_for(none_open, SETTLE, "no open problem on the web and lb hosts", interval=2)
     except AssertionError:
         listed = "\n".join(f"  {p['host']}: {p['name']} ({p['severity']})" for p in none_open.last)
         raise AssertionError(f"open problems on a healthy lab after {SETTLE}s:\n{listed}") from None
@@ -103,7 +103,7 @@ def test_web_and_lb_status_items_have_fresh_data(lab, zabbix):  # noqa: F811
         return not stale
 
     try:
-        wait_for(fresh, 300, "fresh data on every web and lb status item", interval=10)
+        wait_for(fresh, 300, "fresh data on every web and lb status item", interval=2)
     except AssertionError:
         raise AssertionError("stale or unsupported items:\n  " + "\n  ".join(fresh.last)) from None
 
@@ -137,7 +137,7 @@ def stop_opens_and_start_resolves(lab, zabbix, faults):  # noqa: F811
     # nothing else of the web tier stays broken (peers saw the brick away, for instance)
     hosts = hosts_of(lab, zabbix, ["web", "lb", "arbitrator"])
     wait_for(lambda: not [p for p in open_problems(zabbix, hosts.values()) if p["lastchange"] >= stopped_at],
-             180, f"every problem opened since {' and '.join(faults)} stopped on {web} resolved", interval=5)
+             180, f"every problem opened since {' and '.join(faults)} stopped on {web} resolved", interval=1)
 
 
 def test_stopping_glusterd_and_sentinel_on_a_web_node_opens_their_problems_and_starting_them_resolves_them(
