@@ -27,8 +27,7 @@ from web_helpers import (
     vip_holders,
     wait_app_answers,
     wait_single_vip_holder,
-    wait_web_up_on_all_lbs,
-    web_names,
+    wait_webs_up_on_all_lbs,
 )
 
 # A table of its own, so that removing it leaves the firewall (table
@@ -41,8 +40,7 @@ CUT_TABLE = "lemp_ha_test_vrrp_cut"
 def lab_is_whole(lab):
     wait_single_vip_holder(lab, timeout=60)
     wait_app_answers(lab)
-    for web in web_names(lab):
-        wait_web_up_on_all_lbs(lab, web)
+    wait_webs_up_on_all_lbs(lab)  # every web node, one salt call a poll
 
 
 def cut_vrrp(peer_address):

@@ -5,9 +5,9 @@ Talks to Zabbix only through its API with the `zabbix_utils` client, over
 HTTPS to mon1's address trusting only the lab CA, after the `lab` fixture
 checked that every lab address is routed over the lab bridge. Logs in as
 Admin with the generated secret (the packaged default must be gone).
-Reads alert mail in mon1's local mailbox (/var/mail/alerts) and the lab's
-webhook receiver's log with lab.run. Tests that break something put it back
-in `finally`.
+mails() and webhook_posts() read the alert mail in mon1's local mailbox
+(/var/mail/alerts) and the lab's webhook receiver's log with lab.run, for
+the nginx fault of test_monitoring_web.py.
 """
 
 import json
@@ -115,53 +115,12 @@ def webhook_posts(lab, mon1):
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def test_stopping_nginx_on_web1_opens_a_problem_mails_the_lab_mailbox_and_posts_to_the_webhook(lab, zabbix, mon1):
-    """One stop of nginx, seen by each of the problem's channels: the
-    problem in Zabbix, the alert mail and its recovery in the lab mailbox,
-    and a JSON POST naming the host, severity, problem and status to the
-    webhook receiver, for the problem and for its recovery (one stop for
-    both channels: each stop costs a problem and a recovery cycle)."""
-    web = lab.with_role("web")[0]
-    host = zabbix.host.get(output=["hostid"], filter={"host": web})[0]
-    before = len(mails(lab, mon1))
-    posts_before = len(webhook_posts(lab, mon1))
-
-    def nginx_posts(status):
-        found = []
-        for post in webhook_posts(lab, mon1)[posts_before:]:
-            body = json.loads(post["body"])
-            if body.get("host") == web and "nginx" in body.get("problem", "").lower() \
-                    and body.get("status") == status:
-                found.append(body)
-        return found
-
-    stopped_at = int(lab.run(web, "date +%s").stdout)
-
-    def nginx_problems():
-        # only problems opened by this stop: an older one may still be open
-        return [p for p in zabbix.problem.get(output=["eventid", "name", "r_eventid", "clock"],
-                                              hostids=host["hostid"], recent=True)
-                if "nginx" in p["name"].lower() and int(p["clock"]) >= stopped_at]
-
-    lab.run(web, "systemctl stop nginx")
-    try:
-        wait_for(lambda: any(p["r_eventid"] == "0" for p in nginx_problems()), 300,
-                 f"a Zabbix problem about nginx on {web}", interval=5)
-        wait_for(lambda: any(web in m and "nginx" in m.lower() for m in mails(lab, mon1)[before:]), 180,
-                 f"an alert mail about nginx on {web} in {mon1}:{MAILBOX}", interval=5)
-        wait_for(lambda: nginx_posts("PROBLEM"), 300, f"a webhook POST about nginx on {web} on {mon1}:{POSTS}",
-                 interval=5)
-    finally:
-        lab.run(web, "systemctl start nginx")
-    body = nginx_posts("PROBLEM")[0]
-    assert body["severity"] and body["problem"], body
-    after_problem = len(mails(lab, mon1))
-    wait_for(lambda: all(p["r_eventid"] != "0" for p in nginx_problems()), 300,
-             f"the nginx problem on {web} resolved", interval=5)
-    wait_for(lambda: any("resolved" in m.lower() and web in m and "nginx" in m.lower()
-                         for m in mails(lab, mon1)[after_problem:]), 180,
-             f"the recovery mail about nginx on {web}", interval=5)
-    wait_for(lambda: nginx_posts("RESOLVED"), 300, f"the webhook POST of the recovery of nginx on {web}", interval=5)
+# A stopped nginx on a web node opens a problem, mails the lab mailbox and
+# posts to the webhook, for the problem and its recovery: proved by
+# test_monitoring_web.py's
+# test_stopping_nginx_glusterd_and_sentinel_on_a_web_node_opens_mails_and_posts_problems_starting_resolves
+# (one stop of nginx, glusterd and Sentinel: their problem cycles overlap;
+# mails() and webhook_posts() above are its readers).
 
 
 def test_a_second_highstate_on_mon1_makes_no_api_change(lab, mon1):

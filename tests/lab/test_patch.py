@@ -13,12 +13,12 @@ import pytest
 
 from web_helpers import (
     LoadLoop,
-    haproxy_states,
+    haproxy_states_of,
     lb_names,
     vip_holders,
     wait_app_answers,
     wait_single_vip_holder,
-    wait_web_up_on_all_lbs,
+    wait_webs_up_on_all_lbs,
     web_names,
 )
 
@@ -40,8 +40,7 @@ def main_pids(lab):
 def lab_is_whole(lab):
     wait_single_vip_holder(lab, timeout=60)
     wait_app_answers(lab)
-    for web in web_names(lab):
-        wait_web_up_on_all_lbs(lab, web)
+    wait_webs_up_on_all_lbs(lab)  # every web node, one salt call a poll
 
 
 def test_patching_the_lbs_and_web_nodes_fails_no_request_and_ends_with_every_node_in_service(lab):
@@ -62,8 +61,8 @@ def test_patching_the_lbs_and_web_nodes_fails_no_request_and_ends_with_every_nod
     # every node was restarted, and is back in service
     after = main_pids(lab)
     assert [key for key in before if before[key] == after[key]] == [], (before, after)
-    for web in web_names(lab):
-        for lb, state in haproxy_states(lab, web).items():
+    for web, states in haproxy_states_of(lab, web_names(lab)).items():  # one salt call
+        for lb, state in states.items():
             assert state["admin"] == "ready" and state["status"].startswith("UP"), (lb, web, state)
     for lb in lb_names(lab):
         unit = lab.run(lb, "systemctl is-active keepalived; systemctl is-enabled keepalived", check=False).stdout

@@ -336,6 +336,26 @@ def test_garbage_stat_answer_is_reported(fake_socket):
         mod.show_stat(socket=path)
 
 
+def test_the_lab_tests_one_call_reading_answers_as_state_does(lb):
+    """tests/lab/web_helpers.server_state (every web node's state on every
+    LB from one salt call of show_stat and show_servers_state) gives what
+    state gives: ready, drained, in maintenance, a slot declared disabled."""
+    helpers = load("web_helpers_for_unit", "tests/lab/web_helpers.py")
+    s = lb["socket"]
+
+    def same():
+        stat, rows = mod.show_stat(socket=s), mod.show_servers_state("web", socket=s)
+        for srv in ("web1", "web2", "web3"):
+            assert helpers.server_state("web", srv, stat, rows) == mod.state("web", srv, socket=s), srv
+
+    same()
+    mod.drain("web", "web1", socket=s)
+    mod.disable("web", "web2", socket=s)
+    same()
+    with pytest.raises(CommandExecutionError, match="web/web9"):
+        helpers.server_state("web", "web9", mod.show_stat(socket=s), mod.show_servers_state("web", socket=s))
+
+
 def test_wait_up_returns_for_a_ready_server_and_times_out_in_maint(lb):
     s = lb["socket"]
     assert mod.wait_up("web", "web1", timeout=5, socket=s)["admin"] == "ready"
