@@ -155,18 +155,12 @@ def _server_row(backend, server, stats):
     )
 
 
-def state(backend, server, socket=None):
-    """The server's state: ``admin`` (ready|drain|maint), ``status`` as in
-    ``show stat`` (UP, DOWN, DRAIN, MAINT, no check...), ``scur`` (current
-    sessions), ``weight``, ``check_status``.
-
-    CLI Example::
-
-        salt lb1 haproxy_runtime.state web web1
-    """
-    row = _server_row(backend, server, show_stat(socket=socket))
+def _state_of(backend, server, stats, servers_state):
+    """One server's state from the two tables (``show stat`` rows and
+    ``show servers state BACKEND`` rows); see :func:`state`."""
+    row = _server_row(backend, server, stats)
     admin = "ready"
-    for srv in show_servers_state(backend, socket=socket):
+    for srv in servers_state:
         if srv.get("srv_name") == server:
             bits = int(srv.get("srv_admin_state", "0"))
             if bits & _MAINT:
@@ -184,6 +178,45 @@ def state(backend, server, socket=None):
         "weight": int(row.get("weight") or 0),
         "check_status": row.get("check_status", ""),
     }
+
+
+def state(backend, server, socket=None):
+    """The server's state: ``admin`` (ready|drain|maint), ``status`` as in
+    ``show stat`` (UP, DOWN, DRAIN, MAINT, no check...), ``scur`` (current
+    sessions), ``weight``, ``check_status``.
+
+    CLI Example::
+
+        salt lb1 haproxy_runtime.state web web1
+    """
+    stats = show_stat(socket=socket)
+    _server_row(backend, server, stats)  # an unknown server or backend is named before anything else is asked
+    return _state_of(backend, server, stats, show_servers_state(backend, socket=socket))
+
+
+def states(backend, servers, socket=None):
+    """{server: its :func:`state`} for each of ``servers`` (a list, or a
+    comma-separated string), from one reading of the two tables; a server
+    HAProxy does not know maps to the error's text. For a check of several
+    servers at once (one call, one consistent reading).
+
+    CLI Example::
+
+        salt lb1 haproxy_runtime.states web web1,web2
+    """
+    if isinstance(servers, str):
+        servers = [s for s in servers.split(",") if s]
+    stats, servers_state = show_stat(socket=socket), None
+    out = {}
+    for server in servers:
+        try:
+            _server_row(backend, server, stats)
+            if servers_state is None:
+                servers_state = show_servers_state(backend, socket=socket)
+            out[server] = _state_of(backend, server, stats, servers_state)
+        except CommandExecutionError as exc:
+            out[server] = f"ERROR: {exc}"
+    return out
 
 
 def _set_state(backend, server, new, socket):

@@ -6,7 +6,6 @@ import re
 import threading
 import time
 
-import haproxy_runtime  # _modules/: on the path (tests/conftest.py, bench/common.py)
 from lemplab import wait_for
 
 REQUEST_TIMEOUT = 5
@@ -93,50 +92,19 @@ def haproxy_states(lab, server, backend="web"):
     return {lb: salt_ret(result, lb) for lb in lbs}
 
 
-def server_state(backend, server, stat_rows, servers_state_rows):
-    """haproxy_runtime.state's answer (admin and status are what the waits
-    read), from the two tables it reads: ``show stat`` and ``show servers
-    state BACKEND``, as haproxy_runtime.show_stat / show_servers_state
-    return them. tests/unit/test_haproxy_runtime.py checks it against
-    haproxy_runtime.state on a real HAProxy."""
-    row = haproxy_runtime._server_row(backend, server, stat_rows)
-    admin = "ready"
-    for srv in servers_state_rows:
-        if srv.get("srv_name") == server:
-            bits = int(srv.get("srv_admin_state", "0"))
-            if bits & haproxy_runtime._MAINT:
-                admin = "maint"
-            elif bits & haproxy_runtime._DRAIN:
-                admin = "drain"
-            break
-    return {"backend": backend, "server": server, "admin": admin, "status": row.get("status", ""),
-            "scur": int(row.get("scur") or 0), "qcur": int(row.get("qcur") or 0),
-            "weight": int(row.get("weight") or 0), "check_status": row.get("check_status", "")}
-
-
 def haproxy_states_of(lab, servers, backend="web"):
     """{server: {lb: its state}} for every server of ``servers`` on every lb,
-    in ONE salt call (a compound call of haproxy_runtime.show_stat and
-    show_servers_state; server_state reads them as haproxy_runtime.state
-    does): the per-test checks of the lab's wholeness ask this once for all
-    web nodes, not once per node. A state is the lb's error text where the
-    lb did not answer both (haproxy down, minion unreachable)."""
+    in ONE salt call (haproxy_runtime.states): the per-test checks of the
+    lab's wholeness ask this once for all web nodes, not once per node. A
+    state is the lb's answer as it is where it is not a state (haproxy down,
+    minion unreachable, a server the lb does not know)."""
     lbs = lb_names(lab)
-    result = lab.salt("-L", ",".join(lbs), "haproxy_runtime.show_stat,haproxy_runtime.show_servers_state",
-                      ",", backend)
+    result = lab.salt("-L", ",".join(lbs), "haproxy_runtime.states", backend, ",".join(servers))
     states = {server: {} for server in servers}
     for lb in lbs:
         ret = salt_ret(result, lb)
-        stat = ret.get("haproxy_runtime.show_stat") if isinstance(ret, dict) else None
-        rows = ret.get("haproxy_runtime.show_servers_state") if isinstance(ret, dict) else None
         for server in servers:
-            if isinstance(stat, list) and isinstance(rows, list):
-                try:
-                    states[server][lb] = server_state(backend, server, stat, rows)
-                except haproxy_runtime.CommandExecutionError as exc:  # unknown server: as the minion says it
-                    states[server][lb] = f"ERROR: {exc}"
-            else:
-                states[server][lb] = ret
+            states[server][lb] = ret.get(server) if isinstance(ret, dict) and server in ret else ret
     return states
 
 
