@@ -76,15 +76,15 @@ def test_no_other_machine_receives_a_galera_certificate(salt_cli, salt_minions, 
 
 
 def test_the_data_nodes_and_garbd_render_the_same_evs_timers(salt_cli, topology, representatives):
-    pillar = {"galera": {"lookup": {"evs": {"suspect_timeout": "PT2S", "inactive_timeout": "PT4S",
-                                            "install_timeout": "PT4S"}}}}
+    pillar = {"galera": {"lookup": {"evs": {"suspect_timeout": "PT3S", "inactive_timeout": "PT6S",
+                                            "install_timeout": "PT6S"}}}}
     for extra in (None, pillar):
         db = show(salt_cli, "galera.config", member(topology, representatives, "db"), extra)
         arb = show(salt_cli, "garbd.config", member(topology, representatives, "arbitrator"), extra)
         on_db = _args(db["galera-config-file-managed"], "managed")["context"]["galera"]["evs_options"]
         on_arb = _args(arb["garbd-config-file-managed"], "managed")["context"]["evs_options"]
         assert on_db == on_arb and "evs.keepalive_period=PT0.5S" in on_db, extra
-        assert ("evs.suspect_timeout=PT2S" if extra else "evs.suspect_timeout=PT1.5S") in on_db
+        assert ("evs.suspect_timeout=PT3S" if extra else "evs.suspect_timeout=PT2S") in on_db
 
 
 def test_an_evs_timer_galera_would_refuse_stops_the_render_naming_the_key(salt_cli, topology, representatives):

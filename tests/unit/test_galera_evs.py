@@ -13,18 +13,18 @@ from test_galera_tls import render_cnf
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "salt" / "galera" / "defaults.yaml").read_text())["galera"]
-WANTED = {"evs.keepalive_period": "PT0.5S", "evs.inactive_check_period": "PT0.5S", "evs.suspect_timeout": "PT1.5S",
-          "evs.inactive_timeout": "PT3S", "evs.install_timeout": "PT3S"}
+WANTED = {"evs.keepalive_period": "PT0.5S", "evs.inactive_check_period": "PT0.5S", "evs.suspect_timeout": "PT2S",
+          "evs.inactive_timeout": "PT4S", "evs.install_timeout": "PT4S"}
 
 
 def provider_options(text):
     return dict(o.strip().split("=", 1) for o in text.strip('"').split(";"))
 
 
-def test_the_defaults_detect_a_dead_member_after_three_missed_keepalives():
+def test_the_defaults_detect_a_dead_member_after_four_missed_keepalives():
     options = dict(o.split("=", 1) for o in galera.evs_options(DEFAULTS["evs"]))
     assert options == WANTED
-    assert galera.iso_seconds(options["evs.suspect_timeout"], "x") == 3 * galera.iso_seconds(
+    assert galera.iso_seconds(options["evs.suspect_timeout"], "x") == 4 * galera.iso_seconds(
         options["evs.keepalive_period"], "x")
 
 
@@ -45,9 +45,9 @@ def test_the_data_nodes_and_garbd_get_the_same_timers():
 
 @pytest.mark.parametrize("change, key, words", [
     ({"keepalive_period": "PT1S"}, "keepalive_period", "a third of suspect_timeout"),
-    ({"inactive_check_period": "PT1S"}, "inactive_check_period", "half of suspect_timeout"),
+    ({"inactive_check_period": "PT1.5S"}, "inactive_check_period", "half of suspect_timeout"),
     ({"inactive_timeout": "PT1.5S", "install_timeout": "PT1.5S"}, "inactive_timeout", "longer than suspect_timeout"),
-    ({"install_timeout": "PT4S"}, "install_timeout", "between keepalive_period and inactive_timeout"),
+    ({"install_timeout": "PT5S"}, "install_timeout", "between keepalive_period and inactive_timeout"),
     ({"install_timeout": "PT0.2S"}, "install_timeout", "between keepalive_period and inactive_timeout"),
     ({"suspect_timeout": "1.5"}, "suspect_timeout", "ISO 8601"),
     ({"suspect_timout": "PT2S"}, "suspect_timout", "is not one of"),
