@@ -27,7 +27,8 @@ zabbix:
               '{$LEMP.BACKUP.ARCHIVE.LAG.MAX}': 30s
         users:
           # The lab's alert mailbox on mon1 (/var/mail/alerts): problems
-          # mailed to group ops reach it; tests/lab/test_monitoring.py reads it.
+          # mailed to group ops reach it; tests/lab/test_monitoring.py's mails()
+          # reads it (for test_monitoring_web.py's alert check).
           - username: lab-ops
             name: Lab ops mailbox
             groups: [ops]

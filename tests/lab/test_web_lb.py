@@ -55,10 +55,11 @@ def all_current(lab):
 @pytest.fixture(autouse=True)
 def lab_is_whole(lab):
     """Each test starts with one VIP holder, the app answering, every web node
-    UP on every lb."""
+    UP on every lb. 180 s: after a test that failed with an LB stopped, the
+    LB's return is waited for here (nothing when the lab is whole)."""
     wait_single_vip_holder(lab, timeout=60)
     wait_app_answers(lab)
-    wait_webs_up_on_all_lbs(lab)  # every web node, one salt call a poll
+    wait_webs_up_on_all_lbs(lab, timeout=180)  # every web node, one salt call a poll
 
 
 def test_app_answers_over_https_through_the_vip(lab):
