@@ -16,6 +16,10 @@
 {{-   raise('keepalived: no interface holds ' ~ vrrp.me.address ~ ' on ' ~ grains['id'] ~ '; set keepalived:lookup:interface') }}
 {%- endif %}
 {%- do keepalived.update({'interface': ns.iface}) %}
+{#- haproxy tells keepalived that it stopped through this file (defaults.yaml haproxy_track) #}
+{%- set track = keepalived.haproxy_track %}
+{%- set track_dir = track.dir %}
+{%- set track_path = track.dir ~ '/' ~ track.file %}
 
 keepalived-package-installed:
   pkg.installed:
@@ -43,6 +47,72 @@ keepalived-config-file-managed:
         prefixlen: {{ topology.network.prefixlen }}
     - require:
       - pkg: keepalived-package-installed
+      - file: keepalived-haproxy-track-directory-present
+
+
+{#- Where haproxy's unit tells keepalived that haproxy stopped (track_file
+    in keepalived.conf). keepalived ignores a track file whose directory is
+    missing (until its next start), so the directory exists before the
+    configuration that names it is loaded; after a boot keepalived's own
+    drop-in creates it again (/run is a tmpfs), with the same mode. #}
+keepalived-haproxy-track-directory-present:
+  file.directory:
+    - name: {{ track_dir }}
+    - mode: '0755'
+
+{#- haproxy's death reaches keepalived at once (inotify), not at the check
+    script's next 1-2 s poll. Written by this formula, not salt/haproxy:
+    only a machine with keepalived gets it, the haproxy formula stays
+    unaware of keepalived, and the path is named once (defaults.yaml
+    haproxy_track). ExecStopPost runs after every stop, also when the
+    master died by a signal (kill -9, a crash) and with the unit masked. #}
+keepalived-learns-at-once-that-haproxy-stopped:
+  file.managed:
+    - name: /etc/systemd/system/{{ track.service }}.service.d/{{ track.dropin }}
+    - makedirs: True
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (salt/keepalived/init.sls). keepalived watches
+        # {{ track_path }} (track_file haproxy_stopped, weight 0):
+        # non-zero puts this LB in FAULT and the VIPs move at once.
+        # `-`: a failed write never fails haproxy's start (the file then
+        # keeps its 1: the VIPs stay away from this LB, the safe side).
+        [Service]
+        ExecStartPost=-/bin/sh -c 'mkdir -p -m 0755 {{ track_dir }} && echo 0 > {{ track_path }}'
+        ExecStopPost=-/bin/sh -c 'mkdir -p -m 0755 {{ track_dir }} && echo 1 > {{ track_path }}'
+
+{#- A keepalived killed by SIGKILL (or crashed) cannot remove the VIPs:
+    they stayed on the dead holder's interface while the other LB took
+    them (both held them for 9.7 s in the fault matrix, until keepalived
+    started again). systemd runs ExecStopPost after every stop, also when
+    the main process died by a signal. #}
+keepalived-removes-the-vips-when-it-dies:
+  file.managed:
+    - name: /etc/systemd/system/{{ keepalived.service }}.service.d/{{ keepalived.dropin }}
+    - makedirs: True
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (salt/keepalived/init.sls).
+        [Service]
+        # track_file haproxy_stopped needs its directory before keepalived
+        # reads its configuration (/run is a tmpfs).
+        ExecStartPre=/bin/mkdir -p -m 0755 {{ track_dir }}
+        # `-`: after a clean stop keepalived has removed them itself.
+        ExecStopPost=-/sbin/ip -4 addr del {{ topology.network.vip }}/{{ topology.network.prefixlen }} dev {{ keepalived.interface }}
+        ExecStopPost=-/sbin/ip -4 addr del {{ topology.network.internal_vip }}/{{ topology.network.prefixlen }} dev {{ keepalived.interface }}
+
+{#- A changed drop-in counts only after a daemon-reload. On content, not
+    onchanges (a reload fired by a change is lost when the run fails before
+    it, issue #9), and not left to service.running: Salt reloads only for
+    the unit it starts, from a status read once per run (haproxy's was read
+    by haproxy.service before its drop-in was written). #}
+keepalived-systemd-reloaded-after-drop-in-changes:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onlyif: systemctl show --property NeedDaemonReload --value {{ track.service }} {{ keepalived.service }} | grep -qx yes
+    - require:
+      - file: keepalived-learns-at-once-that-haproxy-stopped
+      - file: keepalived-removes-the-vips-when-it-dies
 
 {#- Starts and enables keepalived; no `watch` (lost when the run that wrote
     the file fails before it, issue #9): the next state reloads on content. #}
@@ -52,6 +122,7 @@ keepalived-service-running:
     - enable: True
     - require:
       - file: keepalived-config-file-managed
+      - cmd: keepalived-systemd-reloaded-after-drop-in-changes
 
 keepalived-runs-its-current-configuration:
   lemp_service.config_loaded:

@@ -240,18 +240,26 @@ def test_stopping_the_lb_holding_the_vip_moves_it_and_its_return_moves_nothing(l
         lab.ensure_running([holder])
 
 
+NO_RESTART = "/run/systemd/system/haproxy.service.d/zz-lab-test-no-restart.conf"
+
+
 def test_killing_haproxy_on_the_active_lb_moves_the_vip(lab):
     holder = wait_single_vip_holder(lab)
     try:
         with LoadLoop(lab, max_seconds=180) as load:
-            # haproxy dies and stays dead (systemd would restart a plain kill
-            # within 100 ms, before keepalived's check even notices).
-            lab.run(holder, "systemctl mask --runtime haproxy && systemctl kill -s KILL haproxy")
+            # haproxy dies and stays dead: a runtime Restart=no, not a mask
+            # (a masked unit loses its drop-ins, so the ExecStopPost that
+            # tells keepalived at once, as after a real crash, would not run)
+            lab.run(holder, f"mkdir -p {NO_RESTART.rsplit('/', 1)[0]} && printf '[Service]\\nRestart=no\\n' > "
+                            f"{NO_RESTART} && systemctl daemon-reload && systemctl kill -s KILL haproxy")
             wait_single_vip_holder(lab, timeout=20, not_on=holder)
+            # the stop reached keepalived through the track file, not only its 1 s check
+            assert lab.run(holder, "cat /run/lemp-ha-track/haproxy").stdout.strip() == "1"
             load.wait_for_requests(50, timeout=60)
         assert load.ok > 50, load.report()
     finally:
-        lab.run(holder, "systemctl unmask --runtime haproxy; systemctl restart haproxy")
+        lab.run(holder, f"rm -f {NO_RESTART}; systemctl daemon-reload; systemctl reset-failed haproxy; "
+                        "systemctl restart haproxy")
     wait_for(lambda: lab.run(holder, "killall -0 haproxy", check=False).returncode == 0, 60,
              f"haproxy back on {holder}")
     wait_single_vip_holder(lab, timeout=60)

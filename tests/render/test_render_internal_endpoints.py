@@ -179,6 +179,55 @@ def test_a_keepalived_weight_that_cannot_move_the_vip_stops_the_render_naming_th
     assert any("keepalived:lookup:check:weight (-60) must be 0 with nopreempt" in e for e in errors), errors
 
 
+def test_keepalived_learns_at_once_that_haproxy_stopped_and_a_dead_keepalived_leaves_no_vip(
+        salt_cli, topology, representatives, network):
+    lb = member(topology, representatives, "lb")
+    data = show(salt_cli, "keepalived", lb)
+    config, context = render_file(data, "keepalived-config-file-managed", "keepalived/files/keepalived.conf.j2")
+    track = context["k"]["haproxy_track"]
+    path = f"{track['dir']}/{track['file']}"
+    # keepalived reads the file when haproxy's unit writes it: non-zero is FAULT (weight 0)
+    block = [line.strip() for line in config.split("track_file haproxy_stopped {")[1].split("}")[0].splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    assert block == [f'file "{path}"', "weight 0", "init_file 0"]
+    instance = config.split("vrrp_instance VIP {")[1]
+    assert "track_file {\n        haproxy_stopped\n    }" in instance
+    assert "track_script {\n        chk_haproxy\n    }" in instance  # kept: a keepalived started while haproxy is down
+
+    # haproxy's unit writes the file: 1 after every stop (also a kill -9), 0 once started
+    haproxy_dropin = _args(data["keepalived-learns-at-once-that-haproxy-stopped"], "managed")
+    assert haproxy_dropin["name"] == "/etc/systemd/system/haproxy.service.d/lemp-ha-keepalived.conf"
+    lines = [line for line in haproxy_dropin["contents"].splitlines() if line and not line.startswith("#")]
+    assert lines == ["[Service]",
+                     f"ExecStartPost=-/bin/sh -c 'mkdir -p -m 0755 {track['dir']} && echo 0 > {path}'",
+                     f"ExecStopPost=-/bin/sh -c 'mkdir -p -m 0755 {track['dir']} && echo 1 > {path}'"]
+
+    # a keepalived killed by SIGKILL: systemd removes both VIPs from this LB's interface
+    dropin = _args(data["keepalived-removes-the-vips-when-it-dies"], "managed")
+    assert dropin["name"] == "/etc/systemd/system/keepalived.service.d/lemp-ha-vip-cleanup.conf"
+    lines = [line.strip() for line in dropin["contents"].splitlines() if line.strip() and not line.strip().startswith("#")]
+    iface, prefix = context["k"]["interface"], network["prefixlen"]
+    assert iface and lines == ["[Service]",
+                               f"ExecStartPre=/bin/mkdir -p -m 0755 {track['dir']}",
+                               f"ExecStopPost=-/sbin/ip -4 addr del {network['vip']}/{prefix} dev {iface}",
+                               f"ExecStopPost=-/sbin/ip -4 addr del {network['internal_vip']}/{prefix} dev {iface}"]
+    assert f"dev {iface}" in config.split("virtual_ipaddress {")[1]  # the interface keepalived puts them on
+
+    # systemd reads the drop-ins before keepalived (re)starts, on content: a second run reloads nothing
+    reload = _args(data["keepalived-systemd-reloaded-after-drop-in-changes"], "run")
+    assert reload["name"] == "systemctl daemon-reload" and "onchanges" not in reload
+    assert reload["onlyif"] == ("systemctl show --property NeedDaemonReload --value haproxy keepalived "
+                                "| grep -qx yes")
+    running = _args(data["keepalived-service-running"], "running")
+    assert {"cmd": "keepalived-systemd-reloaded-after-drop-in-changes"} in running["require"]
+    assert {"file": "keepalived-haproxy-track-directory-present"} in _args(
+        data["keepalived-config-file-managed"], "managed")["require"]
+
+    # the haproxy formula alone writes no drop-in: a machine without keepalived keeps Debian's unit
+    alone = show(salt_cli, "haproxy", lb)
+    assert not [sid for sid, body in alone.items() if isinstance(body, dict) and "service.d" in str(body)]
+
+
 # -- HAProxy: the LBs share the endpoints' stick tables (peers) -------------------------------
 
 

@@ -219,3 +219,14 @@ def test_observer_lines_parse():
     assert fm.parse_db_line("1700000000.123 Donor/Desynced\n") == (1700000000.123, "Donor/Desynced")
     with pytest.raises(ValueError):
         fm.parse_db_line("garbage")
+
+
+def test_a_killed_service_stays_down_without_masking_so_its_stop_post_commands_run():
+    # a masked unit has no drop-ins after systemd's reload: haproxy's track
+    # file and keepalived's VIP removal (ExecStopPost) would not run
+    down, back = fm.no_restart_command("haproxy"), fm.restart_allowed_command("haproxy")
+    assert "mask" not in down
+    assert "/run/systemd/system/haproxy.service.d/zz-fault-matrix-no-restart.conf" in down
+    assert "Restart=no" in down and down.endswith("systemctl daemon-reload")
+    assert back.startswith("rm -f /run/systemd/system/haproxy.service.d/zz-fault-matrix-no-restart.conf")
+    assert "systemctl daemon-reload" in back

@@ -86,6 +86,10 @@ def test_the_instance_is_backup_without_preemption_and_the_check_has_no_weight()
     assert "weight 0" in script[:7]
     assert "advert_int 0.1" in instance and "garp_master_delay 0" in instance
     assert "unicast_src_ip 10.77.0.11" in instance and "10.77.0.12" in instance
+    # haproxy's unit writes the track file: non-zero (stopped) is FAULT at once
+    track = config[config.index("track_file haproxy_stopped {"):]
+    assert track[1:5] == ['file "/run/lemp-ha-track/haproxy"', "weight 0", "init_file 0", "}"]
+    assert instance[instance.index("track_file {") + 1] == "haproxy_stopped"
 
 
 def test_with_preemption_the_instance_has_no_nopreempt():
