@@ -219,3 +219,21 @@ def test_observer_lines_parse():
     assert fm.parse_db_line("1700000000.123 Donor/Desynced\n") == (1700000000.123, "Donor/Desynced")
     with pytest.raises(ValueError):
         fm.parse_db_line("garbage")
+
+
+def test_the_load_loops_can_rest_and_resume():
+    """The overhead rows rest the matrix's own load (pause/resume): a loop's
+    attribute must never shadow those methods (the first full run failed
+    there: 'float' object is not callable)."""
+    class NoLab:
+        vip = "192.0.2.1"  # never contacted: max_seconds 0 ends each client at once
+
+        def new_session(self):
+            return None
+
+    for loop in (fm.HttpClients(NoLab(), "/x", 1, 1.0, 0), fm.SessionWriter(NoLab(), 1, 1.0, 0)):
+        loop.pause()
+        assert loop._resting.is_set()
+        loop.resume()
+        assert not loop._resting.is_set()
+        loop.stop(join=5)
