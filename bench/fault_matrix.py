@@ -509,7 +509,7 @@ class HttpClients(Loop):
 
     def __init__(self, lab, path, clients, timeout, max_seconds, pause=0.05):
         super().__init__(max_seconds)
-        self.lab, self.url, self.timeout, self.pause = lab, f"https://{lab.vip}{path}", timeout, pause
+        self.lab, self.url, self.timeout, self.gap = lab, f"https://{lab.vip}{path}", timeout, pause
         self.requests = []
         for _ in range(clients):
             self.spawn(self._client)
@@ -526,7 +526,7 @@ class HttpClients(Loop):
                 ok, detail = False, type(exc).__name__
                 session = self.lab.new_session()
             self.requests.append((t, time.time() - t, ok, detail))
-            self._stop.wait(self.pause)
+            self._stop.wait(self.gap)
 
     def ok_since(self, t):
         return sum(1 for r in self.requests[-400:] if r[0] >= t and r[2])
@@ -538,7 +538,7 @@ class SessionWriter(Loop):
 
     def __init__(self, lab, clients, timeout, max_seconds, pause=0.2):
         super().__init__(max_seconds)
-        self.lab, self.url, self.timeout, self.pause = lab, f"https://{lab.vip}/api/info", timeout, pause
+        self.lab, self.url, self.timeout, self.gap = lab, f"https://{lab.vip}/api/info", timeout, pause
         self.samples = []
         for i in range(clients):
             self.spawn(self._client, i)
@@ -557,7 +557,7 @@ class SessionWriter(Loop):
                 pass
             sid = next((c.value for c in session.cookies if c.name == "PHPSESSID"), None)
             self.samples.append((t, i, counter, sid))
-            self._stop.wait(self.pause)
+            self._stop.wait(self.gap)
 
     def served_since(self, t):
         """How many clients had their session served (a counter) since t."""

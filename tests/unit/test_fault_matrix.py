@@ -230,3 +230,21 @@ def test_a_killed_service_stays_down_without_masking_so_its_stop_post_commands_r
     assert "Restart=no" in down and down.endswith("systemctl daemon-reload")
     assert back.startswith("rm -f /run/systemd/system/haproxy.service.d/zz-fault-matrix-no-restart.conf")
     assert "systemctl daemon-reload" in back
+
+
+def test_the_load_loops_can_rest_and_resume():
+    """The overhead rows rest the matrix's own load (pause/resume): a loop's
+    attribute must never shadow those methods (the first full run failed
+    there: 'float' object is not callable)."""
+    class NoLab:
+        vip = "192.0.2.1"  # never contacted: max_seconds 0 ends each client at once
+
+        def new_session(self):
+            return None
+
+    for loop in (fm.HttpClients(NoLab(), "/x", 1, 1.0, 0), fm.SessionWriter(NoLab(), 1, 1.0, 0)):
+        loop.pause()
+        assert loop._resting.is_set()
+        loop.resume()
+        assert not loop._resting.is_set()
+        loop.stop(join=5)
