@@ -109,7 +109,14 @@ keepalived-removes-the-vips-when-it-dies:
 keepalived-systemd-reloaded-after-drop-in-changes:
   cmd.run:
     - name: systemctl daemon-reload
-    - onlyif: systemctl show --property NeedDaemonReload --value {{ track.service }} {{ keepalived.service }} | grep -qx yes
+    {#- NeedDaemonReload covers a changed drop-in; a new one (its directory
+        created by this run) is not flagged by systemd (seen on the lab:
+        "no", and the units ran without it), so a drop-in missing from the
+        unit's loaded DropInPaths counts too. #}
+    - onlyif: >-
+        systemctl show --property NeedDaemonReload --value {{ track.service }} {{ keepalived.service }} | grep -qx yes
+        || ! systemctl show --property DropInPaths --value {{ track.service }} | grep -q '/{{ track.service }}.service.d/{{ track.dropin }}'
+        || ! systemctl show --property DropInPaths --value {{ keepalived.service }} | grep -q '/{{ keepalived.service }}.service.d/{{ keepalived.dropin }}'
     - require:
       - file: keepalived-learns-at-once-that-haproxy-stopped
       - file: keepalived-removes-the-vips-when-it-dies

@@ -216,8 +216,12 @@ def test_keepalived_learns_at_once_that_haproxy_stopped_and_a_dead_keepalived_le
     # systemd reads the drop-ins before keepalived (re)starts, on content: a second run reloads nothing
     reload = _args(data["keepalived-systemd-reloaded-after-drop-in-changes"], "run")
     assert reload["name"] == "systemctl daemon-reload" and "onchanges" not in reload
-    assert reload["onlyif"] == ("systemctl show --property NeedDaemonReload --value haproxy keepalived "
-                                "| grep -qx yes")
+    assert reload["onlyif"] == (
+        "systemctl show --property NeedDaemonReload --value haproxy keepalived | grep -qx yes"
+        " || ! systemctl show --property DropInPaths --value haproxy"
+        " | grep -q '/haproxy.service.d/lemp-ha-keepalived.conf'"
+        " || ! systemctl show --property DropInPaths --value keepalived"
+        " | grep -q '/keepalived.service.d/lemp-ha-vip-cleanup.conf'")
     running = _args(data["keepalived-service-running"], "running")
     assert {"cmd": "keepalived-systemd-reloaded-after-drop-in-changes"} in running["require"]
     assert {"file": "keepalived-haproxy-track-directory-present"} in _args(
