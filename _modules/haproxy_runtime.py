@@ -155,10 +155,9 @@ def _server_row(backend, server, stats):
     )
 
 
-def _state_of(backend, server, stats, servers_state):
-    """One server's state from the two tables (``show stat`` rows and
-    ``show servers state BACKEND`` rows); see :func:`state`."""
-    row = _server_row(backend, server, stats)
+def _state_of(backend, server, row, servers_state):
+    """One server's state from its ``show stat`` row (:func:`_server_row`)
+    and the ``show servers state BACKEND`` rows; see :func:`state`."""
     admin = "ready"
     for srv in servers_state:
         if srv.get("srv_name") == server:
@@ -189,9 +188,8 @@ def state(backend, server, socket=None):
 
         salt lb1 haproxy_runtime.state web web1
     """
-    stats = show_stat(socket=socket)
-    _server_row(backend, server, stats)  # an unknown server or backend is named before anything else is asked
-    return _state_of(backend, server, stats, show_servers_state(backend, socket=socket))
+    row = _server_row(backend, server, show_stat(socket=socket))  # an unknown name is named before anything else is asked
+    return _state_of(backend, server, row, show_servers_state(backend, socket=socket))
 
 
 def states(backend, servers, socket=None):
@@ -210,10 +208,10 @@ def states(backend, servers, socket=None):
     out = {}
     for server in servers:
         try:
-            _server_row(backend, server, stats)
+            row = _server_row(backend, server, stats)
             if servers_state is None:
                 servers_state = show_servers_state(backend, socket=socket)
-            out[server] = _state_of(backend, server, stats, servers_state)
+            out[server] = _state_of(backend, server, row, servers_state)
         except CommandExecutionError as exc:
             out[server] = f"ERROR: {exc}"
     return out

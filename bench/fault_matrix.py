@@ -353,27 +353,6 @@ SERVICES = [
 ]
 
 
-# A killed service stays down without masking its unit: `systemctl mask`
-# reloads systemd, and a masked unit loses its drop-ins (systemd loads none
-# for it), so the ExecStopPost= that runs after a real crash (haproxy's track
-# file, keepalived's VIP removal: salt/keepalived/init.sls) would not run.
-# A runtime drop-in that turns Restart= off keeps the unit as a crash finds it.
-NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/zz-fault-matrix-no-restart.conf"
-
-
-def no_restart_command(unit):
-    """Shell: systemd will not restart ``unit`` after the kill."""
-    path = NO_RESTART_DROPIN.format(unit=unit)
-    return (f"mkdir -p {path.rsplit('/', 1)[0]} && printf '[Service]\\nRestart=no\\n' > {path} "
-            f"&& systemctl daemon-reload")
-
-
-def restart_allowed_command(unit):
-    """Shell: undoes no_restart_command (idempotent; also an older run's mask)."""
-    return (f"rm -f {NO_RESTART_DROPIN.format(unit=unit)}; systemctl unmask --runtime {unit}; "
-            f"systemctl daemon-reload")
-
-
 def _service_faults():
     out = []
     for name, process, unit, resolve, target in SERVICES:
@@ -832,7 +811,7 @@ class Matrix:
         elif action.startswith("svc:"):
             _, process, unit, _, _ = self.service(action[4:])
             if unit:
-                lab.run(target, f"{no_restart_command(unit)} && systemctl kill -s KILL {unit}")
+                lab.run(target, f"{wh.no_restart_command(unit)} && systemctl kill -s KILL {unit}")
             else:
                 lab.run(target, f"killall -9 {process}")
         elif action == "link":
@@ -898,7 +877,7 @@ class Matrix:
             name = action[4:]
             _, process, unit, _, _ = self.service(name)
             if unit:
-                lab.run(target, f"{restart_allowed_command(unit)}; systemctl reset-failed {unit}; "
+                lab.run(target, f"{wh.restart_allowed_command(unit)}; systemctl reset-failed {unit}; "
                                 f"systemctl is-active -q {unit} || systemctl restart {unit}", check=False, timeout=600)
                 wait_for(lambda: lab.run(target, f"systemctl is-active -q {unit}", check=False).returncode == 0,
                          300, f"{unit} active again on {target}", interval=0.5)

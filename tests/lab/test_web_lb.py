@@ -29,7 +29,9 @@ from web_helpers import (
     keepalived_check_passed,
     lb_names,
     new_session,
+    no_restart_command,
     nodes_and_versions,
+    restart_allowed_command,
     stick_servers,
     vip_holders,
     wait_app_answers,
@@ -240,9 +242,6 @@ def test_stopping_the_lb_holding_the_vip_moves_it_and_its_return_moves_nothing(l
         lab.ensure_running([holder])
 
 
-NO_RESTART = "/run/systemd/system/haproxy.service.d/zz-lab-test-no-restart.conf"
-
-
 def test_killing_haproxy_on_the_active_lb_moves_the_vip(lab):
     holder = wait_single_vip_holder(lab)
     try:
@@ -250,15 +249,14 @@ def test_killing_haproxy_on_the_active_lb_moves_the_vip(lab):
             # haproxy dies and stays dead: a runtime Restart=no, not a mask
             # (a masked unit loses its drop-ins, so the ExecStopPost that
             # tells keepalived at once, as after a real crash, would not run)
-            lab.run(holder, f"mkdir -p {NO_RESTART.rsplit('/', 1)[0]} && printf '[Service]\\nRestart=no\\n' > "
-                            f"{NO_RESTART} && systemctl daemon-reload && systemctl kill -s KILL haproxy")
+            lab.run(holder, f"{no_restart_command('haproxy')} && systemctl kill -s KILL haproxy")
             wait_single_vip_holder(lab, timeout=20, not_on=holder)
             # the stop reached keepalived through the track file, not only its 1 s check
             assert lab.run(holder, "cat /run/lemp-ha-track/haproxy").stdout.strip() == "1"
             load.wait_for_requests(50, timeout=60)
         assert load.ok > 50, load.report()
     finally:
-        lab.run(holder, f"rm -f {NO_RESTART}; systemctl daemon-reload; systemctl reset-failed haproxy; "
+        lab.run(holder, f"{restart_allowed_command('haproxy')}; systemctl reset-failed haproxy; "
                         "systemctl restart haproxy")
     wait_for(lambda: lab.run(holder, "killall -0 haproxy", check=False).returncode == 0, 60,
              f"haproxy back on {holder}")

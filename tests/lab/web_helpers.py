@@ -85,11 +85,8 @@ def haproxy_state(lab, lb, server, backend="web"):
 
 
 def haproxy_states(lab, server, backend="web"):
-    """{lb: state of ``server``} on every lb, in one salt call (-L): the
-    per-test checks of the lab's wholeness ask this for every web node."""
-    lbs = lb_names(lab)
-    result = lab.salt("-L", ",".join(lbs), "haproxy_runtime.state", backend, server)
-    return {lb: salt_ret(result, lb) for lb in lbs}
+    """{lb: state of ``server``} on every lb, in one salt call."""
+    return haproxy_states_of(lab, [server], backend)[server]
 
 
 def haproxy_states_of(lab, servers, backend="web"):
@@ -129,13 +126,28 @@ def wait_webs_up_on_all_lbs(lab, servers=None, timeout=90):
 
 
 def wait_web_up_on_all_lbs(lab, server, timeout=90):
-    def up():
-        for st in haproxy_states(lab, server).values():
-            if not (isinstance(st, dict) and st.get("admin") == "ready" and str(st.get("status", "")).startswith("UP")):
-                return False
-        return True
+    wait_webs_up_on_all_lbs(lab, [server], timeout)
 
-    wait_for(up, timeout, f"{server} ready and UP on every lb", interval=1)
+
+# A killed service stays down without masking its unit: `systemctl mask`
+# reloads systemd, and a masked unit loses its drop-ins (systemd loads none
+# for it), so the ExecStopPost= that runs after a real crash (haproxy's track
+# file, keepalived's VIP removal: salt/keepalived/init.sls) would not run.
+# A runtime drop-in that turns Restart= off keeps the unit as a crash finds it.
+NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/zz-lemp-ha-no-restart.conf"
+
+
+def no_restart_command(unit):
+    """Shell: systemd will not restart ``unit`` after a kill."""
+    path = NO_RESTART_DROPIN.format(unit=unit)
+    return (f"mkdir -p {path.rsplit('/', 1)[0]} && printf '[Service]\\nRestart=no\\n' > {path} "
+            f"&& systemctl daemon-reload")
+
+
+def restart_allowed_command(unit):
+    """Shell: undoes no_restart_command (idempotent; also an older run's mask)."""
+    return (f"rm -f {NO_RESTART_DROPIN.format(unit=unit)}; systemctl unmask --runtime {unit}; "
+            f"systemctl daemon-reload")
 
 
 def stick_servers(lab, lbs, table="galera"):

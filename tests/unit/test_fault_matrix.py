@@ -224,11 +224,11 @@ def test_observer_lines_parse():
 def test_a_killed_service_stays_down_without_masking_so_its_stop_post_commands_run():
     # a masked unit has no drop-ins after systemd's reload: haproxy's track
     # file and keepalived's VIP removal (ExecStopPost) would not run
-    down, back = fm.no_restart_command("haproxy"), fm.restart_allowed_command("haproxy")
+    down, back = fm.wh.no_restart_command("haproxy"), fm.wh.restart_allowed_command("haproxy")
     assert "mask" not in down
-    assert "/run/systemd/system/haproxy.service.d/zz-fault-matrix-no-restart.conf" in down
+    assert "/run/systemd/system/haproxy.service.d/zz-lemp-ha-no-restart.conf" in down
     assert "Restart=no" in down and down.endswith("systemctl daemon-reload")
-    assert back.startswith("rm -f /run/systemd/system/haproxy.service.d/zz-fault-matrix-no-restart.conf")
+    assert back.startswith("rm -f /run/systemd/system/haproxy.service.d/zz-lemp-ha-no-restart.conf")
     assert "systemctl daemon-reload" in back
 
 
