@@ -9,6 +9,7 @@ addresses are routed out of this machine, and no traffic may go there.
 import pytest
 
 import lemplab
+from lab_guard import pytest_runtest_makereport, pytest_sessionstart  # noqa: F401 (hooks: a failure's reason at once, a deadline)
 
 
 @pytest.fixture(scope="session")
