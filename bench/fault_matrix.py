@@ -25,9 +25,15 @@ lab is healthy, inject, wait until the load is served again, observe
 --settle s, restore (the return row), wait until healthy, observe --settle s.
 Every fault restores in a `finally`. Then the overhead rows: sysbench
 oltp_read_write (4 threads, from arb1: the firewall admits it to the
-endpoint and to the db nodes) through the endpoint vs the writer directly;
-HTTPS through the VIP with one web backend (the others in maint on both LBs,
-restored in a `finally`) vs that backend directly.
+endpoint and to the db nodes) through the endpoint vs the writer directly,
+with two floors on the active LB: the same hop done by the kernel (nftables
+DNAT, port 13306) and by a plain relay (socat, port 13307); HTTPS through the
+VIP with one web backend (the others in maint on both LBs, restored in a
+`finally`) vs that backend directly. Each overhead row rests every load loop
+and observer, runs a warm-up, then --overhead-rounds rounds of its arms in
+alternating order, and reports the medians, every round, the host's
+busy/idle/steal % and the CPU ms per transaction or request of the LB, the
+node and the client (cgroup cpuacct, read on the host) for each arm.
 
 Columns: failed requests (started in the row's window); error window (first
 failed request's start to the last one's end); slowest request; write gap
@@ -849,6 +855,9 @@ class Observer(Loop):
                 if self._stop.is_set() or self._resting.is_set():
                     break
             self._end_proc()
+            # a loop still running in the machine (lxc-attach need not pass
+            # the signal on) ends at its next line: its pipe is closed
+            self._proc.stdout.close()
             self._stop.wait(1)
 
     def _end_proc(self):
@@ -1283,8 +1292,8 @@ class Matrix:
             for loop in loops:
                 loop.resume()
         if shares:
-            note += f" LB containers' cpu.shares {self.args.lb_cpu_shares} during the row (was " + \
-                ", ".join(f"{lb} {old}" for lb, (_, old) in shares.items()) + ")."
+            note = (note + f" LB containers' cpu.shares {self.args.lb_cpu_shares} during the row (was "
+                    + ", ".join(f"{lb} {old}" for lb, (_, old) in shares.items()) + ").").strip()
         self.row(fault.label, target, fig, fault.target, None, note)
         if note:
             self.details.append(f"{fault.label}: {note}")
@@ -1530,6 +1539,8 @@ def main():
                         "(restored after; the others have 1024), e.g. 4096; default: unchanged")
     p.add_argument("--max-hours", type=float, default=4, help="bound of every load loop (default: %(default)s)")
     args = p.parse_args()
+    if args.overhead_rounds < 1 or args.overhead_seconds < 1 or args.lb_cpu_shares < 0:
+        p.error("--overhead-rounds and --overhead-seconds must be at least 1, --lb-cpu-shares not negative")
     try:
         faults = select(args.faults, args.quick, catalogue())
     except ValueError as exc:
