@@ -647,6 +647,12 @@ def relay_command(lb, writer, port=RELAY_PORT):
             f"TCP:{writer}:3306")
 
 
+def greeting_probe(host, port, seconds=5):
+    """A shell command printing 4 when a server greets on host:port within
+    `seconds` (bash's /dev/tcp: nothing to install on the client)."""
+    return f"timeout {seconds} bash -c 'exec 3<>/dev/tcp/{host}/{port} && head -c 4 <&3 | wc -c' 2>/dev/null"
+
+
 def floors_setup_command(lb, writer):
     """The shell command (on the LB) of the kernel hop: the sysctls saved
     unless a cut-short run saved them already, then set, then the table."""
@@ -1388,6 +1394,12 @@ class Matrix:
                      f"socat listening on {lb}:{RELAY_PORT}", interval=0.3)
         except (AssertionError, subprocess.TimeoutExpired) as exc:
             skipped["socat"] = f"the relay did not start on {lb}: {str(exc)[-300:]}"
+        # each floor must reach the writer from the client (MariaDB speaks
+        # first): a floor that does not is left out, not the whole row
+        for arm, port in (("dnat", DNAT_PORT), ("socat", RELAY_PORT)):
+            if arm not in skipped and lab.run(client, greeting_probe(addr[lb], port), check=False,
+                                              timeout=30).stdout.strip() != "4":
+                skipped[arm] = f"no MariaDB greeting through {lb}:{port} from {client}"
         return skipped
 
     def floors_down(self, lb):

@@ -373,6 +373,8 @@ def test_the_kernel_hop_is_a_table_of_its_own_that_masquerades_only_its_flows():
     assert setup.index("[ -e /run/lemp-bench-overhead.sysctl ] || sysctl net.ipv4.ip_forward") \
         < setup.index("sysctl -q -w net.ipv4.ip_forward=1") < setup.index("nft -f -")
     assert setup.endswith(rules + "EOF")
+    assert fm.greeting_probe("10.77.0.11", 13306) == \
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.77.0.11/13306 && head -c 4 <&3 | wc -c' 2>/dev/null"
 
 
 def test_the_relay_and_its_firewall_rule_are_found_again_and_undone():
