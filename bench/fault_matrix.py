@@ -25,9 +25,15 @@ lab is healthy, inject, wait until the load is served again, observe
 --settle s, restore (the return row), wait until healthy, observe --settle s.
 Every fault restores in a `finally`. Then the overhead rows: sysbench
 oltp_read_write (4 threads, from arb1: the firewall admits it to the
-endpoint and to the db nodes) through the endpoint vs the writer directly;
-HTTPS through the VIP with one web backend (the others in maint on both LBs,
-restored in a `finally`) vs that backend directly.
+endpoint and to the db nodes) through the endpoint vs the writer directly,
+with two floors on the active LB: the same hop done by the kernel (nftables
+DNAT, port 13306) and by a plain relay (socat, port 13307); HTTPS through the
+VIP with one web backend (the others in maint on both LBs, restored in a
+`finally`) vs that backend directly. Each overhead row rests every load loop
+and observer, runs a warm-up, then --overhead-rounds rounds of its arms in
+alternating order, and reports the medians, every round, the host's
+busy/idle/steal % and the CPU ms per transaction or request of the LB, the
+node and the client (cgroup cpuacct, read on the host) for each arm.
 
 Columns: failed requests (started in the row's window); error window (first
 failed request's start to the last one's end); slowest request; write gap
@@ -46,8 +52,10 @@ asserts a figure.
 import dataclasses
 import json
 import pathlib
+import resource
 import secrets
 import shlex
+import statistics
 import subprocess
 import threading
 import time
@@ -440,6 +448,230 @@ def overhead_pct(direct, via):
     return (direct - via) / direct * 100
 
 
+# -- the overhead rows: rounds, where the time goes, the floors (pure) -------------------
+
+def round_order(arms, rounds):
+    """The arms of each round: as given in odd rounds, reversed in even ones
+    (via, direct, direct, via, via, direct...), so no arm always runs first
+    or always right after the same other arm (a drift of the host favours
+    no one)."""
+    return [list(arms) if i % 2 == 0 else list(reversed(arms)) for i in range(rounds)]
+
+
+def median_of(values):
+    """The median of the values that are not None (None when none is)."""
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+PROC_STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def proc_stat_cpu(text):
+    """The host's CPU time by kind (ticks) from the `cpu` line of /proc/stat."""
+    for line in text.splitlines():
+        f = line.split()
+        if f and f[0] == "cpu":
+            return dict(zip(PROC_STAT_FIELDS, (int(v) for v in f[1:1 + len(PROC_STAT_FIELDS)])))
+    raise ValueError("no 'cpu' line in /proc/stat")
+
+
+def cpu_split(before, after):
+    """Busy, idle and steal, in % of the host's CPU time between two
+    proc_stat_cpu() readings (None when no time passed). Busy: user, nice,
+    system, irq, softirq (guest time is already in user); idle: idle and
+    iowait; steal: time the hypervisor gave to another VM (the lab host is
+    one). idle near 0: the overhead is CPU; idle well above 0 with a slower
+    path: it is waiting (wake-ups, scheduling)."""
+    d = {k: after[k] - before[k] for k in PROC_STAT_FIELDS}
+    total = sum(d.values())
+    if total <= 0:
+        return None
+    busy = d["user"] + d["nice"] + d["system"] + d["irq"] + d["softirq"]
+    return {"busy": 100 * busy / total, "idle": 100 * (d["idle"] + d["iowait"]) / total,
+            "steal": 100 * d["steal"] / total}
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+# Where LXC keeps a container's CPU accounting, first match wins: lxc 4+ on
+# cgroup v1 (the lab host: lxc.payload.lemp-ha-NAME), the same with the
+# controllers mounted together, older lxc (lxc/NAME), cgroup v2.
+CPU_USAGE_FILES = ("cpuacct/lxc.payload.{name}/cpuacct.usage", "cpu,cpuacct/lxc.payload.{name}/cpuacct.usage",
+                   "cpuacct/lxc/{name}/cpuacct.usage", "cpu,cpuacct/lxc/{name}/cpuacct.usage",
+                   "lxc.payload.{name}/cpu.stat")
+CPU_SHARES_FILES = ("cpu/lxc.payload.{name}/cpu.shares", "cpu,cpuacct/lxc.payload.{name}/cpu.shares",
+                    "cpu/lxc/{name}/cpu.shares", "cpu,cpuacct/lxc/{name}/cpu.shares")
+
+
+def cgroup_file(machine, candidates, root=CGROUP_ROOT):
+    """The first existing file of `candidates` for the container of
+    `machine`, None when there is none (a stopped container has no cgroup;
+    another host may lay them out otherwise)."""
+    for c in candidates:
+        path = pathlib.Path(root) / c.format(name=f"lemp-ha-{machine}")
+        if path.is_file():
+            return path
+    return None
+
+
+def cpu_usage_ns(path, text):
+    """The CPU time a cgroup used, in ns: cgroup v1's cpuacct.usage (ns), or
+    usage_usec of v2's cpu.stat."""
+    if pathlib.Path(path).name == "cpu.stat":
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) * 1000
+        raise ValueError(f"no usage_usec in {path}")
+    return int(text.strip())
+
+
+def ms_per_unit(before_ns, after_ns, units):
+    """CPU ms per transaction or request between two usage readings (ns);
+    None when a reading or the units are missing."""
+    if before_ns is None or after_ns is None or not units:
+        return None
+    return (after_ns - before_ns) / 1e6 / units
+
+
+def arm_cpu(before, after, units):
+    """Where one arm's time went, from two CpuMeter.read() snapshots: the
+    host's busy/idle/steal % and each role's CPU ms per unit."""
+    return {"host": cpu_split(before["stat"], after["stat"]),
+            "ms": {role: ms_per_unit(before["usage"].get(role), after["usage"].get(role), units)
+                   for role in before["usage"]}}
+
+
+def arm_medians(rounds, arm):
+    """One arm over the rounds ([{arm: measurement}]): the median rate, each
+    round's rate in run order, the median host split and ms per unit by role."""
+    ms = [r[arm] for r in rounds if arm in r]
+    roles = list(dict.fromkeys(role for m in ms for role in (m.get("ms") or {})))
+    return {"rate": median_of(m["rate"] for m in ms), "each": [m["rate"] for m in ms],
+            "host": {k: median_of((m.get("host") or {}).get(k) for m in ms) for k in ("busy", "idle", "steal")},
+            "ms": {role: median_of((m.get("ms") or {}).get(role) for m in ms) for role in roles},
+            "p50_ms": median_of(m.get("p50_ms") for m in ms),
+            "errors": sum(m.get("errors") or 0 for m in ms)}
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{v:.1f}%"
+
+
+def overhead_note(rounds, arms, unit, who, main="via", base="direct", skipped=None, missing=(), method=""):
+    """The overhead row's note: each arm's median rate and its rounds, the
+    figure (main against base), the main path's cost over every other arm
+    (the floors) and those arms' own cost, the host CPU split and CPU ms per
+    unit by role, per arm. arms: [(key, label)]; unit: (rate unit, per what);
+    who: {role: machine} for the CPU line; skipped: {arm label: why}."""
+    s = {key: arm_medians(rounds, key) for key, _ in arms}
+    label = dict(arms)
+    rate_unit, per = unit
+
+    def rate(v):
+        return common.fmt(v, 0)
+
+    parts = [", ".join(f"{label[k]} {rate(s[k]['rate'])} {rate_unit} (rounds {'/'.join(rate(v) for v in s[k]['each'])}"
+                       + (f", p50 {common.fmt(s[k]['p50_ms'], 1)} ms" if s[k]["p50_ms"] is not None else "")
+                       + (f", {s[k]['errors']} errors" if s[k]["errors"] else "") + ")" for k, _ in arms)
+             + f": {label[main]} {_pct(overhead_pct(s[base]['rate'], s[main]['rate']))} under {label[base]}"]
+    floors = [k for k, _ in arms if k not in (main, base)]
+    if floors:
+        parts.append(f"{label[main]}'s cost over " + ", over ".join(
+            f"{label[k]} {_pct(overhead_pct(s[k]['rate'], s[main]['rate']))}" for k in floors)
+            + "; those hops alone cost " + ", ".join(
+            f"{label[k]} {_pct(overhead_pct(s[base]['rate'], s[k]['rate']))}" for k in floors))
+    parts.append("host CPU busy/idle/steal % (medians): " + ", ".join(
+        f"{label[k]} " + "/".join(common.fmt(s[k]["host"][x], 0) for x in ("busy", "idle", "steal")) for k, _ in arms))
+    roles = [r for r in who if any(s[k]["ms"].get(r) is not None for k, _ in arms)]
+    if roles:
+        parts.append(f"CPU ms per {per}, {'/'.join(f'{r} {who[r]}' for r in roles)}: " + ", ".join(
+            f"{label[k]} " + "/".join(common.fmt(s[k]["ms"].get(r), 2) for r in roles) for k, _ in arms))
+    if missing:
+        parts.append("CPU per container not measured for " + ", ".join(missing)
+                     + f" (no cpuacct.usage or cpu.stat under {CGROUP_ROOT} for lemp-ha-NAME)")
+    for what, why in (skipped or {}).items():
+        parts.append(f"{what} not measured: {why}")
+    return "; ".join(parts) + (f". {method}" if method else "")
+
+
+# the floors of the DB row (docs/bench.md): the same hop as HAProxy's, done by
+# the kernel (DNAT) and by a plain userland relay (socat), on the active LB
+FLOOR_TAG = "lemp-bench-overhead"
+DNAT_TABLE = "lemp_bench"
+DNAT_PORT, RELAY_PORT = 13306, 13307
+RELAY_UNIT = "lemp-bench-socat"
+# the LB's settings the kernel hop needs, saved here first (so that a run cut
+# short is undone by the next one) and put back from it
+SYSCTL_SAVED = "/run/lemp-bench-overhead.sysctl"
+# forwarding on; no ICMP redirects (arb1 and the writer share the bridge: a
+# router would otherwise tell arb1 of the shorter way at every new flow)
+FLOOR_SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.send_redirects": 0,
+                 "net.ipv4.conf.eth0.send_redirects": 0}
+
+
+def dnat_rules(lb, writer, port=DNAT_PORT):
+    """An nft script: lb:port forwarded by the kernel to writer:3306 and
+    masqueraded, so that the writer answers through the LB and sees the LB's
+    address (granted like HAProxy's). A table of its own: `nft delete table
+    ip lemp_bench` undoes it. Only the DNATed flows are masqueraded
+    (HAProxy's own connections are left alone); forwarded packets meet no
+    filter (the lemp_ha table has an input chain only)."""
+    t = DNAT_TABLE
+    return "\n".join([
+        f"add table ip {t}",
+        f"add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}",
+        f"add rule ip {t} prerouting ip daddr {lb} tcp dport {port} dnat to {writer}:3306",
+        f"add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}",
+        f"add rule ip {t} postrouting ip daddr {writer} tcp dport 3306 ct status dnat masquerade"]) + "\n"
+
+
+def relay_rule(table, lb, client, port=RELAY_PORT):
+    """The nft command letting `client` reach the relay on lb:port through
+    the LB's firewall (first in its input chain; tagged to be found again)."""
+    return (f"nft insert rule inet {table} input ip saddr {client} ip daddr {lb} tcp dport {port} accept "
+            f"comment '\"{FLOOR_TAG}\"'")
+
+
+def tagged_handles(listing_text, tag=FLOOR_TAG):
+    """The handles of the rules carrying comment `tag` in `nft -a list ...`."""
+    import re
+
+    return [int(m.group(1)) for line in listing_text.splitlines() if f'comment "{tag}"' in line
+            for m in [re.search(r"# handle (\d+)\s*$", line)] if m]
+
+
+def relay_command(lb, writer, port=RELAY_PORT):
+    """socat as a transient unit (stopping it ends every relayed connection)."""
+    return (f"systemd-run --quiet --collect --unit={RELAY_UNIT} socat TCP-LISTEN:{port},bind={lb},fork,reuseaddr "
+            f"TCP:{writer}:3306")
+
+
+def greeting_probe(host, port, seconds=5):
+    """A shell command printing 4 when a server greets on host:port within
+    `seconds` (bash's /dev/tcp: nothing to install on the client)."""
+    return f"timeout {seconds} bash -c 'exec 3<>/dev/tcp/{host}/{port} && head -c 4 <&3 | wc -c' 2>/dev/null"
+
+
+def floors_setup_command(lb, writer):
+    """The shell command (on the LB) of the kernel hop: the sysctls saved
+    unless a cut-short run saved them already, then set, then the table."""
+    names = " ".join(FLOOR_SYSCTLS)
+    values = " ".join(f"{k}={v}" for k, v in FLOOR_SYSCTLS.items())
+    return (f"set -e; [ -e {SYSCTL_SAVED} ] || sysctl {names} > {SYSCTL_SAVED}; sysctl -q -w {values}; "
+            f"nft -f - <<'EOF'\n{dnat_rules(lb, writer)}EOF")
+
+
+def floors_cleanup_command(table):
+    """The shell command (on the LB) undoing both floors, also a cut-short
+    run's: the relay stopped, its firewall rule(s) deleted by handle, the
+    DNAT table deleted, the saved sysctls put back."""
+    return (f"systemctl stop {RELAY_UNIT} 2>/dev/null; systemctl reset-failed {RELAY_UNIT} 2>/dev/null; "
+            f"nft delete table ip {DNAT_TABLE} 2>/dev/null; "
+            f"if [ -e {SYSCTL_SAVED} ]; then sysctl -q -p {SYSCTL_SAVED} && rm -f {SYSCTL_SAVED}; fi; "
+            f"nft -a list chain inet {table} input 2>/dev/null || true")
+
+
 # -- load and observers (the lab) ------------------------------------------------------
 
 def attach_argv(machine, command):
@@ -455,6 +687,7 @@ class Loop:
         self.max_seconds = max_seconds
         self._stop = threading.Event()
         self._resting = threading.Event()
+        self._idle = threading.Event()  # set while a thread rests
         self._threads = []
 
     def pause(self):
@@ -466,7 +699,9 @@ class Loop:
     def rest(self):
         """Idle while paused (bounded by the loop's stop)."""
         while self._resting.is_set() and not self._stop.is_set():
+            self._idle.set()
             self._stop.wait(0.2)
+        self._idle.clear()
 
     def spawn(self, fn, *args):
         t = threading.Thread(target=fn, args=args, daemon=True)
@@ -599,9 +834,20 @@ class Observer(Loop):
         self._proc = None
         self.spawn(self._run)
 
+    def pause(self, timeout=15):
+        """Rest with the process in the machine ended, until resumed. The
+        LB observers ask haproxy's own event loop for `show stat` 5 times a
+        second and the db ones start a `mariadb` client twice a second: left
+        running, they would slow only the path through the LB."""
+        super().pause()
+        self._end_proc()
+        if any(t.is_alive() for t in self._threads):
+            self._idle.wait(timeout)
+
     def _run(self):
         started = time.monotonic()
         while self.running(started):
+            self.rest()
             if self.lab.state(self.machine) != "RUNNING":
                 self._stop.wait(1)
                 continue
@@ -612,9 +858,12 @@ class Observer(Loop):
                     self.samples.append(self.parse(line))
                 except ValueError:
                     pass
-                if self._stop.is_set():
+                if self._stop.is_set() or self._resting.is_set():
                     break
             self._end_proc()
+            # a loop still running in the machine (lxc-attach need not pass
+            # the signal on) ends at its next line: its pipe is closed
+            self._proc.stdout.close()
             self._stop.wait(1)
 
     def _end_proc(self):
@@ -632,6 +881,37 @@ class Observer(Loop):
         super().stop(join)
 
 
+SELF = None  # a CpuMeter role played by this process (the HTTP clients run here)
+
+
+class CpuMeter:
+    """Snapshots around one arm: the host's /proc/stat and each role's CPU
+    time (its container's cgroup, read on the host; SELF: this process).
+    Containers whose cgroup is not found are collected in `missing`."""
+
+    def __init__(self, roles, root=CGROUP_ROOT):
+        self.roles, self.root = roles, root
+        self.missing = []
+
+    def read(self):
+        return {"stat": proc_stat_cpu(pathlib.Path("/proc/stat").read_text()),
+                "usage": {role: self._usage(m) for role, m in self.roles.items()}}
+
+    def _usage(self, machine):
+        if machine is SELF:
+            r = resource.getrusage(resource.RUSAGE_SELF)
+            return int((r.ru_utime + r.ru_stime) * 1e9)
+        path = cgroup_file(machine, CPU_USAGE_FILES, self.root)
+        try:
+            if path:
+                return cpu_usage_ns(path, path.read_text())
+        except (OSError, ValueError):
+            pass
+        if machine not in self.missing:
+            self.missing.append(machine)
+        return None
+
+
 # -- the matrix (the lab) -----------------------------------------------------------------
 
 def app_dir():
@@ -639,6 +919,23 @@ def app_dir():
 
     d = yaml.safe_load((common.REPO / "salt" / "webapp" / "defaults.yaml").read_text())["webapp"]
     return f"{d['root']}/{d['name']}"
+
+
+def firewall_table():
+    """The nftables table Salt's firewall owns (salt/firewall/defaults.yaml)."""
+    import yaml
+
+    return yaml.safe_load((common.REPO / "salt" / "firewall" / "defaults.yaml").read_text())["firewall"]["table"]
+
+
+def ensure_package(lab, machine, command, package):
+    """`package` on `machine` when `command` is missing: apt through the lab's
+    apt proxy, as backup_restore.ensure_sysbench does; it stays installed."""
+    if lab.run(machine, f"command -v {command}", check=False).returncode == 0:
+        return
+    log(f"installing {package} on {machine} with apt (through the lab's apt proxy); it stays installed")
+    lab.run(machine, f"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}",
+            timeout=900)
 
 
 def releases(lab, webs):
@@ -986,19 +1283,133 @@ class Matrix:
     # -- overhead rows -------------------------------------------------------------------------
     def overhead(self, fault):
         self.wait_healthy()
-        loops = [self.http, self.sessions]
-        for loop in loops:  # the matrix's own load rests meanwhile: both paths see the same host
+        # every background loop rests meanwhile, the observers too: both paths see the same host
+        loops = [self.http, self.sessions, *self.lb_obs.values(), *self.db_obs.values()]
+        for loop in loops:
             loop.pause()
+        shares = {}
         try:
+            shares = self.set_lb_shares(self.args.lb_cpu_shares)
             target, fig, note = self.overhead_db() if fault.action == "overhead:db" else self.overhead_http()
         except Exception as exc:  # noqa: BLE001 - the row says so
             target, fig, note = "—", {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, ""
         finally:
+            self.restore_lb_shares(shares)
             for loop in loops:
                 loop.resume()
+        if shares:
+            note = (note + f" LB containers' cpu.shares {self.args.lb_cpu_shares} during the row (was "
+                    + ", ".join(f"{lb} {old}" for lb, (_, old) in shares.items()) + ").").strip()
         self.row(fault.label, target, fig, fault.target, None, note)
         if note:
             self.details.append(f"{fault.label}: {note}")
+
+    def set_lb_shares(self, shares):
+        """--lb-cpu-shares: every LB container's cgroup v1 cpu.shares (on the
+        host), as if the LBs had CPUs of their own as in production; {lb:
+        (file, old value)} for restore_lb_shares."""
+        if not shares:
+            return {}
+        done = {}
+        try:
+            for lb in self.lbs:
+                path = cgroup_file(lb, CPU_SHARES_FILES)
+                if path is None:
+                    raise common.BenchError(f"--lb-cpu-shares: no cpu.shares for lemp-ha-{lb} under {CGROUP_ROOT} "
+                                            "(cgroup v1 only)")
+                done[lb] = (path, path.read_text().strip())
+                path.write_text(f"{shares}\n")
+                log(f"cpu.shares of lemp-ha-{lb}: {done[lb][1]} -> {shares}")
+        except BaseException:
+            self.restore_lb_shares(done)
+            raise
+        return done
+
+    def restore_lb_shares(self, done):
+        for lb, (path, old) in done.items():
+            try:
+                path.write_text(f"{old}\n")
+                log(f"cpu.shares of lemp-ha-{lb} back to {old}")
+            except OSError as exc:
+                log(f"cpu.shares of lemp-ha-{lb} NOT restored to {old}: {exc}")
+
+    def active_lb(self):
+        """The LB holding the VIPs (one VRRP instance carries both, so it
+        also serves the DB endpoint)."""
+        holder = self.resolve("vip_holder")[0]
+        if f" {self.lab.internal_vip}/" not in self.lab.run(holder, "ip -4 -o addr show").stdout:
+            raise common.BenchError(f"{holder} holds {self.lab.vip} but not {self.lab.internal_vip}")
+        return holder
+
+    def run_rounds(self, arms, measure, roles):
+        """A warm-up of the first arm (discarded), then --overhead-rounds
+        rounds of every arm in alternating order (round_order), each timed by
+        a CpuMeter on `roles`. measure(arm, seconds) returns {"rate",
+        "units", ...}. Returns ([{arm: measurement}], containers without a
+        cgroup found)."""
+        a = self.args
+        keys = [k for k, _ in arms]
+        meter = CpuMeter(roles)
+        if a.overhead_warmup > 0:
+            log(f"overhead: warm-up, {a.overhead_warmup} s of {keys[0]} (discarded)")
+            measure(keys[0], a.overhead_warmup)
+        rounds = []
+        for i, order in enumerate(round_order(keys, a.overhead_rounds), 1):
+            results = {}
+            for key in order:
+                before = meter.read()
+                m = measure(key, a.overhead_seconds)
+                after = meter.read()
+                results[key] = {**m, **arm_cpu(before, after, m.get("units"))}
+                host = results[key]["host"] or {}
+                log(f"overhead round {i}/{a.overhead_rounds} {key}: {common.fmt(m.get('rate'), 1)}/s; host busy/idle/"
+                    f"steal {'/'.join(common.fmt(host.get(x), 0) for x in ('busy', 'idle', 'steal'))} %; CPU ms per "
+                    f"unit {', '.join(f'{r} {common.fmt(v, 2)}' for r, v in results[key]['ms'].items())}")
+            rounds.append(results)
+        return rounds, meter.missing
+
+    def method_text(self, arms):
+        a = self.args
+        return (f"{a.overhead_rounds} rounds of {a.overhead_seconds} s per arm in alternating order "
+                f"({', '.join(label for _, label in arms)}, then reversed), after a {a.overhead_warmup} s warm-up of "
+                f"{arms[0][1]} (discarded); the figure compares the medians; the matrix's load and observers paused.")
+
+    def floors_up(self, lb, writer, client):
+        """The DB row's floors on the active LB `lb`: the kernel hop (DNAT,
+        port 13306) and the userland relay (socat, port 13307). Returns
+        {arm: why not} for a floor that could not be set up (the row goes on
+        without it). A cut-short run's leftovers go first."""
+        lab, table = self.lab, firewall_table()
+        addr = {m: lab.machines[m]["address"] for m in (lb, writer, client)}
+        self.floors_down(lb)
+        skipped = {}
+        proc = lab.run(lb, floors_setup_command(addr[lb], addr[writer]), check=False)
+        if proc.returncode != 0:
+            skipped["dnat"] = f"the DNAT table did not load on {lb}: {(proc.stderr or proc.stdout)[-300:]}"
+        try:
+            ensure_package(lab, lb, "socat", "socat")
+            lab.run(lb, relay_rule(table, addr[lb], addr[client]))
+            lab.run(lb, relay_command(addr[lb], addr[writer]))
+            wait_for(lambda: lab.run(lb, f"ss -Hltn 'sport = :{RELAY_PORT}'", check=False).stdout.strip(), 30,
+                     f"socat listening on {lb}:{RELAY_PORT}", interval=0.3)
+        except (AssertionError, subprocess.TimeoutExpired) as exc:
+            skipped["socat"] = f"the relay did not start on {lb}: {str(exc)[-300:]}"
+        # each floor must reach the writer from the client (MariaDB speaks
+        # first): a floor that does not is left out, not the whole row
+        for arm, port in (("dnat", DNAT_PORT), ("socat", RELAY_PORT)):
+            if arm not in skipped and lab.run(client, greeting_probe(addr[lb], port), check=False,
+                                              timeout=30).stdout.strip() != "4":
+                skipped[arm] = f"no MariaDB greeting through {lb}:{port} from {client}"
+        return skipped
+
+    def floors_down(self, lb):
+        """Undo floors_up (idempotent: also the `finally`, and the leftovers)."""
+        lab = self.lab
+        if lab.state(lb) != "RUNNING":
+            return
+        listing = lab.run(lb, floors_cleanup_command(firewall_table()), check=False).stdout
+        for handle in tagged_handles(listing):
+            lab.run(lb, f"nft delete rule inet {firewall_table()} input handle {handle}", check=False)
 
     def overhead_db(self):
         import backup_restore as br
@@ -1006,68 +1417,92 @@ class Matrix:
         lab, tier = self.lab, self.tier
         client = tier["arbs"][0] if tier["arbs"] else lab.with_role("backup")[0]
         writer = self.db_writer()
+        lb = self.active_lb()
         db = "bench_sb_" + uuid.uuid4().hex[:8]
         password = secrets.token_hex(16)
         hosts = [lab.machines[m]["address"] for m in [client] + self.lbs]
-        tables, rows, threads, seconds = 4, 20000, 4, self.args.overhead_seconds
+        tables, rows, threads = 4, 20000, 4
+        host, port = lab.db_endpoint
+        lb_addr = lab.machines[lb]["address"]
+        arms = [("via", "via HAProxy"), ("dnat", "DNAT"), ("socat", "socat"), ("direct", "direct")]
+        to = {"via": (host, port), "dnat": (lb_addr, DNAT_PORT), "socat": (lb_addr, RELAY_PORT),
+              "direct": (lab.machines[writer]["address"], 3306)}
         br.ensure_sysbench(lab, client)
         # a leftover of an interrupted run goes first (its password is not this one)
         sql = [f"CREATE DATABASE {db}"] + [
             f"DROP USER IF EXISTS '{SB_USER}'@'{h}'; CREATE USER '{SB_USER}'@'{h}' IDENTIFIED BY '{password}'; "
             f"GRANT ALL ON {db}.* TO '{SB_USER}'@'{h}'" for h in hosts]
+
+        def sysbench(action, arm, run_seconds=0):
+            cmd = br.sysbench_command(action, *to[arm], tables, rows, threads if action == "run" else tables,
+                                      run_seconds, user=SB_USER, db=db)
+            proc = lab.run(client, f"MYSQL_PWD=$(cat {SB_PASSWORD_FILE}) {cmd}", check=False, timeout=1800)
+            if proc.returncode != 0:
+                raise common.BenchError(f"sysbench {action} ({arm}) on {client} failed: {proc.stdout[-800:]} "
+                                        f"{proc.stderr[-800:]}")
+            return br.parse_sysbench_run(proc.stdout)
+
+        def measure(arm, run_seconds):
+            f = sysbench("run", arm, run_seconds)
+            return {"rate": f["tps"], "units": f["transactions"]}
+
         try:
             lab.run(writer, "mariadb", input=";\n".join(sql) + ";\n")
             br.put_secret_file(lab, client, SB_PASSWORD_FILE, password)
-            host, port = lab.db_endpoint
-
-            def sysbench(action, to, run_seconds=0):
-                cmd = br.sysbench_command(action, to, port, tables, rows, threads if action == "run" else tables,
-                                          run_seconds, user=SB_USER, db=db)
-                proc = lab.run(client, f"MYSQL_PWD=$(cat {SB_PASSWORD_FILE}) {cmd}", check=False, timeout=1800)
-                if proc.returncode != 0:
-                    raise common.BenchError(f"sysbench {action} on {client} failed: {proc.stdout[-800:]} "
-                                            f"{proc.stderr[-800:]}")
-                return br.parse_sysbench_run(proc.stdout)
-
-            sysbench("prepare", host)
+            sysbench("prepare", "via")
             gh.wait_cluster_healthy(lab, tier, timeout=300)
-            via = sysbench("run", host, seconds)["tps"]
-            direct = sysbench("run", lab.machines[writer]["address"], seconds)["tps"]
+            skipped = self.floors_up(lb, writer, client)
+            measured = [(k, label) for k, label in arms if k not in skipped]
+            rounds, missing = self.run_rounds(measured, measure, {"lb": lb, "node": writer, "client": client})
         finally:
+            self.floors_down(lb)
             lab.run(client, f"rm -f {SB_PASSWORD_FILE}", check=False)
             drop = [f"DROP DATABASE IF EXISTS {db}"] + [f"DROP USER IF EXISTS '{SB_USER}'@'{h}'" for h in hosts]
             lab.run(writer if lab.state(writer) == "RUNNING" else tier["dbs"][0], "mariadb",
                     input=";\n".join(drop) + ";\n", check=False)
-        pct = overhead_pct(direct, via)
-        note = (f"{common.fmt(via, 0)} tps through {host}:{port} vs {common.fmt(direct, 0)} tps on {writer} "
-                f"directly: {common.fmt(pct, 1)}% ({seconds} s each, from {client}, plain TCP: a bench account "
-                "without TLS, since sysbench 1.0 cannot verify the CA; HAProxy passes TLS through in both paths)")
+        pct = overhead_pct(median_of(r["direct"]["rate"] for r in rounds),
+                           median_of(r["via"]["rate"] for r in rounds))
+        labels = dict(arms)
+        arms = measured
+        where = (f"via {host}:{port} on {lb}, DNAT {lb_addr}:{DNAT_PORT} and socat {lb_addr}:{RELAY_PORT} on {lb}, "
+                 f"direct {writer}")
+        note = overhead_note(rounds, arms, ("tps", "transaction"), {"lb": lb, "node": writer, "client": client},
+                             skipped={labels.get(k, k): why for k, why in skipped.items()}, missing=missing,
+                             method=(f"{where}; from {client}, {threads} threads, plain TCP (a bench account without "
+                                     "TLS: sysbench 1.0 cannot verify the CA; HAProxy passes TLS through in every "
+                                     "path). " + self.method_text(arms)))
         return writer, {"overhead": pct}, note
 
     def overhead_http(self):
         lab = self.lab
         node = self.resolve("web")[0]
+        lb = self.active_lb()
         others = [w for w in self.webs if w != node]
-        seconds = self.args.overhead_seconds
-        url_vip, url_direct = f"https://{lab.vip}{self.path}", f"https://{lab.machines[node]['address']}{self.path}"
+        url = {"via": f"https://{lab.vip}{self.path}", "direct": f"https://{lab.machines[node]['address']}{self.path}"}
+        arms = [("via", "via the VIP"), ("direct", "direct")]
+
+        def measure(arm, run_seconds):
+            r = common.run_requests(url[arm], lab, 8, run_seconds, 5.0, 10**7)
+            return {"rate": r["rps"], "units": r["requests"], "p50_ms": r["p50_ms"], "errors": r["errors"]}
+
         try:
             for w in others:
                 lab.salt("-L", ",".join(self.lbs), "haproxy_runtime.disable", "web", w)
                 states = wh.haproxy_states(lab, w)
                 if not all(isinstance(st, dict) and st.get("admin") == "maint" for st in states.values()):
                     raise common.BenchError(f"{w} is not in maint on every LB: {states}")
-            via = common.run_requests(url_vip, lab, 8, seconds, 5.0, 10**7)
-            direct = common.run_requests(url_direct, lab, 8, seconds, 5.0, 10**7)
+            rounds, missing = self.run_rounds(arms, measure, {"lb": lb, "node": node, "client": SELF})
         finally:
             for w in others:
                 lab.salt("-L", ",".join(self.lbs), "haproxy_runtime.enable", "web", w)
             for w in others:
                 wh.wait_web_up_on_all_lbs(lab, w, timeout=120)
-        pct = overhead_pct(direct["rps"], via["rps"])
-        note = (f"{common.fmt(via['rps'], 0)} req/s through the VIP ({node} alone in HAProxy, p50 "
-                f"{common.fmt(via['p50_ms'], 1)} ms) vs {common.fmt(direct['rps'], 0)} req/s on {node} directly "
-                f"(p50 {common.fmt(direct['p50_ms'], 1)} ms): {common.fmt(pct, 1)}%; 8 clients, {seconds} s each, "
-                f"on {self.path}, errors {via['errors']}/{direct['errors']}")
+        pct = overhead_pct(median_of(r["direct"]["rate"] for r in rounds),
+                           median_of(r["via"]["rate"] for r in rounds))
+        note = overhead_note(rounds, arms, ("req/s", "request"),
+                             {"lb": lb, "node": node, "client": "this bench process"}, missing=missing,
+                             method=(f"{node} alone in HAProxy (the other web nodes in maint); 8 keep-alive clients "
+                                     f"on {self.path} from the lab host. " + self.method_text(arms)))
         return node, {"overhead": pct}, note
 
     # -- cleanup -------------------------------------------------------------------------------
@@ -1106,8 +1541,18 @@ def main():
     p.add_argument("--healthy-timeout", type=int, default=900,
                    help="max seconds to wait for a healthy lab between faults (default: %(default)s)")
     p.add_argument("--overhead-seconds", type=int, default=30, help="seconds per overhead measurement (default: %(default)s)")
+    p.add_argument("--overhead-rounds", type=int, default=3,
+                   help="rounds of each overhead row's arms, in alternating order; the figure is from the medians "
+                        "(default: %(default)s)")
+    p.add_argument("--overhead-warmup", type=int, default=5,
+                   help="seconds of the first arm run and discarded before the rounds (default: %(default)s)")
+    p.add_argument("--lb-cpu-shares", type=int, default=0,
+                   help="a lever to try: the LB containers' cgroup v1 cpu.shares during the overhead rows only "
+                        "(restored after; the others have 1024), e.g. 4096; default: unchanged")
     p.add_argument("--max-hours", type=float, default=4, help="bound of every load loop (default: %(default)s)")
     args = p.parse_args()
+    if args.overhead_rounds < 1 or args.overhead_seconds < 1 or args.lb_cpu_shares < 0:
+        p.error("--overhead-rounds and --overhead-seconds must be at least 1, --lb-cpu-shares not negative")
     try:
         faults = select(args.faults, args.quick, catalogue())
     except ValueError as exc:

@@ -248,3 +248,182 @@ def test_the_load_loops_can_rest_and_resume():
         loop.resume()
         assert not loop._resting.is_set()
         loop.stop(join=5)
+
+
+# -- the overhead rows ---------------------------------------------------------------
+
+def test_rounds_alternate_the_order_so_no_arm_always_goes_first():
+    assert fm.round_order(["via", "direct"], 3) == [["via", "direct"], ["direct", "via"], ["via", "direct"]]
+    four = fm.round_order(["via", "dnat", "socat", "direct"], 2)
+    assert four == [["via", "dnat", "socat", "direct"], ["direct", "socat", "dnat", "via"]]
+    assert fm.round_order(["via"], 0) == []
+
+
+def test_median_of_ignores_missing_values():
+    assert fm.median_of([300.0, 283.0, 364.0]) == 300.0
+    assert fm.median_of([1.0, None, 3.0]) == 2.0
+    assert fm.median_of([None]) is None and fm.median_of([]) is None
+
+
+PROC_STAT = "cpu  {} 0 {} {} {} 0 {} {} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
+
+
+def test_proc_stat_delta_gives_busy_idle_and_steal_of_the_host():
+    # user nice system idle iowait irq softirq steal
+    before = fm.proc_stat_cpu(PROC_STAT.format(1000, 500, 2000, 100, 50, 10))
+    after = fm.proc_stat_cpu(PROC_STAT.format(1600, 700, 2080, 110, 100, 20))
+    assert before["user"] == 1000 and before["steal"] == 10
+    # deltas: user 600, system 200, idle 80, iowait 10, softirq 50, steal 10: 950 ticks
+    split = fm.cpu_split(before, after)
+    assert split["busy"] == pytest.approx(850 / 950 * 100)
+    assert split["idle"] == pytest.approx(90 / 950 * 100)
+    assert split["steal"] == pytest.approx(10 / 950 * 100)
+    assert fm.cpu_split(before, before) is None
+    with pytest.raises(ValueError):
+        fm.proc_stat_cpu("intr 1\n")
+
+
+def test_cpuacct_delta_is_cpu_ms_per_transaction_and_the_cgroup_is_found_or_not(tmp_path):
+    v1 = tmp_path / "cpuacct" / "lxc.payload.lemp-ha-lb1"
+    v1.mkdir(parents=True)
+    (v1 / "cpuacct.usage").write_text("40842585067\n")
+    v2 = tmp_path / "lxc.payload.lemp-ha-db1"
+    v2.mkdir()
+    (v2 / "cpu.stat").write_text("usage_usec 76399491\nuser_usec 1\n")
+    path = fm.cgroup_file("lb1", fm.CPU_USAGE_FILES, tmp_path)
+    assert path == v1 / "cpuacct.usage"
+    assert fm.cpu_usage_ns(path, path.read_text()) == 40842585067
+    db1 = fm.cgroup_file("db1", fm.CPU_USAGE_FILES, tmp_path)
+    assert fm.cpu_usage_ns(db1, db1.read_text()) == 76399491000
+    assert fm.cgroup_file("arb1", fm.CPU_USAGE_FILES, tmp_path) is None  # stopped, or another layout
+    # 5.82 s of CPU over 5820 transactions: 1 ms each
+    assert fm.ms_per_unit(10_000_000_000, 15_820_000_000, 5820) == pytest.approx(1.0)
+    assert fm.ms_per_unit(None, 1, 10) is None and fm.ms_per_unit(1, 2, 0) is None
+
+
+def test_the_cpu_meter_reads_the_host_the_containers_and_itself_and_says_what_it_missed(tmp_path):
+    d = tmp_path / "cpuacct" / "lxc.payload.lemp-ha-lb1"
+    d.mkdir(parents=True)
+    (d / "cpuacct.usage").write_text("1000000\n")
+    meter = fm.CpuMeter({"lb": "lb1", "node": "db1", "client": fm.SELF}, root=tmp_path)
+    before = meter.read()
+    (d / "cpuacct.usage").write_text("21000000\n")
+    sum(i * i for i in range(200000))  # some CPU in this process
+    after = meter.read()
+    assert meter.missing == ["db1"]
+    cpu = fm.arm_cpu(before, after, 10)
+    assert cpu["ms"]["lb"] == pytest.approx(2.0) and cpu["ms"]["node"] is None
+    assert cpu["ms"]["client"] >= 0
+    assert set(cpu["host"] or {"busy": 0, "idle": 0, "steal": 0}) == {"busy", "idle", "steal"}
+
+
+def measurement(rate, busy, lb_ms, **extra):
+    return {"rate": rate, "units": int(rate * 30), "host": {"busy": busy, "idle": 100 - busy - 1, "steal": 1.0},
+            "ms": {"lb": lb_ms, "node": 1.2, "client": 0.9}, **extra}
+
+
+def test_the_arms_medians_keep_each_round_in_run_order():
+    rounds = [{"via": measurement(190.0, 97, 0.12)}, {"via": measurement(198.0, 95, 0.10)},
+              {"via": measurement(194.0, 96, 0.30)}]
+    s = fm.arm_medians(rounds, "via")
+    assert s["rate"] == 194.0 and s["each"] == [190.0, 198.0, 194.0]
+    assert s["host"] == {"busy": 96, "idle": 3, "steal": 1.0}
+    assert s["ms"] == {"lb": 0.12, "node": 1.2, "client": 0.9}
+    assert s["p50_ms"] is None and s["errors"] == 0
+
+
+def test_the_db_note_gives_every_arm_the_figure_the_floors_and_where_the_time_goes():
+    arms = [("via", "via HAProxy"), ("dnat", "DNAT"), ("direct", "direct")]
+    rounds = [{"via": measurement(190.0, 97, 0.12), "dnat": measurement(250.0, 96, 0.05),
+               "direct": measurement(280.0, 90, None)},
+              {"direct": measurement(278.0, 91, None), "dnat": measurement(240.0, 95, 0.06),
+               "via": measurement(200.0, 96, 0.10)}]
+    note = fm.overhead_note(rounds, arms, ("tps", "transaction"), {"lb": "lb1", "node": "db1", "client": "arb1"},
+                            skipped={"socat": "the relay did not start on lb1: no apt"}, missing=["arb9"],
+                            method="2 rounds.")
+    assert note.startswith("via HAProxy 195 tps (rounds 190/200), DNAT 245 tps (rounds 250/240), "
+                           "direct 279 tps (rounds 280/278): via HAProxy 30.1% under direct")
+    assert "via HAProxy's cost over DNAT 20.4%; those hops alone cost DNAT 12.2%" in note
+    assert "host CPU busy/idle/steal % (medians): via HAProxy 96/2/1, DNAT 96/4/1, direct 90/8/1" in note
+    assert "CPU ms per transaction, lb lb1/node db1/client arb1: via HAProxy 0.11/1.20/0.90, DNAT 0.06/1.20/0.90, " \
+           "direct n/a/1.20/0.90" in note
+    assert "CPU per container not measured for arb9" in note
+    assert "socat not measured: the relay did not start on lb1: no apt" in note
+    assert note.endswith(". 2 rounds.")
+
+
+def test_the_http_note_has_p50_and_errors_and_no_floor_line():
+    arms = [("via", "via the VIP"), ("direct", "direct")]
+    rounds = [{"via": measurement(190.0, 99, 0.4, p50_ms=36.2, errors=1),
+               "direct": measurement(221.0, 99, 0.1, p50_ms=31.0, errors=0)}]
+    note = fm.overhead_note(rounds, arms, ("req/s", "request"), {"lb": "lb1", "node": "web2", "client": "me"})
+    assert note.startswith("via the VIP 190 req/s (rounds 190, p50 36.2 ms, 1 errors), direct 221 req/s "
+                           "(rounds 221, p50 31.0 ms): via the VIP 14.0% under direct")
+    assert "cost over" not in note and "not measured" not in note
+
+
+def test_the_kernel_hop_is_a_table_of_its_own_that_masquerades_only_its_flows():
+    rules = fm.dnat_rules("10.77.0.11", "10.77.0.31")
+    assert rules.startswith("add table ip lemp_bench\n")
+    assert "prerouting { type nat hook prerouting priority dstnat; policy accept; }" in rules
+    assert "ip daddr 10.77.0.11 tcp dport 13306 dnat to 10.77.0.31:3306" in rules
+    assert "ip daddr 10.77.0.31 tcp dport 3306 ct status dnat masquerade" in rules
+    setup = fm.floors_setup_command("10.77.0.11", "10.77.0.31")
+    # the old values are saved once (a cut-short run's file is kept) before anything is set
+    assert setup.index("[ -e /run/lemp-bench-overhead.sysctl ] || sysctl net.ipv4.ip_forward") \
+        < setup.index("sysctl -q -w net.ipv4.ip_forward=1") < setup.index("nft -f -")
+    assert setup.endswith(rules + "EOF")
+    assert fm.greeting_probe("10.77.0.11", 13306) == \
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.77.0.11/13306 && head -c 4 <&3 | wc -c' 2>/dev/null"
+
+
+def test_the_relay_and_its_firewall_rule_are_found_again_and_undone():
+    rule = fm.relay_rule("lemp_ha", "10.77.0.11", "10.77.0.41")
+    assert rule.startswith("nft insert rule inet lemp_ha input ip saddr 10.77.0.41 ip daddr 10.77.0.11 "
+                           "tcp dport 13307 accept")
+    assert "comment '\"lemp-bench-overhead\"'" in rule
+    assert "--unit=lemp-bench-socat socat TCP-LISTEN:13307,bind=10.77.0.11,fork,reuseaddr TCP:10.77.0.31:3306" \
+        in fm.relay_command("10.77.0.11", "10.77.0.31")
+    listing = ("table inet lemp_ha {\n\tchain input { # handle 2\n"
+               "\t\tip saddr 10.77.0.41 ip daddr 10.77.0.11 tcp dport 13307 accept comment \"lemp-bench-overhead\""
+               " # handle 57\n\t\tct state established,related accept # handle 9\n"
+               "\t\tip saddr 10.77.0.41 tcp dport 13307 accept comment \"lemp-bench-overhead\" # handle 61\n\t}\n}\n")
+    assert fm.tagged_handles(listing) == [57, 61]
+    assert fm.tagged_handles("") == []
+    cleanup = fm.floors_cleanup_command("lemp_ha")
+    for step in ("systemctl stop lemp-bench-socat", "nft delete table ip lemp_bench",
+                 "sysctl -q -p /run/lemp-bench-overhead.sysctl && rm -f /run/lemp-bench-overhead.sysctl",
+                 "nft -a list chain inet lemp_ha input"):
+        assert step in cleanup
+    assert fm.firewall_table() == "lemp_ha"
+
+
+def test_a_paused_observer_ends_its_process_and_starts_again_on_resume(monkeypatch):
+    """The overhead rows pause the LB and db observers too: while paused
+    no process runs in the machine (no `show stat`, no `mariadb`)."""
+    class Lab:
+        def state(self, machine):
+            return "RUNNING"
+
+    monkeypatch.setattr(fm, "attach_argv", lambda machine, command: ["bash", "-c", command])
+    obs = fm.Observer(Lab(), "db1", 'while :; do echo "$(date +%s.%N) Synced"; sleep 0.05; done',
+                      fm.parse_db_line, 60)
+    try:
+        fm.wait_for(lambda: len(obs.samples) >= 2, 10, "the first samples", interval=0.05)
+        obs.pause()
+        assert obs._idle.is_set() and obs._proc.poll() is not None
+        n = len(obs.samples)
+        assert not obs._stop.wait(0.3)  # a window in which a running observer would print 6 lines
+        assert len(obs.samples) == n
+        obs.resume()
+        fm.wait_for(lambda: len(obs.samples) > n, 10, "samples again after resume", interval=0.05)
+    finally:
+        obs.stop(join=5)
+
+
+def test_the_overhead_options_and_the_listing_shape():
+    text = (REPO / "bench" / "fault_matrix.py").read_text()
+    for option in ("--overhead-rounds", "--overhead-warmup", "--lb-cpu-shares"):
+        assert f'"{option}"' in text
+    lines = fm.listing(fm.select("overhead-db,overhead-http", False, fm.catalogue())).splitlines()
+    assert [line.split()[0] for line in lines] == ["overhead-db", "overhead-http"]
