@@ -355,9 +355,11 @@ def build_manifest(plan, node, started, finished, info, stored, encryption, stat
 # -- the binlog archive -------------------------------------------------------
 
 # mariadb-binlog's event header line: "#240501 12:00:00 server id 1  end_log_pos 427 ..."
-EVENT_RE = re.compile(r"^#(\d{6})\s+(\d{1,2}:\d{2}:\d{2})\s+server id\s+\d+\s+end_log_pos\s+\d+(.*)$")
+EVENT_RE = re.compile(r"^#(\d{6})\s+(\d{1,2}:\d{2}:\d{2})\s+server id\s+\d+\s+end_log_pos\s+(\d+)(.*)$")
 GTID_EVENT_RE = re.compile(r"\bGTID\s+(\d+-\d+-\d+)(?:\s+(\w+))?")
 GTID_LIST_RE = re.compile(r"\bGtid list \[([^\]]*)\]?")
+# where a binlog's first event starts, after its 4-byte magic number
+BINLOG_START = 4
 
 
 def _event_time(day, clock):
@@ -367,36 +369,59 @@ def _event_time(day, clock):
     return stamp.replace(tzinfo=datetime.timezone.utc)
 
 
-def parse_binlog_dump(text):
-    """Read ``TZ=UTC mariadb-binlog --base64-output=never FILE`` output.
+def parse_binlog_dump(text, previous=None):
+    """Read ``TZ=UTC mariadb-binlog --base64-output=decode-rows FILE`` output
+    (a string, or an iterable of lines such as a pipe).
 
     Returns {start_gtid: the Gtid list event's list (the position before the
     file's first transaction), end_gtid: that list advanced by every
     transaction seen complete, first_time, last_time: UTC ISO times of the
     first and last complete transactions (None when there is none),
-    transactions: how many}.
+    transactions: how many, resume_at: the byte offset the next read of the
+    file starts at, resume: what the next parse carries over}.
 
     A transaction is complete when its end was read: COMMIT (or an Xid
     event) for ``trans`` GTIDs, the next event for ``ddl`` GTIDs (the
     statement event after the GTID event). The file being written may end
     inside a transaction: that one is not counted, so end_gtid never claims
-    a transaction the file cannot replay."""
-    start = None
-    current = {}
+    a transaction the file cannot replay.
+
+    Incremental reading (the file being written grows every poll): pass the
+    previous result of the same file as ``previous`` and the output of
+    ``mariadb-binlog --start-position=<previous resume_at> FILE``. resume_at
+    is the end_log_pos of the last event of the last complete transaction,
+    or of the last event read outside any transaction: never inside an open
+    one, so the next read sees that transaction whole. mariadb-binlog prints
+    the file's format description event (at 4) before the start position,
+    with absolute positions: events that end at or before ``resume_at`` are
+    skipped. The last result equals the one-shot parse of the whole file."""
+    state = (previous or {}).get("resume") or {}
+    start = state.get("gtid_list")  # None: the Gtid list event was not read yet
+    current = {int(d): tuple(p) for d, p in state.get("positions", {}).items()}  # domain -> last complete (server, seq)
+    first_time = (previous or {}).get("first_time")
+    last_time = None
+    count = (previous or {}).get("transactions", 0)
+    offset = (previous or {}).get("resume_at", BINLOG_START)
+    skip_until = offset
     open_gtid = None  # (gtid, standalone, time, events seen after it)
-    first_time = last_time = None
-    count = 0
     pending_list = None
+    event_end = offset  # end_log_pos of the last event header read
 
     def close(gtid_time):
-        nonlocal first_time, last_time, count
+        nonlocal first_time, last_time, count, offset
         domain, server, seq = (int(x) for x in open_gtid[0].split("-"))
         current[domain] = (server, seq)
-        first_time = first_time or gtid_time
+        first_time = first_time or lemp_backup.format_time(gtid_time)
         last_time = gtid_time
         count += 1
+        offset = max(offset, event_end)
 
-    for line in (text or "").splitlines():
+    for line in (text or "").splitlines(keepends=True) if isinstance(text, str) or text is None else text:
+        if not line.endswith("\n"):
+            # a line cut off by the end of the output (mariadb-binlog killed while printing): an event header
+            # cut inside its end_log_pos would claim a wrong offset
+            continue
+        line = line.rstrip("\r\n")
         if pending_list is not None:
             # a long Gtid list goes on over comment lines: "# 1-2-3]"
             pending_list += line.lstrip("# ").strip()
@@ -406,7 +431,12 @@ def parse_binlog_dump(text):
             continue
         header = EVENT_RE.match(line)
         if header:
-            rest = header.group(3)
+            end = int(header.group(3))
+            if end and end <= skip_until:
+                # read before (the format description event a resumed read prints first)
+                continue
+            event_end = max(event_end, end)
+            rest = header.group(4)
             when = _event_time(header.group(1), header.group(2))
             listed = GTID_LIST_RE.search(rest)
             if listed and start is None:
@@ -414,6 +444,7 @@ def parse_binlog_dump(text):
                     start = listed.group(1)
                 else:
                     pending_list = listed.group(1)
+                offset = max(offset, event_end)
                 continue
             gtid = GTID_EVENT_RE.search(rest)
             if gtid and "Gtid list" not in rest and "Binlog checkpoint" not in rest:
@@ -427,13 +458,14 @@ def parse_binlog_dump(text):
                 elif open_gtid[1] and open_gtid[3] >= 1:
                     close(open_gtid[2])
                     open_gtid = None
+            else:
+                offset = max(offset, event_end)
             continue
         if open_gtid and not open_gtid[1] and line.startswith("COMMIT/*!*/;"):
             close(open_gtid[2])
             open_gtid = None
-    if start is None:
-        start = ""
-    base = lemp_backup.parse_gtid_state(start.replace(" ", ""), "Gtid list") if start.strip() else {}
+    listed = "" if start is None else start
+    base = lemp_backup.parse_gtid_state(listed.replace(" ", ""), "Gtid list") if listed.strip() else {}
     merged = dict(base)
     for domain, (server, seq) in current.items():
         if seq >= merged.get(domain, (0, 0))[1]:
@@ -445,10 +477,38 @@ def parse_binlog_dump(text):
     return {
         "start_gtid": text_of(base),
         "end_gtid": text_of(merged),
-        "first_time": lemp_backup.format_time(first_time) if first_time else None,
-        "last_time": lemp_backup.format_time(last_time) if last_time else None,
+        "first_time": first_time,
+        "last_time": lemp_backup.format_time(last_time) if last_time else (previous or {}).get("last_time"),
         "transactions": count,
+        "resume_at": offset,
+        "resume": {"gtid_list": start, "positions": {d: list(p) for d, p in sorted(current.items())}},
     }
+
+
+def binlog_read_from(cached, identity, size, mtime_ns):
+    """What the archiver reads of an archived binlog this poll.
+
+    ``cached``: None or what the last read of the same path left:
+    {identity, size, mtime_ns, parse (parse_binlog_dump's result), ok (that
+    mariadb-binlog exited 0)}; ``identity``, ``size``, ``mtime_ns``: the
+    file's now ((st_dev, st_ino), st_size, st_mtime_ns).
+
+    Returns None when the cached parse stands, else (previous, position):
+    run mariadb-binlog from ``position`` and give its output and
+    ``previous`` to parse_binlog_dump. The file is read from its start
+    again when it is new, another file (identity), shorter or older than
+    the one parsed (mariadb-binlog rewrote it); from the cached parse's
+    resume_at when it grew; again from resume_at when the last read failed
+    (a failure is never taken for a finished parse; what it read up to the
+    last complete transaction stays); not at all when nothing changed or
+    nothing lies past resume_at."""
+    if (cached is None or cached["identity"] != identity or size < cached["size"]
+            or mtime_ns < cached["mtime_ns"]):
+        return None, BINLOG_START
+    parse = cached["parse"]
+    if (cached["ok"] and size == cached["size"] and mtime_ns == cached["mtime_ns"]) or size <= parse["resume_at"]:
+        return None
+    return parse, parse["resume_at"]
 
 
 def archive_start(server_logs, local_files, archived_seq, same_node):

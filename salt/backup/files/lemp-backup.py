@@ -373,7 +373,7 @@ class Archiver:
         self.proc = None
         self.node = None
         self.cluster = None
-        self.parsed = {}       # path -> ((size, mtime), parse)
+        self.parsed = {}       # path -> what the last read left: lemp_backup_job.binlog_read_from's ``cached``
         self.complete_until = None
         self.seen = []         # [(time, seq)]: looks at the writer the archive has not reached yet
         self.rotated_at = None
@@ -412,6 +412,23 @@ class Archiver:
             if directory.is_dir() else []
         return names[-1] if names else None
 
+    def read_binlog(self, path, previous, position):
+        """(parse, ok): ``TZ=UTC mariadb-binlog --base64-output=decode-rows``
+        of ``path`` from ``position``, streamed line by line into
+        parse_binlog_dump (continuing ``previous``): memory stays flat however
+        big the file, and each poll reads only what the file gained. ok: it
+        exited 0 (the file being written usually ends inside an event, and
+        mariadb-binlog then fails: the parse keeps what it read whole)."""
+        # stderr holds only "read error" for a cut-off last event: not worth a pipe that could fill
+        with subprocess.Popen(["mariadb-binlog", "--base64-output=decode-rows", f"--start-position={position}",
+                               str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, encoding="utf-8",
+                              errors="replace", env=dict(os.environ, TZ="UTC")) as proc:
+            try:
+                parse = job.parse_binlog_dump(proc.stdout, previous)
+            finally:
+                proc.stdout.close()  # a parse error must not leave mariadb-binlog blocked on a full pipe
+        return parse, proc.returncode == 0
+
     def entries(self, cluster):
         entries = []
         newest = {}
@@ -419,18 +436,19 @@ class Archiver:
             if not path.is_file() or path.name.startswith("."):
                 continue
             stat = path.stat()
-            key = (stat.st_size, stat.st_mtime_ns)
+            identity = (stat.st_dev, stat.st_ino)
             cached = self.parsed.get(path)
-            if not cached or cached[0] != key:
-                out = subprocess.run(["mariadb-binlog", "--base64-output=decode-rows", str(path)], capture_output=True,
-                                     text=True, env=dict(os.environ, TZ="UTC"))
-                cached = (key, job.parse_binlog_dump(out.stdout))
+            todo = job.binlog_read_from(cached, identity, stat.st_size, stat.st_mtime_ns)
+            if todo is not None:
+                parse, ok = self.read_binlog(path, *todo)
+                cached = {"identity": identity, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "parse": parse,
+                          "ok": ok}
                 self.parsed[path] = cached
             if path.parent not in newest:
                 newest[path.parent] = self.newest_file(path.parent)
             writing = (self.proc is not None and self.proc.poll() is None and path.parent.name == self.node
                        and path.name == newest[path.parent])
-            entries.append(dict(cached[1], name=f"{path.parent.name}/{path.name}", node=path.parent.name,
+            entries.append(dict(cached["parse"], name=f"{path.parent.name}/{path.name}", node=path.parent.name,
                                 size=stat.st_size, complete=not writing))
         return entries
 
