@@ -8,6 +8,9 @@ host's real systemd-analyze."""
 import base64
 import datetime
 import hashlib
+import io
+import json
+import os
 import pathlib
 import subprocess
 
@@ -230,6 +233,196 @@ def test_a_binlog_without_transactions_covers_nothing():
     parsed = job.parse_binlog_dump(head)
     assert parsed["start_gtid"] == parsed["end_gtid"] == "0-167772191-99,167772191-167772191-3"
     assert parsed["first_time"] is None and parsed["transactions"] == 0
+
+
+# The same file later: 102 complete, a transaction of the writer's own domain (an Annotate_rows event shares
+# its "# at" with the next one, as mariadb-binlog 10.11 prints it), a MyISAM one (no "trans" flag; a COMMIT query
+# ends it), the rotation. Its event positions are the ones a resumed read starts at.
+GROWN = DUMP.split("ERROR:")[0] + """# at 798
+#240501  2:02:30 server id 167772191  end_log_pos 848 CRC32 0x99999999 	Write_rows: table id 19 flags: STMT_END_F
+# at 848
+#240501  2:02:30 server id 167772191  end_log_pos 879 CRC32 0xaaaaaaaa 	Xid = 78
+COMMIT/*!*/;
+# at 879
+#240501  2:03:00 server id 167772191  end_log_pos 921 CRC32 0xbbbbbbbb 	GTID 167772191-167772191-4 trans
+/*!100001 SET @@session.gtid_seq_no=4*//*!*/;
+START TRANSACTION
+/*!*/;
+# at 921
+# at 978
+#240501  2:03:00 server id 167772191  end_log_pos 978 CRC32 0xcccccccc 	Annotate_rows:
+#Q> insert into app.orders values (1)
+#240501  2:03:00 server id 167772191  end_log_pos 1024 CRC32 0xdddddddd 	Table_map: `app`.`orders` mapped to number 19
+# at 1024
+#240501  2:03:00 server id 167772191  end_log_pos 1065 CRC32 0xeeeeeeee 	Write_rows: table id 19 flags: STMT_END_F
+# at 1065
+#240501  2:03:00 server id 167772191  end_log_pos 1096 CRC32 0xffffffff 	Xid = 79
+COMMIT/*!*/;
+# at 1096
+#240501  2:04:10 server id 167772191  end_log_pos 1138 CRC32 0x12121212 	GTID 0-167772191-103
+/*!100001 SET @@session.gtid_seq_no=103*//*!*/;
+START TRANSACTION
+/*!*/;
+# at 1138
+# at 1187
+#240501  2:04:10 server id 167772191  end_log_pos 1187 CRC32 0x13131313 	Annotate_rows:
+#Q> insert into app.log values ('café')
+#240501  2:04:10 server id 167772191  end_log_pos 1228 CRC32 0x16161616 	Table_map: `app`.`log` mapped to number 22
+# at 1228
+#240501  2:04:10 server id 167772191  end_log_pos 1269 CRC32 0x17171717 	Write_rows: table id 22 flags: STMT_END_F
+# at 1269
+#240501  2:04:10 server id 167772191  end_log_pos 1338 CRC32 0x14141414 	Query	thread_id=9	exec_time=0	error_code=0	xid=0
+SET TIMESTAMP=1714529050/*!*/;
+COMMIT
+/*!*/;
+# at 1338
+#240501  2:05:00 server id 167772191  end_log_pos 1385 CRC32 0x15151515 	Rotate to mariadb-bin.000013  pos: 4
+DELIMITER ;
+# End of log file
+"""
+GROWN_SIZE = 1385
+
+
+def binlog_events(dump):
+    """(preamble, [(end_log_pos, text)]): the dump's lines before the first
+    event header, and each event from its header to the next one."""
+    preamble, events = [], []
+    for line in dump.splitlines(keepends=True):
+        header = job.EVENT_RE.match(line)
+        if header:
+            events.append([int(header.group(3)), line])
+        elif events:
+            events[-1][1] += line
+        else:
+            preamble.append(line)
+    return "".join(preamble), [tuple(e) for e in events]
+
+
+def mariadb_binlog(dump, size, position=4, format_description=False):
+    """What ``mariadb-binlog --start-position=<position>`` prints of the
+    file ``dump`` is the output of, cut at ``size`` bytes while it was being
+    written: the events between position and size, a read error for the one
+    cut off. 10.11 does not print the format description event (at 4) when
+    it starts later; ``format_description`` prints it, in case another
+    version does."""
+    preamble, events = binlog_events(dump)
+    ends = [4] + [end for end, _ in events]
+    text = preamble + "".join(t for (end, t), begin in zip(events, ends)
+                              if end <= size and (begin >= position or (format_description and begin == 4)))
+    if size not in ends and size < ends[-1]:
+        text += "ERROR: Error in Log_event::read_log_event(): 'read error', data_len: 52, event_type: 23\n"
+    return text
+
+
+def test_the_grown_file_claims_every_transaction():
+    parsed = job.parse_binlog_dump(GROWN)
+    assert parsed["end_gtid"] == "0-167772191-103,167772191-167772191-4"
+    assert parsed["transactions"] == 5 and parsed["last_time"] == "2024-05-01T02:04:10Z"
+    assert parsed["resume_at"] == GROWN_SIZE
+    assert job.parse_binlog_dump(mariadb_binlog(GROWN, GROWN_SIZE)) == parsed
+
+
+def test_a_read_resumes_after_the_last_complete_transaction_never_inside_an_open_one():
+    # DUMP: 102 is open from 700 on
+    assert job.parse_binlog_dump(DUMP)["resume_at"] == 700
+    # before the first transaction: after the last event read
+    assert job.parse_binlog_dump(DUMP.split("# at 342")[0])["resume_at"] == 342
+    # nothing read (a file just created): from the first event
+    assert job.parse_binlog_dump("")["resume_at"] == 4
+
+
+@pytest.mark.parametrize("format_description", [False, True])
+def test_a_file_parsed_as_it_grows_gives_what_one_parse_of_it_gives(format_description):
+    """The archiver's copy grows by whatever mariadb-binlog --raw flushed:
+    cut the file at every byte (every event boundary and inside every
+    event), parse each cut from the last resume_at, and compare with the
+    parse of the cut read whole; then split the whole file at every event
+    boundary once."""
+    parsed = None
+    for size in range(GROWN_SIZE + 1):
+        position = parsed["resume_at"] if parsed else 4
+        text = mariadb_binlog(GROWN, size, position, format_description)
+        parsed = job.parse_binlog_dump(io.StringIO(text), parsed)  # a pipe: lines ending in "\n"
+        assert parsed == job.parse_binlog_dump(mariadb_binlog(GROWN, size)), size
+    whole = job.parse_binlog_dump(GROWN)
+    assert parsed == whole
+    _, events = binlog_events(GROWN)
+    for boundary in [4] + [end for end, _ in events]:
+        first = job.parse_binlog_dump(mariadb_binlog(GROWN, boundary))
+        rest = mariadb_binlog(GROWN, GROWN_SIZE, first["resume_at"], format_description)
+        assert job.parse_binlog_dump(rest, first) == whole, boundary
+
+
+def test_a_line_cut_off_by_a_killed_mariadb_binlog_is_not_read():
+    text = DUMP.split("ERROR:")[0]
+    cut = text + "#240501  2:03:00 server id 167772191  end_log_pos 9"   # "...end_log_pos 921" being printed
+    assert job.parse_binlog_dump(cut) == job.parse_binlog_dump(text)
+
+
+CACHED = {"identity": (1, 2), "size": 1000, "mtime_ns": 50, "ok": True, "parse": {"resume_at": 700}}
+
+
+@pytest.mark.parametrize("cached, now, expected", [
+    (None, ((1, 2), 1000, 50), (None, 4)),                           # a new file: from the start
+    (CACHED, ((1, 2), 1000, 50), None),                              # unchanged: the parse stands
+    (CACHED, ((1, 2), 1300, 60), (CACHED["parse"], 700)),            # it grew: from the last complete transaction
+    (dict(CACHED, ok=False), ((1, 2), 1000, 50), (CACHED["parse"], 700)),  # the last read failed: again
+    (CACHED, ((1, 2), 800, 60), (None, 4)),                          # shorter: rewritten
+    (CACHED, ((1, 2), 1300, 40), (None, 4)),                         # older: another file
+    (CACHED, ((1, 3), 1300, 60), (None, 4)),                         # another inode: another file
+    (dict(CACHED, ok=False, parse={"resume_at": 1000}), ((1, 2), 1000, 50), None),  # failed, but all was read
+])
+def test_each_poll_reads_only_what_an_archived_binlog_gained(cached, now, expected):
+    assert job.binlog_read_from(cached, *now) == expected
+
+
+FAKE_MARIADB_BINLOG = """#!/usr/bin/env python3
+# mariadb-binlog --base64-output=decode-rows --start-position=N FILE, for FILE a cut of the dump in $FAKE_DUMP
+import json, os, sys
+preamble, events = json.load(open(os.environ["FAKE_DUMP"]))
+position, path = int(sys.argv[2].split("=")[1]), sys.argv[3]
+size = os.path.getsize(path)
+with open(os.environ["FAKE_CALLS"], "a") as calls:
+    calls.write(f"{position} {size} {os.environ['TZ']}\\n")
+sys.stdout.write(preamble + "".join(text for begin, end, text in events if begin >= position and end <= size))
+sys.exit(0 if size in [4] + [end for _, end, _ in events] else 1)
+"""
+
+
+def test_the_archiver_streams_each_binlog_from_where_it_stopped(tmp_path, monkeypatch):
+    """lemp-backup.py Archiver.entries with a mariadb-binlog that prints the
+    dump GROWN cut at the file's size: each poll reads from the last
+    resume_at, a failed read (the file ends inside an event) is read again,
+    and what the index gets is the parse of the file read whole."""
+    preamble, events = binlog_events(GROWN)
+    begins = [4] + [end for end, _ in events]
+    (tmp_path / "dump.json").write_text(json.dumps([preamble, [(b, e, t) for b, (e, t) in zip(begins, events)]]))
+    fake = tmp_path / "bin" / "mariadb-binlog"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_MARIADB_BINLOG)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DUMP", str(tmp_path / "dump.json"))
+    monkeypatch.setenv("FAKE_CALLS", str(tmp_path / "calls"))
+    tool = load("lemp_backup_tool", "salt/backup/files/lemp-backup.py")
+    archiver = tool.Archiver({"store": str(tmp_path / "store")})
+    copy = tmp_path / "store" / "binlogs" / UUID / "db1" / "mariadb-bin.000012"
+    copy.parent.mkdir(parents=True)
+
+    def poll(size):
+        with open(copy, "ab") as f:
+            f.write(b"x" * (size - copy.stat().st_size))
+        [found] = archiver.entries(UUID)
+        assert found == dict(job.parse_binlog_dump(mariadb_binlog(GROWN, size)), name="db1/mariadb-bin.000012",
+                             node="db1", size=size, complete=True)
+
+    copy.write_bytes(b"")
+    for size in (750, 750, 900, 900, 1385, 1385):
+        poll(size)
+    # 750 and 900 end inside an event: mariadb-binlog fails and the next poll reads again from where the
+    # complete part ended; 1385 is read once, from the end of 103's last event read before
+    assert (tmp_path / "calls").read_text().split("\n") == [
+        "4 750 UTC", "700 750 UTC", "700 900 UTC", "879 900 UTC", "879 1385 UTC", ""]
 
 
 def entry(node, name, start, end, complete=True):
