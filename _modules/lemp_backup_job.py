@@ -356,7 +356,9 @@ def build_manifest(plan, node, started, finished, info, stored, encryption, stat
 
 # mariadb-binlog's event header line: "#240501 12:00:00 server id 1  end_log_pos 427 ..."
 EVENT_RE = re.compile(r"^#(\d{6})\s+(\d{1,2}:\d{2}:\d{2})\s+server id\s+\d+\s+end_log_pos\s+(\d+)(.*)$")
-GTID_EVENT_RE = re.compile(r"\bGTID\s+(\d+-\d+-\d+)(?:\s+(\w+))?")
+# "GTID 0-1-5 trans", "GTID 0-1-6 cid=12 trans" (group commit), "GTID 0-1-7 ddl", "GTID 0-1-8" (MyISAM):
+# the flags are the words after the GTID, in any number
+GTID_EVENT_RE = re.compile(r"\bGTID\s+(\d+-\d+-\d+)((?:\s+\S+)*)")
 GTID_LIST_RE = re.compile(r"\bGtid list \[([^\]]*)\]?")
 # where a binlog's first event starts, after its 4-byte magic number
 BINLOG_START = 4
@@ -448,7 +450,7 @@ def parse_binlog_dump(text, previous=None):
                 continue
             gtid = GTID_EVENT_RE.search(rest)
             if gtid and "Gtid list" not in rest and "Binlog checkpoint" not in rest:
-                open_gtid = [gtid.group(1), (gtid.group(2) or "").lower() != "trans", when, 0]
+                open_gtid = [gtid.group(1), "trans" not in gtid.group(2).lower().split(), when, 0]
                 continue
             if open_gtid:
                 open_gtid[3] += 1

@@ -228,6 +228,15 @@ def test_a_binlog_dump_gives_the_range_of_complete_transactions():
     assert parsed["transactions"] == 2
 
 
+def test_a_group_commit_id_before_the_flag_leaves_a_cut_off_transaction_unclaimed():
+    # mariadb-binlog prints "cid=N" before "trans" for a transaction committed in a group: the flag is any
+    # word after the GTID, else 102 (cut off by the end of the file) would count as a complete single event
+    grouped = DUMP.replace("GTID 0-167772191-100 trans", "GTID 0-167772191-100 cid=40 trans").replace(
+        "GTID 0-167772191-102 trans", "GTID 0-167772191-102 cid=41 trans")
+    assert grouped != DUMP
+    assert job.parse_binlog_dump(grouped) == job.parse_binlog_dump(DUMP)
+
+
 def test_a_binlog_without_transactions_covers_nothing():
     head = DUMP.split("# at 342")[0]
     parsed = job.parse_binlog_dump(head)
