@@ -293,14 +293,7 @@ def put_secret_file(lab, machine, path, text):
 def ensure_sysbench(lab, web):
     """sysbench on `web`: installed with apt (the lab's apt proxy) when
     missing. Returns True when this run installed it."""
-    if lab.run(web, "command -v sysbench", check=False).returncode == 0:
-        log(f"sysbench already installed on {web}")
-        return False
-    log(f"installing sysbench on {web} with apt (Debian package `sysbench`, through the lab's apt proxy); "
-        "it stays installed")
-    lab.run(web, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sysbench",
-            timeout=900)
-    return True
+    return common.ensure_package(lab, web, "sysbench", "sysbench")
 
 
 def sysbench(lab, web, command, timeout):

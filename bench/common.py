@@ -360,3 +360,17 @@ class SuccessClock:
 
     def first_success_after(self, t):
         return next((x for x in self.times if x > t), None)
+
+
+def ensure_package(lab, machine, command, package):
+    """Debian `package` on `machine` when `command` is missing there: apt
+    through the lab's apt proxy; it stays installed. Returns True when this
+    run installed it."""
+    if lab.run(machine, f"command -v {command}", check=False).returncode == 0:
+        log(f"{command} already installed on {machine}")
+        return False
+    log(f"installing {command} on {machine} with apt (Debian package `{package}`, through the lab's apt proxy); "
+        "it stays installed")
+    lab.run(machine, f"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}",
+            timeout=900)
+    return True

@@ -928,16 +928,6 @@ def firewall_table():
     return yaml.safe_load((common.REPO / "salt" / "firewall" / "defaults.yaml").read_text())["firewall"]["table"]
 
 
-def ensure_package(lab, machine, command, package):
-    """`package` on `machine` when `command` is missing: apt through the lab's
-    apt proxy, as backup_restore.ensure_sysbench does; it stays installed."""
-    if lab.run(machine, f"command -v {command}", check=False).returncode == 0:
-        return
-    log(f"installing {package} on {machine} with apt (through the lab's apt proxy); it stays installed")
-    lab.run(machine, f"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}",
-            timeout=900)
-
-
 def releases(lab, webs):
     return {w: lab.run(w, f"readlink {app_dir()}/current").stdout.strip() for w in webs}
 
@@ -1387,7 +1377,7 @@ class Matrix:
         if proc.returncode != 0:
             skipped["dnat"] = f"the DNAT table did not load on {lb}: {(proc.stderr or proc.stdout)[-300:]}"
         try:
-            ensure_package(lab, lb, "socat", "socat")
+            common.ensure_package(lab, lb, "socat", "socat")
             lab.run(lb, relay_rule(table, addr[lb], addr[client]))
             lab.run(lb, relay_command(addr[lb], addr[writer]))
             wait_for(lambda: lab.run(lb, f"ss -Hltn 'sport = :{RELAY_PORT}'", check=False).stdout.strip(), 30,
@@ -1407,9 +1397,10 @@ class Matrix:
         lab = self.lab
         if lab.state(lb) != "RUNNING":
             return
-        listing = lab.run(lb, floors_cleanup_command(firewall_table()), check=False).stdout
+        table = firewall_table()
+        listing = lab.run(lb, floors_cleanup_command(table), check=False).stdout
         for handle in tagged_handles(listing):
-            lab.run(lb, f"nft delete rule inet {firewall_table()} input handle {handle}", check=False)
+            lab.run(lb, f"nft delete rule inet {table} input handle {handle}", check=False)
 
     def overhead_db(self):
         import backup_restore as br
