@@ -1,4 +1,4 @@
-"""tools/lab/lab_guard.py: the lab tests' hooks, run by a real pytest on a
+"""tests/lab/lab_guard.py: the lab tests' hooks, run by a real pytest on a
 small suite (the hooks only make sense inside a pytest run)."""
 
 import os
@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-import lab_guard
+# a pytest plugin of the lab tests, beside them (the venv runs it, not the host's python3)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lab"))
+import lab_guard  # noqa: E402
 
 GUARD_DIR = pathlib.Path(lab_guard.__file__).parent
 

@@ -3,6 +3,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -83,3 +84,18 @@ def test_the_lab_requirements_come_from_the_code():
         <= set(need["commands"])
     assert "yaml" in need["python_modules"]
 
+
+
+def test_every_module_the_hosts_python3_imports_is_a_prerequisite_package():
+    # The fresh-machine check finds a missing one only after a 15-minute
+    # debootstrap (stop 26: a pytest plugin kept in tools/lab made the host's
+    # python3 need pytest); this finds it in the fast tests.
+    text = (REPO / "tools" / "lab" / "prereqs.sh").read_text()
+    packages = set()
+    for name in ("LAB_HOST_PACKAGES", "TEST_HOST_PACKAGES"):
+        packages |= set(re.search(rf'^{name}="([^"]*)"', text, re.M).group(1).split())
+    debian_name = {"yaml": "python3-yaml"}
+    for module in host_requirements.requirements()["python_modules"]:
+        package = debian_name.get(module, f"python3-{module}")
+        assert package in packages, (f"the host's python3 imports {module}: add {package} to tools/lab/prereqs.sh, "
+                                     "or keep the importing file out of tools/lab (pytest plugins go in tests/)")
