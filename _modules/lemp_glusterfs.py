@@ -30,6 +30,7 @@ can be borrowed on a shared subnet; a certificate's key cannot, hence
 """
 
 import ipaddress
+import time
 
 __virtualname__ = "lemp_glusterfs"
 
@@ -224,14 +225,28 @@ def plan(brick_dir, options=None, tls=False):
         raise CommandExecutionError(str(exc))
 
 
-def _gluster(*args):
+# glusterd's cluster-wide lock: a command while another peer's runs (a
+# peer's highstate, its monitoring's `volume status`) is refused with one of
+# these, and succeeds a moment later (lab up: `volume set` on web1 refused
+# while web2's highstate ran its gluster commands).
+LOCK_BUSY = ("Another transaction is in progress", "Locking failed on")
+
+
+def _gluster(*args, lock_wait=30.0, pause=1.0, sleep=time.sleep, clock=time.monotonic):
+    """Run the gluster CLI; retry while another peer holds the cluster lock,
+    up to ``lock_wait`` seconds, then fail with gluster's words."""
     from salt.exceptions import CommandExecutionError  # pylint: disable=import-outside-toplevel
 
     cmd = ["gluster", "--mode=script", *args]
-    proc = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)  # noqa: F821
-    if proc["retcode"] != 0:
-        raise CommandExecutionError(f"{' '.join(cmd)}: {(proc['stderr'] or proc['stdout']).strip()}")
-    return proc["stdout"]
+    give_up = clock() + lock_wait
+    while True:
+        proc = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)  # noqa: F821
+        if proc["retcode"] == 0:
+            return proc["stdout"]
+        words = (proc["stderr"] or proc["stdout"]).strip()
+        if not any(busy in words for busy in LOCK_BUSY) or clock() >= give_up:
+            raise CommandExecutionError(f"{' '.join(cmd)}: {words}")
+        sleep(pause)
 
 
 def option_get(volume, option):

@@ -195,6 +195,40 @@ def test_a_missing_volume_fails_with_glusters_words():
     assert ret["result"] is False and "Volume uploads does not exist" in ret["comment"]
 
 
+def test_a_set_refused_for_another_peers_transaction_is_retried_until_it_passes(topology):
+    volume = Volume()
+    _wire(volume)
+    answers = [{"retcode": 1, "stdout": "", "stderr": "volume set: failed: Another transaction is in progress for "
+                "uploads. Please try again after some time."}]
+    real = volume.run_all
+    mod.__salt__ = {"cmd.run_all": lambda cmd, **kw: answers.pop() if answers and cmd[3] == "set" else real(cmd, **kw)}
+    ret = state.option("auth.allow", "uploads", "10.77.0.21")
+    assert ret["result"] is True, ret
+    assert volume.sets == [("auth.allow", "10.77.0.21")]
+
+
+def test_a_cluster_lock_held_past_the_wait_fails_with_glusters_words():
+    busy = {"retcode": 1, "stdout": "", "stderr": "Locking failed on 10.77.0.22. Please check log file for details."}
+    calls, now = [], [0.0]
+    mod.__salt__ = {"cmd.run_all": lambda cmd, **kw: calls.append(cmd) or busy}
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    with pytest.raises(Exception, match="Locking failed on 10.77.0.22"):
+        mod._gluster("volume", "set", "uploads", "auth.allow", "x", lock_wait=5, sleep=sleep, clock=lambda: now[0])
+    assert len(calls) == 6  # at 0, 1, ... 5 s: then gluster's words
+
+
+def test_any_other_failure_is_not_retried():
+    calls = []
+    mod.__salt__ = {"cmd.run_all": lambda cmd, **kw: calls.append(cmd) or
+                    {"retcode": 1, "stdout": "", "stderr": "volume set: failed: invalid option"}}
+    with pytest.raises(Exception, match="invalid option"):
+        mod._gluster("volume", "set", "uploads", "nope", "1")
+    assert len(calls) == 1
+
+
 def test_the_state_needs_the_execution_module():
     state.__salt__ = {}
     assert state.__virtual__()[0] is False
