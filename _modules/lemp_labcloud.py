@@ -28,6 +28,8 @@ The pure functions (:func:`check_name`, :func:`pool_names`,
 (tests/unit/test_labcloud.py).
 """
 
+import contextlib
+import fcntl
 import os
 import pathlib
 import re
@@ -166,13 +168,26 @@ def status():
     return parse_status(proc.stdout, names)
 
 
+@contextlib.contextmanager
+def machine_lock(name, lock_dir="/run/lock"):
+    """One Vagrant command at a time per pool machine: a second `up` of a
+    name waits for the first, then finds it running and leaves it as it
+    is. Two at once would both mint its key (the Vagrantfile mints before a
+    machine exists) and the second would fail: "the master did not make a
+    key for web4" (CI rehearsal 9, two scale-outs' boots overlapping)."""
+    with open(os.path.join(lock_dir, f"lemp-labcloud-{name}.lock"), "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def up(name):
     """Boot pool machine NAME (`vagrant up NAME`): the Vagrantfile has the
     master mint its key first, then starts its minion, which enrols itself
     through the reactor. A running machine is left as it is."""
     repo, _ = _checked(name)
     started = time.monotonic()
-    proc = _vagrant(repo, "up", "--provider=lxc", name)
+    with machine_lock(name):
+        proc = _vagrant(repo, "up", "--provider=lxc", name)
     if proc.returncode != 0:
         raise LabCloudError(f"lemp_labcloud: vagrant up {name} failed: {tail(proc.stderr or proc.stdout)}; "
                             f"fix: on the lab host, vagrant up {name} in {repo} shows the whole output")
@@ -184,7 +199,8 @@ def destroy(name):
     has the master forget its key first). An absent machine is no error."""
     repo, _ = _checked(name)
     started = time.monotonic()
-    proc = _vagrant(repo, "destroy", "-f", name, timeout=300)
+    with machine_lock(name):
+        proc = _vagrant(repo, "destroy", "-f", name, timeout=300)
     if proc.returncode != 0:
         raise LabCloudError(f"lemp_labcloud: vagrant destroy -f {name} failed: {tail(proc.stderr or proc.stdout)}")
     return {"name": name, "action": "destroy", "seconds": round(time.monotonic() - started, 1)}

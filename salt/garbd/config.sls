@@ -80,6 +80,11 @@ garbd-systemd-dropin-managed:
         # our own user, who alone can read the TLS key (Debian: nobody)
         User={{ garbd.user }}
         Group={{ garbd.user }}
+        # garbd saves its view of the cluster (gvwstate.dat) in its working
+        # directory: one it owns, not Debian's / (Permission denied at every
+        # view change otherwise)
+        StateDirectory=garb
+        WorkingDirectory=/var/lib/garb
         # garbd exits when it cannot reach a Primary component (cluster not
         # up yet, full outage): keep trying so that it rejoins by itself.
         Restart=on-failure

@@ -2,6 +2,7 @@
 web pool's machines only, with ./lab's Vagrant environment; and the lab host's
 minion that runs it loads nothing else (tools/lab/labhost.sh)."""
 
+import fcntl
 import pathlib
 import subprocess
 
@@ -103,3 +104,20 @@ def test_the_lab_host_minion_whitelists_the_lab_cloud_and_test_only(tmp_path):
     assert config["root_dir"] == str(tmp_path / "labhost")
     assert config["lemp_labcloud"]["repo"] == str(REPO)
     assert config["module_dirs"] == [str(tmp_path / "labhost" / "ext")]
+
+
+def _try_lock(path):
+    with open(path, "w", encoding="utf-8") as other:
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_one_vagrant_command_at_a_time_per_pool_machine_and_others_go_on(tmp_path):
+    # two `up web4` at once would both mint web4's key; the second then fails
+    with lemp_labcloud.machine_lock("web4", lock_dir=str(tmp_path)):
+        assert not _try_lock(tmp_path / "lemp-labcloud-web4.lock")
+        assert _try_lock(tmp_path / "lemp-labcloud-web3.lock")
+    assert _try_lock(tmp_path / "lemp-labcloud-web4.lock")
