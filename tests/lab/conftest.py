@@ -9,7 +9,8 @@ addresses are routed out of this machine, and no traffic may go there.
 import pytest
 
 import lemplab
-from lab_guard import pytest_runtest_makereport, pytest_sessionstart  # noqa: F401 (hooks: a failure's reason at once, a deadline)
+from lab_guard import (  # noqa: F401 (hooks: a failure's reason at once, a deadline, time per module)
+    pytest_runtest_makereport, pytest_sessionstart, pytest_terminal_summary)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ So:
 - after LEMP_HA_LAB_TESTS_DEADLINE seconds (default 4200; the suite
   takes 35-50 minutes) no further test starts, and pytest ends
   normally: its summary, then ./lab test's verdicts and the lab's
-  teardown still run.
+  teardown still run;
+- at the end, the time each test module took (setup, call and teardown),
+  longest first: where the suite's time budget goes.
 tests/lab/conftest.py imports the hooks.
 """
 
@@ -66,9 +68,27 @@ def pytest_runtest_makereport(item, call):
         if terminal is not None:
             terminal.write_line("")
             terminal.write_line(f"{report.when.upper()} FAILED {item.nodeid}: {failure_reason(report)}", red=True)
+    spent = item.config.__dict__.setdefault("_lab_module_seconds", {})
+    module = item.nodeid.split("::", 1)[0]
+    spent[module] = spent.get(module, 0.0) + report.duration
     if report.when == "teardown":
         deadline = getattr(item.config, "_lab_deadline", DEFAULT_DEADLINE)
         elapsed = time.monotonic() - _started
         if elapsed >= deadline and not item.session.shouldstop:
             item.session.shouldstop = (f"the lab tests ran {elapsed:.0f} s, past their deadline of {deadline:.0f} s "
                                        f"({DEADLINE_ENV}): no further test starts")
+
+
+def module_times(spent, total):
+    """Lines of the time per module, longest first, with its share."""
+    lines = [f"{seconds:7.0f} s {100 * seconds / total if total else 0:5.1f}%  {module}"
+             for module, seconds in sorted(spent.items(), key=lambda kv: -kv[1])]
+    return lines + [f"{total:7.0f} s in all"]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    spent = getattr(config, "_lab_module_seconds", None)
+    if spent:
+        terminalreporter.section("lab test time per module (setup, call, teardown)")
+        for line in module_times(spent, sum(spent.values())):
+            terminalreporter.write_line(line)

@@ -18,7 +18,7 @@ GUARD_DIR = pathlib.Path(lab_guard.__file__).parent
 def run_suite(tmp_path, deadline=None):
     (tmp_path / "conftest.py").write_text(
         f"import sys\nsys.path.insert(0, {str(GUARD_DIR)!r})\n"
-        "from lab_guard import pytest_runtest_makereport, pytest_sessionstart  # noqa: F401\n")
+        "from lab_guard import pytest_runtest_makereport, pytest_sessionstart, pytest_terminal_summary  # noqa: F401\n")
     (tmp_path / "test_suite.py").write_text(
         "import pytest\n\n"
         "@pytest.fixture\ndef broken():\n    raise RuntimeError('the lab is gone')\n\n"
@@ -58,3 +58,15 @@ def test_a_deadline_that_is_not_a_number_of_seconds_is_refused():
     for bad in ("soon", "-5"):
         with pytest.raises(pytest.UsageError, match=lab_guard.DEADLINE_ENV):
             lab_guard.deadline_seconds({lab_guard.DEADLINE_ENV: bad})
+
+
+def test_the_time_per_module_is_summed_at_the_end(tmp_path):
+    out = run_suite(tmp_path).stdout
+    summary = out.split("lab test time per module")[1]
+    assert "test_suite.py" in summary and "s in all" in summary
+
+
+def test_module_times_are_longest_first_with_their_share():
+    lines = lab_guard.module_times({"a.py": 10.0, "b.py": 30.0}, 40.0)
+    assert lines[0].endswith("b.py") and "75.0%" in lines[0]
+    assert lines[-1].strip() == "40 s in all"
