@@ -131,7 +131,10 @@ def test_lab_down_leaves_no_containers_bridge_or_processes(lab):
     assert [c for c in containers if c.startswith("lemp-ha-")] == []
     bridge = subprocess.run(["ip", "link", "show", lab.network["bridge"]], capture_output=True)
     assert bridge.returncode != 0
-    leftovers = subprocess.run(["pgrep", "-af", "apt-cacher-ng|lxc-start|lxc monitor.*lemp-ha"],
+    state = pathlib.Path(os.environ.get("LEMP_HA_STATE", "/var/lib/lemp-ha"))
+    # the lab's cloud engine and its watchdog (tools/lab/labhost.sh) too
+    leftovers = subprocess.run(["pgrep", "-af", f"apt-cacher-ng|lxc-start|lxc monitor.*lemp-ha|salt-minion -c {state}"],
                                capture_output=True, text=True).stdout.splitlines()
+    assert not (state / "labhost" / "var" / "run" / "watchdog.pid").exists()
     # an exited process not yet reaped by its parent holds no resource
     assert [line for line in leftovers if "<defunct>" not in line] == []

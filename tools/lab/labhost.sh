@@ -94,25 +94,85 @@ labhost_up() {
   pid=$(labhost_pid)
   [ "$LAB_VENV" = "$(cat "$dir/venv" 2>/dev/null)" ] || restart=1
   if [ -n "$pid" ] && [ $restart = 1 ]; then labhost_down quiet; pid=; fi
-  if [ -z "$pid" ]; then
-    "$LAB_VENV/bin/salt-minion" -c "$dir" -d --log-file-level=info \
-      || die "the lab host's minion did not start" "see $dir/var/log/salt/minion"
-    echo "$LAB_VENV" >"$dir/venv"
-  fi
+  [ -n "$pid" ] || labhost_start
   for i in $(seq 30); do [ -s "$pki/minion.pub" ] && break; sleep 1; done
   pub=$(cat "$pki/minion.pub" 2>/dev/null) || die "the lab host's minion made no key in $pki" "see $dir/var/log/salt/minion"
   accept_minion_key "$LABHOST_ID" "$pub"
   for i in $(seq 60); do
     salt_on_master "salt --out=txt --timeout=5 $LABHOST_ID test.ping 2>/dev/null" | grep -q "^$LABHOST_ID: True" \
-      && { info "$LABHOST_ID answers the master"; return 0; }
+      && { info "$LABHOST_ID answers the master"; labhost_watchdog_start; return 0; }
     sleep 1
   done
   die "the lab host's minion $LABHOST_ID never answered the master" "see $dir/var/log/salt/minion; ./lab ssh $master, then: salt-key -L"
 }
 
-# labhost_down [quiet]: stop the lab host's minion (only ours, by its pid).
+labhost_start() {
+  local dir
+  dir=$(labhost_dir)
+  "$LAB_VENV/bin/salt-minion" -c "$dir" -d --log-file-level=info \
+    || die "the lab host's minion did not start" "see $dir/var/log/salt/minion"
+  echo "$LAB_VENV" >"$dir/venv"
+}
+
+# The watchdog. After a restart of the master, the lab host's minion can
+# stop receiving the master's jobs while it still looks connected (Salt
+# 3008.4: its log ends at "Minion is ready to receive requests!", every job
+# then gets no answer) until its connection next drops (CI rehearsals 8 and
+# 11: 5 minutes, three labcloud tests failed). The master's restarts are
+# normal (salt/master restarts it when its configuration changes), so the
+# lab's cloud engine watches itself: every 20 s the master pings it beside
+# its own minion, and two misses in a row while the master's own minion
+# answers restart it. The product's minions are not affected (the tests
+# after a master restart use every one of them).
+LABHOST_WATCH_SECONDS=20
+labhost_watchdog_pidfile() { echo "$(labhost_dir)/var/run/watchdog.pid"; }
+
+labhost_watchdog() {
+  local master misses=0 answer
+  master=$(lab_master)
+  while sleep "$LABHOST_WATCH_SECONDS"; do
+    [ -n "$(labhost_pid)" ] || return 0  # stopped (./lab down, a restart by ./lab up)
+    answer=$(salt_on_master "salt --out=txt --timeout=10 -L $master,$LABHOST_ID test.ping 2>/dev/null" || true)
+    if ! grep -q "^$master: True" <<<"$answer" || grep -q "^$LABHOST_ID: True" <<<"$answer"; then
+      misses=0  # it answers, or the master itself does not (stopped, restarting): nothing to judge
+      continue
+    fi
+    misses=$((misses + 1))
+    echo "$(date -u +%FT%TZ) $LABHOST_ID did not answer the master's test.ping ($misses in a row)"
+    [ $misses -ge 2 ] || continue
+    require_lab_route "$(lab_address "$master")"
+    echo "$(date -u +%FT%TZ) restarting $LABHOST_ID (pid $(labhost_pid))"
+    labhost_down quiet keep-watchdog
+    labhost_start
+    misses=0
+  done
+}
+
+labhost_watchdog_start() {
+  local log
+  labhost_watchdog_stop
+  log=$(labhost_dir)/var/log/watchdog.log
+  # detached from ./lab (its EXIT trap, its terminal); ./lab down stops it
+  ( trap - EXIT; set +e; labhost_watchdog ) </dev/null >>"$log" 2>&1 &
+  echo $! >"$(labhost_watchdog_pidfile)"
+  info "$LABHOST_ID's watchdog runs (pid $!, $log)"
+}
+
+labhost_watchdog_stop() {
+  local pid
+  pid=$(cat "$(labhost_watchdog_pidfile)" 2>/dev/null) || return 0
+  # only our watchdog: a subshell of ./lab, whose command line is bash's
+  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "bash"; then
+    kill_tree "$pid"
+  fi
+  rm -f "$(labhost_watchdog_pidfile)"
+}
+
+# labhost_down [quiet] [keep-watchdog]: stop the lab host's minion (only
+# ours, by its pid), and its watchdog unless the watchdog is the caller.
 labhost_down() {
   local pid i
+  [ "${2:-}" = keep-watchdog ] || labhost_watchdog_stop
   pid=$(labhost_pid)
   [ -n "$pid" ] || return 0
   [ "${1:-}" = quiet ] || step "stopping the lab's cloud engine (salt minion $LABHOST_ID, pid $pid)"
