@@ -7,7 +7,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,6 +14,7 @@ import time
 import pytest
 
 import lemp_cron  # tests/conftest.py puts _modules on the path
+from loopback import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -171,16 +171,11 @@ LOG_RE = re.compile(r"^lemp-cron: job=(?P<job>\S+) slot=(?P<slot>\S+) "
                     r"(?:ran on (?P<ran>\S+) rc=(?P<rc>\d+)|skipped: taken by (?P<taken>\S+))$", re.M)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def redis_server(host_tool, tmp_path_factory):
     server, cli = host_tool("redis-server"), host_tool("redis-cli")
-    port = _free_port()
+    port = free_port()
     folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", PASSWORD,
                              "--save", "", "--appendonly", "no", "--dir", str(folder)],
@@ -220,7 +215,7 @@ def node(redis_server):
     command.write_text(f'id -un > {out}/user; pwd > {out}/pwd; env > {out}/env;'
                        f' tr "\\\\0" " " < /proc/$$/cmdline > {out}/argv\n')
     command.chmod(0o644)
-    job_name = f"job{_free_port()}"  # a fresh lock key per test
+    job_name = f"job{free_port()}"  # a fresh lock key per test
 
     def run(name="web1"):
         env = dict(os.environ, LEMP_CRON_APP="shop", LEMP_CRON_JOB=job_name, LEMP_CRON_NODE=name,

@@ -23,6 +23,7 @@ import yaml
 import lemp_edge  # tests/conftest.py puts _modules on the path
 import lemp_haproxy
 from by_path import REPO, lab_pillar
+from loopback import free_port
 
 HAPROXY = yaml.safe_load((REPO / "salt" / "haproxy" / "defaults.yaml").read_text())["haproxy"]
 EDGE = HAPROXY["edge"]
@@ -120,11 +121,6 @@ def test_nginx_hides_its_version_and_gives_healthz_details_by_address():
 # -- the rendered haproxy.cfg in a real HAProxy ------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class _Backend(http.server.ThreadingHTTPServer):
     daemon_threads = True
@@ -173,7 +169,7 @@ def render(edge, workdir, backend_port):
         redis_password="", edge=lemp_edge.haproxy(edge, {"lb1": {"address": "127.0.0.4"}}, "lb1"),
         stats_login=lemp_edge.stats_login(haproxy["stats_user"], PASSWORD),
         limits=lemp_haproxy.limits(haproxy["limits"]),
-        peers=lemp_haproxy.peers([{"name": "lb1", "address": "127.0.0.4"}], "lb1", _free_port()))
+        peers=lemp_haproxy.peers([{"name": "lb1", "address": "127.0.0.4"}], "lb1", free_port()))
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +182,7 @@ def edge_lb(host_tool):
     with open(f"{workdir}/vip.pem", "w") as pem:
         pem.write(open(f"{workdir}/cert.pem").read() + open(f"{workdir}/key.pem").read())
     backend = _backend()
-    ports = {name: _free_port() for name in ("http", "https", "stats", "monitoring")}
+    ports = {name: free_port() for name in ("http", "https", "stats", "monitoring")}
     edge = edge_with(rate_limit__requests=5, rate_limit__exempt=["127.0.0.2"], timeouts__http_request="1s",
                      timeouts__client="5s", request__max_headers=20, request__max_body="1k")
     config = render(edge, workdir, backend.server_port)

@@ -22,6 +22,7 @@ import yaml
 import lemp_edge  # tests/conftest.py puts _modules on the path
 import lemp_haproxy
 from by_path import REPO, lab_pillar, load
+from loopback import free_port
 
 runtime = load("haproxy_runtime_peers", "_modules/haproxy_runtime.py")
 
@@ -29,11 +30,6 @@ HAPROXY = yaml.safe_load((REPO / "salt" / "haproxy" / "defaults.yaml").read_text
 PORTS = yaml.safe_load((REPO / "pillar" / "ports.yaml").read_text())
 LBS = [{"name": "lb1", "address": "10.77.0.11"}, {"name": "lb2", "address": "10.77.0.12"}]
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- lemp_haproxy.peers ---------------------------------------------------------------------
@@ -247,7 +243,7 @@ def test_the_writer_chosen_on_one_lb_is_the_writer_on_the_other(host_tool, tmp_p
     as in the lab. lb1 sends its clients to db2 (db1 in maintenance there):
     lb2, where db1 is healthy, sends its own to db2 too."""
     haproxy_bin = host_tool("haproxy")
-    db_port, check_port, peers_port = _free_port(), _free_port(), _free_port()
+    db_port, check_port, peers_port = free_port(), free_port(), free_port()
     lbs = [{"name": "lb1", "address": "127.0.0.4"}, {"name": "lb2", "address": "127.0.0.5"}]
     dbs = [{"name": "db1", "address": "127.0.0.1"}, {"name": "db2", "address": "127.0.0.2"}]
     stand_ins = [_db("127.0.0.1", db_port, "db1"), _db("127.0.0.2", db_port, "db2"),
@@ -264,7 +260,7 @@ def test_the_writer_chosen_on_one_lb_is_the_writer_on_the_other(host_tool, tmp_p
             parts = config.split("\npeers lbs\n", 1)[1]
             peers_section = "peers lbs\n" + parts.split("\n\n", 1)[0]
             galera = "listen galera\n" + config.split("\nlisten galera\n", 1)[1].split("\n\n", 1)[0]
-            front[me] = _free_port()
+            front[me] = free_port()
             galera = galera.replace(f"bind 127.0.0.6:{db_port}", f"bind 127.0.0.6:{front[me]}")
             sock = tmp_path / f"{me}.sock"
             text = (f"global\n    log stdout local0\n    localpeer {me}\n    stats socket {sock} level admin\n\n"

@@ -16,6 +16,7 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 from by_path import load  # tests/unit/by_path.py
+from loopback import free_port
 
 
 def _load(kind):
@@ -24,11 +25,6 @@ def _load(kind):
 
 mod = _load("_modules")
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(predicate, timeout=10.0, what="condition"):
@@ -72,7 +68,7 @@ def haproxy(host_tool):
     backend = _backend_server(release)
     workdir = tempfile.mkdtemp(prefix="hart-", dir="/tmp")
     sock = os.path.join(workdir, "admin.sock")
-    front = _free_port()
+    front = free_port()
     cfg = os.path.join(workdir, "haproxy.cfg")
     with open(cfg, "w", encoding="utf-8") as handle:
         handle.write(f"""

@@ -16,17 +16,13 @@ import pytest
 import yaml
 
 import lemp_redis  # tests/conftest.py puts _modules on the path
+from loopback import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 USERS = yaml.safe_load((REPO / "salt" / "redis" / "defaults.yaml").read_text())["redis"]["acl"]["users"]
 PASSWORDS = {name: f"pw-{name}" for name in USERS}
 WRAPPER = REPO / "salt" / "webapp" / "files" / "lemp-cron-once"
 
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(predicate, what, timeout=10):
@@ -100,7 +96,7 @@ def redis(host_tool, tmp_path_factory):
     folder = tmp_path_factory.mktemp("redis-acl")
     acl = folder / "users.acl"
     acl.write_text(lemp_redis.acl_file(USERS, PASSWORDS))
-    master, replica, sentinel = _free_port(), _free_port(), _free_port()
+    master, replica, sentinel = free_port(), free_port(), free_port()
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     procs = [subprocess.Popen([server, *common, "--port", str(master), "--dir", str(folder),
                                "--aclfile", str(acl)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -395,7 +391,7 @@ def test_sentinels_password_rotates_both_accepted_then_only_new_and_a_restart_ke
     holds neither the old password nor its hash, and a restart accepts only
     the new."""
     server, old, new = host_tool("redis-server"), "sentinel-old", "sentinel-new"
-    port, conf = _free_port(), tmp_path / "sentinel.conf"
+    port, conf = free_port(), tmp_path / "sentinel.conf"
     conf.write_text(f"bind 127.0.0.1\nport {port}\ndir {tmp_path}\n"
                     f"sentinel monitor sessions 127.0.0.1 {redis['master']} 1\n"
                     + "\n".join(lemp_redis.sentinel_auth_lines("sessions", "sentinel", PASSWORDS["sentinel"], old))

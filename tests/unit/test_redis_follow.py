@@ -4,12 +4,12 @@ never serves as a second master. The decisions on sample data, then the
 script against a real Sentinel (redis-server --sentinel) on loopback."""
 
 import os
-import socket
 import subprocess
 import time
 
 import pytest
 from by_path import load
+from loopback import free_port
 
 follow = load("lemp_redis_follow", "salt/redis/files/lemp-redis-follow.py")
 SCRIPT = follow.__file__
@@ -46,11 +46,6 @@ def test_redis_conf_gets_one_replicaof_line_in_place_of_any_other():
     assert follow.with_replicaof("dir /var/lib/redis\n", ("10.77.0.22", 6379)).endswith("replicaof 10.77.0.22 6379\n")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _wait_answers(port):
     deadline = time.monotonic() + 10
@@ -64,7 +59,7 @@ def sentinel(host_tool, tmp_path_factory):
     """A real Redis master and a real Sentinel monitoring it, on loopback."""
     server = host_tool("redis-server")
     folder = tmp_path_factory.mktemp("sentinel")
-    master_port, sentinel_port = _free_port(), _free_port()
+    master_port, sentinel_port = free_port(), free_port()
     procs = [subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(master_port), "--save", "",
                                "--appendonly", "no", "--dir", str(folder)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -105,7 +100,7 @@ def test_the_node_the_sentinel_names_and_a_silent_sentinel_leave_redis_conf_as_i
     conf.write_text(CONF)
     proc = run(conf, "127.0.0.1", sentinel["port"])
     assert proc.returncode == 0 and conf.read_text() == CONF, proc.stdout + proc.stderr
-    proc = run(conf, "10.77.0.21", _free_port())  # nothing listens there
+    proc = run(conf, "10.77.0.21", free_port())  # nothing listens there
     assert proc.returncode == 0 and conf.read_text() == CONF, proc.stdout + proc.stderr
     assert "starting as configured (127.0.0.1: no answer)" in proc.stdout
 
