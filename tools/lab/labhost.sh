@@ -132,7 +132,7 @@ labhost_watchdog() {
   master=$(lab_master)
   while sleep "$LABHOST_WATCH_SECONDS"; do
     [ -n "$(labhost_pid)" ] || return 0  # stopped (./lab down, a restart by ./lab up)
-    answer=$(salt_on_master "salt --out=txt --timeout=10 -L $master,$LABHOST_ID test.ping 2>/dev/null" || true)
+    answer=$(salt_on_master "salt --out=txt --timeout=10 -L $master,$LABHOST_ID test.ping 2>/dev/null" 2>/dev/null || true)
     if ! grep -q "^$master: True" <<<"$answer" || grep -q "^$LABHOST_ID: True" <<<"$answer"; then
       misses=0  # it answers, or the master itself does not (stopped, restarting): nothing to judge
       continue
