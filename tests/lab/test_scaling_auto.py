@@ -48,12 +48,6 @@ def accepted_keys(lab):
     return json.loads(out.stdout).get("minions", [])
 
 
-
-
-
-
-
-
 def scaling_log(lab, since=0):
     """The master's scaling log, from byte ``since`` on (the log of earlier runs is not this test's)."""
     return lab.run(lab.master, f"tail -c +{since + 1} {LOG} 2>/dev/null", check=False).stdout
