@@ -64,6 +64,10 @@ glusterfs-volume-{{ volume }}-started:
   cmd.run:
     - name: gluster volume start {{ volume }}
     - unless: "gluster volume info {{ volume }} | grep -q '^Status: Started'"
+    # glusterd's cluster lock: a peer's own gluster command at that moment
+    # refuses this one ("Another transaction is in progress"; seen on a
+    # ./lab up, 2026-11-28), as lemp_glusterfs._gluster waits for the options
+    - retry: {attempts: 10, interval: 3}
     - require:
       - cmd: glusterfs-volume-{{ volume }}-created
 {%- for option in plan.options | sort %}
