@@ -47,6 +47,14 @@ redis-lemp-ha-settings-file-managed:
         # every write. Sessions written in the ~1 s before a failover may
         # therefore be lost (docs/sessions.md).
         min-replicas-to-write 0
+        # A replica that (re)connects needs a full copy. Redis 7 sends it
+        # straight over the socket but first waits 5 s for other replicas to
+        # share the transfer; in that wait the replica has none of the
+        # sessions written since its start, and a master lost then loses
+        # them all (seen in CI rehearsal 13: a web node back from a restart,
+        # the other one killed). There is one replica per master here, and
+        # the copy of small session data takes milliseconds: start at once.
+        repl-diskless-sync-delay 0
     - require:
       - pkg: redis-server-package-installed
       - file: redis-acl-users-file-managed
