@@ -9,6 +9,11 @@ Load, for the whole run (threads on the lab host, each bounded in seconds):
   - a session writer: --session-clients clients, each with its own cookie
     jar, on GET /api/info (a session counter, +1 a request). "Session lost":
     the counter went back; "id replaced": the PHPSESSID cookie changed;
+  - an upload checker on every web node: as www-data, a small file written
+    into the GlusterFS uploads mount with fsync, 5 times a second, each
+    completion logged. "Upload gap": the longest pause between two completed
+    writes on a web node the fault does not stop (a brick lost, the volume's
+    quorum held: how long uploads are blocked);
   - an acknowledged-write checker through the database endpoint: the lab
     tests' Writer (tests/lab/galera_helpers.py) into a table with a
     server-side TIMESTAMP(6), on a web node (the firewall admits web nodes
@@ -37,8 +42,8 @@ node and the client (cgroup cpuacct, read on the host) for each arm.
 
 Columns: failed requests (started in the row's window); error window (first
 failed request's start to the last one's end); slowest request; write gap
-(the longest pause between two acknowledged rows' server timestamps);
-acknowledged writes lost (missing on a db node afterwards); sessions lost /
+(the longest pause between two acknowledged rows' server timestamps); upload
+gap (above); acknowledged writes lost (missing on a db node afterwards); sessions lost /
 ids replaced; seconds both LBs held the VIP / seconds two Redis servers were
 UP as master in HAProxy; recovery (fault rows: inject until the last error
 users saw ended; return rows: restore until the lab is healthy again); the
@@ -76,6 +81,7 @@ DB_LOSS = {"write_gap": 3.0, "lost": 0}
 SESSIONS = {"sessions_lost": 0, "ids_replaced": 0, "two_masters": 0.0}
 NO_EFFECT = {"failed": 0, "slowest": 1.0}
 SST = {"failed": 0, "lost": 0}
+UPLOADS = {"upload_gap": 5.0}  # a GlusterFS brick lost: uploads blocked <= 5 s
 SPLIT_HEALED = {"vip_both": 1.0}
 MEASURED = {}
 
@@ -84,6 +90,7 @@ TARGET_TEXT = {
     "error_window": "error window ≤ {v} s",
     "slowest": "no request over {v} s",
     "write_gap": "write gap ≤ {v} s",
+    "upload_gap": "uploads blocked ≤ {v} s",
     "lost": "{v} acked writes lost",
     "sessions_lost": "{v} sessions lost",
     "ids_replaced": "{v} ids replaced",
@@ -92,12 +99,12 @@ TARGET_TEXT = {
     "overhead": "overhead ≤ {v}%",
 }
 METRIC_NAME = {"failed": "failed", "error_window": "error window", "slowest": "slowest",
-               "write_gap": "write gap", "lost": "lost", "sessions_lost": "sessions lost",
+               "write_gap": "write gap", "upload_gap": "upload gap", "lost": "lost", "sessions_lost": "sessions lost",
                "ids_replaced": "ids replaced", "vip_both": "VIP on both", "two_masters": "two masters",
                "overhead": "overhead"}
 
 HEADERS = ["fault", "target", "failed requests", "error window (s)", "slowest request (s)", "write gap (s)",
-           "acked writes lost", "sessions lost / ids replaced", "VIP on both / two Redis masters (s)",
+           "upload gap (s)", "acked writes lost", "sessions lost / ids replaced", "VIP on both / two Redis masters (s)",
            "recovery (s)", "target met?"]
 
 
@@ -174,6 +181,17 @@ def write_gap(stamps, t0, t1):
     if s[-1] < t1 and (best[0] is None or t1 - max(s[-1], t0) > best[0]) and s[-1] >= t0 - 60:
         best = (t1 - s[-1], t1)
     return best
+
+
+def upload_gap(uploads, t0, t1, exclude=()):
+    """The longest pause between two completed uploads overlapping [t0, t1]
+    on any web node not in `exclude` (the machines the fault stops: their
+    own mount goes with them); `uploads` is {web: [(time, ok)]}. None when
+    no web node wrote in the minute before t0 (no checker ran there)."""
+    gaps = [write_gap([t for t, ok in samples if ok], t0, t1)[0]
+            for web, samples in uploads.items() if web not in exclude]
+    gaps = [g for g in gaps if g is not None]
+    return max(gaps, default=None)
 
 
 def lost_writes(acked, present_by_node, split=None):
@@ -290,14 +308,15 @@ def states_seen(samples, t0, t1):
     return " → ".join(seq) if len(seq) > 1 else ""
 
 
-def figures(requests, sessions, stamps, lb_samples, t0, t1, lost=None):
-    """Every column of one row from the recorded samples of [t0, t1)."""
+def figures(requests, sessions, stamps, lb_samples, t0, t1, lost=None, uploads=None, stopped=()):
+    """Every column of one row from the recorded samples of [t0, t1);
+    `uploads` ({web: [(time, ok)]}) on the web nodes not `stopped`."""
     failed, window, fail_end = error_window(requests, t0, t1)
     gap, gap_end = write_gap(stamps, t0, t1)
     s_lost, s_replaced = session_events(sessions, t0, t1)
     ends = [e for e in (fail_end, gap_end if gap is not None and gap > 1.0 else None) if e is not None]
     return {"failed": failed, "error_window": window, "slowest": slowest(requests, t0, t1),
-            "write_gap": gap, "lost": lost, "sessions_lost": s_lost, "ids_replaced": s_replaced,
+            "write_gap": gap, "upload_gap": upload_gap(uploads or {}, t0, t1, stopped), "lost": lost, "sessions_lost": s_lost, "ids_replaced": s_replaced,
             "vip_both": vip_both_seconds(lb_samples, t0, t1), "two_masters": two_masters_seconds(lb_samples, t0, t1),
             "service_back": max(max(ends) - t0, 0.0) if ends else 0.0}
 
@@ -308,7 +327,7 @@ def table_row(label, target_machine, fig, target, recovery, note=""):
 
     met = fig.get("error") and f"error: {fig['error']}" or evaluate(fig, target)
     return [label, target_machine or "—", f(fig.get("failed")), f(fig.get("error_window")),
-            f(fig.get("slowest")), f(fig.get("write_gap")), f(fig.get("lost")),
+            f(fig.get("slowest")), f(fig.get("write_gap")), f(fig.get("upload_gap")), f(fig.get("lost")),
             f"{f(fig.get('sessions_lost'))} / {f(fig.get('ids_replaced'))}",
             f"{f(fig.get('vip_both'), 1)} / {f(fig.get('two_masters'), 1)}", f(recovery, 1),
             (met + (f" ({note})" if note else ""))]
@@ -332,8 +351,8 @@ def _machine_faults():
     out = []
     for key, who, resolve, target in [
             ("lb-holder", "lb (VIP holder)", "vip_holder", LB_LOSS), ("lb-backup", "lb (backup)", "vip_backup", NO_EFFECT),
-            ("web", "web", "web", WEB_LOSS), ("db-writer", "db writer", "db_writer", DB_LOSS),
-            ("db-backup", "db backup", "db_backup", DB_LOSS), ("arb", "arbitrator", "arb", DB_LOSS),
+            ("web", "web", "web", merge(WEB_LOSS, UPLOADS)), ("db-writer", "db writer", "db_writer", DB_LOSS),
+            ("db-backup", "db backup", "db_backup", DB_LOSS), ("arb", "arbitrator", "arb", merge(DB_LOSS, UPLOADS)),
             ("salt-master", "salt master", "master", NO_EFFECT), ("monitor", "monitor", "monitor", NO_EFFECT)]:
         back = "LB failback (started again)" if resolve == "vip_holder" else f"{who} started again"
         back_target = merge(PLANNED, DB_LOSS) if resolve.startswith("db") or resolve == "arb" else PLANNED
@@ -342,7 +361,7 @@ def _machine_faults():
         out.append(Fault(f"{key}-stop", f"{who} stopped cleanly (lxc-stop)", resolve, "stop", target, back,
                          back_target))
     out.append(Fault("redis-node-kill", "web node holding the Redis master hard-killed (lxc-stop -k)",
-                     "redis_master", "kill", merge(WEB_LOSS, SESSIONS), "that web node started again",
+                     "redis_master", "kill", merge(merge(WEB_LOSS, SESSIONS), UPLOADS), "that web node started again",
                      merge(PLANNED, {"two_masters": 0.0}), quick=True))
     return out
 
@@ -357,7 +376,7 @@ SERVICES = [
     ("garbd", "garbd", "garb", "arb", DB_LOSS),
     ("redis", "redis-server (master)", "redis-server", "redis_master", SESSIONS),
     ("sentinel", "redis-sentinel", "redis-sentinel", "redis_master", NO_EFFECT),
-    ("glusterfsd", "glusterfsd", "", "web", NO_EFFECT),
+    ("glusterfsd", "glusterfsd", "", "web", merge(NO_EFFECT, UPLOADS)),
 ]
 
 
@@ -375,7 +394,7 @@ def _service_faults():
 def catalogue():
     """Every fault of the matrix, in run order."""
     return (_machine_faults() + _service_faults() + [
-        Fault("web-partition", "web node's link down (ip link set eth0 down)", "web", "link", WEB_LOSS,
+        Fault("web-partition", "web node's link down (ip link set eth0 down)", "web", "link", merge(WEB_LOSS, UPLOADS),
               "link up again"),
         Fault("db-partition", "db writer's link down (ip link set eth0 down)", "db_writer", "link", DB_LOSS,
               "link up again", merge(PLANNED, DB_LOSS)),
@@ -812,6 +831,21 @@ DB_OBSERVER = ("end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end
                "echo \"$(date +%s.%N) ${{s:--}}\" || exit 0; sleep {interval}; done")
 
 
+# As www-data (PHP's user), fsync'd: a completed write has reached the
+# bricks that hold the volume's quorum. `timeout`: a write blocked past it
+# is logged as failed and the loop goes on.
+UPLOAD_OBSERVER = ("end=$(( $(date +%s) + {seconds} )); f={mount}/.lemp-bench-upload-{name}; "
+                   "while [ $(date +%s) -lt $end ]; do "
+                   "if timeout 60 runuser -u www-data -- dd if=/dev/zero of=$f bs=4k count=1 conv=fsync "
+                   "status=none 2>/dev/null; then ok=1; else ok=0; fi; "
+                   "echo \"$(date +%s.%N) $ok\" || exit 0; sleep {interval}; done")
+
+
+def parse_upload_line(line):
+    t, ok = line.split()
+    return float(t), ok == "1"
+
+
 def parse_lb_line(line):
     t, vip, up = line.split()
     return float(t), vip == "1", None if up == "-" else frozenset() if up == "." else frozenset(up.split(","))
@@ -928,6 +962,12 @@ def firewall_table():
     return yaml.safe_load((common.REPO / "salt" / "firewall" / "defaults.yaml").read_text())["firewall"]["table"]
 
 
+def uploads_mount():
+    import yaml
+
+    return yaml.safe_load((common.REPO / "salt" / "glusterfs" / "defaults.yaml").read_text())["glusterfs"]["mount_point"]
+
+
 def releases(lab, webs):
     return {w: lab.run(w, f"readlink {app_dir()}/current").stdout.strip() for w in webs}
 
@@ -975,6 +1015,9 @@ class Matrix:
                        for lb in self.lbs}
         self.db_obs = {db: Observer(lab, db, DB_OBSERVER.format(seconds=int(bound), interval=0.5), parse_db_line, bound)
                        for db in self.tier["dbs"]}
+        self.upload_obs = {web: Observer(lab, web, UPLOAD_OBSERVER.format(seconds=int(bound), name=web, interval=0.2,
+                                                                           mount=shlex.quote(uploads_mount())),
+                                         parse_upload_line, bound) for web in self.webs}
         wait_for(lambda: self.http.ok_since(time.time() - 5) >= 5, 60, "the HTTP clients to be served", interval=0.5)
 
     def dump(self, path):
@@ -985,13 +1028,15 @@ class Matrix:
                 "sessions": getattr(self, "sessions", None) and self.sessions.samples,
                 "lbs": {lb: [(t, vip, sorted(up) if up is not None else None) for t, vip, up in o.samples]
                         for lb, o in getattr(self, "lb_obs", {}).items()},
-                "dbs": {db: o.samples for db, o in getattr(self, "db_obs", {}).items()}}
+                "dbs": {db: o.samples for db, o in getattr(self, "db_obs", {}).items()},
+                "uploads": {web: o.samples for web, o in getattr(self, "upload_obs", {}).items()}}
         pathlib.Path(path).write_text(json.dumps(data))
         log(f"samples written to {path}")
 
     def stop_load(self):
         for loop in [getattr(self, "http", None), getattr(self, "sessions", None),
-                     *getattr(self, "lb_obs", {}).values(), *getattr(self, "db_obs", {}).values()]:
+                     *getattr(self, "lb_obs", {}).values(), *getattr(self, "db_obs", {}).values(),
+                     *getattr(self, "upload_obs", {}).values()]:
             if loop:
                 loop.stop()
 
@@ -1258,15 +1303,21 @@ class Matrix:
         self.stop_writer(writer)
         stamps, (lost_fault, lost_back) = self.write_figures(writer, split)
         lb, reqs, sess = self.samples()
+        uploads = {web: list(o.samples) for web, o in self.upload_obs.items()}
+        # a stopped, killed or cut-off web node's own mount goes with it
+        stopped = set(target.split(",")) if fault.action in ("kill", "stop", "link") else set()
         fig = figures(reqs, sess, stamps, lb, t_inject, t_restore if fault.back else t_end,
-                      lost=lost_fault if fault.back else lost_fault + lost_back)
+                      lost=lost_fault if fault.back else lost_fault + lost_back, uploads=uploads, stopped=stopped)
         fig["error"] = err
         self.windows.append((fault.name, target, t_inject, t_restore, t_healthy, t_end))
         note = self.db_states(t_inject, t_restore if fault.back else t_end)
         self.row(fault.label, target, fig, fault.target, fig["service_back"] if fault.back else t_healthy - t_inject,
                  note)
         if fault.back:
-            back = figures(reqs, sess, stamps, lb, t_restore, t_end, lost=lost_back)
+            # the returning node's own pause began with the fault: its mount
+            # comes back with it, and the others' writes show any heal's cost
+            back = figures(reqs, sess, stamps, lb, t_restore, t_end, lost=lost_back, uploads=uploads,
+                           stopped=stopped)
             self.row(f"↳ {fault.back}", target, back, fault.back_target, t_healthy - t_restore,
                      self.db_states(t_restore, t_end))
 
@@ -1274,7 +1325,7 @@ class Matrix:
     def overhead(self, fault):
         self.wait_healthy()
         # every background loop rests meanwhile, the observers too: both paths see the same host
-        loops = [self.http, self.sessions, *self.lb_obs.values(), *self.db_obs.values()]
+        loops = [self.http, self.sessions, *self.lb_obs.values(), *self.db_obs.values(), *self.upload_obs.values()]
         for loop in loops:
             loop.pause()
         shares = {}
@@ -1515,7 +1566,8 @@ class Matrix:
             if gh.sql_ok(self.lab, node, f"DROP TABLE IF EXISTS app.{self.table}"):
                 break
         for web in self.webs:
-            self.lab.run(web, f"rm -rf /tmp/galera-writer-{self.table}", check=False)
+            self.lab.run(web, f"rm -rf /tmp/galera-writer-{self.table} {uploads_mount()}/.lemp-bench-upload-{web}",
+                         check=False)
 
 
 def main():
@@ -1588,7 +1640,8 @@ def main():
                  "healthy plus the settle. Recovery: fault rows, the inject until the last error users saw (a "
                  "failed request, a write gap over 1 s) ended; return rows and rows without one, until the lab "
                  "was healthy. The note after the verdict lists the db nodes' wsrep states in the window.",
-                 "Not measured here: upload blocking on a GlusterFS brick loss (the app has no upload route).",
+                 "Upload gap: on every web node not stopped by the fault, a 4 KiB file written as www-data into "
+                 f"{uploads_mount()} with fsync, 5 times a second; the longest pause between two completed writes.",
                  *matrix.details, stopped]
         if matrix.rows:
             common.report(args, "fault_matrix", "The fault matrix (issue #14)", HEADERS, matrix.rows, notes)

@@ -18,6 +18,7 @@ phpfpm-lemp-ha-files-absent:
       - /etc/php/{{ phpfpm.version }}/fpm/pool.d/{{ phpfpm.health_pool.name }}.conf
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-opcache.ini
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/90-lemp-ha-sessions.ini
+      - {{ phpfpm.sessions.handler_file }}
       - /etc/php/{{ phpfpm.version }}/fpm/conf.d/{{ phpfpm.app_ini_file }}
       - /etc/php/{{ phpfpm.version }}/cli/conf.d/{{ phpfpm.app_ini_file }}
       - {{ phpfpm.pool.tmp_dir }}

@@ -76,6 +76,20 @@ phpfpm-opcache-settings-file-managed:
     - require:
       - pkg: phpfpm-packages-installed
 
+phpfpm-session-handler-file-managed:
+{%- if phpfpm.sessions.enabled %}
+  file.managed:
+    - name: {{ phpfpm.sessions.handler_file }}
+    - source: salt://phpfpm/files/session-handler.php
+    - makedirs: True
+    - user: root
+    - group: root
+    - mode: '0644'
+{%- else %}
+  file.absent:
+    - name: {{ phpfpm.sessions.handler_file }}
+{%- endif %}
+
 phpfpm-session-settings-file-managed:
 {%- if phpfpm.sessions.enabled %}
   file.managed:
@@ -93,12 +107,17 @@ phpfpm-session-settings-file-managed:
         session.cookie_samesite=Lax
         session.use_strict_mode=1
         session.gc_maxlifetime=3600
+        ; strict mode without a new id when Redis does not answer (docs/sessions.md)
+        auto_prepend_file={{ phpfpm.sessions.handler_file }}
 {%- else %}
   file.absent:
     - name: {{ etc }}/conf.d/90-lemp-ha-sessions.ini
 {%- endif %}
     - require:
       - pkg: phpfpm-packages-installed
+{%- if phpfpm.sessions.enabled %}
+      - file: phpfpm-session-handler-file-managed
+{%- endif %}
 {%- for sapi in ('fpm', 'cli') %}
 
 {#- The app's php.ini settings (pillar app:php:ini), the same for the pool

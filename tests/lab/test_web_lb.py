@@ -297,6 +297,21 @@ def redis_master_node(lab):
     return next((name for name, m in lab.machines.items() if m.get("address") == address), None)
 
 
+def test_a_session_id_the_platform_never_issued_is_refused(lab):
+    """Strict mode stays on with the platform's session handler
+    (salt/phpfpm/files/session-handler.php): an id chosen by the client
+    (session fixation) gets a new one; an issued one is kept."""
+    chosen = "lemphafixation" + uuid.uuid4().hex[:12]
+    http = new_session(lab)
+    resp = http.get(f"https://{lab.vip}/api/info", headers={"Cookie": f"PHPSESSID={chosen}"}, timeout=10,
+                    verify=lab.ca_cert_path)
+    resp.raise_for_status()
+    info, issued = resp.json(), resp.cookies.get("PHPSESSID")
+    assert info["session_ok"] is True and info["session_id"] == issued and issued not in (None, chosen), (info, issued)
+    again = get_json(lab, "/api/info", session=http)
+    assert again["session_id"] == issued and again["session_counter"] == info["session_counter"] + 1, again
+
+
 def redis_replicas_online(lab, master):
     """Addresses the master's INFO replication lists as replicas that have
     their full copy and follow the stream (``state=online``)."""

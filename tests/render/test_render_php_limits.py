@@ -76,3 +76,21 @@ def test_a_health_pool_named_like_the_app_pool_stops_the_render_naming_the_key(s
     errors = render_errors(salt_cli.run("state.show_sls", "phpfpm.config", f"pillar={json.dumps(pillar)}",
                                         minion_tgt=web))
     assert "phpfpm:lookup:health_pool:name" in str(errors), errors
+
+
+def test_the_web_pool_prepends_the_session_handler_it_may_open(salt_cli, topology, representatives):
+    """Issue #14: strict mode without a new session id when Redis does not
+    answer (salt/phpfpm/files/session-handler.php). The handler is the FPM
+    sessions settings' auto_prepend_file, installed before them, and inside
+    the app pool's open_basedir (the health pool prepends nothing)."""
+    web = member(topology, representatives, "web")
+    states = show(salt_cli, "phpfpm.config", web)
+    handler = _args(states["phpfpm-session-handler-file-managed"], "managed")
+    assert handler["source"] == "salt://phpfpm/files/session-handler.php" and handler["mode"] == "0644"
+    ini = _args(states["phpfpm-session-settings-file-managed"], "managed")
+    lines = ini["contents"].splitlines()
+    assert f"auto_prepend_file={handler['name']}" in lines and "session.use_strict_mode=1" in lines
+    assert ini["name"].startswith("/etc/php/8.2/fpm/")  # the pool's, not the CLI's
+    assert {"file": "phpfpm-session-handler-file-managed"} in ini["require"]
+    values = admin_values(render_file(states, POOL, "phpfpm/files/pool.conf.j2")[0])
+    assert handler["name"] in values["php_admin_value[open_basedir]"].split(":")

@@ -147,7 +147,7 @@ def test_table_row_has_one_cell_per_header_and_the_verdict_last():
            "ids_replaced": 0, "vip_both": 0.0, "two_masters": 0.0}
     row = fm.table_row("web hard-killed", "web2", fig, fm.WEB_LOSS, 1.234, "db1: Synced → Donor/Desynced → Synced")
     assert len(row) == len(fm.HEADERS)
-    assert row[:3] == ["web hard-killed", "web2", "0"] and row[7] == "0 / 0" and row[9] == "1.2"
+    assert row[:3] == ["web hard-killed", "web2", "0"] and row[6] == "n/a" and row[8] == "0 / 0" and row[10] == "1.2"
     assert row[-1] == "yes (db1: Synced → Donor/Desynced → Synced)"
     failed = fm.table_row("x", None, {"error": "BenchError: orch.deploy failed"}, fm.PLANNED, None)
     assert failed[1] == "—" and failed[-1] == "error: BenchError: orch.deploy failed"
@@ -427,3 +427,29 @@ def test_the_overhead_options_and_the_listing_shape():
         assert f'"{option}"' in text
     lines = fm.listing(fm.select("overhead-db,overhead-http", False, fm.catalogue())).splitlines()
     assert [line.split()[0] for line in lines] == ["overhead-db", "overhead-http"]
+
+
+def test_upload_gap_is_the_longest_pause_on_the_web_nodes_the_fault_did_not_stop():
+    # web1 blocked 3.5 s (a brick lost, the client waiting out ping-timeout); web2 was the one killed
+    web1 = [(100 + i / 5, True) for i in range(10)] + [(105.3, False)] + [(105.5 + i / 5, True) for i in range(30)]
+    web2 = [(100 + i / 5, True) for i in range(5)]
+    uploads = {"web1": web1, "web2": web2}
+    assert fm.upload_gap(uploads, 101.0, 110.0, exclude={"web2"}) == pytest.approx(105.5 - 101.8)
+    # a failed write is no completed upload; with web2 counted, its open pause since 100.8 is longer
+    assert fm.upload_gap(uploads, 101.0, 110.0) == pytest.approx(110.0 - 100.8)
+    assert fm.upload_gap({}, 101.0, 110.0) is None
+    assert fm.upload_gap(uploads, 101.0, 110.0, exclude={"web1", "web2"}) is None
+
+
+def test_an_upload_line_parses_to_its_time_and_outcome():
+    assert fm.parse_upload_line("1764300000.123456789 1\n") == (pytest.approx(1764300000.123456789), True)
+    assert fm.parse_upload_line("1764300000.5 0") == (1764300000.5, False)
+    with pytest.raises(ValueError):
+        fm.parse_upload_line("dd: error\n")
+
+
+def test_the_brick_faults_carry_the_upload_target():
+    by_name = {f.name: f for f in fm.catalogue()}
+    for name in ["web-kill", "web-stop", "redis-node-kill", "kill9-glusterfsd", "web-partition", "arb-kill"]:
+        assert by_name[name].target["upload_gap"] == fm.UPLOADS["upload_gap"], name
+    assert "upload_gap" not in by_name["db-writer-kill"].target

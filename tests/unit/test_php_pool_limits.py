@@ -46,6 +46,7 @@ def test_the_sample_app_may_open_its_own_files_and_the_platforms_only(app):
         "/usr/local/share/ca-certificates/lemp-ha-platform-ca.crt",  # MySQL TLS
         "/usr/local/share/lemp-ha/healthz.php",  # the platform's /healthz
         "/etc/lemp-ha/healthz.json",
+        "/usr/local/share/lemp-ha/php/session-handler.php",  # the sessions' handler (auto_prepend_file)
     ]
     assert got["tmp_dir"] == "/var/lib/php/lemp-ha-tmp"
     assert not any(p in ("/", "/tmp", "/etc") for p in got["open_basedir"])
