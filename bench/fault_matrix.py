@@ -316,7 +316,8 @@ def figures(requests, sessions, stamps, lb_samples, t0, t1, lost=None, uploads=N
     s_lost, s_replaced = session_events(sessions, t0, t1)
     ends = [e for e in (fail_end, gap_end if gap is not None and gap > 1.0 else None) if e is not None]
     return {"failed": failed, "error_window": window, "slowest": slowest(requests, t0, t1),
-            "write_gap": gap, "upload_gap": upload_gap(uploads or {}, t0, t1, stopped), "lost": lost, "sessions_lost": s_lost, "ids_replaced": s_replaced,
+            "write_gap": gap, "upload_gap": upload_gap(uploads or {}, t0, t1, stopped), "lost": lost,
+            "sessions_lost": s_lost, "ids_replaced": s_replaced,
             "vip_both": vip_both_seconds(lb_samples, t0, t1), "two_masters": two_masters_seconds(lb_samples, t0, t1),
             "service_back": max(max(ends) - t0, 0.0) if ends else 0.0}
 
@@ -351,8 +352,9 @@ def _machine_faults():
     out = []
     for key, who, resolve, target in [
             ("lb-holder", "lb (VIP holder)", "vip_holder", LB_LOSS), ("lb-backup", "lb (backup)", "vip_backup", NO_EFFECT),
-            ("web", "web", "web", merge(WEB_LOSS, UPLOADS)), ("db-writer", "db writer", "db_writer", DB_LOSS),
-            ("db-backup", "db backup", "db_backup", DB_LOSS), ("arb", "arbitrator", "arb", merge(DB_LOSS, UPLOADS)),
+            ("web", "web", "web", merge(WEB_LOSS, UPLOADS)),
+            ("db-writer", "db writer", "db_writer", DB_LOSS), ("db-backup", "db backup", "db_backup", DB_LOSS),
+            ("arb", "arbitrator", "arb", merge(DB_LOSS, UPLOADS)),
             ("salt-master", "salt master", "master", NO_EFFECT), ("monitor", "monitor", "monitor", NO_EFFECT)]:
         back = "LB failback (started again)" if resolve == "vip_holder" else f"{who} started again"
         back_target = merge(PLANNED, DB_LOSS) if resolve.startswith("db") or resolve == "arb" else PLANNED
@@ -834,7 +836,7 @@ DB_OBSERVER = ("end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end
 # As www-data (PHP's user), fsync'd: a completed write has reached the
 # bricks that hold the volume's quorum. `timeout`: a write blocked past it
 # is logged as failed and the loop goes on.
-UPLOAD_OBSERVER = ("end=$(( $(date +%s) + {seconds} )); f={mount}/.lemp-bench-upload-{name}; "
+UPLOAD_OBSERVER = ("end=$(( $(date +%s) + {seconds} )); f={probe}; "
                    "while [ $(date +%s) -lt $end ]; do "
                    "if timeout 60 runuser -u www-data -- dd if=/dev/zero of=$f bs=4k count=1 conv=fsync "
                    "status=none 2>/dev/null; then ok=1; else ok=0; fi; "
@@ -948,24 +950,30 @@ class CpuMeter:
 
 # -- the matrix (the lab) -----------------------------------------------------------------
 
-def app_dir():
+def salt_defaults(component):
+    """salt/<component>/defaults.yaml's settings of the component."""
     import yaml
 
-    d = yaml.safe_load((common.REPO / "salt" / "webapp" / "defaults.yaml").read_text())["webapp"]
+    return yaml.safe_load((common.REPO / "salt" / component / "defaults.yaml").read_text())[component]
+
+
+def app_dir():
+    d = salt_defaults("webapp")
     return f"{d['root']}/{d['name']}"
 
 
 def firewall_table():
     """The nftables table Salt's firewall owns (salt/firewall/defaults.yaml)."""
-    import yaml
-
-    return yaml.safe_load((common.REPO / "salt" / "firewall" / "defaults.yaml").read_text())["firewall"]["table"]
+    return salt_defaults("firewall")["table"]
 
 
 def uploads_mount():
-    import yaml
+    return salt_defaults("glusterfs")["mount_point"]
 
-    return yaml.safe_load((common.REPO / "salt" / "glusterfs" / "defaults.yaml").read_text())["glusterfs"]["mount_point"]
+
+def upload_probe(web):
+    """The file the upload checker rewrites on `web` (UPLOAD_OBSERVER)."""
+    return f"{uploads_mount()}/.lemp-bench-upload-{web}"
 
 
 def releases(lab, webs):
@@ -1015,8 +1023,8 @@ class Matrix:
                        for lb in self.lbs}
         self.db_obs = {db: Observer(lab, db, DB_OBSERVER.format(seconds=int(bound), interval=0.5), parse_db_line, bound)
                        for db in self.tier["dbs"]}
-        self.upload_obs = {web: Observer(lab, web, UPLOAD_OBSERVER.format(seconds=int(bound), name=web, interval=0.2,
-                                                                           mount=shlex.quote(uploads_mount())),
+        self.upload_obs = {web: Observer(lab, web, UPLOAD_OBSERVER.format(seconds=int(bound), interval=0.2,
+                                                                           probe=shlex.quote(upload_probe(web))),
                                          parse_upload_line, bound) for web in self.webs}
         wait_for(lambda: self.http.ok_since(time.time() - 5) >= 5, 60, "the HTTP clients to be served", interval=0.5)
 
@@ -1566,8 +1574,7 @@ class Matrix:
             if gh.sql_ok(self.lab, node, f"DROP TABLE IF EXISTS app.{self.table}"):
                 break
         for web in self.webs:
-            self.lab.run(web, f"rm -rf /tmp/galera-writer-{self.table} {uploads_mount()}/.lemp-bench-upload-{web}",
-                         check=False)
+            self.lab.run(web, f"rm -rf /tmp/galera-writer-{self.table} {shlex.quote(upload_probe(web))}", check=False)
 
 
 def main():
